@@ -1,0 +1,27 @@
+package chain
+
+import (
+	"fmt"
+	"os"
+)
+
+var (
+	debugOn   bool
+	debugName = "barco"
+)
+
+func initDebug(stage string) {
+	debugName = stage
+	debugOn = os.Getenv("BARCO_DEBUG") == "1"
+}
+
+// Debugging reports whether BARCO_DEBUG=1 is set.
+func Debugging() bool { return debugOn }
+
+// Debugf logs one step on stderr when BARCO_DEBUG=1.
+func Debugf(format string, args ...any) {
+	if !debugOn {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s: debug: %s\n", debugName, fmt.Sprintf(format, args...))
+}

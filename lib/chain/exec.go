@@ -1,0 +1,224 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stages are the names of the barco stage binaries. A bare PROGRAM with one
+// of these names is the next stage of the chain, not a container program:
+// it is found next to the running stage (or carried across pivot_root, see
+// CarryStages) and keeps the chain's file descriptors.
+var Stages = []string{"barco-cgroup", "barco-ns", "barco-mount", "barco-caps", "barco-seccomp"}
+
+// PreserveFDsEnv names the variable that tells every stage how many file
+// descriptors after stderr (3, 4, ...) the container's program is to keep,
+// as runc's --preserve-fds.
+const PreserveFDsEnv = "BARCO_PRESERVE_FDS"
+
+// DefaultPath is used to find PROGRAM when the environment has no PATH.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// IsStage reports whether name, as written on a command line, is a bare
+// barco stage name.
+func IsStage(name string) bool {
+	for _, s := range Stages {
+		if name == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Exec replaces the running stage with argv[0], given the environment env.
+//
+// A bare stage name runs the carried copy of that stage when there is one,
+// else the binary next to the running one, else the first one in PATH; the
+// chain's descriptors stay open for it. Any other program is looked up in
+// PATH in the current root and starts with fds 0, 1 and 2 only, plus those
+// kept by BARCO_PRESERVE_FDS.
+//
+// On success Exec does not return. Its error carries exit status 126 or 127
+// where the program could not be executed or found, 125 otherwise.
+func Exec(argv []string, env []string) error {
+	name := argv[0]
+	if IsStage(name) {
+		return execStage(argv, env)
+	}
+	path, err := LookPath(name, envValue(env, "PATH", DefaultPath))
+	if err != nil {
+		return err
+	}
+	env = withoutEnv(env, StageFDsEnv)
+	if err := closeExtraFDs(env); err != nil {
+		return err
+	}
+	Debugf("exec %s %q", path, argv[1:])
+	return execError(path, unix.Exec(path, argv, env))
+}
+
+func execStage(argv []string, env []string) error {
+	name := argv[0]
+	if fd, ok := carried[name]; ok {
+		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
+		Debugf("exec carried %s (fd %d)", name, fd)
+		err := execveat(fd, argv, env)
+		return execError(name, err)
+	}
+	path, err := stagePath(name, envValue(env, "PATH", DefaultPath))
+	if err != nil {
+		if len(carried) > 0 || os.Getenv(StageFDsEnv) != "" {
+			return &Error{Code: ExitNotFound, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+		}
+		return err
+	}
+	if len(carried) > 0 {
+		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
+	}
+	Debugf("exec %s %q", path, argv[1:])
+	return execError(path, unix.Exec(path, argv, env))
+}
+
+// stagePath finds a stage binary: next to the running executable first, so
+// that a chain built from one bin/ directory stays in it, then in PATH.
+func stagePath(name, pathList string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if isExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return LookPath(name, pathList)
+}
+
+// LookPath finds name as execvp(3) does: a name with a slash is used as is,
+// any other is searched in the colon-separated pathList.
+func LookPath(name, pathList string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := isExecutable(name); err != nil {
+			return "", execError(name, err)
+		}
+		return name, nil
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(pathList) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := isExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) && denied == nil {
+			denied = execError(p, err)
+		}
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH %s", name, pathList)}
+}
+
+func isExecutable(path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.EISDIR
+	}
+	return unix.Access(path, unix.X_OK)
+}
+
+func execError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	code := ExitCannotExec
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		code = ExitNotFound
+	}
+	return &Error{Code: code, Err: &os.PathError{Op: "exec", Path: path, Err: err}}
+}
+
+// closeExtraFDs marks every descriptor from 3 up close-on-exec, except the
+// ones BARCO_PRESERVE_FDS keeps. Marking rather than closing leaves the Go
+// runtime's own descriptors usable until the exec.
+func closeExtraFDs(env []string) error {
+	keep := 0
+	if v := envValue(env, PreserveFDsEnv, ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s=%q: not a count of descriptors", PreserveFDsEnv, v)
+		}
+		keep = n
+	}
+	first := uint(3 + keep)
+	err := unix.CloseRange(first, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("close_range %d..: %w", first, err)
+	}
+	// Kernels before 5.11: walk the open descriptors.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err == nil && fd >= int(first) {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+func envValue(env []string, key, def string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return def
+}
+
+func withoutEnv(env []string, key string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != key {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func withEnv(env []string, key, value string) []string {
+	return append(withoutEnv(env, key), key+"="+value)
+}
+
+// execveat runs the executable open at fd; x/sys/unix has no wrapper for it.
+func execveat(fd int, argv, env []string) error {
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return err
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return err
+	}
+	empty, _ := syscall.BytePtrFromString("")
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	return errno
+}

@@ -1,0 +1,71 @@
+package chain
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func TestLookPath(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "prog")
+	plain := filepath.Join(dir, "data")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := LookPath("prog", "/nonexistent:"+dir); err != nil || p != exe {
+		t.Errorf("LookPath(prog) = %q, %v; want %q", p, err, exe)
+	}
+	if _, err := LookPath("missing", dir); ExitCode(err) != ExitNotFound {
+		t.Errorf("LookPath(missing): %v, exit %d; want 127", err, ExitCode(err))
+	}
+	if _, err := LookPath("data", dir); ExitCode(err) != ExitCannotExec {
+		t.Errorf("LookPath(data): %v, exit %d; want 126", err, ExitCode(err))
+	}
+	if _, err := LookPath(dir+"/missing", ""); ExitCode(err) != ExitNotFound {
+		t.Errorf("LookPath(/abs/missing): %v, exit %d; want 127", err, ExitCode(err))
+	}
+	if _, err := LookPath(dir, ""); ExitCode(err) != ExitCannotExec {
+		t.Errorf("LookPath(dir): %v, exit %d; want 126", err, ExitCode(err))
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	// Wait statuses as the kernel encodes them.
+	if got := ExitStatus(syscall.WaitStatus(3 << 8)); got != 3 {
+		t.Errorf("exit 3 relayed as %d", got)
+	}
+	if got := ExitStatus(syscall.WaitStatus(syscall.SIGTERM)); got != 143 {
+		t.Errorf("SIGTERM relayed as %d, want 143", got)
+	}
+}
+
+func TestErrorHint(t *testing.T) {
+	base := &os.PathError{Op: "pivot_root", Path: "/r", Err: syscall.EINVAL}
+	err := WithHint(base, "is / a shared mount?")
+	if err.Error() != "pivot_root /r: invalid argument (is / a shared mount?)" {
+		t.Errorf("got %q", err)
+	}
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Error("hinted error does not unwrap to its cause")
+	}
+}
+
+func TestStageFDsRoundTrip(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	m := map[string]int{"barco-caps": int(r.Fd()), "barco-seccomp": int(w.Fd())}
+	got := parseStageFDs(formatStageFDs(m) + ",junk,barco-ns=999,other=5")
+	if len(got) != 2 || got["barco-caps"] != int(r.Fd()) || got["barco-seccomp"] != int(w.Fd()) {
+		t.Errorf("round trip of %v gave %v", m, got)
+	}
+}

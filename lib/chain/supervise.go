@@ -1,0 +1,61 @@
+package chain
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ForwardedSignals are the signals a stage that keeps a child passes on to
+// it, as docker and tini do.
+var ForwardedSignals = []os.Signal{
+	unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// Supervisor catches the forwarded signals of a stage that keeps a child.
+// Create it before starting the child, so that no signal is lost between
+// the start and Wait.
+type Supervisor struct {
+	sigs chan os.Signal
+}
+
+// NewSupervisor starts catching ForwardedSignals.
+func NewSupervisor() *Supervisor {
+	s := &Supervisor{sigs: make(chan os.Signal, 16)}
+	signal.Notify(s.sigs, ForwardedSignals...)
+	return s
+}
+
+// Wait forwards caught signals to pid until it exits, and returns its wait
+// status. The caller relays it with ExitStatus.
+func (s *Supervisor) Wait(pid int) (syscall.WaitStatus, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case sig := <-s.sigs:
+				Debugf("forward %v to pid %d", sig, pid)
+				_ = unix.Kill(pid, sig.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		signal.Stop(s.sigs)
+		if err != nil {
+			return 0, os.NewSyscallError("wait4", err)
+		}
+		return ws, nil
+	}
+}
