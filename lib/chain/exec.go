@@ -99,6 +99,35 @@ func stagePath(name, pathList string) (string, error) {
 	return LookPath(name, pathList)
 }
 
+// Resolve finds the file Exec would run for name, for a stage that starts
+// the program as a child instead of exec'ing it.
+func Resolve(name string, env []string) (string, error) {
+	pathList := envValue(env, "PATH", DefaultPath)
+	if IsStage(name) {
+		return stagePath(name, pathList)
+	}
+	return LookPath(name, pathList)
+}
+
+// ProgramEnv is the environment to give name when it is started as a
+// child: the chain's own variables are dropped unless name is a stage.
+func ProgramEnv(name string, env []string) []string {
+	if IsStage(name) {
+		return env
+	}
+	return withoutEnv(env, StageFDsEnv)
+}
+
+// PreservedFDs is the count of descriptors after stderr that the program
+// keeps (BARCO_PRESERVE_FDS); 0 when unset or malformed.
+func PreservedFDs() int {
+	n, err := strconv.Atoi(os.Getenv(PreserveFDsEnv))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // LookPath finds name as execvp(3) does: a name with a slash is used as is,
 // any other is searched in the colon-separated pathList.
 func LookPath(name, pathList string) (string, error) {
@@ -125,7 +154,7 @@ func LookPath(name, pathList string) (string, error) {
 	if denied != nil {
 		return "", denied
 	}
-	return "", &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH %s", name, pathList)}
+	return "", &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH", name)}
 }
 
 func isExecutable(path string) error {

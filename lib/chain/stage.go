@@ -81,6 +81,29 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 // a parent-death signal is tied to the thread that started it, and per-thread
 // state (namespaces, credentials) must be set on the thread that execs.
 func (st *Stage) Run(run func(program []string) error) {
+	st.start()
+	program, err := st.Parse(os.Args[1:])
+	if err != nil {
+		Fail(st.Name, err)
+	}
+	if err := run(program); err != nil {
+		Fail(st.Name, err)
+	}
+	os.Exit(0)
+}
+
+// RunHelper is Run for a helper process that a stage re-executes itself as
+// (barco-ns's child inside the namespaces): no command line to parse, the
+// same failure handling.
+func (st *Stage) RunHelper(run func() error) {
+	st.start()
+	if err := run(); err != nil {
+		Fail(st.Name, err)
+	}
+	os.Exit(0)
+}
+
+func (st *Stage) start() {
 	runtime.LockOSThread()
 	initDebug(st.Name)
 	if Carried() {
@@ -90,12 +113,4 @@ func (st *Stage) Run(run func(program []string) error) {
 			Fail(st.Name, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err))
 		}
 	}
-	program, err := st.Parse(os.Args[1:])
-	if err != nil {
-		Fail(st.Name, err)
-	}
-	if err := run(program); err != nil {
-		Fail(st.Name, err)
-	}
-	os.Exit(0)
 }
