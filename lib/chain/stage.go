@@ -30,9 +30,11 @@ type Stage struct {
 // WriteHelp prints the usage text.
 func (st *Stage) WriteHelp(w io.Writer) {
 	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n\nOptions:\n", st.Name, st.Synopsis, strings.TrimSpace(st.Summary))
-	st.Options.WriteHelp(w)
-	fmt.Fprintf(w, "  %-*s  %s\n", 0, "-h, --help", "print this help and exit")
-	fmt.Fprintf(w, "  %-*s  %s\n", 0, "    --version", "print the version and exit")
+	var help, version bool
+	opts := Options{list: st.Options.list[:len(st.Options.list):len(st.Options.list)]}
+	opts.Bool(&help, "help", 'h', "print this help and exit")
+	opts.Bool(&version, "version", 0, "print the version and exit")
+	opts.WriteHelp(w)
 	if st.Notes != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(st.Notes))
 	}
@@ -52,11 +54,11 @@ func (st *Stage) WriteHelp(w io.Writer) {
 // exiting 0.
 func (st *Stage) Parse(args []string) ([]string, error) {
 	var help, version bool
-	st.Options.Bool(&help, "help", 'h', "")
-	st.Options.Bool(&version, "version", 0, "")
-	// The two were declared last; drop them again so that help does not list them twice.
-	defer func() { st.Options.list = st.Options.list[:len(st.Options.list)-2] }()
-	rest, err := st.Options.Parse(args)
+	// --help and --version are parsed like any option but listed apart.
+	opts := Options{list: st.Options.list[:len(st.Options.list):len(st.Options.list)]}
+	opts.Bool(&help, "help", 'h', "print this help and exit")
+	opts.Bool(&version, "version", 0, "print the version and exit")
+	rest, err := opts.Parse(args)
 	switch {
 	case help:
 		st.WriteHelp(os.Stdout)
