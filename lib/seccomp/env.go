@@ -1,0 +1,143 @@
+package seccomp
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// capNames are the kernel's capability names by number (capability.h).
+var capNames = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+	"CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+	"CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+	"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
+	"CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE",
+}
+
+// CapNumber is the number of a capability name, or -1.
+func CapNumber(name string) int {
+	for i, n := range capNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// nativeArches maps GOARCH to libseccomp's architecture names.
+var nativeArches = map[string]string{
+	"386":      "x86",
+	"amd64":    "amd64",
+	"arm":      "arm",
+	"arm64":    "arm64",
+	"loong64":  "loongarch64",
+	"mips":     "mips",
+	"mipsle":   "mipsel",
+	"mips64":   "mips64",
+	"mips64le": "mipsel64",
+	"ppc64":    "ppc64",
+	"ppc64le":  "ppc64le",
+	"riscv64":  "riscv64",
+	"s390x":    "s390x",
+}
+
+// CapSet says which capability set the conditions are evaluated against.
+type CapSet int
+
+const (
+	// Permitted is what PROGRAM can ever hold when no_new_privs is set.
+	Permitted CapSet = iota
+	// Bounding is what PROGRAM may gain through setuid or file
+	// capabilities when no_new_privs is not set; Docker's choice.
+	Bounding
+)
+
+func (s CapSet) String() string {
+	if s == Bounding {
+		return "bounding"
+	}
+	return "permitted"
+}
+
+// HostEnv reads the running process's capabilities (from set), the
+// running kernel's version and the native architecture.
+func HostEnv(set CapSet) (Env, error) {
+	var env Env
+	arch, ok := nativeArches[runtime.GOARCH]
+	if !ok {
+		return env, fmt.Errorf("architecture %s: not supported", runtime.GOARCH)
+	}
+	env.Arch = arch
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return env, fmt.Errorf("uname: %w", err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	k, err := ParseKernelRelease(release)
+	if err != nil {
+		return env, err
+	}
+	env.Kernel = k
+	caps, err := readCaps(set)
+	if err != nil {
+		return env, err
+	}
+	env.Caps = caps
+	return env, nil
+}
+
+// ParseKernelRelease reads "<kernel>.<major>" from a uname release such as
+// "6.1.0-18-amd64"; the rest does not count, as in Docker.
+func ParseKernelRelease(release string) (KernelVersion, error) {
+	var k KernelVersion
+	if _, err := fmt.Sscanf(release, "%d.%d", &k.Kernel, &k.Major); err != nil {
+		return k, fmt.Errorf("kernel release %q: not <kernel>.<major>", release)
+	}
+	return k, nil
+}
+
+func readCaps(set CapSet) ([]string, error) {
+	var caps []string
+	if set == Bounding {
+		for i, name := range capNames {
+			in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0)
+			if err != nil {
+				// EINVAL: a capability this kernel does not have.
+				continue
+			}
+			if in == 1 {
+				caps = append(caps, name)
+			}
+		}
+		return caps, nil
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil, fmt.Errorf("capget: %w", err)
+	}
+	for i, name := range capNames {
+		if data[i/32].Permitted&(1<<(uint(i)%32)) != 0 {
+			caps = append(caps, name)
+		}
+	}
+	return caps, nil
+}
+
+// String is the Env as --print's header shows it.
+func (e Env) String() string {
+	caps := strings.Join(e.Caps, ",")
+	if caps == "" {
+		caps = "none"
+	}
+	return fmt.Sprintf("arch %s, kernel %s, caps %s", e.Arch, e.Kernel.String(), caps)
+}

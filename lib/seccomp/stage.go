@@ -1,0 +1,129 @@
+package seccomp
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
+)
+
+// Profile names that are not files.
+const (
+	ProfileDefault    = "default"
+	ProfileUnconfined = "unconfined"
+)
+
+// Config is what barco-seccomp was asked to do.
+type Config struct {
+	Profile       string // ProfileDefault, ProfileUnconfined or a file
+	AllowNewPrivs bool   // do not set no_new_privs
+}
+
+// capSet is the set the conditions read: see the package documentation.
+func (c *Config) capSet() CapSet {
+	if !c.AllowNewPrivs {
+		return Permitted
+	}
+	// Set earlier in the chain: exec cannot raise capabilities anyway.
+	if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && nnp == 1 {
+		return Permitted
+	}
+	return Bounding
+}
+
+// LoadProfile reads the named profile; nil means unconfined.
+func LoadProfile(name string) (*Profile, error) {
+	switch name {
+	case ProfileDefault:
+		return DefaultProfile(), nil
+	case ProfileUnconfined:
+		return nil, nil
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	p, err := ParseProfile(data)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// Prepared is a profile resolved for this process and compiled, not yet
+// loaded. A nil Compiled means unconfined.
+type Prepared struct {
+	Profile  string
+	Env      Env
+	CapSet   CapSet
+	Filter   *Filter
+	Compiled *Compiled
+}
+
+// Prepare reads, resolves and compiles the profile for the running
+// process. Nothing is loaded.
+func Prepare(cfg *Config) (*Prepared, error) {
+	start := time.Now()
+	p, err := LoadProfile(cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
+	out := &Prepared{Profile: cfg.Profile, CapSet: cfg.capSet()}
+	if p == nil {
+		chain.Debugf("profile unconfined: no filter is loaded")
+		return out, nil
+	}
+	env, err := HostEnv(out.CapSet)
+	if err != nil {
+		return nil, err
+	}
+	out.Env = env
+	f, err := Resolve(p, env)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
+	}
+	out.Filter = f
+	resolved := time.Now()
+	chain.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
+		cfg.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
+	c, err := Compile(f, !cfg.AllowNewPrivs)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
+	}
+	out.Compiled = c
+	for _, name := range c.Skipped {
+		chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, env.Arch)
+	}
+	chain.Debugf("compiled with libseccomp in %v", time.Since(resolved))
+	return out, nil
+}
+
+// WriteText prints the resolved rules, as --print shows them.
+func (p *Prepared) WriteText(w io.Writer) error {
+	if p.Filter == nil {
+		_, err := fmt.Fprintf(w, "# profile %s: no filter\n", p.Profile)
+		return err
+	}
+	fmt.Fprintf(w, "# profile %s; %s (%s set)\n", p.Profile, p.Env, p.CapSet)
+	if len(p.Compiled.Skipped) > 0 {
+		fmt.Fprintf(w, "# unknown to libseccomp, skipped: %s\n", strings.Join(p.Compiled.Skipped, " "))
+	}
+	return p.Filter.WriteText(w)
+}
+
+// Load installs the filter, if there is one.
+func (p *Prepared) Load() error {
+	if p.Compiled == nil {
+		return nil
+	}
+	start := time.Now()
+	if err := p.Compiled.Load(); err != nil {
+		return err
+	}
+	chain.Debugf("filter loaded in %v", time.Since(start))
+	return nil
+}

@@ -1,0 +1,253 @@
+package seccomp
+
+import (
+	"runtime"
+	"testing"
+
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// Docker's default capability set.
+var dockerCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+func amd64Env(caps ...string) Env {
+	return Env{Arch: "amd64", Kernel: KernelVersion{Kernel: 6, Major: 1}, Caps: append(append([]string{}, dockerCaps...), caps...)}
+}
+
+// program compiles f with libseccomp and decodes the BPF it would load.
+func program(t *testing.T, f *Filter) []bpfInsn {
+	t.Helper()
+	c, err := Compile(f, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	raw, err := c.ExportBPF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := decodeBPF(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog
+}
+
+// Audit architectures (linux/audit.h) and the x32 syscall bit.
+const (
+	auditX86_64  = 0xc000003e
+	auditI386    = 0x40000003
+	auditAArch64 = 0xc00000b7
+)
+
+var scmpArches = map[string]libseccomp.ScmpArch{"amd64": libseccomp.ArchAMD64, "x86": libseccomp.ArchX86, "x32": libseccomp.ArchX32}
+
+// call runs one syscall record through prog: name on arch ("amd64", "x86"
+// or "x32") with args.
+func call(t *testing.T, prog []bpfInsn, arch, name string, args ...uint64) uint32 {
+	t.Helper()
+	nr, err := libseccomp.GetSyscallFromNameByArch(name, scmpArches[arch])
+	if err != nil {
+		t.Fatalf("syscall %s on %s: %v", name, arch, err)
+	}
+	d := seccompData{nr: int32(nr), arch: auditX86_64}
+	if arch == "x86" {
+		d.arch = auditI386
+	}
+	copy(d.args[:], args)
+	ret, err := runBPF(prog, d.bytes())
+	if err != nil {
+		t.Fatalf("%s(%#x) on %s: %v", name, args, arch, err)
+	}
+	return ret
+}
+
+func requireAMD64(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("syscall records are crafted for amd64")
+	}
+}
+
+var (
+	allow  = uint32(retAllow)
+	eperm  = uint32(retErrno | uint32(unix.EPERM))
+	enosys = uint32(retErrno | uint32(unix.ENOSYS))
+)
+
+const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
+	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
+
+func TestDefaultProfileVerdicts(t *testing.T) {
+	requireAMD64(t)
+	f, err := Resolve(DefaultProfile(), amd64Env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := program(t, f)
+	cases := []struct {
+		arch, name string
+		args       []uint64
+		want       uint32
+	}{
+		{"amd64", "read", nil, allow},
+		{"amd64", "execve", nil, allow},
+		{"amd64", "clone", []uint64{uint64(unix.SIGCHLD) | unix.CLONE_VM | unix.CLONE_VFORK}, allow},
+		{"amd64", "clone", []uint64{uint64(unix.SIGCHLD) | unix.CLONE_NEWUSER}, eperm},
+		{"amd64", "clone", []uint64{uint64(unix.SIGCHLD) | unix.CLONE_NEWNS}, eperm},
+		{"amd64", "clone3", nil, enosys},
+		{"amd64", "unshare", []uint64{unix.CLONE_NEWUSER}, eperm},
+		{"amd64", "setns", nil, eperm},
+		{"amd64", "mount", nil, eperm},
+		{"amd64", "umount2", nil, eperm},
+		{"amd64", "keyctl", nil, eperm},
+		{"amd64", "add_key", nil, eperm},
+		{"amd64", "request_key", nil, eperm},
+		{"amd64", "reboot", nil, eperm},
+		{"amd64", "bpf", nil, eperm},
+		{"amd64", "ptrace", nil, allow}, // kernel >= 4.8
+		{"amd64", "chroot", nil, allow}, // CAP_SYS_CHROOT is in Docker's set
+		{"amd64", "socket", []uint64{unix.AF_INET, unix.SOCK_STREAM}, allow},
+		{"amd64", "socket", []uint64{unix.AF_UNIX}, allow},
+		{"amd64", "socket", []uint64{unix.AF_NETLINK}, allow},
+		{"amd64", "socket", []uint64{unix.AF_ALG}, eperm},
+		{"amd64", "socket", []uint64{unix.AF_VSOCK}, eperm},
+		// The comparison is on all 64 bits.
+		{"amd64", "socket", []uint64{1<<32 | unix.AF_INET}, eperm},
+		{"amd64", "personality", []uint64{0}, allow},
+		{"amd64", "personality", []uint64{0xffffffff}, allow},
+		{"amd64", "personality", []uint64{0x0040000}, eperm}, // ADDR_NO_RANDOMIZE
+		{"amd64", "arch_prctl", nil, allow},
+		{"x86", "read", nil, allow},
+		{"x86", "socketcall", nil, allow},
+		{"x86", "mount", nil, eperm},
+		{"x86", "clone", []uint64{unix.CLONE_NEWUSER}, eperm},
+		{"x32", "read", nil, allow},
+		{"x32", "unshare", nil, eperm},
+	}
+	for _, c := range cases {
+		if got := call(t, prog, c.arch, c.name, c.args...); got != c.want {
+			t.Errorf("%s %s(%#x) = %#x, want %#x", c.arch, c.name, c.args, got, c.want)
+		}
+	}
+	// A syscall from an architecture outside the filter kills (libseccomp's
+	// bad-architecture action).
+	d := seccompData{nr: 0, arch: auditAArch64}
+	if ret, err := runBPF(prog, d.bytes()); err != nil || ret&0xffff0000 != retKillThread {
+		t.Errorf("aarch64 syscall = %#x, %v; want kill", ret, err)
+	}
+}
+
+// The groups that capabilities unlock, and the kernel condition.
+func TestDefaultProfileConditionalGroups(t *testing.T) {
+	requireAMD64(t)
+	admin := program(t, mustResolve(t, DefaultProfile(), amd64Env("CAP_SYS_ADMIN")))
+	for _, name := range []string{"mount", "umount2", "unshare", "setns", "clone3"} {
+		if got := call(t, admin, "amd64", name); got != allow {
+			t.Errorf("with CAP_SYS_ADMIN: %s = %#x, want allow", name, got)
+		}
+	}
+	if got := call(t, admin, "amd64", "clone", unix.CLONE_NEWUSER); got != allow {
+		t.Errorf("with CAP_SYS_ADMIN: clone(CLONE_NEWUSER) = %#x, want allow", got)
+	}
+	if got := call(t, admin, "amd64", "reboot"); got != eperm {
+		t.Errorf("with CAP_SYS_ADMIN only: reboot = %#x, want EPERM", got)
+	}
+	boot := program(t, mustResolve(t, DefaultProfile(), amd64Env("CAP_SYS_BOOT")))
+	if got := call(t, boot, "amd64", "reboot"); got != allow {
+		t.Errorf("with CAP_SYS_BOOT: reboot = %#x, want allow", got)
+	}
+	env := amd64Env()
+	env.Caps = nil // not even CAP_SYS_CHROOT
+	env.Kernel = KernelVersion{Kernel: 4, Major: 7}
+	old := program(t, mustResolve(t, DefaultProfile(), env))
+	for _, name := range []string{"ptrace", "chroot"} {
+		if got := call(t, old, "amd64", name); got != eperm {
+			t.Errorf("kernel 4.7, no caps: %s = %#x, want EPERM", name, got)
+		}
+	}
+}
+
+func mustResolve(t *testing.T, p *Profile, env Env) *Filter {
+	t.Helper()
+	f, err := Resolve(p, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestCustomProfileVerdicts(t *testing.T) {
+	requireAMD64(t)
+	p, err := ParseProfile([]byte(`{
+		"defaultAction": "SCMP_ACT_ALLOW",
+		"architectures": ["SCMP_ARCH_X86_64"],
+		"syscalls": [
+			{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+			{"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS"},
+			{"names": ["getppid"], "action": "SCMP_ACT_KILL"},
+			{"names": ["getuid"], "action": "SCMP_ACT_TRAP"},
+			{"names": ["getgid"], "action": "SCMP_ACT_LOG"},
+			{"names": ["geteuid"], "action": "SCMP_ACT_TRACE", "errnoRet": 7},
+			{"names": ["getegid"], "action": "SCMP_ACT_ERRNO"},
+			{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+			 "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 1, "op": "SCMP_CMP_LE"}]},
+			{"names": ["write"], "action": "SCMP_ACT_ERRNO",
+			 "args": [{"index": 0, "value": 100, "op": "SCMP_CMP_GT"}, {"index": 0, "value": 50, "op": "SCMP_CMP_EQ"}]},
+			{"names": ["ioctl"], "action": "SCMP_ACT_ERRNO",
+			 "args": [{"index": 1, "value": 255, "valueTwo": 7, "op": "SCMP_CMP_MASKED_EQ"}]}
+		]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := program(t, mustResolve(t, p, amd64Env()))
+	cases := []struct {
+		name string
+		args []uint64
+		want uint32
+	}{
+		{"mkdir", nil, retErrno | uint32(unix.EACCES)},
+		{"mkdirat", nil, retErrno | uint32(unix.EACCES)},
+		{"rmdir", nil, allow},
+		{"getpid", nil, retKillProcess},
+		{"getppid", nil, retKillThread},
+		{"getuid", nil, retTrap},
+		{"getgid", nil, retLog},
+		{"geteuid", nil, retTrace | 7},
+		{"getegid", nil, eperm},
+		// Different arguments: AND.
+		{"kill", []uint64{1, 9}, eperm},
+		{"kill", []uint64{2, 9}, allow},
+		{"kill", []uint64{1, 15}, allow},
+		// The same argument twice: OR, as runc.
+		{"write", []uint64{50}, eperm},
+		{"write", []uint64{101}, eperm},
+		{"write", []uint64{1}, allow},
+		{"ioctl", []uint64{0, 0x1107}, eperm},
+		{"ioctl", []uint64{0, 0x1108}, allow},
+	}
+	for _, c := range cases {
+		if got := call(t, prog, "amd64", c.name, c.args...); got != c.want {
+			t.Errorf("%s(%#x) = %#x, want %#x", c.name, c.args, got, c.want)
+		}
+	}
+}
+
+func TestUnknownSyscallIsSkipped(t *testing.T) {
+	f := &Filter{Default: Action{Kind: ActAllow}, Arches: []string{"amd64"}, Rules: []Rule{
+		{Syscall: "no_such_syscall", Action: Action{Kind: ActErrno, Ret: 1}},
+		{Syscall: "mkdir", Action: Action{Kind: ActErrno, Ret: 1}},
+	}}
+	c, err := Compile(f, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if len(c.Skipped) != 1 || c.Skipped[0] != "no_such_syscall" {
+		t.Errorf("skipped %q, want [no_such_syscall]", c.Skipped)
+	}
+}
