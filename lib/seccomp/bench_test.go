@@ -4,61 +4,37 @@ import (
 	"testing"
 )
 
-func benchEnv() Env {
-	return Env{Arch: "amd64", Kernel: KernelVersion{Kernel: 6, Major: 1}, Caps: []string{"CAP_CHOWN", "CAP_SETUID"}}
+func benchFilter(b *testing.B) *Filter {
+	f, err := Resolve(DefaultProfile(), amd64Env())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
 }
 
 func BenchmarkResolveDefault(b *testing.B) {
 	for b.Loop() {
-		if _, err := Resolve(DefaultProfile(), benchEnv()); err != nil {
+		if _, err := Resolve(DefaultProfile(), amd64Env()); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkCompileExportDefault(b *testing.B) {
-	f, err := Resolve(DefaultProfile(), benchEnv())
-	if err != nil {
-		b.Fatal(err)
-	}
+// What barco does at every start.
+func BenchmarkCompileDefault(b *testing.B) {
+	f := benchFilter(b)
 	for b.Loop() {
-		c, err := Compile(f, true)
-		if err != nil {
+		if _, err := Compile(f); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := c.ExportBPF(); err != nil {
-			b.Fatal(err)
-		}
-		c.Release()
 	}
 }
 
-func BenchmarkCompileExportNativeOnly(b *testing.B) {
-	f, err := Resolve(DefaultProfile(), benchEnv())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.Arches = []string{"amd64"}
+// What it would cost with libseccomp's compiler, as runc.
+func BenchmarkLibseccompCompileDefault(b *testing.B) {
+	f := benchFilter(b)
 	for b.Loop() {
-		c, err := Compile(f, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.ExportBPF(); err != nil {
-			b.Fatal(err)
-		}
-		c.Release()
-	}
-}
-
-func BenchmarkCompileExportX86(b *testing.B) {
-	f, err := Resolve(DefaultProfile(), benchEnv())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.Arches = []string{"amd64", "x86"}
-	for b.Loop() {
-		c, err := Compile(f, true)
+		c, err := compileLibseccomp(f, true)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -55,13 +55,14 @@ func LoadProfile(name string) (*Profile, error) {
 }
 
 // Prepared is a profile resolved for this process and compiled, not yet
-// loaded. A nil Compiled means unconfined.
+// loaded. A nil Program means unconfined.
 type Prepared struct {
-	Profile  string
-	Env      Env
-	CapSet   CapSet
-	Filter   *Filter
-	Compiled *Compiled
+	Profile    string
+	Env        Env
+	CapSet     CapSet
+	Filter     *Filter
+	Program    *Program
+	NoNewPrivs bool
 }
 
 // Prepare reads, resolves and compiles the profile for the running
@@ -72,7 +73,7 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Prepared{Profile: cfg.Profile, CapSet: cfg.capSet()}
+	out := &Prepared{Profile: cfg.Profile, CapSet: cfg.capSet(), NoNewPrivs: !cfg.AllowNewPrivs}
 	if p == nil {
 		chain.Debugf("profile unconfined: no filter is loaded")
 		return out, nil
@@ -90,15 +91,15 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	resolved := time.Now()
 	chain.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
 		cfg.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
-	c, err := Compile(f, !cfg.AllowNewPrivs)
+	prog, err := Compile(f)
 	if err != nil {
 		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
 	}
-	out.Compiled = c
-	for _, name := range c.Skipped {
-		chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, env.Arch)
+	out.Program = prog
+	for _, name := range prog.Skipped {
+		chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, strings.Join(f.Arches, ","))
 	}
-	chain.Debugf("compiled with libseccomp in %v", time.Since(resolved))
+	chain.Debugf("compiled to %d BPF instructions in %v", len(prog.Instructions), time.Since(resolved))
 	return out, nil
 }
 
@@ -109,19 +110,19 @@ func (p *Prepared) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "# profile %s; %s (%s set)\n", p.Profile, p.Env, p.CapSet)
-	if len(p.Compiled.Skipped) > 0 {
-		fmt.Fprintf(w, "# unknown to libseccomp, skipped: %s\n", strings.Join(p.Compiled.Skipped, " "))
+	if len(p.Program.Skipped) > 0 {
+		fmt.Fprintf(w, "# unknown to libseccomp, skipped: %s\n", strings.Join(p.Program.Skipped, " "))
 	}
 	return p.Filter.WriteText(w)
 }
 
 // Load installs the filter, if there is one.
 func (p *Prepared) Load() error {
-	if p.Compiled == nil {
+	if p.Program == nil {
 		return nil
 	}
 	start := time.Now()
-	if err := p.Compiled.Load(); err != nil {
+	if err := p.Program.Load(p.NoNewPrivs); err != nil {
 		return err
 	}
 	chain.Debugf("filter loaded in %v", time.Since(start))

@@ -1,0 +1,111 @@
+package seccomp
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// argVectors are the syscall arguments the differential test tries: the
+// values the default profile's conditions turn on, their neighbours, and
+// high bits.
+func argVectors() [][6]uint64 {
+	var vs [][6]uint64
+	add := func(a0, a1 uint64) { vs = append(vs, [6]uint64{a0, a1}) }
+	for v := uint64(0); v <= 48; v++ {
+		add(v, 0)
+	}
+	for _, v := range []uint64{
+		0x20000, 0x20008, 0x40000, 0xffffffff, 0xfffffffe, 1<<32 | 2, 1 << 63, ^uint64(0),
+		uint64(unix.SIGCHLD), uint64(unix.SIGCHLD) | unix.CLONE_NEWUSER, unix.CLONE_NEWNS | unix.CLONE_VM,
+		unix.CLONE_NEWCGROUP, unix.CLONE_NEWNET, unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_SIGHAND,
+	} {
+		add(v, 0)
+		add(0, v)
+	}
+	return vs
+}
+
+// differ runs every syscall number of each architecture with argVectors
+// through barco's program and libseccomp's, and reports where they differ.
+func differ(t *testing.T, f *Filter) {
+	t.Helper()
+	ours, ref := program(t, f), reference(t, f)
+	type abi struct {
+		name  string
+		audit uint32
+		base  uint32
+	}
+	abis := []abi{{"amd64", auditX86_64, 0}, {"x32", auditX86_64, x32SyscallBit}, {"x86", auditI386, 0}, {"aarch64", auditAArch64, 0}}
+	vectors := argVectors()
+	bad := 0
+	for _, a := range abis {
+		nrs := []uint32{0xffffffff}
+		for nr := uint32(0); nr < 560; nr++ {
+			nrs = append(nrs, a.base+nr)
+		}
+		for _, nr := range nrs {
+			for _, args := range vectors {
+				d := seccompData{nr: int32(nr), arch: a.audit, args: args}
+				got, err1 := runBPF(ours, d.bytes())
+				want, err2 := runBPF(ref, d.bytes())
+				if err1 != nil || err2 != nil {
+					t.Fatalf("%s nr %#x: %v / %v", a.name, nr, err1, err2)
+				}
+				if got != want {
+					if bad++; bad <= 20 {
+						t.Errorf("%s nr %#x args %#x: barco %#x, libseccomp %#x", a.name, nr, args[:2], got, want)
+					}
+				}
+			}
+		}
+	}
+	if bad > 20 {
+		t.Errorf("... %d differences in all", bad)
+	}
+}
+
+// barco's code generator and libseccomp's agree on Docker's default
+// profile, for every syscall number of amd64, x32 and x86, for the
+// capability sets and kernels that change it.
+func TestDifferentialDefaultProfile(t *testing.T) {
+	requireAMD64(t)
+	envs := map[string]Env{
+		"docker caps":   amd64Env(),
+		"CAP_SYS_ADMIN": amd64Env("CAP_SYS_ADMIN"),
+		"all caps":      amd64Env(capNames...),
+		"no caps":       {Arch: "amd64", Kernel: KernelVersion{Kernel: 6, Major: 1}},
+		"kernel 4.7":    {Arch: "amd64", Kernel: KernelVersion{Kernel: 4, Major: 7}, Caps: dockerCaps},
+	}
+	for name, env := range envs {
+		t.Run(name, func(t *testing.T) { differ(t, mustResolve(t, DefaultProfile(), env)) })
+	}
+}
+
+func TestDifferentialCustomProfile(t *testing.T) {
+	requireAMD64(t)
+	p := parse(t, `{
+		"defaultAction": "SCMP_ACT_ALLOW",
+		"syscalls": [
+			{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+			{"names": ["getpid"], "action": "SCMP_ACT_KILL_PROCESS"},
+			{"names": ["getuid"], "action": "SCMP_ACT_TRAP"},
+			{"names": ["geteuid"], "action": "SCMP_ACT_TRACE", "errnoRet": 7},
+			{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [
+				{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 5, "op": "SCMP_CMP_LE"}]},
+			{"names": ["write"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_GT"}]},
+			{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_GE"}]},
+			{"names": ["close"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LT"}]},
+			{"names": ["dup"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_NE"}]},
+			{"names": ["dup2"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 4294967298, "op": "SCMP_CMP_LE"}]},
+			{"names": ["ioctl"], "action": "SCMP_ACT_LOG", "args": [{"index": 0, "value": 4294967295, "valueTwo": 16, "op": "SCMP_CMP_MASKED_EQ"}]},
+			{"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 97, "args": [{"index": 0, "value": 38, "op": "SCMP_CMP_EQ"}]},
+			{"names": ["shmat", "accept", "semop"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+		]}`)
+	env := amd64Env()
+	f := mustResolve(t, p, env)
+	for _, arches := range [][]string{{"amd64"}, {"amd64", "x86"}, {"amd64", "x32"}, {"amd64", "x86", "x32"}} {
+		f.Arches = arches
+		differ(t, f)
+	}
+}
