@@ -44,3 +44,12 @@ func BenchmarkLibseccompCompileDefault(b *testing.B) {
 		c.Release()
 	}
 }
+
+func BenchmarkSyscallNumbers(b *testing.B) {
+	f := benchFilter(b)
+	for b.Loop() {
+		if _, err := LibseccompTable(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

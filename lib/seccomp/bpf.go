@@ -1,9 +1,10 @@
 package seccomp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // Instruction is one classic-BPF instruction, struct sock_filter.
@@ -112,6 +113,7 @@ type entry struct {
 	args32 bool
 	conds  []Rule // conditional rules, in profile order
 	uncond *Action
+	body   int // label of the argument checks, -1 if none
 }
 
 // section is the part of the filter for one AUDIT_ARCH value.
@@ -126,7 +128,7 @@ type section struct {
 func (s *section) add(nr uint32, args32 bool, r Rule) error {
 	e := s.entries[nr]
 	if e == nil {
-		e = &entry{nr: nr, args32: args32}
+		e = &entry{nr: nr, args32: args32, body: -1}
 		s.entries[nr] = e
 	}
 	if len(r.Args) > 0 {
@@ -160,7 +162,7 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 		}
 		s := byAudit[info.audit]
 		if s == nil {
-			s = &section{audit: info.audit, rejectX32: name == "amd64", entries: map[uint32]*entry{}}
+			s = &section{audit: info.audit, rejectX32: name == "amd64", entries: make(map[uint32]*entry, len(f.Rules))}
 			byAudit[info.audit] = s
 			sections = append(sections, s)
 		}
@@ -216,7 +218,11 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 		}
 	}
 
-	a := &assembler{}
+	a := &assembler{
+		prog:   make([]Instruction, 0, maxInstructions),
+		labels: make([]int, 0, maxInstructions),
+		fixups: make([]fixup, 0, maxInstructions),
+	}
 	badArch := a.label()
 	a.ld(4) // seccomp_data.arch
 	secLabels := make([]int, len(sections))
@@ -347,54 +353,53 @@ func (a *assembler) section(s *section, def Action) {
 	for _, e := range s.entries {
 		entries = append(entries, e)
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].nr < entries[j].nr })
+	slices.SortFunc(entries, func(x, y *entry) int { return cmp.Compare(x.nr, y.nr) })
 	defLabel := a.label()
-	bodies := map[*entry]int{}
-	a.tree(entries, defLabel, bodies)
+	a.tree(entries, defLabel)
 	a.bind(defLabel)
 	a.ret(def.value())
 	for _, e := range entries {
-		l, ok := bodies[e]
-		if !ok {
-			continue
+		if e.body >= 0 {
+			a.bind(e.body)
+			a.body(e, def)
 		}
-		a.bind(l)
-		a.body(e, def)
 	}
 }
 
 // tree emits a binary search over entries (sorted by number). Entries with
-// only an unconditional rule return from the leaf; the others jump to a
-// body emitted later, recorded in bodies.
-func (a *assembler) tree(entries []*entry, def int, bodies map[*entry]int) {
+// only an unconditional rule return from the leaf, sharing one return per
+// action; the others jump to a body emitted later (entry.body).
+func (a *assembler) tree(entries []*entry, def int) {
 	if len(entries) <= leafSize {
-		targets := make([]int, len(entries))
-		rets := map[uint32]int{}
+		var targets [leafSize]int
+		var retValues [leafSize]uint32
+		var retLabels [leafSize]int
+		nrets := 0
 		for i, e := range entries {
 			if len(e.conds) == 0 && e.uncond != nil {
 				v := e.uncond.value()
-				if _, ok := rets[v]; !ok {
-					rets[v] = a.label()
+				j := slices.Index(retValues[:nrets], v)
+				if j < 0 {
+					j = nrets
+					retValues[j], retLabels[j] = v, a.label()
+					nrets++
 				}
-				targets[i] = rets[v]
+				targets[i] = retLabels[j]
 			} else {
 				targets[i] = a.label()
 			}
 			a.jump(opJeqK, e.nr, targets[i], -1)
 		}
 		a.ja(def)
-		done := map[int]bool{}
+		for j := range nrets {
+			a.bind(retLabels[j])
+			a.ret(retValues[j])
+		}
 		for i, e := range entries {
-			if done[targets[i]] {
-				continue
-			}
-			done[targets[i]] = true
-			a.bind(targets[i])
-			if len(e.conds) == 0 && e.uncond != nil {
-				a.ret(e.uncond.value())
-			} else {
-				bodies[e] = a.label()
-				a.ja(bodies[e])
+			if len(e.conds) > 0 || e.uncond == nil {
+				a.bind(targets[i])
+				e.body = a.label()
+				a.ja(e.body)
 			}
 		}
 		return
@@ -404,9 +409,9 @@ func (a *assembler) tree(entries []*entry, def int, bodies map[*entry]int) {
 	a.jump(opJgeK, entries[mid].nr, -1, left)
 	a.ja(right)
 	a.bind(left)
-	a.tree(entries[:mid], def, bodies)
+	a.tree(entries[:mid], def)
 	a.bind(right)
-	a.tree(entries[mid:], def, bodies)
+	a.tree(entries[mid:], def)
 }
 
 // argOffsets are the offsets of the low and high words of argument i in

@@ -6,7 +6,6 @@ import (
 	"unsafe"
 
 	"barco/lib/chain"
-	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,48 +16,13 @@ type Program struct {
 	flags        uintptr  // SECCOMP_FILTER_FLAG_*
 }
 
-// libseccompArches maps the architectures barco generates code for to
-// libseccomp's.
-var libseccompArches = map[string]libseccomp.ScmpArch{
-	"amd64": libseccomp.ArchAMD64, "x32": libseccomp.ArchX32, "x86": libseccomp.ArchX86,
-	"arm64": libseccomp.ArchARM64, "arm": libseccomp.ArchARM, "riscv64": libseccomp.ArchRISCV64,
-}
-
-// LibseccompTable numbers syscalls with libseccomp's tables, the
-// maintained list of every architecture's syscalls.
-func LibseccompTable(arch, name string) (int32, bool) {
-	a, ok := libseccompArches[arch]
-	if !ok {
-		return 0, false
-	}
-	nr, err := libseccomp.GetSyscallFromNameByArch(name, a)
-	// Below -10000 are libseccomp's markers for "not on this
-	// architecture"; -100 to -299 are x86's multiplexed calls.
-	if err != nil || nr <= -10000 {
-		return 0, false
-	}
-	return int32(nr), true
-}
-
 // Compile generates the BPF program of f. libseccomp only numbers the
 // syscalls: its own compiler takes tens of milliseconds for Docker's
 // profile on three architectures, too much for every container start.
 func Compile(f *Filter) (*Program, error) {
-	cache := map[[2]string]struct {
-		nr int32
-		ok bool
-	}{}
-	table := func(arch, name string) (int32, bool) {
-		k := [2]string{arch, name}
-		if v, ok := cache[k]; ok {
-			return v.nr, v.ok
-		}
-		nr, ok := LibseccompTable(arch, name)
-		cache[k] = struct {
-			nr int32
-			ok bool
-		}{nr, ok}
-		return nr, ok
+	table, err := LibseccompTable(f)
+	if err != nil {
+		return nil, err
 	}
 	insns, skipped, err := Assemble(f, table)
 	if err != nil {
