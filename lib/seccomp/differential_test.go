@@ -26,17 +26,21 @@ func argVectors() [][6]uint64 {
 	return vs
 }
 
-// differ runs every syscall number of each architecture with argVectors
+type abi struct {
+	name  string
+	audit uint32
+	base  uint32 // added to every syscall number
+}
+
+var x86ABIs = []abi{{"amd64", auditX86_64, 0}, {"x32", auditX86_64, x32SyscallBit}, {"x86", auditI386, 0}, {"aarch64", auditAArch64, 0}}
+
+// differ runs every syscall number of each of x86ABIs with argVectors
 // through barco's program and libseccomp's, and reports where they differ.
-func differ(t *testing.T, f *Filter) {
+func differ(t *testing.T, f *Filter) { differABIs(t, f, x86ABIs) }
+
+func differABIs(t *testing.T, f *Filter, abis []abi) {
 	t.Helper()
 	ours, ref := program(t, f), reference(t, f)
-	type abi struct {
-		name  string
-		audit uint32
-		base  uint32
-	}
-	abis := []abi{{"amd64", auditX86_64, 0}, {"x32", auditX86_64, x32SyscallBit}, {"x86", auditI386, 0}, {"aarch64", auditAArch64, 0}}
 	vectors := argVectors()
 	bad := 0
 	for _, a := range abis {
@@ -108,4 +112,14 @@ func TestDifferentialCustomProfile(t *testing.T) {
 		f.Arches = arches
 		differ(t, f)
 	}
+}
+
+// The same for an arm64 machine (arm64 and arm), compiled here: libseccomp
+// compiles for any architecture. The reference filter also holds the
+// native amd64 part, which barco's has not, so only the ARM ABIs are run.
+func TestDifferentialDefaultProfileARM(t *testing.T) {
+	env := amd64Env()
+	env.Arch = "arm64"
+	f := mustResolve(t, DefaultProfile(), env)
+	differABIs(t, f, []abi{{"arm64", auditAArch64, 0}, {"arm", 0x40000028, 0}})
 }

@@ -230,5 +230,17 @@ func FuzzParseProfile(f *testing.F) {
 		if err := fl.WriteText(&b); err != nil {
 			t.Fatal(err)
 		}
+		// The code generator may refuse a filter (conflicting rules, too
+		// long) but never lays out a broken program.
+		prog, err := Compile(fl)
+		if err != nil {
+			if strings.Contains(err.Error(), "assembler") {
+				t.Fatal(err)
+			}
+			return
+		}
+		if n := len(prog.Instructions); n == 0 || n > maxInstructions {
+			t.Fatalf("program of %d instructions", n)
+		}
 	})
 }
