@@ -18,8 +18,9 @@ func main() {
 this process's capabilities (the permitted set, or the bounding set with
 --allow-new-privs), the running kernel and the native architecture.`,
 		Notes: `PROFILE is "default", "unconfined" (load nothing) or a JSON file. A syscall
-that libseccomp does not know on this architecture is skipped (BARCO_DEBUG=1
-names it).`,
+name that libseccomp does not know on any of the filter's architectures is
+skipped (--print lists them, BARCO_DEBUG=1 names them). The filter applies to
+every thread and is inherited by PROGRAM's children; no_new_privs is set first.`,
 		Example: `barco-seccomp -- grep Seccomp: /proc/self/status
 barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 		NoProgram: true,
