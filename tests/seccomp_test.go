@@ -242,3 +242,64 @@ func TestSeccompRunsWithoutLibc(t *testing.T) {
 		t.Fatalf("status %d: %s", r.Code, r.Stderr)
 	}
 }
+
+// Each action does what the kernel documents, with busybox as the victim.
+func TestSeccompActions(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "actions.json")
+	err := os.WriteFile(profile, []byte(`{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    {"names": ["no_such_call", "mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+    {"names": ["rmdir", "unlinkat"], "action": "SCMP_ACT_TRACE"},
+    {"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"},
+    {"names": ["uname"], "action": "SCMP_ACT_TRAP"},
+    {"names": ["getcwd"], "action": "SCMP_ACT_LOG"}
+  ]
+}`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := testutil.Bin(t, "barco-seccomp")
+	run := func(args ...string) testutil.Result {
+		return testutil.Run(t, []string{"BARCO_DEBUG=1"}, append([]string{bin, "--profile", profile, "--", "/bin/busybox"}, args...)...)
+	}
+	r := run("mkdir", filepath.Join(dir, "x"))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "Permission denied") {
+		t.Errorf("errno 13: status %d, stderr %q", r.Code, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "syscall no_such_call: unknown to libseccomp") {
+		t.Errorf("unknown syscall not named under BARCO_DEBUG: %q", r.Stderr)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := run("rmdir", filepath.Join(dir, "d")); r.Code != 1 || !strings.Contains(r.Stderr, "Function not implemented") {
+		t.Errorf("trace without a tracer: status %d, stderr %q; want ENOSYS", r.Code, r.Stderr)
+	}
+	if r := run("sync"); r.Code != 128+31 {
+		t.Errorf("kill-process: status %d, want %d (SIGSYS)", r.Code, 128+31)
+	}
+	if r := run("uname"); r.Code != 128+31 {
+		t.Errorf("trap: status %d, want %d (SIGSYS)", r.Code, 128+31)
+	}
+	if r := run("pwd"); r.Code != 0 {
+		t.Errorf("log: status %d, stderr %q; want the call allowed", r.Code, r.Stderr)
+	}
+}
+
+// Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter;
+// with it, the filter loads and no_new_privs stays off.
+func TestSeccompAllowNewPrivs(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.Bin(t, "barco-seccomp")
+	r := testutil.Run(t, nil, bin, "--allow-new-privs", "--", "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status")
+	if r.Code != 0 || strings.Join(strings.Fields(r.Stdout), " ") != "NoNewPrivs: 0 Seccomp: 2" {
+		t.Errorf("with CAP_SYS_ADMIN: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	r = testutil.Run(t, nil, "setpriv", "--bounding-set", dockerCaps, "--", bin, "--allow-new-privs", "--", "echo", "ran")
+	if r.Code != 125 || r.Stdout != "" || !strings.Contains(r.Stderr, "needs CAP_SYS_ADMIN") {
+		t.Errorf("without CAP_SYS_ADMIN: status %d, stdout %q, stderr %q; want 125 and a hint", r.Code, r.Stdout, r.Stderr)
+	}
+}
