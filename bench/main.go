@@ -274,10 +274,13 @@ func descendants(root int) []int {
 	out := []int{root}
 	for i := 0; i < len(out); i++ {
 		p := out[i]
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p, p))
-		for _, f := range strings.Fields(string(data)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				out = append(out, n)
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
+		for _, task := range tasks {
+			data, _ := os.ReadFile(task)
+			for _, f := range strings.Fields(string(data)) {
+				if n, err := strconv.Atoi(f); err == nil {
+					out = append(out, n)
+				}
 			}
 		}
 	}
