@@ -136,7 +136,6 @@ func others(work, rootfs string) []bench {
 			return false
 		}
 		os.MkdirAll(bundle, 0o755)
-		os.Symlink(filepath.Join(work, "rootfs"), filepath.Join(bundle, "rootfs"))
 		cmd := exec.Command("runc", "spec")
 		cmd.Dir = bundle
 		if cmd.Run() != nil {
@@ -149,10 +148,11 @@ func others(work, rootfs string) []bench {
 			proc := spec["process"].(map[string]any)
 			proc["terminal"] = false
 			proc["args"] = args
+			// runc wants the rootfs as a real directory, not a symlink.
+			spec["root"].(map[string]any)["path"] = filepath.Join(work, "rootfs")
 			data, _ = json.Marshal(spec)
 			dir := filepath.Join(work, "bundle-"+filepath.Base(args[0]))
 			os.MkdirAll(dir, 0o755)
-			os.Symlink(filepath.Join(work, "rootfs"), filepath.Join(dir, "rootfs"))
 			os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
 		}
 		haveBundle = true
