@@ -6,7 +6,7 @@
 //	         [--map-root | --uid-map C:H:N... --gid-map C:H:N...]
 //	         [--uid UID] [--gid GID] [--init] [--] PROGRAM [ARG...]
 //
-// Description
+// # Description
 //
 // barco-ns clones a child in the namespaces asked for and stays as its
 // parent: it forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
