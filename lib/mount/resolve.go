@@ -96,7 +96,7 @@ func pathError(op, p string, err error) error {
 		return nil
 	}
 	if errors.Is(err, unix.ELOOP) {
-		err = fmt.Errorf("%w (a symbolic link where none is allowed, or a magic link)", err)
+		err = errors.New("a symbolic link where none is allowed (/proc, /dev, /sys), or a magic link: refusing to mount there")
 	}
 	return &os.PathError{Op: op, Path: p, Err: err}
 }

@@ -120,7 +120,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	r := &Root{}
 	if err := r.build(cfg, h, uns); err != nil {
 		r.Undo()
-		return nil, err
+		return nil, accessHint(err, uns)
 	}
 	return r, nil
 }
@@ -150,7 +150,8 @@ func accessHint(err error, uns userNS) error {
 	if !uns.nested || !errors.Is(err, unix.EACCES) {
 		return err
 	}
-	return chain.WithHint(err, fmt.Sprintf("the container's root is uid %d on the host: it needs to search the rootfs and every directory above it (chmod 755, or chown to the mapped range)", uns.hostRoot))
+	return chain.WithHint(err, fmt.Sprintf("the container's root is uid %d on the host: it must be able to search the rootfs "+
+		"and the directories above it, and to write where mount points are missing (chmod 755; chown -R to the mapped range)", uns.hostRoot))
 }
 
 // take opens, before pivot_root, everything the container takes from the
