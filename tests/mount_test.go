@@ -143,7 +143,7 @@ echo pid1=$(cat /proc/1/comm)
 echo x > /dev/null && echo devnull=ok
 echo urandom=$(head -c 1 /dev/urandom | wc -c)
 echo zero=$(head -c 3 /dev/zero | wc -c)
-`+listFDs+`
+` + listFDs + `
 echo stagefds=${BARCO_STAGE_FDS-unset}
 echo devdir=$(ls /dev | tr '\n' ,)
 for p in /proc/kcore /proc/keys /proc/timer_list /proc/interrupts /proc/sched_debug /proc/latency_stats; do

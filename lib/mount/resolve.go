@@ -2,7 +2,6 @@ package mount
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path"
 	"strings"
@@ -96,7 +95,16 @@ func pathError(op, p string, err error) error {
 		return nil
 	}
 	if errors.Is(err, unix.ELOOP) {
-		err = errors.New("a symbolic link where none is allowed (/proc, /dev, /sys), or a magic link: refusing to mount there")
+		err = refusedLink{err}
 	}
 	return &os.PathError{Op: op, Path: p, Err: err}
 }
+
+// refusedLink is ELOOP from openat2, told in words.
+type refusedLink struct{ errno error }
+
+func (refusedLink) Error() string {
+	return "a symbolic link where none is allowed (/proc, /dev, /sys), or a magic link: refusing to mount there"
+}
+
+func (e refusedLink) Unwrap() error { return e.errno }
