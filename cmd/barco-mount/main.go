@@ -25,7 +25,7 @@ timer_stats,sched_debug,scsi,interrupts}, /sys/firmware,
 Destinations are resolved inside DIR: symlinks cannot lead out of it, and
 /proc, /dev and /sys must not be symlinks. With a user namespace, DIR must
 be searchable by the container's root (uid 100000 on the host by default).`,
-		Example: `barco-ns -U -m -p -u -i -- barco-mount --rootfs build/rootfs -- /bin/sh -c 'ls /; cat /proc/1/cmdline'`,
+		Example: `barco-ns -U -m -p -u -i -- barco-mount --rootfs build/rootfs -- /bin/sh -c 'ls /; ps'`,
 	}
 	o := &st.Options
 	o.String(&cfg.Rootfs, "rootfs", 0, "DIR", "the directory that becomes / (required)")

@@ -95,6 +95,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	if err := checkRootfs(cfg.Rootfs, uns); err != nil {
 		return nil, err
 	}
+	chain.Debugf("rootfs %s; nested user namespace: %v", cfg.Rootfs, uns.nested)
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, chain.WithHint(err, "barco-mount needs CAP_SYS_ADMIN in the user namespace that owns its mount namespace: "+hostNSHint)
@@ -261,11 +262,12 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			return err
 		}
 	}
-	if !cfg.NoMasks {
+	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
 		if err := maskPaths(!cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
 			return err
 		}
 	}
+	chain.Debugf("default filesystem ready")
 	for i, v := range cfg.Volumes {
 		if err := r.attach(h.root, h.volumes[i], v.Dest, inRoot, h.volDir[i]); err != nil {
 			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
