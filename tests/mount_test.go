@@ -375,6 +375,7 @@ func TestMountErrors(t *testing.T) {
 				{[]string{"--rootfs", "/nonexistent", "--", "/bin/sh"}, 125, "rootfs /nonexistent: no such directory"},
 				{[]string{"--rootfs", file, "--", "/bin/sh"}, 125, "rootfs " + file + ": not a directory"},
 				{[]string{"--rootfs", rootfs, "-v", file + ":/new/dir", "--", "/no/such/program"}, 127, "/no/such/program"},
+				{[]string{"--rootfs", rootfs, "--read-only", "--tmpfs", "/new/tmp", "--", "no-such-program"}, 127, "no-such-program"},
 				{[]string{"--rootfs", rootfs, "-v", "/nonexistent:/data", "--", "/bin/sh"}, 125, "/nonexistent"},
 				{[]string{"--rootfs", rootfs, "--workdir", "/nonexistent", "--", "/bin/sh"}, 125, "/nonexistent"},
 				{[]string{"--rootfs", rootfs, "-v", "/tmp:data", "--", "/bin/sh"}, 125, "not absolute"},
