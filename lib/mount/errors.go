@@ -25,7 +25,11 @@ func (e *MountError) Error() string {
 	if e.Data != "" {
 		detail = append(detail, e.Data)
 	}
-	return fmt.Sprintf("mount %s on %s (%s): %v", e.Source, e.Target, strings.Join(detail, ", "), e.Err)
+	source := e.Source
+	if source == "" {
+		source = "none"
+	}
+	return fmt.Sprintf("mount %s on %s (%s): %v", source, e.Target, strings.Join(detail, ", "), e.Err)
 }
 
 func (e *MountError) Unwrap() error { return e.Err }

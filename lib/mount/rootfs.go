@@ -98,7 +98,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	chain.Debugf("rootfs %s; nested user namespace: %v", cfg.Rootfs, uns.nested)
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		if errors.Is(err, unix.EPERM) {
-			return nil, chain.WithHint(err, "barco-mount needs CAP_SYS_ADMIN in the user namespace that owns its mount namespace: "+hostNSHint)
+			return nil, chain.WithHint(err, "barco-mount needs CAP_SYS_ADMIN over its mount namespace: with a user namespace, a new mount namespace too (barco-ns -U -m)")
 		}
 		return nil, err
 	}
