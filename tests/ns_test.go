@@ -221,11 +221,11 @@ func TestNSChildDiesWithParent(t *testing.T) {
 		}
 		cmd := exec.Command(ns, append(args, "--", "sh", "-c", "echo ready; exec sleep 1000")...)
 		startReady(t, cmd)
-		children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-		if err != nil || len(strings.Fields(string(children))) != 1 {
-			t.Fatalf("children of barco-ns: %q, %v", children, err)
+		children := childrenOf(cmd.Process.Pid)
+		if len(children) != 1 {
+			t.Fatalf("children of barco-ns: %q", children)
 		}
-		child := strings.Fields(string(children))[0]
+		child := children[0]
 		cmd.Process.Kill()
 		cmd.Wait()
 		deadline := time.Now().Add(testutil.Timeout)
@@ -264,6 +264,31 @@ func TestNSProgramGetsOnlyStdFDs(t *testing.T) {
 		got := strings.Fields(string(out))
 		if err != nil || len(got) < 3 || strings.Join(got[:len(got)-1], " ") != c.want {
 			t.Errorf("%v: open fds %q (%v); want %s plus the glob's own", c.env, got, err, c.want)
+		}
+	}
+}
+
+// childrenOf lists the children of pid, whichever of its threads started them.
+func childrenOf(pid int) []string {
+	var out []string
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, task := range tasks {
+		data, _ := os.ReadFile(task)
+		out = append(out, strings.Fields(string(data))...)
+	}
+	return out
+}
+
+// A barco stage as PROGRAM runs straight in the new namespaces and does
+// the setup there itself.
+func TestNSNextStageDoesSetup(t *testing.T) {
+	ns := nsBin(t)
+	r := testutil.Run(t, nil, ns, "-U", "-u", "-n", "--hostname", "inner", "--", "barco-ns", "-p", "--",
+		"sh", "-c", "hostname; cat /proc/self/uid_map; echo pid=$$; grep -E '^Cap(Amb|Inh)' /proc/self/status; ip -o link show lo")
+	out := strings.Join(strings.Fields(r.Stdout), " ")
+	for _, want := range []string{"inner 0 100000 65536 pid=1", "CapInh: 0000000000000000 CapAmb: 0000000000000000", "LOOPBACK,UP"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nested barco-ns: no %q in %q (status %d, %s)", want, out, r.Code, r.Stderr)
 		}
 	}
 }

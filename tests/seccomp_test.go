@@ -303,3 +303,32 @@ func TestSeccompAllowNewPrivs(t *testing.T) {
 		t.Errorf("without CAP_SYS_ADMIN: status %d, stdout %q, stderr %q; want 125 and a hint", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// The real chain, barco-ns, barco-mount, then barco-seccomp carried across
+// pivot_root as a sealed copy; the probe comes in through a volume. Root
+// keeps all its capabilities here (barco-caps is not in the chain), so
+// only what Docker blocks whatever the capabilities is checked.
+func TestSeccompInRealChain(t *testing.T) {
+	testutil.RequireRoot(t)
+	probe := seccompProbe(t)
+	r := testutil.Run(t, nil, testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
+		testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe)+":/probe:ro", "--",
+		"barco-seccomp", "--",
+		"/bin/sh", "-c", `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
+/probe/seccomp-probe add_key keyctl socket-alg socket-inet
+httpd -p 127.0.0.1:8080 -h /
+wget -q -O - http://127.0.0.1:8080/etc/hostname | sed s/^/fetched-/
+ps -o comm | grep -q ^ps && echo ps ok`)
+	if r.Code != 0 {
+		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	got := fields(r.Stdout)
+	for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "socket-alg": "EPERM", "socket-inet": "ok", "ps": "ok"} {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
+		}
+	}
+	if !contains(testutil.Lines(r.Stdout), "fetched-barco") {
+		t.Errorf("wget over loopback failed\nstdout:\n%sstderr:\n%s", r.Stdout, r.Stderr)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -79,9 +78,12 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 // one line on stderr if anything fails. run normally ends in Exec and does
 // not return.
 //
-// Run locks the main goroutine to its thread for good: a child started with
-// a parent-death signal is tied to the thread that started it, and per-thread
-// state (namespaces, credentials) must be set on the thread that execs.
+// Run does not lock the main goroutine to its thread: the first goroutine
+// started afterwards would then need a new thread, which costs more than a
+// stage's own work. A child started with a parent-death signal is tied to
+// the thread that started it; that is safe here because the Go runtime
+// never ends a thread unless a goroutine exits while locked to it, which no
+// stage does. A stage that changes per-thread state locks its thread itself.
 func (st *Stage) Run(run func(program []string) error) {
 	st.start()
 	program, err := st.Parse(os.Args[1:])
@@ -106,8 +108,12 @@ func (st *Stage) RunHelper(run func() error) {
 }
 
 func (st *Stage) start() {
-	runtime.LockOSThread()
 	initDebug(st.Name)
+	if v := os.Getenv(NSSetupEnv); v != "" {
+		if err := doNSSetup(v); err != nil {
+			Fail(st.Name, err)
+		}
+	}
 	if Carried() {
 		// A host binary running inside the container: keep the container's
 		// processes out of our /proc entries (CVE-2019-5736).
