@@ -144,22 +144,34 @@ func (s *section) add(nr uint32, args32 bool, r Rule) error {
 }
 
 // Assemble generates the seccomp BPF program of f, with syscall numbers
-// from table. It returns the program and the syscall names that have no
-// number on any of the filter's architectures.
+// from table. The Program also names the syscalls that have no number on
+// any of the filter's architectures, and the architectures it left out:
+// those barco has no code generator for, which cannot occur on a machine
+// whose native architecture (f.Arches[0]) it has one for.
 //
 // The program checks the architecture, then finds the syscall by binary
 // search, then checks the arguments rule by rule. For one syscall,
 // conditional rules are tried in profile order before the unconditional
 // one; a syscall without a matching rule gets the default action, a
 // foreign architecture SECCOMP_RET_KILL_THREAD, as with libseccomp.
-func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
+func Assemble(f *Filter, table SyscallTable) (*Program, error) {
+	p := &Program{}
+	if len(f.Arches) == 0 {
+		return nil, fmt.Errorf("filter has no architecture")
+	}
+	if _, ok := archInfos[f.Arches[0]]; !ok {
+		return nil, fmt.Errorf("architecture %s: barco-seccomp does not generate filters for it", f.Arches[0])
+	}
+	var arches []string
 	var sections []*section
 	byAudit := map[uint32]*section{}
 	for _, name := range f.Arches {
 		info, ok := archInfos[name]
 		if !ok {
-			return nil, nil, fmt.Errorf("architecture %s: barco-seccomp does not generate filters for it", name)
+			p.IgnoredArches = append(p.IgnoredArches, name)
+			continue
 		}
+		arches = append(arches, name)
 		s := byAudit[info.audit]
 		if s == nil {
 			s = &section{audit: info.audit, rejectX32: name == "amd64", entries: make(map[uint32]*entry, len(f.Rules))}
@@ -172,7 +184,7 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 	}
 	known := map[string]bool{}
 	for _, r := range f.Rules {
-		for _, arch := range f.Arches {
+		for _, arch := range arches {
 			info := archInfos[arch]
 			s := byAudit[info.audit]
 			nr, ok := table(arch, r.Syscall)
@@ -182,7 +194,7 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 			if nr >= 0 {
 				known[r.Syscall] = true
 				if err := s.add(uint32(nr), info.args32, r); err != nil {
-					return nil, nil, err
+					return nil, err
 				}
 				continue
 			}
@@ -196,7 +208,7 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 			known[r.Syscall] = true
 			if direct, ok := x86Direct[r.Syscall]; ok {
 				if err := s.add(direct, true, r); err != nil {
-					return nil, nil, err
+					return nil, err
 				}
 			}
 			mux, call := uint32(x86Socketcall), uint64(-nr-100)
@@ -205,16 +217,15 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 			}
 			muxRule := Rule{Syscall: r.Syscall, Action: r.Action, Args: []Arg{{Index: 0, Op: OpEQ, Value: call}}}
 			if err := s.add(mux, true, muxRule); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 	}
-	var skipped []string
 	seen := map[string]bool{}
 	for _, r := range f.Rules {
 		if !known[r.Syscall] && !seen[r.Syscall] {
 			seen[r.Syscall] = true
-			skipped = append(skipped, r.Syscall)
+			p.Skipped = append(p.Skipped, r.Syscall)
 		}
 	}
 
@@ -238,12 +249,13 @@ func Assemble(f *Filter, table SyscallTable) ([]Instruction, []string, error) {
 	}
 	prog, err := a.finish()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(prog) > maxInstructions {
-		return nil, nil, fmt.Errorf("filter of %d instructions: the kernel takes at most %d", len(prog), maxInstructions)
+		return nil, fmt.Errorf("filter of %d instructions: the kernel takes at most %d", len(prog), maxInstructions)
 	}
-	return prog, skipped, nil
+	p.Instructions = prog
+	return p, nil
 }
 
 // assembler lays out instructions with forward jumps to labels.

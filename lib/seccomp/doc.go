@@ -65,6 +65,8 @@
 // Where libseccomp refuses or leaves unspecified: for one syscall,
 // conditional rules are tried in profile order before the unconditional
 // one; two unconditional rules with different actions are an error.
-// SCMP_ACT_NOTIFY is refused (there is no listener), and so are
-// architectures other than amd64, x86, x32, arm64, arm and riscv64.
+// SCMP_ACT_NOTIFY is refused (there is no listener). barco generates code
+// for amd64, x86, x32, arm64, arm and riscv64, and runs only where one of
+// them is native; other architectures a profile names cannot occur there
+// and are left out (--print says so).
 package seccomp

@@ -11,9 +11,10 @@ import (
 
 // Program is a Filter compiled to BPF, ready to load.
 type Program struct {
-	Instructions []Instruction
-	Skipped      []string // syscall names unknown on every architecture of the filter
-	flags        uintptr  // SECCOMP_FILTER_FLAG_*
+	Instructions  []Instruction
+	Skipped       []string // syscall names unknown on every architecture of the filter
+	IgnoredArches []string // architectures without a code generator, foreign to this machine
+	flags         uintptr  // SECCOMP_FILTER_FLAG_*
 }
 
 // Compile generates the BPF program of f. libseccomp only numbers the
@@ -24,11 +25,11 @@ func Compile(f *Filter) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	insns, skipped, err := Assemble(f, table)
+	p, err := Assemble(f, table)
 	if err != nil {
 		return nil, err
 	}
-	p := &Program{Instructions: insns, Skipped: skipped, flags: unix.SECCOMP_FILTER_FLAG_TSYNC}
+	p.flags = unix.SECCOMP_FILTER_FLAG_TSYNC
 	if f.Log {
 		p.flags |= unix.SECCOMP_FILTER_FLAG_LOG
 	}

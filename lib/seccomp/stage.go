@@ -96,6 +96,9 @@ func Prepare(cfg *Config) (*Prepared, error) {
 		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
 	}
 	out.Program = prog
+	for _, name := range prog.IgnoredArches {
+		chain.Debugf("architecture %s: cannot occur on %s, left out", name, env.Arch)
+	}
 	for _, name := range prog.Skipped {
 		chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, strings.Join(f.Arches, ","))
 	}
@@ -110,6 +113,9 @@ func (p *Prepared) WriteText(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "# profile %s; %s (%s set)\n", p.Profile, p.Env, p.CapSet)
+	if len(p.Program.IgnoredArches) > 0 {
+		fmt.Fprintf(w, "# architectures left out (cannot occur here): %s\n", strings.Join(p.Program.IgnoredArches, " "))
+	}
 	if len(p.Program.Skipped) > 0 {
 		fmt.Fprintf(w, "# unknown to libseccomp, skipped: %s\n", strings.Join(p.Program.Skipped, " "))
 	}

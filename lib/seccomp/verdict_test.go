@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -262,5 +263,24 @@ func TestUnknownSyscallIsSkipped(t *testing.T) {
 	}
 	if len(p.Skipped) != 1 || p.Skipped[0] != "no_such_syscall" {
 		t.Errorf("skipped %q, want [no_such_syscall]", p.Skipped)
+	}
+}
+
+// Architectures barco has no code generator for cannot occur on a machine
+// whose native one it has; they are left out. An unsupported native one is
+// an error.
+func TestForeignArchitecturesLeftOut(t *testing.T) {
+	f := &Filter{Default: Action{Kind: ActErrno, Ret: 1}, Arches: []string{"amd64", "x86", "ppc64le", "s390x"},
+		Rules: []Rule{{Syscall: "read", Action: Action{Kind: ActAllow}}}}
+	p, err := Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(p.IgnoredArches, " ") != "ppc64le s390x" {
+		t.Errorf("ignored %q, want ppc64le s390x", p.IgnoredArches)
+	}
+	f.Arches = []string{"s390x", "amd64"}
+	if _, err := Compile(f); err == nil || !strings.Contains(err.Error(), "architecture s390x") {
+		t.Errorf("native s390x: error %v", err)
 	}
 }
