@@ -284,3 +284,21 @@ func TestForeignArchitecturesLeftOut(t *testing.T) {
 		t.Errorf("native s390x: error %v", err)
 	}
 }
+
+func TestAssembleRefuses(t *testing.T) {
+	conflict := &Filter{Default: Action{Kind: ActAllow}, Arches: []string{"amd64"}, Rules: []Rule{
+		{Syscall: "mkdir", Action: Action{Kind: ActErrno, Ret: 1}},
+		{Syscall: "mkdir", Action: Action{Kind: ActErrno, Ret: 13}},
+	}}
+	if _, err := Compile(conflict); err == nil || !strings.Contains(err.Error(), "syscall mkdir: conflicting rules errno EPERM and errno EACCES") {
+		t.Errorf("conflicting rules: error %v", err)
+	}
+	long := &Filter{Default: Action{Kind: ActAllow}, Arches: []string{"amd64"}}
+	for i := range 1500 {
+		long.Rules = append(long.Rules, Rule{Syscall: "kill", Action: Action{Kind: ActErrno, Ret: 1},
+			Args: []Arg{{Index: 0, Op: OpEQ, Value: uint64(i)}}})
+	}
+	if _, err := Compile(long); err == nil || !strings.Contains(err.Error(), "the kernel takes at most 4096") {
+		t.Errorf("1500 conditional rules: error %v", err)
+	}
+}
