@@ -58,7 +58,7 @@ func fields(out string) map[string]string {
 // capabilities, so the filter is what blocks them.
 func TestSeccompDefaultBlocksWhatDockerBlocks(t *testing.T) {
 	const script = `grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t' | tr : ' '
-$PROBE add_key keyctl clone-newuser socket-inet socket-alg reboot mount-tmpfs
+$PROBE add_key keyctl clone-newuser socket-inet socket-alg reboot mount-tmpfs statmount
 unshare -U true; echo "unshare-U $?"`
 	r := inChain(t, dockerCaps, nil, script)
 	if r.Code != 0 {
@@ -70,6 +70,7 @@ unshare -U true; echo "unshare-U $?"`
 		"add_key": "EPERM", "keyctl": "EPERM", "clone-newuser": "EPERM", "socket-alg": "EPERM",
 		"reboot": "EPERM", "mount-tmpfs": "EPERM", "unshare-U": "1",
 		"socket-inet": "ok",
+		"statmount":   "ENOSYS", // newer than the profile knows
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
+
+	"golang.org/x/sys/unix"
 )
 
 // Instruction is one classic-BPF instruction, struct sock_filter.
@@ -22,6 +25,7 @@ const (
 	opJeqK   = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
 	opJgtK   = 0x25 // BPF_JMP|BPF_JGT|BPF_K
 	opJgeK   = 0x35 // BPF_JMP|BPF_JGE|BPF_K
+	opJsetK  = 0x45 // BPF_JMP|BPF_JSET|BPF_K
 	opRetK   = 0x06 // BPF_RET|BPF_K
 )
 
@@ -123,6 +127,9 @@ type section struct {
 	// architecture: x86-64 without x32.
 	rejectX32 bool
 	entries   map[uint32]*entry
+	// The largest syscall number the profile names, by ABI ("amd64",
+	// "x32"): the ones above get ENOSYS (see Assemble).
+	last map[string]uint32
 }
 
 func (s *section) add(nr uint32, args32 bool, r Rule) error {
@@ -154,8 +161,14 @@ func (s *section) add(nr uint32, args32 bool, r Rule) error {
 // conditional rules are tried in profile order before the unconditional
 // one; a syscall without a matching rule gets the default action, a
 // foreign architecture SECCOMP_RET_KILL_THREAD, as with libseccomp.
+//
+// When the default action denies, a syscall numbered above every syscall
+// the profile names gets ENOSYS instead, as runc does: it is newer than
+// the profile, and ENOSYS lets programs fall back to an older call where
+// EPERM would be taken as a real refusal. Program.LastSyscalls has those
+// numbers.
 func Assemble(f *Filter, table SyscallTable) (*Program, error) {
-	p := &Program{}
+	p := &Program{LastSyscalls: map[string]uint32{}}
 	if len(f.Arches) == 0 {
 		return nil, fmt.Errorf("filter has no architecture")
 	}
@@ -174,7 +187,8 @@ func Assemble(f *Filter, table SyscallTable) (*Program, error) {
 		arches = append(arches, name)
 		s := byAudit[info.audit]
 		if s == nil {
-			s = &section{audit: info.audit, rejectX32: name == "amd64", entries: make(map[uint32]*entry, len(f.Rules))}
+			s = &section{audit: info.audit, rejectX32: name == "amd64",
+				entries: make(map[uint32]*entry, len(f.Rules)), last: map[string]uint32{}}
 			byAudit[info.audit] = s
 			sections = append(sections, s)
 		}
@@ -193,6 +207,7 @@ func Assemble(f *Filter, table SyscallTable) (*Program, error) {
 			}
 			if nr >= 0 {
 				known[r.Syscall] = true
+				s.last[arch] = max(s.last[arch], uint32(nr))
 				if err := s.add(uint32(nr), info.args32, r); err != nil {
 					return nil, err
 				}
@@ -207,6 +222,7 @@ func Assemble(f *Filter, table SyscallTable) (*Program, error) {
 			// be checked; libseccomp drops them too.
 			known[r.Syscall] = true
 			if direct, ok := x86Direct[r.Syscall]; ok {
+				s.last[arch] = max(s.last[arch], direct)
 				if err := s.add(direct, true, r); err != nil {
 					return nil, err
 				}
@@ -246,6 +262,7 @@ func Assemble(f *Filter, table SyscallTable) (*Program, error) {
 	for i, s := range sections {
 		a.bind(secLabels[i])
 		a.section(s, f.Default)
+		maps.Copy(p.LastSyscalls, s.last)
 	}
 	prog, err := a.finish()
 	if err != nil {
@@ -361,6 +378,9 @@ func (a *assembler) section(s *section, def Action) {
 		a.ret(retKillThreadValue)
 		a.bind(dispatch)
 	}
+	if denies(def) {
+		a.enosysAbove(s)
+	}
 	entries := make([]*entry, 0, len(s.entries))
 	for _, e := range s.entries {
 		entries = append(entries, e)
@@ -376,6 +396,45 @@ func (a *assembler) section(s *section, def Action) {
 			a.body(e, def)
 		}
 	}
+}
+
+// denies reports whether an action refuses the call; runc's list.
+func denies(act Action) bool {
+	switch act.Kind {
+	case ActAllow, ActLog, ActTrace:
+		return false
+	}
+	return true
+}
+
+// enosysAbove returns ENOSYS for syscall numbers above the section's last
+// ones, per ABI, and falls through for the others.
+func (a *assembler) enosysAbove(s *section) {
+	enosys := a.label()
+	rest := a.label()
+	amd64Last, hasAMD64 := s.last["amd64"]
+	x32Last, hasX32 := s.last["x32"]
+	switch {
+	case hasAMD64 && hasX32:
+		x32 := a.label()
+		a.jump(opJsetK, x32SyscallBit, x32, -1)
+		a.jump(opJgtK, amd64Last, enosys, rest)
+		a.bind(x32)
+		a.jump(opJgtK, x32Last, enosys, rest)
+	case hasAMD64 && !s.rejectX32:
+		// x32 in the filter but no x32 syscall named: only amd64's check.
+		a.jump(opJsetK, x32SyscallBit, rest, -1)
+		a.jump(opJgtK, amd64Last, enosys, rest)
+	case len(s.last) == 1:
+		for _, last := range s.last {
+			a.jump(opJgtK, last, enosys, rest)
+		}
+	default:
+		a.ja(rest)
+	}
+	a.bind(enosys)
+	a.ret(retErrnoValue | uint32(unix.ENOSYS))
+	a.bind(rest)
 }
 
 // tree emits a binary search over entries (sorted by number). Entries with

@@ -32,7 +32,7 @@ type abi struct {
 	base  uint32 // added to every syscall number
 }
 
-var x86ABIs = []abi{{"amd64", auditX86_64, 0}, {"x32", auditX86_64, x32SyscallBit}, {"x86", auditI386, 0}, {"aarch64", auditAArch64, 0}}
+var x86ABIs = []abi{{"amd64", auditX86_64, 0}, {"x32", auditX86_64, x32SyscallBit}, {"x86", auditI386, 0}, {"arm64", auditAArch64, 0}}
 
 // differ runs every syscall number of each of x86ABIs with argVectors
 // through barco's program and libseccomp's, and reports where they differ.
@@ -41,6 +41,18 @@ func differ(t *testing.T, f *Filter) { differABIs(t, f, x86ABIs) }
 func differABIs(t *testing.T, f *Filter, abis []abi) {
 	t.Helper()
 	ours, ref := program(t, f), reference(t, f)
+	compiled, err := Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// barco returns ENOSYS where runc would (and libseccomp alone does
+	// not): above the last syscall the profile names, when the default
+	// denies.
+	enosysOK := func(a abi, nr, got, want uint32) bool {
+		last, ok := compiled.LastSyscalls[a.name]
+		return ok && denies(f.Default) && nr > last &&
+			got == retErrno|uint32(unix.ENOSYS) && want == f.Default.value()
+	}
 	vectors := argVectors()
 	bad := 0
 	for _, a := range abis {
@@ -56,7 +68,7 @@ func differABIs(t *testing.T, f *Filter, abis []abi) {
 				if err1 != nil || err2 != nil {
 					t.Fatalf("%s nr %#x: %v / %v", a.name, nr, err1, err2)
 				}
-				if got != want {
+				if got != want && !enosysOK(a, nr, got, want) {
 					if bad++; bad <= 20 {
 						t.Errorf("%s nr %#x args %#x: barco %#x, libseccomp %#x", a.name, nr, args[:2], got, want)
 					}

@@ -62,6 +62,11 @@
 // arguments are behind a pointer there and are not checked, as with
 // libseccomp.
 //
+// As runc, and unlike libseccomp alone: when the default action denies, a
+// syscall numbered above the last one the profile names on its ABI gets
+// ENOSYS, so that programs fall back from calls newer than the profile
+// (--print shows the numbers).
+//
 // Where libseccomp refuses or leaves unspecified: for one syscall,
 // conditional rules are tried in profile order before the unconditional
 // one; two unconditional rules with different actions are an error.

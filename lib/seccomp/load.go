@@ -14,7 +14,10 @@ type Program struct {
 	Instructions  []Instruction
 	Skipped       []string // syscall names unknown on every architecture of the filter
 	IgnoredArches []string // architectures without a code generator, foreign to this machine
-	flags         uintptr  // SECCOMP_FILTER_FLAG_*
+	// LastSyscalls are, by architecture, the largest syscall number the
+	// profile names; above it a denying filter returns ENOSYS.
+	LastSyscalls map[string]uint32
+	flags        uintptr // SECCOMP_FILTER_FLAG_*
 }
 
 // Compile generates the BPF program of f. libseccomp only numbers the

@@ -116,6 +116,15 @@ func (p *Prepared) WriteText(w io.Writer) error {
 	if len(p.Program.IgnoredArches) > 0 {
 		fmt.Fprintf(w, "# architectures left out (cannot occur here): %s\n", strings.Join(p.Program.IgnoredArches, " "))
 	}
+	if denies(p.Filter.Default) && len(p.Program.LastSyscalls) > 0 {
+		var lasts []string
+		for _, arch := range p.Filter.Arches {
+			if last, ok := p.Program.LastSyscalls[arch]; ok {
+				lasts = append(lasts, fmt.Sprintf("%s above %d", arch, last&^x32SyscallBit))
+			}
+		}
+		fmt.Fprintf(w, "# newer than the profile, ENOSYS: %s\n", strings.Join(lasts, ", "))
+	}
 	if len(p.Program.Skipped) > 0 {
 		fmt.Fprintf(w, "# unknown to libseccomp, skipped: %s\n", strings.Join(p.Program.Skipped, " "))
 	}

@@ -302,3 +302,42 @@ func TestAssembleRefuses(t *testing.T) {
 		t.Errorf("1500 conditional rules: error %v", err)
 	}
 }
+
+// Syscalls newer than the profile get ENOSYS, so that programs fall back
+// to older calls, where the default action denies; not where it allows.
+func TestNewerSyscallsGetENOSYS(t *testing.T) {
+	requireAMD64(t)
+	f := mustResolve(t, DefaultProfile(), amd64Env())
+	p, err := Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := p.LastSyscalls["amd64"]
+	if last < unix.SYS_FUTEX_WAITV || last >= 1000 {
+		t.Fatalf("last amd64 syscall %d", last)
+	}
+	prog := program(t, f)
+	for _, c := range []struct {
+		arch uint32
+		nr   uint32
+		want uint32
+	}{
+		{auditX86_64, last + 1, enosys},
+		{auditX86_64, 1000, enosys},
+		{auditX86_64, x32SyscallBit | 1000, enosys},
+		{auditI386, 1000, enosys},
+		{auditX86_64, unix.SYS_KEYCTL, eperm}, // below: still EPERM
+		{auditX86_64, 335, eperm},             // a hole below the last one
+	} {
+		d := seccompData{nr: int32(c.nr), arch: c.arch}
+		if got, err := runBPF(prog, d.bytes()); err != nil || got != c.want {
+			t.Errorf("arch %#x nr %d: %#x, %v; want %#x", c.arch, c.nr, got, err, c.want)
+		}
+	}
+	allowing := program(t, &Filter{Default: Action{Kind: ActAllow}, Arches: []string{"amd64"},
+		Rules: []Rule{{Syscall: "mkdir", Action: Action{Kind: ActErrno, Ret: 1}}}})
+	d := seccompData{nr: 1000, arch: auditX86_64}
+	if got, _ := runBPF(allowing, d.bytes()); got != allow {
+		t.Errorf("default allow: nr 1000 = %#x, want allow", got)
+	}
+}
