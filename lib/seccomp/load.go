@@ -64,6 +64,8 @@ func (p *Program) Load(noNewPrivs bool) error {
 		return nil
 	case errors.Is(errno, unix.EACCES):
 		return chain.Errorf("without no_new_privs, loading a filter needs CAP_SYS_ADMIN", "seccomp SECCOMP_SET_MODE_FILTER: %w", errno)
+	case errors.Is(errno, unix.EINVAL) && p.flags != unix.SECCOMP_FILTER_FLAG_TSYNC:
+		return chain.Errorf("does the kernel know the profile's flags?", "seccomp SECCOMP_SET_MODE_FILTER: %w", errno)
 	case errors.Is(errno, unix.EINVAL), errors.Is(errno, unix.ENOSYS):
 		return chain.Errorf("does the kernel have CONFIG_SECCOMP_FILTER?", "seccomp SECCOMP_SET_MODE_FILTER: %w", errno)
 	}
