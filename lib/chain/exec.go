@@ -222,3 +222,33 @@ func execveat(fd int, argv, env []string) error {
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
 	return errno
 }
+
+// Prepare does what Exec does before the exec itself, for a stage that
+// starts PROGRAM as a child instead (barco-cgroup): it returns the file to
+// execute for argv[0] and the environment to give it, found as Exec finds
+// them, and for a program that is not a stage it marks every descriptor but
+// 0, 1, 2 and the kept ones close-on-exec, so that the child gets only those.
+// A carried stage is returned as its /proc/self/fd path.
+func Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
+	name := argv[0]
+	if IsStage(name) {
+		if fd, ok := carried[name]; ok {
+			return "/proc/self/fd/" + strconv.Itoa(fd), withEnv(env, StageFDsEnv, formatStageFDs(carried)), nil
+		}
+		path, err := stagePath(name, envValue(env, "PATH", DefaultPath))
+		return path, env, err
+	}
+	path, err = LookPath(name, envValue(env, "PATH", DefaultPath))
+	if err != nil {
+		return "", nil, err
+	}
+	env = withoutEnv(env, StageFDsEnv)
+	if err := closeExtraFDs(env); err != nil {
+		return "", nil, err
+	}
+	return path, env, nil
+}
+
+// ExecError is the error of an exec of path that failed with err, carrying
+// exit status 127 for a missing file and 126 otherwise.
+func ExecError(path string, err error) error { return execError(path, err) }
