@@ -54,9 +54,9 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 	var help, version bool
 	st.Options.Bool(&help, "help", 'h', "")
 	st.Options.Bool(&version, "version", 0, "")
-	// The two were declared last; drop them again so that help does not list them twice.
-	defer func() { st.Options.list = st.Options.list[:len(st.Options.list)-2] }()
 	rest, err := st.Options.Parse(args)
+	// The two were declared last; drop them again so that help does not list them twice.
+	st.Options.list = st.Options.list[:len(st.Options.list)-2]
 	switch {
 	case help:
 		st.WriteHelp(os.Stdout)
