@@ -89,18 +89,13 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 			c.Remove()
 		}
 	}()
-	mode := c.Layout.Mode
 	for _, dir := range c.dirs() {
-		if err := c.mkdirParents(filepath.Dir(dir)); err != nil {
-			return err
+		err := c.mkdirIn(dir, l, true)
+		if errors.Is(err, os.ErrNotExist) {
+			// Another barco-cgroup removed the parent as it finished.
+			err = c.mkdirIn(dir, l, false)
 		}
-		removeStale(filepath.Dir(dir))
-		if mode == Unified {
-			if err := EnableControllers(filepath.Dir(dir), l.Controllers()); err != nil {
-				return err
-			}
-		}
-		if err := os.Mkdir(dir, 0o755); err != nil {
+		if err != nil {
 			if errors.Is(err, os.ErrExist) {
 				return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
 			}
@@ -113,7 +108,13 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 			return err
 		}
 	}
-	if mode == Unified {
+	return c.apply(l)
+}
+
+// apply writes l into the cgroup: into the v1 hierarchies where there
+// are any (in hybrid mode v2 has no controllers), else into v2.
+func (c *Cgroup) apply(l *Limits) error {
+	if c.Layout.Mode == Unified {
 		return ApplyV2(c.V2, l)
 	}
 	dirs := map[string]string{}
@@ -125,6 +126,24 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 	return ApplyV1(dirs, l)
 }
 
+// mkdirIn makes dir and the parents it lacks, enables the controllers that
+// l needs in the parent on v2, and clears stale cgroups beside it.
+func (c *Cgroup) mkdirIn(dir string, l *Limits, clean bool) error {
+	parent := filepath.Dir(dir)
+	if err := c.mkdirParents(parent); err != nil {
+		return err
+	}
+	if clean {
+		removeStale(parent)
+	}
+	if c.Layout.Mode == Unified {
+		if err := EnableControllers(parent, c.Layout.V2.Mount, l.Controllers()); err != nil {
+			return err
+		}
+	}
+	return os.Mkdir(dir, 0o755)
+}
+
 // Open uses the cgroup as it is, creating it with the limits l when it
 // does not exist and writing l into it when it does (for --exec).
 func (c *Cgroup) Open(l *Limits) error {
@@ -133,16 +152,7 @@ func (c *Cgroup) Open(l *Limits) error {
 		return err
 	}
 	c.created = nil
-	if c.Layout.Mode == Unified {
-		return ApplyV2(c.V2, l)
-	}
-	dirs := map[string]string{}
-	for _, h := range c.Layout.V1 {
-		for _, ctrl := range h.Controllers {
-			dirs[ctrl] = c.V1[h]
-		}
-	}
-	return ApplyV1(dirs, l)
+	return c.apply(l)
 }
 
 func (c *Cgroup) mkdirParents(dir string) error {

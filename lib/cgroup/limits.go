@@ -54,98 +54,139 @@ func v1Name(c string) string {
 	return c
 }
 
+// Write is one value written to one control file.
+type Write struct {
+	Dir, File, Value string
+}
+
+func (w Write) String() string { return w.File + "=" + w.Value }
+
 // ApplyV1 writes l into a cgroup v1 cgroup whose directory in the hierarchy
 // of each controller is dirs[controller] ("memory", "cpu", "blkio", ...).
-// A controller that l needs and dirs lacks is an error naming it.
 func ApplyV1(dirs map[string]string, l *Limits) error {
-	var w writer
+	ws, err := PlanV1(dirs, l)
+	if err != nil {
+		return err
+	}
+	return apply(ws)
+}
+
+// PlanV1 is the list of writes that ApplyV1 makes, in order. A controller
+// that l needs and dirs lacks is an error naming it, as is a control file
+// the kernel does not offer.
+func PlanV1(dirs map[string]string, l *Limits) ([]Write, error) {
 	need := l.Controllers()
 	if l.Devices != nil {
 		need = append(need, "devices")
 	}
 	for _, c := range need {
 		if dirs[v1Name(c)] == "" {
-			return fmt.Errorf("controller %s: not mounted (cgroup v1)", v1Name(c))
+			return nil, fmt.Errorf("controller %s: not mounted (cgroup v1)", v1Name(c))
 		}
 	}
-	if d := dirs["memory"]; l.Memory != 0 {
-		w.write(d, "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
-		if l.MemorySwap != 0 {
-			if _, err := os.Stat(filepath.Join(d, "memory.memsw.limit_in_bytes")); errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("--memory-swap: controller memory of cgroup v1 has no swap accounting here (boot with swapaccount=1)")
-			}
-			w.write(d, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.MemorySwap, 10))
-		}
+	var ws []Write
+	add := func(ctrl, file, value string) { ws = append(ws, Write{dirs[ctrl], file, value}) }
+	if l.Memory != 0 {
+		// The memory limit first: memsw may never be below it.
+		add("memory", "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
 	}
-	if d := dirs["cpu"]; l.CPUQuota != 0 {
-		w.write(d, "cpu.cfs_period_us", strconv.Itoa(DefaultCPUPeriod))
-		w.write(d, "cpu.cfs_quota_us", strconv.FormatInt(l.CPUQuota, 10))
+	if l.MemorySwap != 0 {
+		if !exists(dirs["memory"], "memory.memsw.limit_in_bytes") {
+			return nil, fmt.Errorf("--memory-swap: controller memory of cgroup v1 has no swap accounting here (boot with swapaccount=1)")
+		}
+		add("memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(l.MemorySwap, 10))
+	}
+	if l.CPUQuota != 0 {
+		add("cpu", "cpu.cfs_period_us", strconv.Itoa(DefaultCPUPeriod))
+		add("cpu", "cpu.cfs_quota_us", strconv.FormatInt(l.CPUQuota, 10))
 	}
 	if l.CPUWeight != 0 {
-		w.write(dirs["cpu"], "cpu.shares", strconv.FormatUint(WeightToShares(l.CPUWeight), 10))
+		add("cpu", "cpu.shares", strconv.FormatUint(WeightToShares(l.CPUWeight), 10))
 	}
 	if l.CpusetCPUs != "" {
-		w.write(dirs["cpuset"], "cpuset.cpus", l.CpusetCPUs)
+		add("cpuset", "cpuset.cpus", l.CpusetCPUs)
 	}
 	if l.CpusetMems != "" {
-		w.write(dirs["cpuset"], "cpuset.mems", l.CpusetMems)
+		add("cpuset", "cpuset.mems", l.CpusetMems)
 	}
 	if l.Pids != 0 {
-		w.write(dirs["pids"], "pids.max", maxOr(l.Pids))
+		add("pids", "pids.max", maxOr(l.Pids))
 	}
-	if d := dirs["blkio"]; l.IOWeight != 0 {
-		if _, err := os.Stat(filepath.Join(d, "blkio.weight")); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("--io-weight: controller blkio of cgroup v1 has no blkio.weight here (it needs the BFQ I/O scheduler)")
+	if l.IOWeight != 0 {
+		if !exists(dirs["blkio"], "blkio.weight") {
+			return nil, fmt.Errorf("--io-weight: controller blkio of cgroup v1 has no blkio.weight here (it needs the BFQ I/O scheduler)")
 		}
-		w.write(d, "blkio.weight", strconv.FormatUint(WeightToBlkio(l.IOWeight), 10))
+		add("blkio", "blkio.weight", strconv.FormatUint(WeightToBlkio(l.IOWeight), 10))
 	}
-	if d := dirs["devices"]; l.Devices != nil {
+	if l.Devices != nil {
 		// Deny everything, then allow the rules one by one, as runc does.
-		w.write(d, "devices.deny", "a")
+		add("devices", "devices.deny", "a")
 		for _, r := range l.Devices {
-			w.write(d, "devices.allow", r.String())
+			add("devices", "devices.allow", r.String())
 		}
 	}
-	return w.err
+	return ws, nil
 }
 
 // ApplyV2 writes l into the cgroup v2 cgroup dir. The controllers must be
-// enabled in it already (see EnableControllers); a missing control file is
-// reported as the controller that is not delegated.
+// enabled in it already (see EnableControllers); one that is not is an
+// error naming it.
 func ApplyV2(dir string, l *Limits) error {
 	if err := checkV2Controllers(dir, l.Controllers()); err != nil {
 		return err
 	}
-	var w writer
+	return apply(PlanV2(dir, l))
+}
+
+// PlanV2 is the list of writes that ApplyV2 makes, in order. Device rules
+// are not among them: on v2 they are an eBPF program.
+func PlanV2(dir string, l *Limits) []Write {
+	var ws []Write
+	add := func(file, value string) { ws = append(ws, Write{dir, file, value}) }
 	if l.Memory != 0 {
-		w.write(dir, "memory.max", maxOr(l.Memory))
+		add("memory.max", maxOr(l.Memory))
 	}
 	if l.MemorySwap != 0 {
+		// v2 limits swap alone, not memory plus swap.
 		swap := int64(-1)
 		if l.MemorySwap > 0 && l.Memory > 0 {
 			swap = l.MemorySwap - l.Memory
 		}
-		w.write(dir, "memory.swap.max", maxOr(swap))
+		add("memory.swap.max", maxOr(swap))
 	}
 	if l.CPUQuota != 0 {
-		w.write(dir, "cpu.max", fmt.Sprintf("%d %d", l.CPUQuota, DefaultCPUPeriod))
+		add("cpu.max", fmt.Sprintf("%d %d", l.CPUQuota, DefaultCPUPeriod))
 	}
 	if l.CPUWeight != 0 {
-		w.write(dir, "cpu.weight", strconv.FormatUint(l.CPUWeight, 10))
+		add("cpu.weight", strconv.FormatUint(l.CPUWeight, 10))
 	}
 	if l.CpusetCPUs != "" {
-		w.write(dir, "cpuset.cpus", l.CpusetCPUs)
+		add("cpuset.cpus", l.CpusetCPUs)
 	}
 	if l.CpusetMems != "" {
-		w.write(dir, "cpuset.mems", l.CpusetMems)
+		add("cpuset.mems", l.CpusetMems)
 	}
 	if l.Pids != 0 {
-		w.write(dir, "pids.max", maxOr(l.Pids))
+		add("pids.max", maxOr(l.Pids))
 	}
 	if l.IOWeight != 0 {
-		w.write(dir, "io.weight", "default "+strconv.FormatUint(l.IOWeight, 10))
+		add("io.weight", "default "+strconv.FormatUint(l.IOWeight, 10))
 	}
-	return w.err
+	return ws
+}
+
+func apply(ws []Write) error {
+	for _, w := range ws {
+		if err := writeFile(w.Dir, w.File, w.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func exists(dir, file string) bool {
+	_, err := os.Stat(filepath.Join(dir, file))
+	return err == nil
 }
 
 // checkV2Controllers fails naming the first controller of need that dir's
@@ -168,26 +209,38 @@ func checkV2Controllers(dir string, need []string) error {
 }
 
 // EnableControllers enables the controllers need for the children of the
-// cgroup v2 cgroup parent, which must be one that barco created.
-func EnableControllers(parent string, need []string) error {
+// cgroup v2 cgroup parent. It writes cgroup.subtree_control only when a
+// controller is missing there, and never that of the hierarchy's root
+// (root): that belongs to the machine.
+func EnableControllers(parent, root string, need []string) error {
 	if len(need) == 0 {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
+	have, err := readFile(parent, "cgroup.controllers")
 	if err != nil {
 		return err
 	}
-	have := strings.Fields(string(data))
+	enabled, err := readFile(parent, "cgroup.subtree_control")
+	if err != nil {
+		return err
+	}
 	var plus []string
 	for _, c := range need {
-		if !contains(have, c) {
-			return fmt.Errorf("controller %s: not delegated to %s (cgroup v2; it has %q)", c, parent, strings.Join(have, " "))
+		switch {
+		case contains(strings.Fields(enabled), c):
+		case !contains(strings.Fields(have), c):
+			return fmt.Errorf("controller %s: not delegated to %s (cgroup v2; it has %q)", c, parent, have)
+		default:
+			plus = append(plus, "+"+c)
 		}
-		plus = append(plus, "+"+c)
 	}
-	var w writer
-	w.write(parent, "cgroup.subtree_control", strings.Join(plus, " "))
-	return w.err
+	if len(plus) == 0 {
+		return nil
+	}
+	if filepath.Clean(parent) == filepath.Clean(root) {
+		return fmt.Errorf("controller %s: not enabled in %s/cgroup.subtree_control (cgroup v2; barco does not change the root's)", plus[0][1:], parent)
+	}
+	return writeFile(parent, "cgroup.subtree_control", strings.Join(plus, " "))
 }
 
 func contains(list []string, s string) bool {
@@ -204,17 +257,6 @@ func maxOr(n int64) string {
 		return "max"
 	}
 	return strconv.FormatInt(n, 10)
-}
-
-// writer writes control files and keeps the first error, so that a list
-// of writes reads as a list.
-type writer struct{ err error }
-
-func (w *writer) write(dir, file, value string) {
-	if w.err != nil {
-		return
-	}
-	w.err = writeFile(dir, file, value)
 }
 
 // writeFile writes value to an existing control file. Control files are

@@ -174,4 +174,3 @@ func Exec(o *Options, program []string) error {
 	}
 	return chain.Exec(program, os.Environ())
 }
-
