@@ -450,4 +450,29 @@ func TestCgroupV2Path(t *testing.T) {
 	if err := c.Remove(); err != nil {
 		t.Error(err)
 	}
+
+	// Devices on v2 are a cgroup device eBPF program; the kernel runs it in
+	// hybrid mode as well, so this is the real thing.
+	if err := c.Create(&cgroup.Limits{Devices: cgroup.DefaultDevices}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove()
+	dir := t.TempDir()
+	script := fmt.Sprintf(`cd %s; exec >out 2>&1
+mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
+(: <blk) 2>&1 | grep -q 'not permitted' && echo block=denied
+(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg=denied
+(: >/dev/null) && (: </dev/zero) && echo null,zero=ok
+`, dir)
+	pid, err = c.Start("/bin/sh", []string{"sh", "-c", script}, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Wait4(pid, &ws, 0, nil)
+	out, _ := os.ReadFile(filepath.Join(dir, "out"))
+	for _, want := range []string{"made", "block=denied", "kmsg=denied", "null,zero=ok"} {
+		if !strings.Contains(string(out), want+"\n") {
+			t.Errorf("device program: no %q in %q", want, out)
+		}
+	}
 }

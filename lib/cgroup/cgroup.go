@@ -115,7 +115,13 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 // are any (in hybrid mode v2 has no controllers), else into v2.
 func (c *Cgroup) apply(l *Limits) error {
 	if c.Layout.Mode == Unified {
-		return ApplyV2(c.V2, l)
+		if err := ApplyV2(c.V2, l); err != nil {
+			return err
+		}
+		if l.Devices != nil {
+			return AttachDeviceFilter(c.V2, l.Devices)
+		}
+		return nil
 	}
 	dirs := map[string]string{}
 	for _, h := range c.Layout.V1 {

@@ -3,6 +3,7 @@ package cgroup
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"syscall"
 
@@ -104,6 +105,9 @@ func Run(o *Options, program []string) (int, error) {
 	// Catch SIGINT and SIGTERM before anything exists that they could
 	// leave behind; they are forwarded to the program once it runs.
 	sup := chain.NewSupervisor()
+	// Keep catching them after the program ends, until the cgroup is gone:
+	// a SIGTERM during the cleanup must not cut it short.
+	signal.Notify(make(chan os.Signal, 1), chain.ForwardedSignals...)
 	c, err := o.locate()
 	if err != nil {
 		return 0, err
