@@ -476,3 +476,34 @@ mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
 		}
 	}
 }
+
+func TestCgroupDescriptorsAndNextStage(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	f3, _ := os.Open(os.DevNull)
+	f4, _ := os.Open(os.DevNull)
+	defer f3.Close()
+	defer f4.Close()
+	// PROGRAM keeps 0, 1, 2 and the one BARCO_PRESERVE_FDS asks for.
+	cmd := exec.Command(bin, "--name", name, "--", "sh", "-c",
+		`(: <&3) 2>/dev/null && echo fd3=open; (: <&4) 2>/dev/null || echo fd4=closed`)
+	cmd.Env = append(os.Environ(), "BARCO_PRESERVE_FDS=1")
+	cmd.ExtraFiles = []*os.File{f3, f4}
+	out, err := cmd.Output()
+	if err != nil || string(out) != "fd3=open\nfd4=closed\n" {
+		t.Errorf("descriptors: %q, %v", out, err)
+	}
+	// A bare stage name is the binary next to barco-cgroup, not one in
+	// PATH; a relative parent nests the inner cgroup in the outer one.
+	cmd = exec.Command(bin, "--name", name, "--", "barco-cgroup", "--name", "inner", "--", "cat", "/proc/self/cgroup")
+	cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin")
+	out, err = cmd.Output()
+	inner := "/barco/" + name + "/barco/inner\n"
+	if hostLayout(t).Mode == cgroup.Unified {
+		// v2 puts a cgroup beside the caller's (see cgroup.Locate).
+		inner = "/barco/barco/inner\n"
+	}
+	if err != nil || !strings.Contains(string(out), "0::"+inner) {
+		t.Errorf("nested barco-cgroup: %q, %v", out, err)
+	}
+}

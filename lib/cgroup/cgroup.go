@@ -33,8 +33,9 @@ const StaleAge = 10 * time.Second
 
 // Locate names the cgroup parent/name in every hierarchy of l without
 // creating anything. A relative parent is taken from the process's own
-// cgroup, as runc does: in v1 below it, in v2 beside it (below its parent,
-// since a v2 cgroup with processes cannot delegate controllers).
+// cgroup, as runc does: in v1 (and the v2 tree of the hybrid layout) below
+// it, in v2 beside it (below its parent, since a v2 cgroup with processes
+// in it cannot delegate controllers).
 func Locate(l *Layout, parent, name string) (*Cgroup, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("cgroup name %q: not a single path component", name)
@@ -50,7 +51,13 @@ func Locate(l *Layout, parent, name string) (*Cgroup, error) {
 	for _, h := range l.V1 {
 		c.V1[h] = where(h, h.Own)
 	}
-	if l.V2 != nil {
+	if l.V2 == nil {
+		return c, nil
+	}
+	if l.Mode == Hybrid {
+		// No controllers to delegate: match the v1 cgroups.
+		c.V2 = where(l.V2, l.V2.Own)
+	} else {
 		c.V2 = where(l.V2, path.Dir(l.V2.Own))
 	}
 	return c, nil

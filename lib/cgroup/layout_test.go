@@ -74,6 +74,12 @@ func TestLocate(t *testing.T) {
 			t.Errorf("%s parent %s:\n got %q\nwant %q", tc.kind, tc.parent, got, want)
 		}
 	}
+	// Hybrid: the v2 cgroup matches the v1 ones, below the caller's.
+	l := detect(t, "hybrid")
+	l.V2.Own = "/a/b"
+	if c, _ := Locate(l, "barco", "c1"); c.V2 != "/sys/fs/cgroup/unified/a/b/barco/c1" {
+		t.Errorf("hybrid v2 below /a/b: %s", c.V2)
+	}
 	for _, bad := range []string{"", ".", "..", "a/b"} {
 		if _, err := Locate(detect(t, "hybrid"), "barco", bad); err == nil || !strings.Contains(err.Error(), "name") {
 			t.Errorf("Locate name %q: %v", bad, err)
