@@ -112,10 +112,11 @@ func TestCgroupMemoryHogIsOOMKilled(t *testing.T) {
 func TestCgroupForkBombIsContained(t *testing.T) {
 	bin, name := cgroupBin(t), cgroupName(t)
 	defer noCgroupLeft(t, name)
-	// The bomb's first shell waits a little and exits; barco-cgroup then
-	// kills the rest of it.
+	// The first shell forks a timer and one subshell for the bomb, waits
+	// for the timer with builtins only (dash exits when a fork fails), and
+	// exits; barco-cgroup then kills the rest.
 	r := testutil.Run(t, nil, bin, "--name", name, "--pids", "32", "--stats", "--",
-		"sh", "-c", `bomb() { bomb | bomb & }; bomb 2>/dev/null; sleep 2; echo survived`)
+		"sh", "-c", `sleep 2 & timer=$!; (bomb() { bomb | bomb & }; bomb) 2>/dev/null & wait $timer; echo survived`)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "survived") {
 		t.Fatalf("status %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
 	}
