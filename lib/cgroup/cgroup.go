@@ -150,8 +150,16 @@ func (c *Cgroup) mkdirIn(dir string, l *Limits, clean bool) error {
 		removeStale(parent)
 	}
 	if c.Layout.Mode == Unified {
-		if err := EnableControllers(parent, c.Layout.V2.Mount, l.Controllers()); err != nil {
-			return err
+		// A controller reaches the new cgroup only if every cgroup above
+		// it enables it for its children: the parents made here, top
+		// down, then the parent itself.
+		for _, p := range append(c.created, parent) {
+			if p != parent && !strings.HasPrefix(parent, p+"/") {
+				continue
+			}
+			if err := EnableControllers(p, c.Layout.V2.Mount, l.Controllers()); err != nil {
+				return err
+			}
 		}
 	}
 	return os.Mkdir(dir, 0o755)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"barco/lib/chain"
 )
 
 // Limits are the resource limits of a cgroup. A zero field sets nothing.
@@ -177,6 +179,7 @@ func PlanV2(dir string, l *Limits) []Write {
 
 func apply(ws []Write) error {
 	for _, w := range ws {
+		chain.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
 		if err := writeFile(w.Dir, w.File, w.Value); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -47,11 +48,23 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 			}
 		}
 	}
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
-		Env:   env,
-		Files: []uintptr{0, 1, 2},
-		Sys:   sys,
-	})
+	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: sys}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
+		// No clone3 (Linux before 5.7): join v2 right after the start.
+		// The program may fork before that only in the instant before
+		// its exec, which it does not.
+		sys.UseCgroupFD = false
+		pid, err = syscall.ForkExec(path, argv, attr)
+		if err == nil {
+			if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, 0, nil)
+				return 0, werr
+			}
+		}
+	}
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
@@ -119,6 +132,7 @@ func Run(o *Options, program []string) (int, error) {
 	if err := c.Create(&o.Limits); err != nil {
 		return 0, err
 	}
+	chain.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
 	pid, err := c.Start(path, program, env)
 	if err != nil {
 		c.Remove()
@@ -142,6 +156,7 @@ func Run(o *Options, program []string) (int, error) {
 	if err := c.Remove(); err != nil {
 		return 0, err
 	}
+	chain.Debugf("removed the cgroup; exit %d", status)
 	if werr != nil {
 		return 0, werr
 	}
