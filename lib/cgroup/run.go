@@ -51,9 +51,9 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: sys}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
-		// No clone3 (Linux before 5.7): join v2 right after the start.
-		// The program may fork before that only in the instant before
-		// its exec, which it does not.
+		// No clone3 (Linux before 5.7): move the child into v2 right
+		// after the start. A process it forks before the move lands
+		// stays outside; the window is about the length of its exec.
 		sys.UseCgroupFD = false
 		pid, err = syscall.ForkExec(path, argv, attr)
 		if err == nil {
