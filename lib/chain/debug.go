@@ -3,7 +3,11 @@ package chain
 import (
 	"fmt"
 	"os"
+	"time"
 )
+
+// started is when this stage's Go code began, for the timings in debug lines.
+var started = time.Now()
 
 var (
 	debugOn   bool
@@ -23,5 +27,6 @@ func Debugf(format string, args ...any) {
 	if !debugOn {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "%s: debug: %s\n", debugName, fmt.Sprintf(format, args...))
+	fmt.Fprintf(os.Stderr, "%s[%d]: debug: +%dus %s\n", debugName, os.Getpid(),
+		time.Since(started).Microseconds(), fmt.Sprintf(format, args...))
 }

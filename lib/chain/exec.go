@@ -99,6 +99,16 @@ func stagePath(name, pathList string) (string, error) {
 	return LookPath(name, pathList)
 }
 
+// PreservedFDs is the count of descriptors after stderr that the program
+// keeps (BARCO_PRESERVE_FDS); 0 when unset or malformed.
+func PreservedFDs() int {
+	n, err := strconv.Atoi(os.Getenv(PreserveFDsEnv))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // LookPath finds name as execvp(3) does: a name with a slash is used as is,
 // any other is searched in the colon-separated pathList.
 func LookPath(name, pathList string) (string, error) {
@@ -125,7 +135,7 @@ func LookPath(name, pathList string) (string, error) {
 	if denied != nil {
 		return "", denied
 	}
-	return "", &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH %s", name, pathList)}
+	return "", &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH", name)}
 }
 
 func isExecutable(path string) error {
@@ -224,11 +234,11 @@ func execveat(fd int, argv, env []string) error {
 }
 
 // Prepare does what Exec does before the exec itself, for a stage that
-// starts PROGRAM as a child instead (barco-cgroup): it returns the file to
-// execute for argv[0] and the environment to give it, found as Exec finds
-// them, and for a program that is not a stage it marks every descriptor but
-// 0, 1, 2 and the kept ones close-on-exec, so that the child gets only those.
-// A carried stage is returned as its /proc/self/fd path.
+// starts PROGRAM as a child instead: it returns the file to execute for
+// argv[0] and the environment to give it, found as Exec finds them, and
+// for a program that is not a stage it marks every descriptor but 0, 1, 2
+// and the kept ones close-on-exec. A carried stage is returned as its
+// /proc/self/fd path.
 func Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
 	name := argv[0]
 	if IsStage(name) {

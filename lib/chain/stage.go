@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -30,9 +29,11 @@ type Stage struct {
 // WriteHelp prints the usage text.
 func (st *Stage) WriteHelp(w io.Writer) {
 	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n\nOptions:\n", st.Name, st.Synopsis, strings.TrimSpace(st.Summary))
-	st.Options.WriteHelp(w)
-	fmt.Fprintf(w, "  %-*s  %s\n", 0, "-h, --help", "print this help and exit")
-	fmt.Fprintf(w, "  %-*s  %s\n", 0, "    --version", "print the version and exit")
+	var help, version bool
+	opts := Options{list: st.Options.list[:len(st.Options.list):len(st.Options.list)]}
+	opts.Bool(&help, "help", 'h', "print this help and exit")
+	opts.Bool(&version, "version", 0, "print the version and exit")
+	opts.WriteHelp(w)
 	if st.Notes != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(st.Notes))
 	}
@@ -52,11 +53,11 @@ func (st *Stage) WriteHelp(w io.Writer) {
 // exiting 0.
 func (st *Stage) Parse(args []string) ([]string, error) {
 	var help, version bool
-	st.Options.Bool(&help, "help", 'h', "")
-	st.Options.Bool(&version, "version", 0, "")
-	rest, err := st.Options.Parse(args)
-	// The two were declared last; drop them again so that help does not list them twice.
-	st.Options.list = st.Options.list[:len(st.Options.list)-2]
+	// --help and --version are parsed like any option but listed apart.
+	opts := Options{list: st.Options.list[:len(st.Options.list):len(st.Options.list)]}
+	opts.Bool(&help, "help", 'h', "print this help and exit")
+	opts.Bool(&version, "version", 0, "print the version and exit")
+	rest, err := opts.Parse(args)
 	switch {
 	case help:
 		st.WriteHelp(os.Stdout)
@@ -77,19 +78,14 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 // one line on stderr if anything fails. run normally ends in Exec and does
 // not return.
 //
-// Run locks the main goroutine to its thread for good: a child started with
-// a parent-death signal is tied to the thread that started it, and per-thread
-// state (namespaces, credentials) must be set on the thread that execs.
+// Run does not lock the main goroutine to its thread: the first goroutine
+// started afterwards would then need a new thread, which costs more than a
+// stage's own work. A child started with a parent-death signal is tied to
+// the thread that started it; that is safe here because the Go runtime
+// never ends a thread unless a goroutine exits while locked to it, which no
+// stage does. A stage that changes per-thread state locks its thread itself.
 func (st *Stage) Run(run func(program []string) error) {
-	runtime.LockOSThread()
-	initDebug(st.Name)
-	if Carried() {
-		// A host binary running inside the container: keep the container's
-		// processes out of our /proc entries (CVE-2019-5736).
-		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-			Fail(st.Name, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err))
-		}
-	}
+	st.start()
 	program, err := st.Parse(os.Args[1:])
 	if err != nil {
 		Fail(st.Name, err)
@@ -98,4 +94,31 @@ func (st *Stage) Run(run func(program []string) error) {
 		Fail(st.Name, err)
 	}
 	os.Exit(0)
+}
+
+// RunHelper is Run for a helper process that a stage re-executes itself as
+// (barco-ns's child inside the namespaces): no command line to parse, the
+// same failure handling.
+func (st *Stage) RunHelper(run func() error) {
+	st.start()
+	if err := run(); err != nil {
+		Fail(st.Name, err)
+	}
+	os.Exit(0)
+}
+
+func (st *Stage) start() {
+	initDebug(st.Name)
+	if v := os.Getenv(NSSetupEnv); v != "" {
+		if err := doNSSetup(v); err != nil {
+			Fail(st.Name, err)
+		}
+	}
+	if Carried() {
+		// A host binary running inside the container: keep the container's
+		// processes out of our /proc entries (CVE-2019-5736).
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			Fail(st.Name, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err))
+		}
+	}
 }

@@ -33,6 +33,16 @@ func NewSupervisor() *Supervisor {
 // Wait forwards caught signals to pid until it exits, and returns its wait
 // status. The caller relays it with ExitStatus.
 func (s *Supervisor) Wait(pid int) (syscall.WaitStatus, error) {
+	return s.wait(pid, pid)
+}
+
+// WaitReaping is Wait for an init: it also reaps every other child that
+// exits meanwhile (orphans reparented to it), and returns when pid exits.
+func (s *Supervisor) WaitReaping(pid int) (syscall.WaitStatus, error) {
+	return s.wait(pid, -1)
+}
+
+func (s *Supervisor) wait(pid, waitFor int) (syscall.WaitStatus, error) {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -48,8 +58,8 @@ func (s *Supervisor) Wait(pid int) (syscall.WaitStatus, error) {
 	}()
 	var ws syscall.WaitStatus
 	for {
-		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		if errors.Is(err, syscall.EINTR) {
+		got, err := syscall.Wait4(waitFor, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) || (err == nil && got != pid) {
 			continue
 		}
 		signal.Stop(s.sigs)

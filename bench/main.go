@@ -1,0 +1,317 @@
+// Command bench measures container start-to-exit latency and the memory of
+// the processes that stay on the host, for barco's full chain, its partial
+// chains, and runc, crun and bwrap where installed. It is a benchmark, not
+// a test: it reports and never fails the build.
+//
+//	go run ./bench [-runs N] [-warmup N] [-out FILE]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type result struct {
+	Name     string  `json:"name"`
+	Command  string  `json:"command"`
+	Runs     int     `json:"runs"`
+	MedianMS float64 `json:"median_ms"`
+	P10MS    float64 `json:"p10_ms"`
+	P90MS    float64 `json:"p90_ms"`
+	MinMS    float64 `json:"min_ms"`
+	HostKB   int     `json:"host_peak_rss_kb,omitempty"`
+	Error    string  `json:"error,omitempty"`
+}
+
+type bench struct {
+	name string
+	argv []string
+	// sleepArgv is the same container running `sleep`, for the memory of
+	// the processes that stay on the host; nil to skip.
+	sleepArgv []string
+}
+
+func main() {
+	runs := flag.Int("runs", 200, "measured runs per command")
+	warmup := flag.Int("warmup", 20, "unmeasured runs first")
+	out := flag.String("out", "build/bench.json", "where to write the numbers")
+	only := flag.String("only", "", "comma-separated names to run (internal use)")
+	flag.Parse()
+
+	root, _ := os.Getwd()
+	bin := filepath.Join(root, "bin")
+	rootfs := filepath.Join(root, "build", "rootfs")
+	work, err := os.MkdirTemp("", "barco-bench-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(work)
+
+	benches := barcoBenches(bin, rootfs)
+	benches = append(benches, others(work, rootfs)...)
+	var results []result
+	for _, b := range benches {
+		if *only != "" && !contains(strings.Split(*only, ","), b.name) {
+			continue
+		}
+		if b.name == "crun" && *only == "" {
+			// crun 1.8 refuses this machine's hybrid cgroup layout unless
+			// the empty v2 mount is hidden: run it in a private mount
+			// namespace with a tmpfs over /sys/fs/cgroup/unified.
+			results = append(results, crunInPrivateMountNS(*runs, *warmup)...)
+			continue
+		}
+		results = append(results, measure(b, *runs, *warmup))
+	}
+	if *only != "" {
+		json.NewEncoder(os.Stdout).Encode(results)
+		return
+	}
+	printTable(results)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		data, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "results": results}, "", "  ")
+		if err := os.WriteFile(*out, append(data, '\n'), 0o644); err == nil {
+			fmt.Printf("\nnumbers written to %s\n", *out)
+		}
+	}
+}
+
+func barcoBenches(bin, rootfs string) []bench {
+	b := func(n string) string { return filepath.Join(bin, n) }
+	ns := []string{b("barco-ns"), "-U", "-p", "-m", "-u", "-i", "-C", "-n", "--hostname", "bench", "--"}
+	mount := []string{"barco-mount", "--rootfs", rootfs, "--"}
+	caps := []string{"barco-caps", "--"}
+	seccomp := []string{"barco-seccomp", "--"}
+	cat := func(parts ...[]string) []string {
+		var out []string
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	withProgram := func(argv []string, prog ...string) []string { return append(append([]string(nil), argv...), prog...) }
+	list := []struct {
+		name string
+		argv []string
+		prog string
+	}{
+		{"baseline: fork+exec /bin/true", nil, "/bin/true"},
+		{"barco-cgroup", []string{b("barco-cgroup"), "--pids", "4096", "--devices", "default", "--"}, "/bin/true"},
+		{"barco-ns", ns, "/bin/true"},
+		{"barco-ns + mount", cat(ns, mount), "/bin/true"},
+		{"barco-ns + mount + caps", cat(ns, mount, caps), "/bin/true"},
+		{"barco-ns + mount + caps + seccomp", cat(ns, mount, caps, seccomp), "/bin/true"},
+		{"barco run (full chain)", []string{b("barco"), "run", "--"}, "/bin/true"},
+	}
+	var out []bench
+	for _, l := range list {
+		out = append(out, bench{
+			name:      l.name,
+			argv:      withProgram(l.argv, l.prog),
+			sleepArgv: withProgram(l.argv, "/bin/sleep", "1"),
+		})
+	}
+	out[0].sleepArgv = nil
+	return out
+}
+
+func others(work, rootfs string) []bench {
+	var out []bench
+	bundle := filepath.Join(work, "bundle")
+	haveBundle := false
+	makeBundle := func() bool {
+		if haveBundle {
+			return true
+		}
+		if err := exec.Command("cp", "-a", rootfs, filepath.Join(work, "rootfs")).Run(); err != nil {
+			return false
+		}
+		os.MkdirAll(bundle, 0o755)
+		cmd := exec.Command("runc", "spec")
+		cmd.Dir = bundle
+		if cmd.Run() != nil {
+			return false
+		}
+		for _, args := range [][]string{{"/bin/true"}, {"/bin/sleep", "1"}} {
+			var spec map[string]any
+			data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			json.Unmarshal(data, &spec)
+			proc := spec["process"].(map[string]any)
+			proc["terminal"] = false
+			proc["args"] = args
+			// runc wants the rootfs as a real directory, not a symlink.
+			spec["root"].(map[string]any)["path"] = filepath.Join(work, "rootfs")
+			data, _ = json.Marshal(spec)
+			dir := filepath.Join(work, "bundle-"+filepath.Base(args[0]))
+			os.MkdirAll(dir, 0o755)
+			os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+		}
+		haveBundle = true
+		return true
+	}
+	for _, rt := range []string{"runc", "crun"} {
+		if _, err := exec.LookPath(rt); err == nil && makeBundle() {
+			out = append(out, bench{
+				name:      rt,
+				argv:      []string{rt, "run", "-b", filepath.Join(work, "bundle-true"), "bench-" + rt},
+				sleepArgv: []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep"), "bench-mem-" + rt},
+			})
+		}
+	}
+	if _, err := exec.LookPath("bwrap"); err == nil {
+		bw := []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--"}
+		out = append(out, bench{name: "bwrap", argv: append(bw[:len(bw):len(bw)], "/bin/true"), sleepArgv: append(bw[:len(bw):len(bw)], "/bin/sleep", "1")})
+	}
+	return out
+}
+
+func crunInPrivateMountNS(runs, warmup int) []result {
+	self, _ := os.Executable()
+	script := `mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup/unified && exec "$@"`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script, "sh", self, "-only", "crun",
+		"-runs", strconv.Itoa(runs), "-warmup", strconv.Itoa(warmup))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	var rs []result
+	if err == nil {
+		err = json.Unmarshal(out, &rs)
+	}
+	if err != nil {
+		return []result{{Name: "crun", Error: err.Error()}}
+	}
+	return rs
+}
+
+// measure times argv runs times after warmup runs.
+func measure(b bench, runs, warmup int) result {
+	r := result{Name: b.name, Command: strings.Join(b.argv, " "), Runs: runs}
+	null, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	defer null.Close()
+	path, err := exec.LookPath(b.argv[0])
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{null.Fd(), null.Fd(), null.Fd()}}
+	runOnce := func() (time.Duration, error) {
+		t0 := time.Now()
+		pid, err := syscall.ForkExec(path, b.argv, attr)
+		if err != nil {
+			return 0, err
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+			return 0, err
+		}
+		d := time.Since(t0)
+		if ws.ExitStatus() != 0 {
+			return d, fmt.Errorf("exit status %d", ws.ExitStatus())
+		}
+		return d, nil
+	}
+	for i := 0; i < warmup; i++ {
+		if _, err := runOnce(); err != nil {
+			r.Error = err.Error()
+			return r
+		}
+	}
+	times := make([]float64, 0, runs)
+	for i := 0; i < runs; i++ {
+		d, err := runOnce()
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		times = append(times, float64(d.Microseconds())/1000)
+	}
+	sort.Float64s(times)
+	pct := func(p float64) float64 { return times[int(p*float64(len(times)-1))] }
+	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
+	if b.sleepArgv != nil {
+		r.HostKB = hostPeakRSS(b.sleepArgv)
+	}
+	return r
+}
+
+// hostPeakRSS runs argv (a container sleeping for a second) and sums the
+// peak resident memory (VmHWM) of its processes that stay in the host's
+// pid namespace, sampled just before the container ends.
+func hostPeakRSS(argv []string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		return 0
+	}
+	defer cmd.Wait()
+	time.Sleep(700 * time.Millisecond)
+	hostNS, _ := os.Readlink("/proc/self/ns/pid")
+	total := 0
+	for _, pid := range descendants(cmd.Process.Pid) {
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); ns != hostNS {
+			continue
+		}
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				f := strings.Fields(l)
+				n, _ := strconv.Atoi(f[1])
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+func descendants(root int) []int {
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		p := out[i]
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
+		for _, task := range tasks {
+			data, _ := os.ReadFile(task)
+			for _, f := range strings.Fields(string(data)) {
+				if n, err := strconv.Atoi(f); err == nil {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func printTable(rs []result) {
+	fmt.Printf("%-36s %9s %9s %9s %9s %12s\n", "start to exit of /bin/true", "median", "p10", "p90", "min", "host RSS")
+	for _, r := range rs {
+		if r.Error != "" {
+			fmt.Printf("%-36s failed: %s\n", r.Name, r.Error)
+			continue
+		}
+		mem := "-"
+		if r.HostKB > 0 {
+			mem = fmt.Sprintf("%.1f MiB", float64(r.HostKB)/1024)
+		}
+		fmt.Printf("%-36s %7.2fms %7.2fms %7.2fms %7.2fms %12s\n", r.Name, r.MedianMS, r.P10MS, r.P90MS, r.MinMS, mem)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}

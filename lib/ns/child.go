@@ -1,0 +1,55 @@
+package ns
+
+import (
+	"os"
+	"syscall"
+
+	"barco/lib/chain"
+)
+
+// IsChild reports whether this process is barco-ns re-executed as the first
+// process inside its namespaces.
+func IsChild() bool { return os.Getenv(childEnv) != "" }
+
+// RunChild is the re-executed barco-ns inside the namespaces, after the
+// setup of chain.NSSetup is done: it execs PROGRAM (os.Args[1:]), or runs it
+// under a minimal init. It returns only on failure.
+func RunChild() error {
+	mode := os.Getenv(childEnv)
+	os.Unsetenv(childEnv)
+	program := os.Args[1:]
+	if mode == "init" {
+		code, err := runInit(program)
+		if err != nil {
+			return err
+		}
+		chain.Exit(code)
+	}
+	return chain.Exec(program, os.Environ())
+}
+
+// runInit is a minimal init, as tini or docker --init: it starts PROGRAM as
+// its child, forwards signals to it, reaps every process that ends up as
+// its child, and returns PROGRAM's status. When it exits, the kernel kills
+// whatever is left in the pid namespace.
+func runInit(program []string) (int, error) {
+	path, env, err := chain.Prepare(program, os.Environ())
+	if err != nil {
+		return 0, err
+	}
+	sup := chain.NewSupervisor()
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
+		files = append(files, uintptr(fd))
+	}
+	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Env: env, Files: files})
+	if err != nil {
+		return 0, chain.ExecError(path, err)
+	}
+	chain.Debugf("init: started %s as pid %d", path, pid)
+	ws, err := sup.WaitReaping(pid)
+	if err != nil {
+		return 0, err
+	}
+	return chain.ExitStatus(ws), nil
+}

@@ -1,0 +1,275 @@
+package ns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
+)
+
+// Kinds are the namespace kinds by their util-linux unshare names.
+var Kinds = []struct {
+	Name  string
+	Short rune
+	Flag  uintptr
+	Help  string
+}{
+	{"user", 'U', unix.CLONE_NEWUSER, "new user namespace, with the uid/gid maps below"},
+	{"pid", 'p', unix.CLONE_NEWPID, "new pid namespace: PROGRAM is PID 1"},
+	{"mount", 'm', unix.CLONE_NEWNS, "new mount namespace"},
+	{"uts", 'u', unix.CLONE_NEWUTS, "new UTS namespace (hostname)"},
+	{"ipc", 'i', unix.CLONE_NEWIPC, "new IPC namespace"},
+	{"net", 'n', unix.CLONE_NEWNET, "new network namespace, with loopback up"},
+	{"cgroup", 'C', unix.CLONE_NEWCGROUP, "new cgroup namespace, rooted at the current cgroup"},
+	{"time", 'T', unix.CLONE_NEWTIME, "new time namespace"},
+}
+
+// Config is what barco-ns was asked for.
+type Config struct {
+	Flags    uintptr // CLONE_NEW* of the namespaces to create
+	Hostname string
+	UIDMaps  []IDMap // with CLONE_NEWUSER
+	GIDMaps  []IDMap
+	UID, GID int  // credentials to take before exec; -1 leaves them
+	Init     bool // run a minimal init as PID 1
+	Program  []string
+	Maps     MapWriter // writes the maps; DirectMapWriter when nil
+}
+
+// childEnv marks barco-ns re-executed as the first process inside its
+// namespaces, for a PROGRAM that is not a barco stage: "exec" or "init".
+const childEnv = "BARCO_NS_CHILD"
+
+// Validate checks the configuration before any namespace exists.
+func (c *Config) Validate() error {
+	if c.Hostname != "" && c.Flags&unix.CLONE_NEWUTS == 0 {
+		return errors.New("--hostname needs a new UTS namespace (-u)")
+	}
+	if len(c.Hostname) > 64 || strings.ContainsAny(c.Hostname, ",= \t\n/") {
+		return fmt.Errorf("--hostname %q: not a hostname (at most 64 letters, digits, - and .)", c.Hostname)
+	}
+	if c.Flags&unix.CLONE_NEWUSER == 0 {
+		if len(c.UIDMaps) > 0 || len(c.GIDMaps) > 0 {
+			return errors.New("uid/gid maps need a new user namespace (-U)")
+		}
+		return nil
+	}
+	if err := ValidateIDMaps("uid", c.UIDMaps); err != nil {
+		return err
+	}
+	if err := ValidateIDMaps("gid", c.GIDMaps); err != nil {
+		return err
+	}
+	if c.UID >= 0 && !Maps(c.UIDMaps, uint32(c.UID)) {
+		return fmt.Errorf("--uid %d: not mapped by the uid map %v", c.UID, c.UIDMaps)
+	}
+	if c.GID >= 0 && !Maps(c.GIDMaps, uint32(c.GID)) {
+		return fmt.Errorf("--gid %d: not mapped by the gid map %v", c.GID, c.GIDMaps)
+	}
+	return nil
+}
+
+// Run starts PROGRAM in the new namespaces and waits for it, forwarding
+// signals; it returns the status to exit with.
+//
+// The first process in the namespaces is PROGRAM itself when it is a barco
+// stage, else barco-ns re-executed (a Go process cannot unshare its own
+// namespaces, and it can run the init). That process first does the setup
+// barco-ns hands it in BARCO_NS_SETUP (see chain.NSSetup): it waits until
+// the uid and gid maps are written (the handshake), sets the hostname,
+// brings up loopback and takes its credentials.
+func Run(c *Config) (int, error) {
+	if err := c.Validate(); err != nil {
+		return 0, err
+	}
+	userns := c.Flags&unix.CLONE_NEWUSER != 0
+	sup := chain.NewSupervisor()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("handshake pipe: %w", err)
+	}
+	defer w.Close()
+
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
+		files = append(files, uintptr(fd))
+	}
+	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
+	files = append(files, r.Fd())
+	if userns {
+		// Become the mapped root unless told otherwise, as unshare --map-root.
+		if setup.UID < 0 {
+			setup.UID = 0
+		}
+		if setup.GID < 0 {
+			setup.GID = 0
+		}
+	}
+
+	env := os.Environ()
+	var path string
+	argv := c.Program
+	if chain.IsStage(c.Program[0]) && !c.Init {
+		if path, env, err = chain.Prepare(c.Program, env); err != nil {
+			r.Close()
+			return 0, err
+		}
+	} else {
+		mode := "exec"
+		if c.Init {
+			mode = "init"
+		}
+		path = "/proc/self/exe"
+		argv = append([]string{"barco-ns"}, c.Program...)
+		env = append(env, childEnv+"="+mode)
+	}
+	env = append(env, chain.NSSetupEnv+"="+setup.String())
+
+	ambient, err := childAmbientCaps(userns)
+	if err != nil {
+		r.Close()
+		return 0, err
+	}
+	chain.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+		Env:   env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags, AmbientCaps: ambient},
+	})
+	r.Close()
+	if err != nil {
+		return 0, cloneError(c.Flags, path, err)
+	}
+	chain.Debugf("child pid %d", pid)
+
+	if userns {
+		mw := c.Maps
+		if mw == nil {
+			mw = DirectMapWriter{DenySetgroups: os.Geteuid() != 0}
+		}
+		chain.Debugf("write maps uid %v gid %v", c.UIDMaps, c.GIDMaps)
+		if err := mw.WriteMaps(pid, c.UIDMaps, c.GIDMaps); err != nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			_, _ = sup.Wait(pid)
+			return 0, chain.WithHint(err, "root can map any range; others can map only their own id, with --map-root")
+		}
+	}
+	// The write end stays open for as long as barco-ns lives: the child
+	// reads its end of file as barco-ns's death.
+	if _, err := w.Write([]byte{1}); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		_, _ = sup.Wait(pid)
+		return 0, fmt.Errorf("handshake with child %d: %w", pid, err)
+	}
+	ws, err := sup.Wait(pid)
+	if err != nil {
+		return 0, err
+	}
+	chain.Debugf("child exited: %v", ws)
+	return chain.ExitStatus(ws), nil
+}
+
+func cloneError(flags uintptr, path string, err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+		return chain.ExecError(path, err)
+	}
+	err = &os.SyscallError{Syscall: "clone " + flagNames(flags), Err: err}
+	switch {
+	case errors.Is(err, unix.EPERM):
+		return chain.WithHint(err, "creating these namespaces needs root, or unprivileged user namespaces enabled (sysctl kernel.unprivileged_userns_clone, AppArmor's restrict_unprivileged_userns)")
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EUSERS):
+		return chain.WithHint(err, "a namespace limit is reached: see /proc/sys/user/max_*_namespaces")
+	case errors.Is(err, unix.EINVAL):
+		return chain.WithHint(err, "the kernel may lack a namespace kind (CONFIG_USER_NS, CONFIG_TIME_NS, ...)")
+	}
+	return err
+}
+
+func flagNames(flags uintptr) string {
+	s := ""
+	for _, k := range Kinds {
+		if flags&k.Flag != 0 {
+			if s != "" {
+				s += "|"
+			}
+			s += "CLONE_NEW" + map[string]string{"mount": "NS", "user": "USER", "pid": "PID", "uts": "UTS", "ipc": "IPC", "net": "NET", "cgroup": "CGROUP", "time": "TIME"}[k.Name]
+		}
+	}
+	if s == "" {
+		return "(no new namespace)"
+	}
+	return s
+}
+
+// DefaultMaps fills in the maps of a new user namespace that were not
+// given: with mapRoot, container 0 is the caller; otherwise the caller's
+// subordinate ranges (subuid, subgid files) or FallbackRange. A gid map not
+// given copies the uid map when that was given.
+func (c *Config) DefaultMaps(mapRoot bool, subuid, subgid, passwd string) error {
+	if c.Flags&unix.CLONE_NEWUSER == 0 {
+		if mapRoot {
+			return errors.New("--map-root needs a new user namespace (-U)")
+		}
+		return nil
+	}
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	if mapRoot {
+		if len(c.UIDMaps) > 0 || len(c.GIDMaps) > 0 {
+			return errors.New("--map-root and --uid-map/--gid-map exclude each other")
+		}
+		c.UIDMaps = []IDMap{{Container: 0, Host: uid, Size: 1}}
+		c.GIDMaps = []IDMap{{Container: 0, Host: gid, Size: 1}}
+		return nil
+	}
+	if len(c.UIDMaps) > 0 && len(c.GIDMaps) == 0 {
+		c.GIDMaps = c.UIDMaps
+	}
+	if len(c.GIDMaps) > 0 && len(c.UIDMaps) == 0 {
+		c.UIDMaps = c.GIDMaps
+	}
+	if len(c.UIDMaps) > 0 {
+		return nil
+	}
+	name := UserName(passwd, uid)
+	var err error
+	if c.UIDMaps, err = SubordinateMaps(subuid, name, uid); err != nil {
+		return err
+	}
+	c.GIDMaps, err = SubordinateMaps(subgid, name, uid)
+	return err
+}
+
+// childAmbientCaps are the capabilities the child keeps, as ambient, across
+// its exec. In a new user namespace that exec happens before its uid is
+// mapped and would otherwise lose every capability it needs for its setup
+// (hostname, loopback, credentials). It keeps all it holds rather than just
+// those: were a later exec to add capabilities, the kernel would clear the
+// parent-death signal (commit_creds), and PROGRAM could outlive barco-ns.
+func childAmbientCaps(userns bool) ([]uintptr, error) {
+	last := uintptr(unix.CAP_LAST_CAP)
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = uintptr(n)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil, fmt.Errorf("capget: %w", err)
+	}
+	var caps []uintptr
+	for c := uintptr(0); c <= last; c++ {
+		held := data[c/32].Permitted&(1<<(c%32)) != 0
+		inBounding, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0)
+		// A new user namespace grants its creator every capability in it.
+		if userns || (held && inBounding == 1) {
+			caps = append(caps, c)
+		}
+	}
+	return caps, nil
+}

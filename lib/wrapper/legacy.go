@@ -1,0 +1,52 @@
+package wrapper
+
+import (
+	"errors"
+
+	"barco/lib/chain"
+)
+
+// IsLegacy reports whether args is the original barco command line,
+// barco -u UID -m DIR -c CMD [-a ARG] [-v].
+func IsLegacy(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch args[0] {
+	case "-u", "-m", "-c", "-a", "-v":
+		return true
+	}
+	return false
+}
+
+// ParseLegacy gives the original command line its meaning: -u is the uid
+// inside the container, -m the directory mounted as its root, -c the
+// command, -a its one argument and -v verbose. Everything else is as
+// `barco run`'s defaults.
+func ParseLegacy(args []string) (*Spec, error) {
+	var (
+		uid, dir, cmd, arg string
+		verbose            bool
+		o                  chain.Options
+	)
+	o.String(&uid, "uid", 'u', "UID", "")
+	o.String(&dir, "mount", 'm', "DIR", "")
+	o.String(&cmd, "command", 'c', "CMD", "")
+	o.String(&arg, "arg", 'a', "ARG", "")
+	o.Bool(&verbose, "verbose", 'v', "")
+	rest, err := o.Parse(args)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, &chain.OptionError{Msg: "unexpected argument " + rest[0] + " in the original barco syntax; use barco run"}
+	}
+	if cmd == "" || dir == "" {
+		return nil, errors.New("the original syntax needs -m DIR and -c CMD: barco -u UID -m DIR -c CMD [-a ARG] [-v]")
+	}
+	s := &Spec{Rootfs: dir, User: uid, Debug: verbose, Program: []string{cmd}}
+	if arg != "" {
+		s.Program = append(s.Program, arg)
+	}
+	return s, nil
+}

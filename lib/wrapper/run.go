@@ -1,0 +1,45 @@
+package wrapper
+
+import (
+	"errors"
+	"os"
+
+	"barco/lib/chain"
+)
+
+// ErrNotRoot is the answer to a caller who is not root.
+var ErrNotRoot = errors.New("barco needs root for now: rootless containers are not built yet")
+
+// Run runs the container: it execs the chain, or with --tty starts it on a
+// new pseudo-terminal and stays to relay. It returns the status to exit
+// with, or an error before anything started.
+func Run(s *Spec) (int, error) {
+	if os.Geteuid() != 0 {
+		return 0, ErrNotRoot
+	}
+	stages, env, err := s.Resolve()
+	if err != nil {
+		return 0, err
+	}
+	argv := Argv(stages)
+	if s.TTY {
+		return runOnPTY(argv, env)
+	}
+	return 0, chain.Exec(argv, env)
+}
+
+// Resolve validates the spec and gives the chain and its environment.
+func (s *Spec) Resolve() ([][]string, []string, error) {
+	if err := s.Validate(); err != nil {
+		return nil, nil, err
+	}
+	stages, err := s.Stages()
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := s.Environ(os.LookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return stages, env, nil
+}

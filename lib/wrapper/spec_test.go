@@ -1,0 +1,114 @@
+package wrapper
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"barco/lib/chain"
+)
+
+func parseRun(t *testing.T, args ...string) *Spec {
+	t.Helper()
+	var s Spec
+	var o chain.Options
+	s.Declare(&o)
+	rest, err := o.Parse(args)
+	if err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	s.Program = rest
+	return &s
+}
+
+func TestDefaultChain(t *testing.T) {
+	s := parseRun(t, "--rootfs", "/srv/r", "--", "sh", "-c", "true")
+	stages, err := s.Stages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"barco-cgroup", "--pids", DefaultPidsLimit, "--devices", "default"},
+		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-n", "--hostname", "barco"},
+		{"barco-mount", "--rootfs", "/srv/r"},
+		{"barco-caps"},
+		{"barco-seccomp"},
+		{"sh", "-c", "true"},
+	}
+	if !reflect.DeepEqual(stages, want) {
+		t.Errorf("chain\n%q\nwant\n%q", stages, want)
+	}
+}
+
+func TestOptionsReachStages(t *testing.T) {
+	s := parseRun(t, "--name", "web", "--rootfs", "/r", "--read-only", "-v", "/a:/b:ro", "--tmpfs", "/t",
+		"-w", "/b", "-u", "nobody", "--group-add", "wheel", "--cap-add", "net_admin", "--cap-drop", "chown",
+		"--security-opt", "seccomp=unconfined", "-m", "64M", "--memory-swap", "64M", "--cpus", "0.5",
+		"--cpu-weight", "50", "--cpuset-cpus", "0", "--pids-limit", "0", "--net", "host",
+		"--userns", "0:200000:65536", "--init", "prog")
+	stages, _ := s.Stages()
+	got := strings.Join(Argv(stages), " ")
+	want := "barco-cgroup --name web --memory 64M --memory-swap 64M --cpus 0.5 --cpu-weight 50 --cpuset-cpus 0 --devices default -- " +
+		"barco-ns -U -p -m -u -i -C --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init -- " +
+		"barco-mount --rootfs /r --read-only --volume /a:/b:ro --tmpfs /t --workdir /b -- " +
+		"barco-caps --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
+		"barco-seccomp --profile unconfined -- prog"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if s := parseRun(t, "--no-userns", "x"); !strings.Contains(strings.Join(Argv(must(s.Stages())), " "), "barco-ns -p") {
+		t.Error("--no-userns still asks for -U")
+	}
+}
+
+func must(v [][]string, err error) [][]string {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestEnviron(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "env")
+	os.WriteFile(f, []byte("# comment\nA=1\n\nB=2\nHOME=/home/x\n"), 0o644)
+	s := parseRun(t, "--name", "box", "--env-file", f, "-e", "B=3", "-e", "FROMHOST", "-e", "MISSING", "x")
+	host := map[string]string{"FROMHOST": "h", "TERM": "screen", "SECRET": "s"}
+	env, err := s.Environ(func(k string) (string, bool) { v, ok := host[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"PATH=" + DefaultPath, "HOME=/home/x", "HOSTNAME=box", "TERM=screen", "A=1", "B=3", "FROMHOST=h"}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("env %q\nwant %q", env, want)
+	}
+	if _, err := parseRun(t, "-e", "=x", "y").Environ(os.LookupEnv); err == nil {
+		t.Error("-e =x accepted")
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"": "''", "abc": "abc", "a b": "'a b'", "it's": `'it'\''s'`, "/x:y=z,1": "/x:y=z,1", "$HOME": "'$HOME'"} {
+		if got := ShellQuote(in); got != want {
+			t.Errorf("ShellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestLegacy(t *testing.T) {
+	s, err := ParseLegacy([]string{"-u", "0", "-m", "/", "-c", "/bin/sh", "-a", ".", "-v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.User != "0" || s.Rootfs != "/" || !reflect.DeepEqual(s.Program, []string{"/bin/sh", "."}) || !s.Debug {
+		t.Errorf("legacy spec %+v", s)
+	}
+	if _, err := ParseLegacy([]string{"-u", "0", "-c", "sh"}); err == nil {
+		t.Error("legacy without -m accepted")
+	}
+	if !IsLegacy([]string{"-u", "0"}) || IsLegacy([]string{"run"}) {
+		t.Error("IsLegacy")
+	}
+}
