@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,8 +98,10 @@ var statsLine = regexp.MustCompile(`stats: memory peak (\S+), cpu time ([0-9.]+)
 func TestCgroupMemoryHogIsOOMKilled(t *testing.T) {
 	bin, name := cgroupBin(t), cgroupName(t)
 	defer noCgroupLeft(t, name)
-	// tail keeps the line it reads, and /dev/zero has no newline.
-	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "32M", "--memory-swap", "32M", "--", "tail", "/dev/zero")
+	// tail keeps the line it reads, and /dev/zero has no newline. The
+	// ulimit spares the host if the hog ever escapes its cgroup.
+	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "32M", "--memory-swap", "32M", "--",
+		"sh", "-c", "ulimit -v 1048576; exec tail /dev/zero")
 	if r.Code != 137 {
 		t.Errorf("status %d, want 137; stderr: %s", r.Code, r.Stderr)
 	}
@@ -429,8 +430,6 @@ func TestCgroupV2Path(t *testing.T) {
 	if err := c.Create(&cgroup.Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	pid, err := c.Start("/bin/sh", []string{"sh", "-c", "sleep 1000 & sleep 1000"}, os.Environ())
 	if err != nil {
 		c.Remove()

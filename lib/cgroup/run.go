@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 
@@ -13,15 +14,15 @@ import (
 )
 
 // Start starts path (argv, env) as a child process inside the cgroup and
-// returns its pid. The child gets SIGKILL if the calling thread dies, so the
-// caller must be locked to its thread for as long as the child runs
-// (chain.Stage.Run does that).
+// returns its pid. The child gets SIGKILL when the thread that started it
+// ends, which the Go runtime does only to a thread whose goroutine exits
+// while locked to it: in a stage, when barco-cgroup dies.
 //
 // The child is in the cgroup from its first instruction, so that nothing it
 // forks escapes: in v2 it is cloned straight into it (CLONE_INTO_CGROUP);
 // in v1, where a thread may sit in a cgroup of its own, the calling thread
-// moves into the cgroup, forks, and moves back. The supervisor itself is
-// never accounted to the cgroup.
+// moves into the cgroup, forks, and moves back, locked to its goroutine all
+// the while. The supervisor itself is never accounted to the cgroup.
 func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if c.V2 != "" {
@@ -33,6 +34,8 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
 	if len(c.Layout.V1) > 0 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		tid := strconv.Itoa(unix.Gettid())
 		defer func() {
 			for _, h := range c.Layout.V1 {
