@@ -507,3 +507,21 @@ func TestCgroupDescriptorsAndNextStage(t *testing.T) {
 		t.Errorf("nested barco-cgroup: %q, %v", out, err)
 	}
 }
+
+func TestCgroupV1LimitsAreWritten(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	if hostLayout(t).Mode == cgroup.Unified {
+		t.Skip("needs cgroup v1 controllers")
+	}
+	script := `cg() { echo /sys/fs/cgroup/$1$(sed -n "s/^[0-9]*:$1:\(.*\)/\1/p" /proc/self/cgroup); }
+cat $(cg memory)/memory.limit_in_bytes $(cg memory)/memory.memsw.limit_in_bytes
+cat $(cg cpu)/cpu.cfs_quota_us $(cg cpu)/cpu.cfs_period_us $(cg cpu)/cpu.shares
+cat $(cg cpuset)/cpuset.cpus $(cg cpuset)/cpuset.mems $(cg pids)/pids.max`
+	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "48M", "--memory-swap", "64M", "--cpus", "1.5",
+		"--cpu-weight", "100", "--cpuset-cpus", "0", "--cpuset-mems", "0", "--pids", "77", "--", "sh", "-c", script)
+	want := []string{"50331648", "67108864", "150000", "100000", "2597", "0", "0", "77"}
+	if got := testutil.Lines(r.Stdout); r.Code != 0 || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("status %d, control files %q, want %q; stderr %s", r.Code, got, want, r.Stderr)
+	}
+}

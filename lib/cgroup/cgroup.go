@@ -111,7 +111,7 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 		c.created = append(c.created, dir)
 	}
 	if h := c.Layout.Controller("cpuset"); h != nil {
-		if err := inheritCpuset(c.V1[h], h.Mount); err != nil {
+		if err := inheritCpuset(c.V1[h]); err != nil {
 			return err
 		}
 	}
@@ -198,14 +198,14 @@ func (c *Cgroup) mkdirParents(dir string) error {
 
 func inheritCpusetIfV1(l *Layout, dir string) error {
 	if h := l.Controller("cpuset"); h != nil && strings.HasPrefix(dir, h.Mount+"/") {
-		return inheritCpuset(dir, h.Mount)
+		return inheritCpuset(dir)
 	}
 	return nil
 }
 
 // inheritCpuset gives a new v1 cpuset cgroup its parent's CPUs and memory
 // nodes: v1 starts it with none, and a cgroup without CPUs takes no tasks.
-func inheritCpuset(dir, mount string) error {
+func inheritCpuset(dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		v, err := readFile(dir, f)
 		if err != nil || v != "" {
