@@ -26,7 +26,8 @@ func main() {
 		Example: "barco-cgroup --memory 64M --cpus 0.5 --pids 32 --stats -- sh -c 'cat /proc/self/cgroup'",
 		Notes: "A relative PARENT is below the caller's own cgroup (v1) or beside it (v2), as with runc.\n" +
 			"Empty cgroups under PARENT older than 10s (left by a supervisor killed with SIGKILL)\n" +
-			"are removed by the next run; `rmdir` removes them by hand.",
+			"are removed by the next run; by hand:\n" +
+			"  find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +",
 	}
 	size := func(p *int64) func(string) error {
 		return func(v string) (err error) { *p, err = cgroup.ParseSize(v); return err }
