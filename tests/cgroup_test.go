@@ -525,3 +525,16 @@ cat $(cg cpuset)/cpuset.cpus $(cg cpuset)/cpuset.mems $(cg pids)/pids.max`
 		t.Errorf("status %d, control files %q, want %q; stderr %s", r.Code, got, want, r.Stderr)
 	}
 }
+
+func TestCgroupOOMThroughTheNextStage(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	testutil.Bin(t, "barco-ns")
+	defer noCgroupLeft(t, name)
+	// barco-ns relays its program's SIGKILL as status 137; the kernel's
+	// count of OOM kills in the cgroup says why.
+	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "32M", "--memory-swap", "32M", "--",
+		"barco-ns", "-p", "--init", "--", "sh", "-c", "ulimit -v 1048576; exec tail /dev/zero")
+	if r.Code != 137 || !strings.Contains(r.Stderr, "barco-cgroup: killed by the kernel: out of memory (limit 32M)\n") {
+		t.Errorf("status %d, stderr %q; want 137 and the out-of-memory line", r.Code, r.Stderr)
+	}
+}
