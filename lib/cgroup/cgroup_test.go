@@ -96,3 +96,33 @@ func TestCreateRemovesStale(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenUnified runs the v2 path of Open (--exec) on a fake unified tree
+// whose cgroup exists already: controllers enabled in the parent, limits
+// written into the cgroup.
+func TestOpenUnified(t *testing.T) {
+	root := t.TempDir()
+	l := &Layout{Mode: Unified, V2: &Hierarchy{Mount: root, Root: "/", Own: "/user.slice/s.scope"}}
+	parent := fakeDir(t, root+"/user.slice/barco", "cgroup.controllers", "cgroup.subtree_control")
+	os.WriteFile(parent+"/cgroup.controllers", []byte("cpu memory pids\n"), 0o644)
+	dir := fakeDir(t, parent+"/c1", "cgroup.controllers", "memory.max", "cpu.max")
+	os.WriteFile(dir+"/cgroup.controllers", []byte("cpu memory\n"), 0o644)
+
+	c, err := Locate(l, "barco", "c1")
+	if err != nil || c.V2 != dir {
+		t.Fatalf("Locate: %v, %v", c, err)
+	}
+	if err := c.Open(&Limits{Memory: 64 << 20, CPUQuota: 50000}); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, parent, "cgroup.subtree_control") + "|" + read(t, dir, "memory.max") + "|" + read(t, dir, "cpu.max")
+	if got != "+memory +cpu|67108864|50000 100000" {
+		t.Errorf("subtree_control|memory.max|cpu.max = %q", got)
+	}
+	if err := c.Open(&Limits{Pids: 5}); err == nil || err.Error() != "controller pids: not delegated to "+parent+" (cgroup v2; it has \"cpu memory\")" {
+		t.Errorf("pids limit where pids is not enabled: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("Open removed a cgroup it did not make: %v", err)
+	}
+}
