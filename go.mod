@@ -3,6 +3,7 @@ module barco
 go 1.26.0
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/moby/profiles/seccomp v0.3.0
 	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/seccomp/libseccomp-golang v0.11.1
