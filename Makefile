@@ -11,14 +11,11 @@ ROOTFS  := build/rootfs
 
 all: $(BINS)
 
-# Pure Go stages: static by construction.
+# Every stage is pure Go, static by construction. barco-seccomp too: it has
+# libseccomp's syscall tables as generated Go (lib/seccomp/zsyscalls.go);
+# libseccomp itself (cgo) is for its tests and `go generate` only.
 bin/%: FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
-
-# libseccomp is C: link it statically so that the stage runs in a rootfs with no libc.
-bin/barco-seccomp: FORCE
-	CGO_ENABLED=1 $(GO) build -trimpath -tags osusergo,netgo \
-		-ldflags '$(LDFLAGS) -linkmode external -extldflags "-static"' -o $@ ./cmd/barco-seccomp
 
 # Installs what a fresh Debian 12 machine lacks; does nothing when all is there.
 setup:

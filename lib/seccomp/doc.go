@@ -24,18 +24,20 @@
 //   - Assemble (bpf.go) is pure too: Filter + syscall numbers -> classic
 //     BPF. It checks the architecture, finds the syscall by binary search
 //     on its number, then checks the arguments rule by rule.
-//   - Compile and Load (table.go, load.go) touch the outside: the syscall
-//     numbers come from libseccomp's tables (one cgo call), and the
-//     program is loaded with seccomp(2), SECCOMP_FILTER_FLAG_TSYNC, after
-//     PR_SET_NO_NEW_PRIVS.
+//   - Compile (load.go) numbers the syscalls from libseccomp's tables,
+//     generated into Go (zsyscalls.go, by internal/gensyscalls), and Load
+//     installs the program with seccomp(2), SECCOMP_FILTER_FLAG_TSYNC,
+//     after PR_SET_NO_NEW_PRIVS.
 //
 // barco generates the BPF itself because libseccomp's compiler takes about
 // 40 ms for Docker's profile on amd64+x86+x32, on every container start;
-// Resolve and Compile together take under 1 ms. libseccomp stays the
-// reference: the tests compile every filter with it as well, and run every
-// syscall number of amd64, x32, x86, arm64 and arm, with crafted
-// arguments, through both programs in a userspace BPF interpreter
-// (bpfvm_test.go); the verdicts must be equal.
+// Resolve and Compile together take under 1 ms, and the binary is pure Go
+// (linking libseccomp and a static libc cost another 2 ms a start).
+// libseccomp stays the reference: the tests compile every filter with it
+// as well, and run every syscall number of amd64, x32, x86, arm64 and arm,
+// with crafted arguments, through both programs in a userspace BPF
+// interpreter (bpfvm_test.go); the verdicts must be equal. Another test
+// checks the generated tables against the installed libseccomp.
 //
 // # Which capabilities the conditions see
 //
