@@ -3,6 +3,7 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"barco/lib/chain"
@@ -44,6 +45,10 @@ func Compile(f *Filter) (*Program, error) {
 // exec should follow: from here on the Go runtime itself runs under the
 // filter.
 func (p *Program) Load(noNewPrivs bool) error {
+	// no_new_privs is set per thread: prctl and seccomp must run on the
+	// same one (TSYNC then gives both to every thread). The thread stays
+	// locked: exec follows.
+	runtime.LockOSThread()
 	if noNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
