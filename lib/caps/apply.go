@@ -1,0 +1,157 @@
+package caps
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"barco/lib/chain"
+
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+)
+
+// CurrentCaller reads the calling process's identity and capabilities.
+func CurrentCaller() (Caller, error) {
+	proc, err := cap.GetPID(0)
+	if err != nil {
+		return Caller{}, fmt.Errorf("capget: %w", err)
+	}
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return Caller{}, fmt.Errorf("getgroups: %w", err)
+	}
+	c := Caller{UID: os.Geteuid(), GID: os.Getegid(), Groups: groups}
+	c.Permitted = fromProc(proc, cap.Permitted)
+	for v := cap.Value(0); v < cap.MaxBits() && v < 64; v++ {
+		if in, err := cap.GetBound(v); err == nil && in {
+			c.Bounding |= Of(v)
+		}
+	}
+	return c, nil
+}
+
+func fromProc(proc *cap.Set, flag cap.Flag) Set {
+	var s Set
+	for v := cap.Value(0); v < cap.MaxBits() && v < 64; v++ {
+		if in, err := proc.GetFlag(flag, v); err == nil && in {
+			s |= Of(v)
+		}
+	}
+	return s
+}
+
+// setIdentity sets gid, supplementary groups and uid. The syscall
+// package's wrappers already act on every thread (AllThreadsSyscall), and
+// PR_SET_KEEPCAPS goes through libcap's psx; the kernel resets it at exec.
+// CAP_SETUID and CAP_SETGID are effective: Apply made all permitted
+// capabilities effective first.
+func setIdentity(p *Plan) error {
+	id := p.Identity
+	if p.ChangeUser || p.ChangeGroups {
+		if err := syscall.Setgroups(id.Groups); err != nil {
+			return hintIDs(fmt.Errorf("setgroups %v: %w", id.Groups, err))
+		}
+	}
+	if !p.ChangeUser {
+		return nil
+	}
+	if err := syscall.Setresgid(id.GID, id.GID, id.GID); err != nil {
+		return hintIDs(fmt.Errorf("setresgid %d: %w", id.GID, err))
+	}
+	if _, err := cap.Prctlw(unix.PR_SET_KEEPCAPS, 1); err != nil {
+		return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
+	}
+	if err := syscall.Setresuid(id.UID, id.UID, id.UID); err != nil {
+		return hintIDs(fmt.Errorf("setresuid %d: %w", id.UID, err))
+	}
+	return nil
+}
+
+// Apply gives the process the plan's user, groups and capabilities, on
+// every thread: capabilities and credentials are per thread in Linux, and
+// the Go runtime runs several, so each change goes through libcap's psx
+// (syscall.AllThreadsSyscall in a pure Go binary). The caller execs right
+// afterwards; nothing in between may depend on the privileges dropped.
+//
+// The order is the one that works. The bounding set can only shrink while
+// CAP_SETPCAP is effective, so it goes first. Groups and gid go before
+// the uid, while CAP_SETGID is still effective; PR_SET_KEEPCAPS keeps the
+// permitted set across the switch away from uid 0, which would otherwise
+// clear it. The permitted, effective and inheritable sets are set in
+// one capset; the ambient set last, because the kernel clears it on a
+// switch away from uid 0 and only accepts what is permitted and
+// inheritable.
+func Apply(p *Plan, caller Caller) error {
+	proc, err := cap.GetPID(0)
+	if err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	if fromProc(proc, cap.Effective) != caller.Permitted {
+		// Dropping bounding capabilities needs CAP_SETPCAP effective.
+		if err := proc.Fill(cap.Effective, cap.Permitted); err != nil {
+			return err
+		}
+		if err := proc.SetProc(); err != nil {
+			return fmt.Errorf("capset: raise the permitted set: %w", err)
+		}
+	}
+	if drop := caller.Bounding &^ p.Bounding; drop != 0 {
+		// One all-thread prctl per capability: most of the stage's time.
+		if err := cap.DropBound(drop.Values()...); err != nil {
+			return hintPerm(fmt.Errorf("drop %s from the bounding set: %w", drop, err), "needs CAP_SETPCAP")
+		}
+		chain.Debugf("dropped %d capabilities from the bounding set", len(drop.Values()))
+	}
+	if err := setIdentity(p); err != nil {
+		return err
+	}
+	want := cap.NewSet()
+	for _, f := range []struct {
+		flag cap.Flag
+		set  Set
+	}{{cap.Permitted, p.Permitted}, {cap.Effective, p.Effective}, {cap.Inheritable, p.Inheritable}} {
+		if err := want.SetFlag(f.flag, true, f.set.Values()...); err != nil {
+			return err
+		}
+	}
+	if err := want.SetProc(); err != nil {
+		return fmt.Errorf("capset permitted %s effective %s inheritable %s: %w",
+			p.Permitted.Hex(), p.Effective.Hex(), p.Inheritable.Hex(), err)
+	}
+	if err := cap.ResetAmbient(); err != nil {
+		return fmt.Errorf("clear the ambient set: %w", err)
+	}
+	if p.Ambient != 0 {
+		if err := cap.SetAmbient(true, p.Ambient.Values()...); err != nil {
+			return hintPerm(fmt.Errorf("raise %s in the ambient set: %w", p.Ambient, err),
+				"SECBIT_NO_CAP_AMBIENT_RAISE may be set")
+		}
+	}
+	if p.NoNewPrivs {
+		if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1); err != nil {
+			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+		}
+	}
+	return nil
+}
+
+func hintPerm(err error, hint string) error {
+	if errors.Is(err, unix.EPERM) {
+		return chain.WithHint(err, hint)
+	}
+	return err
+}
+
+// hintIDs explains the usual failures of setgroups and setuid inside a
+// user namespace.
+func hintIDs(err error) error {
+	switch {
+	case errors.Is(err, unix.EINVAL):
+		return chain.WithHint(err, "the id is not mapped in this user namespace")
+	case errors.Is(err, unix.EPERM):
+		return chain.WithHint(err, "needs CAP_SETUID and CAP_SETGID; in a user namespace, setgroups may be denied")
+	}
+	return err
+}
