@@ -57,7 +57,8 @@ type Plan struct {
 // be a subset of it. A capability the caller does not hold cannot be
 // passed on, and is an error rather than silently missing.
 func Resolve(spec Spec, caller Caller, acc Accounts) (*Plan, error) {
-	all := caller.Permitted
+	// "all" is what the caller can pass on: held and not out of bounds.
+	all := caller.Permitted & caller.Bounding
 	base := DockerDefault
 	if spec.Caps != nil {
 		base = spec.Caps.resolve(all)
