@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"barco/lib/testutil"
@@ -66,9 +65,7 @@ func containerRootfs(t *testing.T) string {
 		t.Fatalf("copy barco-caps: %s", r.Stderr)
 	}
 	probe := filepath.Join(dir, "capsprobe")
-	if r := testutil.Run(t, nil, "cp", capsProbe(t), probe); r.Code != 0 {
-		t.Fatalf("copy capsprobe: %s", r.Stderr)
-	}
+	buildProbe(t, probe)
 	if err := os.Chmod(probe, os.ModeSetuid|0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -89,32 +86,18 @@ func appendFile(t *testing.T, path, text string) {
 	}
 }
 
-var (
-	probeOnce sync.Once
-	probeDir  string
-	probeErr  string
-)
-
-// capsProbe builds tests/testdata/capsprobe, static, once per test run.
-func capsProbe(t *testing.T) string {
+// buildProbe builds tests/testdata/capsprobe, static, as path.
+func buildProbe(t *testing.T, path string) {
 	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "capsprobe")
-		if err != nil {
-			probeErr = err.Error()
-			return
-		}
-		probeDir = dir
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "capsprobe"), "./testdata/capsprobe")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = "build capsprobe: " + err.Error() + ": " + string(out)
-		}
-	})
-	if probeErr != "" {
-		t.Fatal(probeErr)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = "/usr/local/go/bin/go"
 	}
-	return filepath.Join(probeDir, "capsprobe")
+	cmd := exec.Command(goTool, "build", "-o", path, "./testdata/capsprobe")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build capsprobe: %v: %s", err, out)
+	}
 }
 
 // inChain runs script in new namespaces (barco-ns, with a user namespace
@@ -199,19 +182,22 @@ func TestCapsPrintMatchesStatus(t *testing.T) {
 }
 
 func TestCapsUserNobody(t *testing.T) {
-	caps := capsBin(t)
-	r := testutil.Run(t, nil, caps, "--user", "nobody", "--", "cat", "/proc/self/status")
-	if r.Code != 0 {
-		t.Fatalf("status %d: %s", r.Code, r.Stderr)
-	}
-	got := statusLines(r.Stdout)
-	// Debian's nobody is 65534:65534 (nogroup), as the rootfs's.
+	capsBin(t)
+	rootfs := containerRootfs(t)
+	// The rootfs's nobody is 65534:65534 (nogroup) and in no other group.
 	want := map[string]string{"Uid": "65534 65534 65534 65534", "Gid": "65534 65534 65534 65534",
 		"Groups": "65534", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
 		"CapInh": "0000000000000000", "CapAmb": "0000000000000000", "CapBnd": "00000000a80425fb"}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
+	for _, userns := range []bool{false, true} {
+		r := inChain(t, rootfs, userns, "/barco-caps --user nobody -- cat /proc/self/status")
+		if r.Code != 0 {
+			t.Fatalf("userns %v: status %d: %s", userns, r.Code, r.Stderr)
+		}
+		got := statusLines(r.Stdout)
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("userns %v: %s = %q, want %q", userns, k, got[k], v)
+			}
 		}
 	}
 }
