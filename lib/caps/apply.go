@@ -42,29 +42,31 @@ func fromProc(proc *cap.Set, flag cap.Flag) Set {
 	return s
 }
 
-// setIdentity sets gid, supplementary groups and uid. The syscall
-// package's wrappers already act on every thread (AllThreadsSyscall), and
-// PR_SET_KEEPCAPS goes through libcap's psx; the kernel resets it at exec.
-// CAP_SETUID and CAP_SETGID are effective: Apply made all permitted
-// capabilities effective first.
+// setIdentity keeps the capabilities across the switch of user, then sets
+// gid, supplementary groups and uid. The syscall package's wrappers act on
+// every thread already (AllThreadsSyscall); PR_SET_KEEPCAPS goes through
+// libcap's psx, and the kernel resets it at exec. CAP_SETUID and
+// CAP_SETGID are effective: Apply made every permitted capability
+// effective first.
 func setIdentity(p *Plan) error {
 	id := p.Identity
+	if p.ChangeUser {
+		if _, err := cap.Prctlw(unix.PR_SET_KEEPCAPS, 1); err != nil {
+			return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
+		}
+		if err := syscall.Setresgid(id.GID, id.GID, id.GID); err != nil {
+			return hintIDs(fmt.Errorf("setresgid %d: %w", id.GID, err))
+		}
+	}
 	if p.ChangeUser || p.ChangeGroups {
 		if err := syscall.Setgroups(id.Groups); err != nil {
 			return hintIDs(fmt.Errorf("setgroups %v: %w", id.Groups, err))
 		}
 	}
-	if !p.ChangeUser {
-		return nil
-	}
-	if err := syscall.Setresgid(id.GID, id.GID, id.GID); err != nil {
-		return hintIDs(fmt.Errorf("setresgid %d: %w", id.GID, err))
-	}
-	if _, err := cap.Prctlw(unix.PR_SET_KEEPCAPS, 1); err != nil {
-		return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
-	}
-	if err := syscall.Setresuid(id.UID, id.UID, id.UID); err != nil {
-		return hintIDs(fmt.Errorf("setresuid %d: %w", id.UID, err))
+	if p.ChangeUser {
+		if err := syscall.Setresuid(id.UID, id.UID, id.UID); err != nil {
+			return hintIDs(fmt.Errorf("setresuid %d: %w", id.UID, err))
+		}
 	}
 	return nil
 }
@@ -76,10 +78,10 @@ func setIdentity(p *Plan) error {
 // afterwards; nothing in between may depend on the privileges dropped.
 //
 // The order is the one that works. The bounding set can only shrink while
-// CAP_SETPCAP is effective, so it goes first. Groups and gid go before
-// the uid, while CAP_SETGID is still effective; PR_SET_KEEPCAPS keeps the
+// CAP_SETPCAP is effective, so it goes first. PR_SET_KEEPCAPS keeps the
 // permitted set across the switch away from uid 0, which would otherwise
-// clear it. The permitted, effective and inheritable sets are set in
+// clear it; gid and groups go before the uid, while CAP_SETGID is still
+// effective. The permitted, effective and inheritable sets are set in
 // one capset; the ambient set last, because the kernel clears it on a
 // switch away from uid 0 and only accepts what is permitted and
 // inheritable.
@@ -89,7 +91,8 @@ func Apply(p *Plan, caller Caller) error {
 		return fmt.Errorf("capget: %w", err)
 	}
 	if fromProc(proc, cap.Effective) != caller.Permitted {
-		// Dropping bounding capabilities needs CAP_SETPCAP effective.
+		// The steps below need CAP_SETPCAP, CAP_SETGID and CAP_SETUID
+		// effective, not just permitted.
 		if err := proc.Fill(cap.Effective, cap.Permitted); err != nil {
 			return err
 		}

@@ -76,16 +76,15 @@ func Resolve(spec Spec, caller Caller, acc Accounts) (*Plan, error) {
 	}
 
 	p := &Plan{NoNewPrivs: spec.NoNewPrivs, accounts: acc}
-	switch {
-	case spec.User != "":
+	if spec.User != "" {
 		id, err := acc.LookupUser(spec.User)
 		if err != nil {
 			return nil, err
 		}
 		p.Identity, p.ChangeUser = id, true
-	default:
-		p.Identity = Identity{UID: caller.UID, GID: caller.GID, Groups: caller.Groups,
-			UserName: acc.UserName(caller.UID), GroupName: acc.GroupName(caller.GID)}
+	} else {
+		// The names are for --print only, which looks them up itself.
+		p.Identity = Identity{UID: caller.UID, GID: caller.GID, Groups: caller.Groups}
 	}
 	if len(spec.Groups) > 0 {
 		extra, err := acc.LookupGroups(spec.Groups)
@@ -135,6 +134,12 @@ func (p *Plan) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "%-12s %s %s\n", s.name, s.set.Hex(), s.set)
 	}
 	id := p.Identity
+	if id.UserName == "" {
+		id.UserName = p.accounts.UserName(id.UID)
+	}
+	if id.GroupName == "" {
+		id.GroupName = p.accounts.GroupName(id.GID)
+	}
 	fmt.Fprintf(&b, "%-12s %s\n", "uid", named(id.UID, id.UserName))
 	fmt.Fprintf(&b, "%-12s %s\n", "gid", named(id.GID, id.GroupName))
 	groups := make([]string, len(id.Groups))
