@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 
 	"barco/lib/caps"
@@ -77,6 +79,18 @@ in /etc/passwd gets gid 0, as with docker run --user. --groups adds to them.`,
 		}
 		chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
 			plan.Bounding.Hex(), plan.Effective.Hex(), plan.Ambient.Hex(), plan.Identity.UID)
+		if chain.Debugging() {
+			// Debug mode proves the all-thread promise, where /proc is mounted.
+			n, err := caps.CheckThreads("/proc/self/task")
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				chain.Debugf("no /proc/self/task: threads not checked")
+			case err != nil:
+				return err
+			default:
+				chain.Debugf("all %d threads hold these credentials", n)
+			}
+		}
 		return chain.Exec(program, os.Environ())
 	})
 }
