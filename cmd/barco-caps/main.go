@@ -33,7 +33,9 @@ current root (the container's, inside the chain).`,
 barco-caps --cap-drop all --cap-add net_raw -- grep Cap /proc/self/status`,
 		Notes: `--user NAME sets the gid from /etc/passwd and the supplementary groups to
 that gid and the groups that list NAME as a member, as login does; a UID not
-in /etc/passwd gets gid 0, as with docker run --user. --groups adds to them.`,
+in /etc/passwd gets gid 0, as with docker run --user. --groups adds to them;
+without --user it replaces the supplementary groups. Without either, the
+user and groups stay as they are.`,
 		NoProgram: true,
 	}
 	var (
