@@ -47,5 +47,11 @@ demo: setup all rootfs
 	bin/barco-ns -U -m -p -u -i -n --hostname barco -- \
 		chroot $(ROOTFS) /bin/sh -c 'echo "hello from $$(hostname), pid $$$$, uid $$(id -u)"; ls /'
 
+# Start latency and host memory, side by side with runc, crun and bwrap.
+bench: setup all rootfs
+	@for p in runc crun bubblewrap; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun bubblewrap >/dev/null; break; }; done
+	$(GO) run ./bench
+
 clean:
 	rm -rf bin build

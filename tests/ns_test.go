@@ -278,3 +278,17 @@ func childrenOf(pid int) []string {
 	}
 	return out
 }
+
+// A barco stage as PROGRAM runs straight in the new namespaces and does
+// the setup there itself.
+func TestNSNextStageDoesSetup(t *testing.T) {
+	ns := nsBin(t)
+	r := testutil.Run(t, nil, ns, "-U", "-u", "-n", "--hostname", "inner", "--", "barco-ns", "-p", "--",
+		"sh", "-c", "hostname; cat /proc/self/uid_map; echo pid=$$; grep -E '^Cap(Amb|Inh)' /proc/self/status; ip -o link show lo")
+	out := strings.Join(strings.Fields(r.Stdout), " ")
+	for _, want := range []string{"inner 0 100000 65536 pid=1", "CapInh: 0000000000000000 CapAmb: 0000000000000000", "LOOPBACK,UP"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nested barco-ns: no %q in %q (status %d, %s)", want, out, r.Code, r.Stderr)
+		}
+	}
+}

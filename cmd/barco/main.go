@@ -28,7 +28,7 @@ argument, -v verbose.
 
 Example:
   barco run -- /bin/sh -c 'echo hello from $(hostname)'
-  barco -u 0 -m / -c /bin/sh -a -c -v
+  barco -u 0 -m / -c /bin/ls -a / -v
 `
 
 const defaults = `Defaults: a user namespace (container root is host uid 100000, or the

@@ -99,25 +99,6 @@ func stagePath(name, pathList string) (string, error) {
 	return LookPath(name, pathList)
 }
 
-// Resolve finds the file Exec would run for name, for a stage that starts
-// the program as a child instead of exec'ing it.
-func Resolve(name string, env []string) (string, error) {
-	pathList := envValue(env, "PATH", DefaultPath)
-	if IsStage(name) {
-		return stagePath(name, pathList)
-	}
-	return LookPath(name, pathList)
-}
-
-// ProgramEnv is the environment to give name when it is started as a
-// child: the chain's own variables are dropped unless name is a stage.
-func ProgramEnv(name string, env []string) []string {
-	if IsStage(name) {
-		return env
-	}
-	return withoutEnv(env, StageFDsEnv)
-}
-
 // PreservedFDs is the count of descriptors after stderr that the program
 // keeps (BARCO_PRESERVE_FDS); 0 when unset or malformed.
 func PreservedFDs() int {
@@ -251,3 +232,33 @@ func execveat(fd int, argv, env []string) error {
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
 	return errno
 }
+
+// Prepare does what Exec does before the exec itself, for a stage that
+// starts PROGRAM as a child instead: it returns the file to execute for
+// argv[0] and the environment to give it, found as Exec finds them, and
+// for a program that is not a stage it marks every descriptor but 0, 1, 2
+// and the kept ones close-on-exec. A carried stage is returned as its
+// /proc/self/fd path.
+func Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
+	name := argv[0]
+	if IsStage(name) {
+		if fd, ok := carried[name]; ok {
+			return "/proc/self/fd/" + strconv.Itoa(fd), withEnv(env, StageFDsEnv, formatStageFDs(carried)), nil
+		}
+		path, err := stagePath(name, envValue(env, "PATH", DefaultPath))
+		return path, env, err
+	}
+	path, err = LookPath(name, envValue(env, "PATH", DefaultPath))
+	if err != nil {
+		return "", nil, err
+	}
+	env = withoutEnv(env, StageFDsEnv)
+	if err := closeExtraFDs(env); err != nil {
+		return "", nil, err
+	}
+	return path, env, nil
+}
+
+// ExecError is the error of an exec of path that failed with err, carrying
+// exit status 127 for a missing file and 126 otherwise.
+func ExecError(path string, err error) error { return execError(path, err) }

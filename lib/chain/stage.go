@@ -109,6 +109,11 @@ func (st *Stage) RunHelper(run func() error) {
 
 func (st *Stage) start() {
 	initDebug(st.Name)
+	if v := os.Getenv(NSSetupEnv); v != "" {
+		if err := doNSSetup(v); err != nil {
+			Fail(st.Name, err)
+		}
+	}
 	if Carried() {
 		// A host binary running inside the container: keep the container's
 		// processes out of our /proc entries (CVE-2019-5736).

@@ -1,7 +1,6 @@
 package ns
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -42,27 +41,17 @@ type Config struct {
 	Maps     MapWriter // writes the maps; DirectMapWriter when nil
 }
 
-// childEnv names the variable by which a re-executed barco-ns knows it is
-// the child inside the namespaces, and where its handshake pipe is.
+// childEnv marks barco-ns re-executed as the first process inside its
+// namespaces, for a PROGRAM that is not a barco stage: "exec" or "init".
 const childEnv = "BARCO_NS_CHILD"
-
-// childConfig is what the parent sends the child, once the maps are written.
-type childConfig struct {
-	Hostname string
-	Loopback bool
-	SetCreds bool
-	UID, GID int
-	Init     bool
-	Program  []string
-	// Inheritable is the parent's inheritable capability set, which the
-	// child restores after raising its setup capabilities as ambient.
-	Inheritable [2]uint32
-}
 
 // Validate checks the configuration before any namespace exists.
 func (c *Config) Validate() error {
 	if c.Hostname != "" && c.Flags&unix.CLONE_NEWUTS == 0 {
 		return errors.New("--hostname needs a new UTS namespace (-u)")
+	}
+	if len(c.Hostname) > 64 || strings.ContainsAny(c.Hostname, ",= \t\n/") {
+		return fmt.Errorf("--hostname %q: not a hostname (at most 64 letters, digits, - and .)", c.Hostname)
 	}
 	if c.Flags&unix.CLONE_NEWUSER == 0 {
 		if len(c.UIDMaps) > 0 || len(c.GIDMaps) > 0 {
@@ -88,14 +77,17 @@ func (c *Config) Validate() error {
 // Run starts PROGRAM in the new namespaces and waits for it, forwarding
 // signals; it returns the status to exit with.
 //
-// The child is barco-ns itself, re-executed inside the namespaces, because
-// a multi-threaded Go process cannot unshare them, and because the child
-// has work to do before PROGRAM: wait for its id maps (the handshake), set
-// the hostname, bring up loopback, take its credentials.
+// The first process in the namespaces is PROGRAM itself when it is a barco
+// stage, else barco-ns re-executed (a Go process cannot unshare its own
+// namespaces, and it can run the init). That process first does the setup
+// barco-ns hands it in BARCO_NS_SETUP (see chain.NSSetup): it waits until
+// the uid and gid maps are written (the handshake), sets the hostname,
+// brings up loopback and takes its credentials.
 func Run(c *Config) (int, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
+	userns := c.Flags&unix.CLONE_NEWUSER != 0
 	sup := chain.NewSupervisor()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -107,32 +99,72 @@ func Run(c *Config) (int, error) {
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
 	}
-	syncFD := len(files)
+	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
 	files = append(files, r.Fd())
-	env := append(os.Environ(), childEnv+"="+strconv.Itoa(syncFD))
-	ambient, err := childAmbientCaps(c.Flags&unix.CLONE_NEWUSER != 0)
+	if userns {
+		// Become the mapped root unless told otherwise, as unshare --map-root.
+		if setup.UID < 0 {
+			setup.UID = 0
+		}
+		if setup.GID < 0 {
+			setup.GID = 0
+		}
+	}
+
+	env := os.Environ()
+	var path string
+	argv := c.Program
+	if chain.IsStage(c.Program[0]) && !c.Init {
+		if path, env, err = chain.Prepare(c.Program, env); err != nil {
+			r.Close()
+			return 0, err
+		}
+	} else {
+		mode := "exec"
+		if c.Init {
+			mode = "init"
+		}
+		path = "/proc/self/exe"
+		argv = append([]string{"barco-ns"}, c.Program...)
+		env = append(env, childEnv+"="+mode)
+	}
+	env = append(env, chain.NSSetupEnv+"="+setup.String())
+
+	ambient, err := childAmbientCaps(userns)
 	if err != nil {
+		r.Close()
 		return 0, err
 	}
-	chain.Debugf("clone %s", flagNames(c.Flags))
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"barco-ns"}, &syscall.ProcAttr{
+	chain.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Cloneflags:  c.Flags,
-			AmbientCaps: ambient,
-		},
+		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags, AmbientCaps: ambient},
 	})
 	r.Close()
 	if err != nil {
-		return 0, cloneError(c.Flags, err)
+		return 0, cloneError(c.Flags, path, err)
 	}
 	chain.Debugf("child pid %d", pid)
 
-	if err := handshake(c, pid, w); err != nil {
+	if userns {
+		mw := c.Maps
+		if mw == nil {
+			mw = DirectMapWriter{DenySetgroups: os.Geteuid() != 0}
+		}
+		chain.Debugf("write maps uid %v gid %v", c.UIDMaps, c.GIDMaps)
+		if err := mw.WriteMaps(pid, c.UIDMaps, c.GIDMaps); err != nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			_, _ = sup.Wait(pid)
+			return 0, chain.WithHint(err, "root can map any range; others can map only their own id, with --map-root")
+		}
+	}
+	// The write end stays open for as long as barco-ns lives: the child
+	// reads its end of file as barco-ns's death.
+	if _, err := w.Write([]byte{1}); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		_, _ = sup.Wait(pid)
-		return 0, err
+		return 0, fmt.Errorf("handshake with child %d: %w", pid, err)
 	}
 	ws, err := sup.Wait(pid)
 	if err != nil {
@@ -142,51 +174,10 @@ func Run(c *Config) (int, error) {
 	return chain.ExitStatus(ws), nil
 }
 
-func handshake(c *Config, pid int, w *os.File) error {
-	userns := c.Flags&unix.CLONE_NEWUSER != 0
-	if userns {
-		mw := c.Maps
-		if mw == nil {
-			mw = DirectMapWriter{}
-		}
-		chain.Debugf("write maps uid %v gid %v", c.UIDMaps, c.GIDMaps)
-		if err := mw.WriteMaps(pid, c.UIDMaps, c.GIDMaps); err != nil {
-			return chain.WithHint(err, "root can map any range; check the ranges against /etc/subuid and /etc/subgid")
-		}
+func cloneError(flags uintptr, path string, err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+		return chain.ExecError(path, err)
 	}
-	cc := childConfig{
-		Hostname: c.Hostname,
-		Loopback: c.Flags&unix.CLONE_NEWNET != 0,
-		UID:      c.UID,
-		GID:      c.GID,
-		Init:     c.Init,
-		Program:  c.Program,
-	}
-	var err error
-	if cc.Inheritable, err = inheritableCaps(); err != nil {
-		return err
-	}
-	if userns {
-		// Become the mapped root unless told otherwise, as unshare --map-root.
-		cc.SetCreds = true
-		if cc.UID < 0 {
-			cc.UID = 0
-		}
-		if cc.GID < 0 {
-			cc.GID = 0
-		}
-	} else if c.UID >= 0 || c.GID >= 0 {
-		cc.SetCreds = true
-	}
-	// The write end stays open for as long as the parent lives: the child
-	// reads its end's hangup as the parent's death.
-	if err := json.NewEncoder(w).Encode(cc); err != nil {
-		return fmt.Errorf("send configuration to child %d: %w", pid, err)
-	}
-	return nil
-}
-
-func cloneError(flags uintptr, err error) error {
 	err = &os.SyscallError{Syscall: "clone " + flagNames(flags), Err: err}
 	switch {
 	case errors.Is(err, unix.EPERM):
@@ -253,22 +244,12 @@ func (c *Config) DefaultMaps(mapRoot bool, subuid, subgid, passwd string) error 
 	return err
 }
 
-func inheritableCaps() ([2]uint32, error) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return [2]uint32{}, fmt.Errorf("capget: %w", err)
-	}
-	return [2]uint32{data[0].Inheritable, data[1].Inheritable}, nil
-}
-
 // childAmbientCaps are the capabilities the child keeps, as ambient, across
-// its exec of itself. In a new user namespace that exec happens before its
-// uid is mapped and would otherwise lose every capability it needs for its
-// setup (hostname, loopback, credentials). It keeps all it holds rather
-// than just those: were PROGRAM's exec to add capabilities, the kernel
-// would clear the parent-death signal (commit_creds), and PROGRAM could
-// outlive barco-ns.
+// its exec. In a new user namespace that exec happens before its uid is
+// mapped and would otherwise lose every capability it needs for its setup
+// (hostname, loopback, credentials). It keeps all it holds rather than just
+// those: were a later exec to add capabilities, the kernel would clear the
+// parent-death signal (commit_creds), and PROGRAM could outlive barco-ns.
 func childAmbientCaps(userns bool) ([]uintptr, error) {
 	last := uintptr(unix.CAP_LAST_CAP)
 	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {

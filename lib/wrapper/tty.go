@@ -23,7 +23,7 @@ func runOnPTY(argv, env []string) (int, error) {
 	}
 	defer master.Close()
 
-	path, err := chain.Resolve(argv[0], env)
+	path, env, err := chain.Prepare(argv, env)
 	if err != nil {
 		slave.Close()
 		return 0, err

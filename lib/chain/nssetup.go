@@ -1,0 +1,215 @@
+package chain
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// NSSetupEnv names the variable by which barco-ns hands the first process
+// in its new namespaces the setup to do there before anything else:
+// "fd=4,uid=0,gid=0,hostname=box,lo=1". Every stage does it at start (see
+// Stage.Run), so that barco-ns can exec the next stage straight into the
+// namespaces instead of through a helper process of its own.
+const NSSetupEnv = "BARCO_NS_SETUP"
+
+// NSSetup is the work barco-ns leaves to the first process inside its
+// namespaces.
+type NSSetup struct {
+	// SyncFD is the handshake pipe: one byte arrives once the uid and gid
+	// maps are written; end of file means barco-ns died. It stays open in
+	// barco-ns for its whole life.
+	SyncFD   int
+	UID, GID int // credentials to take; -1 leaves them
+	Hostname string
+	Loopback bool
+}
+
+// String encodes the setup for NSSetupEnv.
+func (s NSSetup) String() string {
+	parts := []string{"fd=" + strconv.Itoa(s.SyncFD), "uid=" + strconv.Itoa(s.UID), "gid=" + strconv.Itoa(s.GID)}
+	if s.Hostname != "" {
+		parts = append(parts, "hostname="+s.Hostname)
+	}
+	if s.Loopback {
+		parts = append(parts, "lo=1")
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseNSSetup decodes NSSetupEnv.
+func ParseNSSetup(v string) (NSSetup, error) {
+	s := NSSetup{SyncFD: -1, UID: -1, GID: -1}
+	for _, kv := range strings.Split(v, ",") {
+		k, val, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "fd":
+			s.SyncFD, err = strconv.Atoi(val)
+		case "uid":
+			s.UID, err = strconv.Atoi(val)
+		case "gid":
+			s.GID, err = strconv.Atoi(val)
+		case "hostname":
+			s.Hostname = val
+		case "lo":
+			s.Loopback = val == "1"
+		default:
+			err = fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return s, fmt.Errorf("%s=%q: %v", NSSetupEnv, v, err)
+		}
+	}
+	if s.SyncFD < 3 {
+		return s, fmt.Errorf("%s=%q: no handshake descriptor", NSSetupEnv, v)
+	}
+	return s, nil
+}
+
+// doNSSetup runs in the first process inside barco-ns's namespaces. It
+// came in with every capability as ambient (in a new user namespace its
+// uid is not mapped yet when it execs, which would otherwise cost it all
+// of them); it waits for the maps, does the setup, takes its credentials,
+// and gives up the ambient set, so that the next exec gets the capabilities
+// of its uid as usual.
+func doNSSetup(v string) error {
+	s, err := ParseNSSetup(v)
+	if err != nil {
+		return err
+	}
+	os.Unsetenv(NSSetupEnv)
+	syscall.CloseOnExec(s.SyncFD)
+	if err := armParentDeath(); err != nil {
+		return err
+	}
+	// The handshake: block until barco-ns has written the maps.
+	var b [1]byte
+	for {
+		n, err := unix.Read(s.SyncFD, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if n != 1 {
+			// barco-ns is gone; the parent-death signal may have been
+			// armed too late to fire.
+			os.Exit(ExitFailed)
+		}
+		break
+	}
+	Debugf("namespace handshake done: %s", s)
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("sethostname %q: %w", s.Hostname, err)
+		}
+	}
+	if s.Loopback {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	if s.UID >= 0 || s.GID >= 0 {
+		if err := setIDs(s.UID, s.GID); err != nil {
+			return err
+		}
+		// A change of credentials clears the parent-death signal.
+		if err := armParentDeath(); err != nil {
+			return err
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
+	}
+	return clearInheritable()
+}
+
+func armParentDeath() error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
+	}
+	return nil
+}
+
+// setIDs drops the supplementary groups and takes gid, then uid: after the
+// uid the process could no longer change its groups. Go applies each call
+// to every thread.
+func setIDs(uid, gid int) error {
+	// EPERM: setgroups is denied in this user namespace (an unprivileged
+	// caller's); there are no groups to drop then.
+	if err := syscall.Setgroups(nil); err != nil && err != unix.EPERM {
+		return fmt.Errorf("setgroups []: %w", err)
+	}
+	if gid >= 0 {
+		if err := syscall.Setresgid(gid, gid, gid); err != nil {
+			return fmt.Errorf("setresgid %d: %w", gid, err)
+		}
+	}
+	if uid >= 0 {
+		if err := syscall.Setresuid(uid, uid, uid); err != nil {
+			return fmt.Errorf("setresuid %d: %w", uid, err)
+		}
+	}
+	return nil
+}
+
+// clearInheritable empties the inheritable set, which the kernel required
+// for raising the ambient set.
+func clearInheritable() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+// loopbackUp sets IFF_UP on lo, as `ip link set lo up`.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket for lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCGIFFLAGS lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCSIFFLAGS lo up: %w", err)
+	}
+	return nil
+}
+
+// KeepingParentDeathSignal runs change, a change of credentials, and then
+// sets the parent-death signal again: the kernel clears it on any change
+// of uid, gid or capabilities, and a container must not outlive the stage
+// that supervises it.
+func KeepingParentDeathSignal(change func() error) error {
+	var sig int
+	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_GET_PDEATHSIG: %w", err)
+	}
+	if err := change(); err != nil {
+		return err
+	}
+	if sig == 0 {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"barco/lib/testutil"
+)
+
+func barcoBin(t *testing.T) string {
+	testutil.RequireRoot(t)
+	for _, s := range []string{"barco-cgroup", "barco-ns", "barco-mount", "barco-caps", "barco-seccomp"} {
+		testutil.Bin(t, s)
+	}
+	testutil.Rootfs(t)
+	return testutil.Bin(t, "barco")
+}
+
+// run runs `barco run ARGS...` and fails the test unless it exits 0.
+func barcoRun(t *testing.T, args ...string) string {
+	t.Helper()
+	r := testutil.Run(t, nil, append([]string{barcoBin(t), "run"}, args...)...)
+	if r.Code != 0 {
+		t.Fatalf("barco run %q: status %d, stderr %s", args, r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+func TestBarcoDefaultContainer(t *testing.T) {
+	hostHostname, _ := os.Hostname()
+	out := barcoRun(t, "--", "/bin/sh", "-c", `
+echo pid=$$
+echo hostname=$(hostname)
+echo procs=$(ls -d /proc/[0-9]* | wc -l)
+echo uid=$(id -u)
+grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t'
+cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //;s/^/uidmap=/'
+echo env=$(env | cut -d= -f1 | sort | tr '\n' ,)
+mount -t tmpfs none /tmp 2>/dev/null && echo mount=allowed || echo mount=refused
+hostname evil 2>/dev/null && echo sethostname=allowed || echo sethostname=refused
+touch /etc/barco-test 2>/dev/null && echo rootfs=writable || echo rootfs=readonly-for-container-root
+`)
+	for _, want := range []string{
+		"pid=1", "hostname=barco", "procs=1", "uid=0",
+		"CapEff:00000000a80425fb", "Seccomp:2", "NoNewPrivs:1",
+		"uidmap=0 100000 65536",
+		"env=HOME,HOSTNAME,PATH,PWD,SHLVL,TERM,",
+		"mount=refused", "sethostname=refused", "rootfs=readonly-for-container-root",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("inside the default container: no %q in\n%s", want, out)
+		}
+	}
+	if h, _ := os.Hostname(); h != hostHostname {
+		t.Errorf("host hostname changed to %q", h)
+	}
+	if _, err := os.Stat(filepath.Join(testutil.Rootfs(t), "etc", "barco-test")); err == nil {
+		t.Error("container root wrote into the rootfs on the host")
+	}
+}
+
+func TestBarcoOriginalInvocation(t *testing.T) {
+	bin := barcoBin(t)
+	r := testutil.Run(t, nil, bin, "-u", "0", "-m", testutil.Rootfs(t), "-c", "/bin/echo", "-a", "hello")
+	if r.Code != 0 || r.Stdout != "hello\n" {
+		t.Errorf("original invocation: %q, status %d, %s", r.Stdout, r.Code, r.Stderr)
+	}
+	// The original demo mounts the host root.
+	r = testutil.Run(t, nil, bin, "-u", "0", "-m", "/", "-c", "/bin/sh", "-a", "-c")
+	if r.Code == 125 {
+		t.Errorf("barco -m /: status %d, %s", r.Code, r.Stderr)
+	}
+}
+
+func TestBarcoExitStatus(t *testing.T) {
+	bin := barcoBin(t)
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"run", "--", "/bin/sh", "-c", "exit 3"}, 3},
+		{[]string{"run", "--", "/bin/sh", "-c", `sh -c 'kill -TERM $$'`}, 143},
+		{[]string{"run", "--", "/no/such/program"}, 127},
+		{[]string{"run", "--", "/etc/passwd"}, 126},
+		{[]string{"run", "--no-such-option", "true"}, 125},
+		{[]string{"run", "--rootfs", "/no/such/dir", "true"}, 125},
+		{[]string{"frobnicate"}, 125},
+	} {
+		r := testutil.Run(t, nil, append([]string{bin}, c.args...)...)
+		if r.Code != c.want {
+			t.Errorf("barco %q: status %d, want %d (stderr %q)", c.args, r.Code, c.want, r.Stderr)
+		}
+		if c.want == 125 && len(testutil.Lines(r.Stderr)) != 1 {
+			t.Errorf("barco %q: stderr is not one line: %q", c.args, r.Stderr)
+		}
+	}
+}
+
+func TestBarcoChainPastedIntoShell(t *testing.T) {
+	bin := barcoBin(t)
+	args := []string{"--name", "pasted", "--memory", "64M", "-e", "GREETING=it's me", "--", "/bin/sh", "-c", `echo "$GREETING from $(hostname)"`}
+	chain := testutil.Run(t, nil, append([]string{bin, "chain"}, args...)...)
+	if chain.Code != 0 {
+		t.Fatalf("barco chain: %d %s", chain.Code, chain.Stderr)
+	}
+	viaShell := testutil.Run(t, nil, "sh", "-c", chain.Stdout)
+	viaRun := testutil.Run(t, nil, append([]string{bin, "run"}, args...)...)
+	if viaShell.Code != 0 || viaShell.Stdout != viaRun.Stdout || viaRun.Stdout != "it's me from pasted\n" {
+		t.Errorf("chain via sh: %q (%d, %s); barco run: %q (%d, %s)", viaShell.Stdout, viaShell.Code, viaShell.Stderr, viaRun.Stdout, viaRun.Code, viaRun.Stderr)
+	}
+}
+
+func TestBarcoNotRoot(t *testing.T) {
+	bin := barcoBin(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed")
+	}
+	r := testutil.Run(t, nil, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "run", "--", "/bin/true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "needs root") || len(testutil.Lines(r.Stderr)) != 1 {
+		t.Errorf("as nobody: status %d, stderr %q", r.Code, r.Stderr)
+	}
+}
