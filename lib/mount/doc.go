@@ -1,0 +1,40 @@
+// Package mount turns a directory into a container's root filesystem: the
+// work of barco-mount.
+//
+// # Synopsis
+//
+//	barco-mount --rootfs DIR [--read-only] [-v SRC:DST[:ro]]... [--tmpfs DST[:OPTS]]...
+//	            [--workdir DIR] [--no-proc] [--no-dev] [--no-sys] [--no-masks] [--force]
+//	            [--] PROGRAM [ARG...]
+//
+// # Description
+//
+// Enter makes every mount of the current mount namespace private, takes
+// from the host what the container needs as detached mounts (a clone of
+// DIR, the volume sources, a new procfs and sysfs, and in a user namespace
+// the host's device nodes), attaches the clone of DIR on DIR and makes it
+// the root with pivot_root(".", "."), detaching the old root at once. From
+// then on no host path can be reached, and the rest is built from inside:
+//
+//   - /dev: tmpfs (nosuid, mode 755) with null, zero, full, random, urandom
+//     and tty (mknod, or in a user namespace binds of the host's nodes),
+//     devpts at /dev/pts (newinstance, ptmxmode=0666, mode=0620), /dev/ptmx,
+//     /dev/shm (tmpfs 1777), /dev/mqueue (skipped when the IPC namespace is
+//     not ours), and the links fd, stdin, stdout, stderr;
+//   - /sys read-only: sysfs, or where it is not allowed (a user namespace
+//     without its own network namespace) a read-only clone of the host's;
+//   - /proc: proc, nosuid, nodev, noexec;
+//   - the masked paths (a read-only empty tmpfs on a directory, /dev/null on
+//     a file) and the read-only paths of the OCI runtime spec's defaults;
+//   - the volumes, then the tmpfs mounts, in the order given;
+//   - / read-only with --read-only; the working directory.
+//
+// /proc, /dev and /sys must be real directories of DIR (created when
+// missing); user destinations may be symlinks but are resolved with
+// openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) relative to the new root,
+// so neither a symlink nor a magic link can lead outside of it.
+//
+// Enter refuses the host's mount namespace (that of PID 1) unless Force is
+// set. On failure it leaves nothing on the host: the mounts live in this
+// namespace only, and the entries it created in DIR are removed (Undo).
+package mount

@@ -1,0 +1,181 @@
+package mount
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseVolume(t *testing.T) {
+	good := map[string]Volume{
+		"/srv/data:/data":       {Source: "/srv/data", Dest: "/data"},
+		"/srv/data:/data/:ro":   {Source: "/srv/data", Dest: "/data", ReadOnly: true},
+		"rel:/a/../b:rw":        {Source: "rel", Dest: "/b"},
+		"/etc/hosts:/etc/hosts": {Source: "/etc/hosts", Dest: "/etc/hosts"},
+	}
+	for in, want := range good {
+		got, err := ParseVolume(in)
+		if err != nil || got != want {
+			t.Errorf("ParseVolume(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"/srv", "/srv:", ":/data", "/srv:data", "/srv:/", "/srv:/data:rx", "/a:/b:ro:x"} {
+		if _, err := ParseVolume(in); err == nil {
+			t.Errorf("ParseVolume(%q) accepted", in)
+		}
+	}
+}
+
+func TestParseTmpfs(t *testing.T) {
+	got, err := ParseTmpfs("/run/x/:size=64m,mode=1777,noexec")
+	want := Tmpfs{Dest: "/run/x", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Data: "size=64m,mode=1777"}
+	if err != nil || got != want {
+		t.Errorf("got %+v, %v; want %+v", got, err, want)
+	}
+	got, err = ParseTmpfs("/tmp")
+	if err != nil || got != (Tmpfs{Dest: "/tmp", Flags: unix.MS_NOSUID | unix.MS_NODEV}) {
+		t.Errorf("plain /tmp: %+v, %v", got, err)
+	}
+	for _, in := range []string{"tmp", "/", "/t:size=big", "/t:mode=999", "/t:uid=0", "/t:rw,bogus"} {
+		if _, err := ParseTmpfs(in); err == nil {
+			t.Errorf("ParseTmpfs(%q) accepted", in)
+		}
+	}
+}
+
+func TestFlagNames(t *testing.T) {
+	cases := map[uintptr]string{
+		unix.MS_BIND | unix.MS_REC:           "MS_BIND|MS_REC",
+		unix.MS_REC | unix.MS_PRIVATE:        "MS_REC|MS_PRIVATE",
+		0:                                    "0",
+		unix.MS_RDONLY | 1<<40:               "MS_RDONLY|0x10000000000",
+		unix.MS_NOSUID | unix.MS_STRICTATIME: "MS_NOSUID|MS_STRICTATIME",
+	}
+	for in, want := range cases {
+		if got := FlagNames(in); got != want {
+			t.Errorf("FlagNames(%#x) = %q, want %q", in, got, want)
+		}
+	}
+	if got := AttrNames(sysAttrs); got != "MOUNT_ATTR_RDONLY|MOUNT_ATTR_NOSUID|MOUNT_ATTR_NODEV|MOUNT_ATTR_NOEXEC" {
+		t.Errorf("AttrNames(sysAttrs) = %q", got)
+	}
+	err := &MountError{Source: "tmpfs", Target: "/dev", FSType: "tmpfs", Flags: unix.MS_NOSUID, Data: "mode=755", Err: unix.EPERM}
+	if want := "mount tmpfs on /dev (tmpfs, MS_NOSUID, mode=755): operation not permitted"; err.Error() != want {
+		t.Errorf("got %q, want %q", err, want)
+	}
+	if !errors.Is(err, unix.EPERM) {
+		t.Error("MountError does not unwrap")
+	}
+}
+
+func TestParseUIDMap(t *testing.T) {
+	cases := map[string]userNS{
+		"         0          0 4294967295\n": {nested: false, hostRoot: 0},
+		"         0     100000      65536\n": {nested: true, hostRoot: 100000},
+		"      1000       1000          1\n": {nested: true, hostRoot: -1},
+		"0 0 1\n1 100000 65535\n":            {nested: true, hostRoot: 0},
+		"0 0 4294967295\n0 0 4294967295\n":   {nested: true, hostRoot: 0},
+	}
+	for in, want := range cases {
+		if got := parseUIDMap(in); got != want {
+			t.Errorf("parseUIDMap(%q) = %+v, want %+v", in, got, want)
+		}
+	}
+}
+
+// fakeProc makes proc/self/ns/mnt, proc/1/ns/mnt and proc/2 files; the
+// namespaces are "the same" when their files are hard links.
+func fakeProc(t *testing.T, same bool, pid1Readable bool) string {
+	proc := t.TempDir()
+	for _, d := range []string{"self/ns", "1/ns", "2/ns"} {
+		os.MkdirAll(filepath.Join(proc, d), 0o755)
+	}
+	self := filepath.Join(proc, "self/ns/mnt")
+	os.WriteFile(self, nil, 0o644)
+	os.WriteFile(filepath.Join(proc, "2/stat"), []byte("2 (kthreadd) S 0 0 0\n"), 0o644)
+	for _, pid := range []string{"1", "2"} {
+		p := filepath.Join(proc, pid, "ns/mnt")
+		if same {
+			os.Link(self, p)
+		} else {
+			os.WriteFile(p, nil, 0o644)
+		}
+	}
+	if !pid1Readable {
+		os.Remove(filepath.Join(proc, "1/ns/mnt"))
+		os.Symlink(filepath.Join(proc, "1/ns/mnt"), filepath.Join(proc, "1/ns/mnt")) // ELOOP, not EACCES
+	}
+	return proc
+}
+
+func TestCheckNotHostNS(t *testing.T) {
+	host := userNS{hostRoot: 0}
+	if err := checkNotHostNS(fakeProc(t, false, true), host); err != nil {
+		t.Errorf("own namespace refused: %v", err)
+	}
+	err := checkNotHostNS(fakeProc(t, true, true), host)
+	if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("host namespace: %v", err)
+	}
+	if err := checkNotHostNS(fakeProc(t, false, false), host); err == nil || !strings.Contains(err.Error(), "cannot tell") {
+		t.Errorf("unreadable PID 1: %v", err)
+	}
+}
+
+func TestMakeInStaysInRoot(t *testing.T) {
+	outside := t.TempDir()
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "inside"), 0o755)
+	os.Symlink("/inside", filepath.Join(root, "abs"))                   // absolute: means root/inside
+	os.Symlink("../../../../inside", filepath.Join(root, "rel"))        // .. stops at the root
+	os.Symlink(outside, filepath.Join(root, "host"))                    // a host path: dangling inside
+	os.Symlink("/proc/self/root"+outside, filepath.Join(root, "magic")) // a way out through proc
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootFD)
+
+	var created []string
+	for _, p := range []string{"/abs/x", "/rel/y", "/new/dir/z"} {
+		fd, err := makeIn(rootFD, p, false, inRoot, &created)
+		if err != nil {
+			t.Fatalf("makeIn %s: %v", p, err)
+		}
+		unix.Close(fd)
+	}
+	fd, err := makeIn(rootFD, "/new/file", true, inRoot, &created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	for _, p := range []string{"inside/x", "inside/y", "new/dir/z"} {
+		if st, err := os.Stat(filepath.Join(root, p)); err != nil || !st.IsDir() {
+			t.Errorf("%s not made inside the root: %v", p, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(root, "new/file")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("file mount point: %v", err)
+	}
+	want := []string{"/abs/x", "/rel/y", "/new", "/new/dir", "/new/dir/z", "/new/file"}
+	if !reflect.DeepEqual(created, want) {
+		t.Errorf("created = %q, want %q", created, want)
+	}
+
+	for _, p := range []string{"/host/h", "/magic/m"} {
+		if _, err := makeIn(rootFD, p, false, inRoot, &created); err == nil {
+			t.Errorf("makeIn %s through a link out of the root succeeded", p)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("makeIn created %v outside the root", ents)
+	}
+	if _, err := makeIn(rootFD, "/abs", false, noSymlinks, &created); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("noSymlinks on a symlink: %v, want ELOOP", err)
+	}
+}

@@ -1,0 +1,534 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
+)
+
+// openTreeCloexec is OPEN_TREE_CLOEXEC, which x/sys/unix does not name.
+const openTreeCloexec = unix.O_CLOEXEC
+
+// Attributes of the kernel filesystems, as the OCI runtime spec's defaults.
+const (
+	procAttrs = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
+	sysAttrs  = procAttrs | unix.MOUNT_ATTR_RDONLY
+)
+
+// device is a node of the default /dev.
+type device struct {
+	name         string
+	major, minor uint32
+}
+
+var devices = []device{
+	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+	{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+}
+
+// maskedPaths are hidden: a directory under an empty read-only tmpfs, a
+// file under /dev/null. dir says which to try first.
+var maskedPaths = []struct {
+	path string
+	dir  bool
+}{
+	{"/proc/acpi", true}, {"/proc/asound", true}, {"/proc/kcore", false},
+	{"/proc/keys", false}, {"/proc/latency_stats", false}, {"/proc/timer_list", false},
+	{"/proc/timer_stats", false}, {"/proc/sched_debug", false}, {"/proc/scsi", true},
+	{"/proc/interrupts", false}, {"/sys/firmware", true}, {"/sys/devices/virtual/powercap", true},
+}
+
+// readonlyPaths are bound onto themselves read-only.
+var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+
+// host holds what is taken from the host before pivot_root, as detached
+// mounts: after it, no host path can be reached any more.
+type host struct {
+	root    int   // the clone of the rootfs, attached at cfg.Rootfs
+	proc    int   // a new procfs, or -1
+	sys     int   // a new sysfs or a read-only clone of the host's /sys, or -1
+	devices []int // clones of the host's device nodes, in a user namespace
+	volumes []int // clones of the volume sources, in order
+	volDir  []bool
+}
+
+func (h *host) close() {
+	for _, fd := range append(append([]int{h.root, h.proc, h.sys}, h.devices...), h.volumes...) {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// Root is the container's root once Enter has returned.
+type Root struct {
+	created  []string // entries Enter made in the rootfs, for Undo
+	readOnly bool
+}
+
+// Enter builds the container filesystem in cfg.Rootfs and makes it the
+// root of the current mount namespace. beforePivot runs at the last moment
+// the host's files can be reached (barco-mount carries the next stages
+// across there).
+//
+// On failure nothing is left on the host: every mount is made in this
+// mount namespace only, after all of them have been made private, and the
+// entries made in the rootfs are removed again.
+func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
+	proc := cfg.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	uns, err := readUserNS(proc)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Force {
+		if err := checkNotHostNS(proc, uns); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkRootfs(cfg.Rootfs, uns); err != nil {
+		return nil, err
+	}
+	chain.Debugf("rootfs %s; nested user namespace: %v", cfg.Rootfs, uns.nested)
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, chain.WithHint(err, "barco-mount needs CAP_SYS_ADMIN over its mount namespace: with a user namespace, a new mount namespace too (barco-ns -U -m)")
+		}
+		return nil, err
+	}
+
+	h := &host{root: -1, proc: -1, sys: -1}
+	defer h.close()
+	if err := h.take(cfg, uns); err != nil {
+		return nil, err
+	}
+	if err := beforePivot(); err != nil {
+		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
+		return nil, err
+	}
+	if err := pivot(h.root, cfg.Rootfs); err != nil {
+		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
+		return nil, err
+	}
+	chain.Debugf("pivot_root into %s", cfg.Rootfs)
+
+	r := &Root{}
+	if err := r.build(cfg, h, uns); err != nil {
+		r.Undo()
+		return nil, accessHint(err, uns)
+	}
+	return r, nil
+}
+
+func checkRootfs(dir string, uns userNS) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("rootfs %s: no such directory", dir)
+		}
+		return accessHint(&os.PathError{Op: "rootfs", Path: dir, Err: err}, uns)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fmt.Errorf("rootfs %s: not a directory", dir)
+	}
+	if uns.nested {
+		// The container's root is an unprivileged uid on the host: a rootfs
+		// of mode 0700 owned by host root would fail later, and less clearly.
+		if err := unix.Access(dir, unix.X_OK); err != nil {
+			return accessHint(&os.PathError{Op: "rootfs", Path: dir, Err: err}, uns)
+		}
+	}
+	return nil
+}
+
+func accessHint(err error, uns userNS) error {
+	if !uns.nested || !errors.Is(err, unix.EACCES) {
+		return err
+	}
+	return chain.WithHint(err, fmt.Sprintf("the container's root is uid %d on the host: it must be able to search the rootfs "+
+		"and the directories above it, and to write where mount points are missing (chmod 755; chown -R to the mapped range)", uns.hostRoot))
+}
+
+// take opens, before pivot_root, everything the container takes from the
+// host, and attaches a clone of the rootfs at cfg.Rootfs for pivot_root.
+func (h *host) take(cfg *Config, uns userNS) error {
+	for _, v := range cfg.Volumes {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE)
+		if err != nil {
+			return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
+		}
+		h.volumes = append(h.volumes, fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return &os.PathError{Op: "stat", Path: v.Source, Err: err}
+		}
+		h.volDir = append(h.volDir, st.Mode&unix.S_IFMT == unix.S_IFDIR)
+		if v.ReadOnly {
+			if err := setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, v.Source); err != nil {
+				return err
+			}
+		}
+	}
+	if !cfg.NoProc {
+		// Mounted now, while the host's /proc is in this namespace: in a
+		// user namespace the kernel allows a new procfs only next to a
+		// fully visible one.
+		fd, err := newMount("proc", procAttrs, nil)
+		if errors.Is(err, unix.EPERM) && uns.nested {
+			err = chain.WithHint(err, "in a user namespace /proc needs a pid namespace of its own: barco-ns -p; or --no-proc")
+		}
+		if err != nil {
+			return err
+		}
+		h.proc = fd
+	}
+	if !cfg.NoSys {
+		fd, err := newMount("sysfs", sysAttrs, nil)
+		if errors.Is(err, unix.EPERM) {
+			// sysfs needs a network namespace owned by our user namespace;
+			// without one, the host's /sys read-only, as rootless runc does.
+			chain.Debugf("sysfs not allowed here; binding the host's /sys read-only")
+			fd, err = cloneTree("/sys", unix.AT_RECURSIVE)
+			if err == nil {
+				h.sys = fd
+				err = setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, sysAttrs, "/sys")
+			}
+		} else if err == nil {
+			h.sys = fd
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !cfg.NoDev && uns.nested {
+		// A user namespace cannot mknod: bind the host's nodes instead.
+		for _, d := range devices {
+			fd, err := cloneTree("/dev/"+d.name, 0)
+			if err != nil {
+				return err
+			}
+			h.devices = append(h.devices, fd)
+		}
+	}
+	fd, err := cloneTree(cfg.Rootfs, unix.AT_RECURSIVE)
+	if err != nil {
+		return accessHint(err, uns)
+	}
+	h.root = fd
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, cfg.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount rootfs onto", Path: cfg.Rootfs, Err: err}
+	}
+	return nil
+}
+
+// pivot makes the mount open at root (attached at dir) the root, and
+// detaches the old one. pivot_root(".", ".") stacks the old root on the new
+// one, so no directory for it is needed in the rootfs (and --rootfs / works).
+func pivot(root int, dir string) error {
+	if err := unix.Fchdir(root); err != nil {
+		return &os.PathError{Op: "chdir", Path: dir, Err: err}
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return &os.PathError{Op: "pivot_root", Path: dir, Err: err}
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return &os.PathError{Op: "detach old root", Path: "/", Err: err}
+	}
+	return unix.Chdir("/")
+}
+
+// build makes the container filesystem, from inside it. Only the container
+// can be reached from here, so fixed paths in it are safe; user-given ones
+// are still resolved with openat2, to refuse magic links.
+func (r *Root) build(cfg *Config, h *host, uns userNS) error {
+	if !cfg.NoDev {
+		if err := r.makeDev(h, uns); err != nil {
+			return err
+		}
+	}
+	if h.sys >= 0 {
+		if err := r.attach(h.root, h.sys, "/sys", noSymlinks, true); err != nil {
+			return err
+		}
+	}
+	if h.proc >= 0 {
+		if err := r.attach(h.root, h.proc, "/proc", noSymlinks, true); err != nil {
+			return err
+		}
+	}
+	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
+		if err := maskPaths(!cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
+			return err
+		}
+	}
+	chain.Debugf("default filesystem ready")
+	for i, v := range cfg.Volumes {
+		if err := r.attach(h.root, h.volumes[i], v.Dest, inRoot, h.volDir[i]); err != nil {
+			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
+		}
+		chain.Debugf("volume %s on %s", v.Source, v.Dest)
+	}
+	for _, t := range cfg.Tmpfs {
+		fd, err := newMount("tmpfs", msToAttrs(t.Flags), splitData(t.Data))
+		if err == nil {
+			err = r.attach(h.root, fd, t.Dest, inRoot, true)
+			unix.Close(fd)
+		}
+		if err != nil {
+			return fmt.Errorf("tmpfs %s: %w", t.Dest, err)
+		}
+	}
+	if cfg.ReadOnly {
+		if err := setattr(unix.AT_FDCWD, "/", 0, unix.MOUNT_ATTR_RDONLY, "/"); err != nil {
+			return err
+		}
+		r.readOnly = true
+	}
+	if cfg.Workdir != "" && cfg.Workdir != "/" {
+		fd, err := openIn(h.root, cfg.Workdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
+		if err != nil {
+			return pathError("workdir", cfg.Workdir, err)
+		}
+		err = unix.Fchdir(fd)
+		unix.Close(fd)
+		if err != nil {
+			return pathError("workdir", cfg.Workdir, err)
+		}
+	}
+	return nil
+}
+
+// attach moves the detached mount mnt onto the container path dest,
+// created if missing.
+func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) error {
+	target, err := makeIn(root, dest, !dir, resolve, &r.created)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(target)
+	err = unix.MoveMount(mnt, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	if err != nil {
+		return &os.PathError{Op: "move_mount onto", Path: dest, Err: err}
+	}
+	return nil
+}
+
+// makeDev mounts /dev as the OCI runtime spec's default: a tmpfs with the
+// six usual devices, devpts, shm, mqueue and the fd links.
+func (r *Root) makeDev(h *host, uns userNS) error {
+	fd, err := makeIn(h.root, "/dev", false, noSymlinks, &r.created)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	if err := mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	for i, d := range devices {
+		p := "/dev/" + d.name
+		if uns.nested {
+			f, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o666)
+			if err != nil {
+				return &os.PathError{Op: "create", Path: p, Err: err}
+			}
+			unix.Close(f)
+			if err := unix.MoveMount(h.devices[i], "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return &os.PathError{Op: "bind host device onto", Path: p, Err: err}
+			}
+			continue
+		}
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			err = &os.PathError{Op: "mknod", Path: p, Err: err}
+			if errors.Is(err, unix.EPERM) {
+				return chain.WithHint(err, "CAP_MKNOD is missing, or a device cgroup denies it")
+			}
+			return err
+		}
+	}
+	for _, d := range []string{"/dev/pts", "/dev/shm", "/dev/mqueue"} {
+		if err := unix.Mkdir(d, 0o755); err != nil {
+			return &os.PathError{Op: "mkdir", Path: d, Err: err}
+		}
+	}
+	if err := mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return err
+	}
+	if err := mount("shm", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return err
+	}
+	if err := mount("mqueue", "/dev/mqueue", "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		if !errors.Is(err, unix.EPERM) {
+			return err
+		}
+		// Only for an IPC namespace owned by our user namespace.
+		chain.Debugf("no /dev/mqueue: %v", err)
+	}
+	links := [][2]string{
+		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+	}
+	for _, l := range links {
+		if err := unix.Symlink(l[0], l[1]); err != nil {
+			return &os.PathError{Op: "symlink", Path: l[1], Err: err}
+		}
+	}
+	return nil
+}
+
+// maskPaths hides maskedPaths and makes readonlyPaths read-only, as far as
+// their filesystems were mounted here. A path this kernel lacks is skipped.
+func maskPaths(proc, sys, checkNull bool) error {
+	if checkNull {
+		// Not our /dev: make sure /dev/null is what it says.
+		var st unix.Stat_t
+		if err := unix.Stat("/dev/null", &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
+			return chain.Errorf("masking files needs it; or give --no-masks", "rootfs /dev/null is not the null device")
+		}
+	}
+	mounted := func(p string) bool {
+		return (proc && len(p) > 6 && p[:6] == "/proc/") || (sys && len(p) > 5 && p[:5] == "/sys/")
+	}
+	for _, m := range maskedPaths {
+		if !mounted(m.path) {
+			continue
+		}
+		err := mask(m.path, m.dir)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EISDIR) {
+			err = mask(m.path, !m.dir)
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	for _, p := range readonlyPaths {
+		if !mounted(p) {
+			continue
+		}
+		err := mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err == nil {
+			err = setattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mask(p string, dir bool) error {
+	if dir {
+		return mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+	}
+	return mount("/dev/null", p, "", unix.MS_BIND, "")
+}
+
+// Undo removes, after a failure, what Enter made in the rootfs: the
+// mounts on the entries it created, then the entries themselves. It is
+// called after a failed exec, so that a failed start leaves the rootfs as
+// it found it.
+func (r *Root) Undo() {
+	if r == nil {
+		return
+	}
+	if r.readOnly {
+		unix.MountSetattr(unix.AT_FDCWD, "/", 0, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY})
+	}
+	for i := len(r.created) - 1; i >= 0; i-- {
+		p := r.created[i]
+		for n := 0; n < 16 && unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil; n++ {
+		}
+		err := unix.Rmdir(p)
+		if errors.Is(err, unix.ENOTDIR) {
+			err = unix.Unlink(p)
+		}
+		if err != nil {
+			chain.Debugf("undo: remove %s: %v", p, err)
+		}
+	}
+	r.created = nil
+}
+
+// mount is mount(2) with an error that names its flags.
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Data: data, Err: err}
+	}
+	return nil
+}
+
+// newMount makes a detached mount of a new fstype filesystem.
+func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
+	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
+	}
+	defer unix.Close(fs)
+	// The source names the mount in mountinfo, as mount(8)'s would.
+	for _, o := range append([][2]string{{"source", fstype}}, opts...) {
+		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
+			return -1, fmt.Errorf("mount %s: option %s=%s: %w", fstype, o[0], o[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("mount %s: %w", fstype, err)
+	}
+	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(attrs))
+	if err != nil {
+		return -1, fmt.Errorf("mount %s (%s): %w", fstype, AttrNames(attrs), err)
+	}
+	return fd, nil
+}
+
+// cloneTree makes a detached copy of the mount at p (and those below it,
+// with AT_RECURSIVE), as a bind mount would.
+func cloneTree(p string, flags uint) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|openTreeCloexec|flags)
+	if err != nil {
+		return -1, &os.PathError{Op: "open_tree", Path: p, Err: err}
+	}
+	return fd, nil
+}
+
+func setattr(dirfd int, p string, flags uint, attrs uint64, name string) error {
+	if err := unix.MountSetattr(dirfd, p, flags, &unix.MountAttr{Attr_set: attrs}); err != nil {
+		return fmt.Errorf("mount_setattr %s (%s): %w", name, AttrNames(attrs), err)
+	}
+	return nil
+}
+
+func msToAttrs(flags uintptr) uint64 {
+	var a uint64
+	for _, m := range []struct {
+		ms   uintptr
+		attr uint64
+	}{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV}, {unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+	} {
+		if flags&m.ms != 0 {
+			a |= m.attr
+		}
+	}
+	return a
+}
+
+func splitData(data string) [][2]string {
+	var opts [][2]string
+	for _, o := range strings.Split(data, ",") {
+		if k, v, ok := strings.Cut(o, "="); ok {
+			opts = append(opts, [2]string{k, v})
+		}
+	}
+	return opts
+}

@@ -1,0 +1,128 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config is what barco-mount is asked to build.
+type Config struct {
+	Rootfs   string   // the directory that becomes /
+	ReadOnly bool     // make / read-only once everything is mounted
+	Volumes  []Volume // bind mounts from the host, in order
+	Tmpfs    []Tmpfs  // extra tmpfs mounts, after the volumes
+	Workdir  string   // the program's working directory; "/" when empty
+	Force    bool     // run even in the host's mount namespace
+
+	// The parts of the default filesystem, each of which can be left out.
+	NoProc  bool // no /proc
+	NoDev   bool // no /dev tmpfs with its devices (the rootfs's own /dev stays)
+	NoSys   bool // no /sys
+	NoMasks bool // no masked and read-only paths
+
+	// Proc is where the host's procfs is mounted, for the namespace check
+	// and the user-namespace test; "/proc" when empty.
+	Proc string
+}
+
+// Volume is one --volume SRC:DST[:ro|rw].
+type Volume struct {
+	Source   string // host path
+	Dest     string // absolute path in the container
+	ReadOnly bool
+}
+
+// Tmpfs is one --tmpfs DST[:OPTIONS].
+type Tmpfs struct {
+	Dest  string  // absolute path in the container
+	Flags uintptr // MS_* flags
+	Data  string  // size=...,mode=...
+}
+
+// ParseVolume parses SRC:DST[:ro|rw]. DST must be absolute and not /.
+func ParseVolume(s string) (Volume, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return Volume{}, fmt.Errorf("%q: want SRC:DST[:ro]", s)
+	}
+	v := Volume{Source: parts[0]}
+	dest, err := containerPath(parts[1])
+	if err != nil {
+		return Volume{}, fmt.Errorf("%q: %w", s, err)
+	}
+	v.Dest = dest
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			v.ReadOnly = true
+		case "rw":
+		default:
+			return Volume{}, fmt.Errorf("%q: unknown mode %q (want ro or rw)", s, parts[2])
+		}
+	}
+	return v, nil
+}
+
+// Defaults of a --tmpfs: nosuid and nodev, as docker's.
+const tmpfsDefaultFlags = unix.MS_NOSUID | unix.MS_NODEV
+
+// ParseTmpfs parses DST[:OPTIONS], OPTIONS being a comma-separated list of
+// size=N[k|m|g|%], mode=OCTAL, nr_inodes=N, ro, noexec, exec.
+func ParseTmpfs(s string) (Tmpfs, error) {
+	dest, opts, _ := strings.Cut(s, ":")
+	d, err := containerPath(dest)
+	if err != nil {
+		return Tmpfs{}, fmt.Errorf("%q: %w", s, err)
+	}
+	t := Tmpfs{Dest: d, Flags: tmpfsDefaultFlags}
+	var data []string
+	for _, o := range strings.Split(opts, ",") {
+		key, val, hasVal := strings.Cut(o, "=")
+		switch {
+		case o == "":
+		case o == "ro":
+			t.Flags |= unix.MS_RDONLY
+		case o == "noexec":
+			t.Flags |= unix.MS_NOEXEC
+		case o == "exec":
+			t.Flags &^= unix.MS_NOEXEC
+		case hasVal && (key == "size" || key == "nr_inodes") && validSize(val):
+			data = append(data, o)
+		case hasVal && key == "mode" && validMode(val):
+			data = append(data, o)
+		default:
+			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec)", s, o)
+		}
+	}
+	t.Data = strings.Join(data, ",")
+	return t, nil
+}
+
+func validSize(v string) bool {
+	v = strings.TrimRight(v, "kKmMgG%")
+	_, err := strconv.ParseUint(v, 10, 64)
+	return err == nil
+}
+
+func validMode(v string) bool {
+	n, err := strconv.ParseUint(v, 8, 32)
+	return err == nil && n <= 0o7777
+}
+
+// containerPath checks that p is absolute and cleans it; / itself is
+// refused, since a mount on it would hide the whole rootfs.
+func containerPath(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("destination %q is not absolute", p)
+	}
+	p = path.Clean(p)
+	if p == "/" {
+		return "", errors.New("destination / is the rootfs itself")
+	}
+	return p, nil
+}
