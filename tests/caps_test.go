@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"barco/lib/testutil"
+
+	"golang.org/x/sys/unix"
 )
 
 func capsBin(t *testing.T) string {
@@ -333,6 +336,40 @@ func TestCapsEveryThreadAgrees(t *testing.T) {
 		}
 		if r.Code != 0 || n < 2 {
 			t.Errorf("%q: status %d, %d threads agreeing (want 2 or more); stderr:\n%s", opts, r.Code, n, r.Stderr)
+		}
+	}
+}
+
+// The kernel clears the parent-death signal on a change of uid and keeps
+// it across exec only from the thread that holds it; the container must
+// still die with barco-ns.
+func TestCapsContainerDiesWithBarcoNS(t *testing.T) {
+	caps := capsBin(t)
+	for _, opts := range [][]string{{}, {"--user", "nobody"}, {"--user", "nobody", "--cap-add", "net_bind_service"}} {
+		args := append(append([]string{testutil.Bin(t, "barco-ns"), "-p", "--", filepath.Base(caps)}, opts...),
+			"--", "sh", "-c", "echo ready; exec sleep 1000")
+		cmd := exec.Command(args[0], args[1:]...)
+		startReady(t, cmd)
+		children := childrenOf(cmd.Process.Pid)
+		if len(children) != 1 {
+			t.Fatalf("%q: children of barco-ns: %q", opts, children)
+		}
+		pid, _ := strconv.Atoi(children[0])
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(testutil.Timeout.Milliseconds()))
+		for err == unix.EINTR {
+			n, err = unix.Poll(fds, int(testutil.Timeout.Milliseconds()))
+		}
+		unix.Close(pidfd)
+		if n != 1 {
+			unix.Kill(pid, unix.SIGKILL)
+			t.Errorf("%q: the container's process %d outlived barco-ns (poll %d, %v)", opts, pid, n, err)
 		}
 	}
 }

@@ -6,12 +6,18 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"runtime"
 
 	"barco/lib/caps"
 	"barco/lib/chain"
 )
 
 func main() {
+	// Stay on the main thread, which execs: the kernel keeps the
+	// parent-death signal that barco-ns set only for an exec from the
+	// thread that holds it, and the all-thread syscalls of caps.Apply stop
+	// the world, after which the goroutine could resume on another thread.
+	runtime.LockOSThread()
 	st := chain.Stage{
 		Name:     "barco-caps",
 		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
@@ -76,7 +82,9 @@ user and groups stay as they are.`,
 		if printOnly {
 			return plan.Write(os.Stdout)
 		}
-		if err := caps.Apply(plan, caller); err != nil {
+		// The kernel clears the parent-death signal when the uid or gid
+		// changes; the container must still die with barco-ns.
+		if err := chain.KeepingParentDeathSignal(func() error { return caps.Apply(plan, caller) }); err != nil {
 			return err
 		}
 		chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
