@@ -48,10 +48,9 @@ func printedSets(out string) map[string]string {
 
 var capNames = []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}
 
-// containerRootfs is a copy of the default rootfs with bin/barco-caps in
-// it as /barco-caps, an account that the host does not have, and the
-// capsprobe helper (setuid root) as /capsprobe. The copy lives in the
-// test's temporary directory.
+// containerRootfs is a copy of the default rootfs with an account that
+// the host does not have, and the capsprobe helper (setuid root) as
+// /capsprobe. The copy lives in the test's temporary directory.
 func containerRootfs(t *testing.T) string {
 	t.Helper()
 	tmp := t.TempDir()
@@ -64,9 +63,6 @@ func containerRootfs(t *testing.T) string {
 	dir := filepath.Join(tmp, "rootfs")
 	if r := testutil.Run(t, nil, "cp", "-a", testutil.Rootfs(t), dir); r.Code != 0 {
 		t.Fatalf("copy rootfs: %s", r.Stderr)
-	}
-	if r := testutil.Run(t, nil, "cp", capsBin(t), filepath.Join(dir, "barco-caps")); r.Code != 0 {
-		t.Fatalf("copy barco-caps: %s", r.Stderr)
 	}
 	probe := filepath.Join(dir, "capsprobe")
 	buildProbe(t, probe)
@@ -104,17 +100,19 @@ func buildProbe(t *testing.T, path string) {
 	}
 }
 
-// inChain runs script in new namespaces (barco-ns, with a user namespace
-// if userns) chrooted into rootfs with /proc mounted: where barco-caps
-// runs in the standard chain, after barco-mount.
-func inChain(t *testing.T, rootfs string, userns bool, script string) testutil.Result {
+// inChain runs barco-caps with capsArgs, then program, in the standard
+// chain: barco-ns (with a user namespace if userns), barco-mount into
+// rootfs, barco-caps carried across pivot_root.
+func inChain(t *testing.T, rootfs string, userns bool, capsArgs []string, program ...string) testutil.Result {
 	t.Helper()
 	args := []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "-n"}
 	if userns {
 		args = append(args, "-U")
 	}
-	args = append(args, "--", "chroot", rootfs, "/bin/sh", "-c", "mount -t proc proc /proc && "+script)
-	return testutil.Run(t, nil, args...)
+	testutil.Bin(t, "barco-mount")
+	args = append(args, "--", "barco-mount", "--rootfs", rootfs, "--", "barco-caps")
+	args = append(append(args, capsArgs...), "--")
+	return testutil.Run(t, nil, append(args, program...)...)
 }
 
 func TestCapsDefaultSets(t *testing.T) {
@@ -168,15 +166,13 @@ func TestCapsPrintMatchesStatus(t *testing.T) {
 				t.Errorf("host, %s: %s = %q, --print said %q", name, k, got[k], want[k])
 			}
 		}
-		script := "/barco-caps --print " + strings.Join(opts, " ") + " && echo --- && /barco-caps " +
-			strings.Join(opts, " ") + " -- cat /proc/self/status"
-		c := inChain(t, rootfs, true, script)
-		if c.Code != 0 {
-			t.Errorf("container, %s: status %d: %s", name, c.Code, c.Stderr)
+		cp := inChain(t, rootfs, true, append([]string{"--print"}, opts...))
+		c := inChain(t, rootfs, true, opts, "cat", "/proc/self/status")
+		if cp.Code != 0 || c.Code != 0 {
+			t.Errorf("container, %s: status %d and %d: %s %s", name, cp.Code, c.Code, cp.Stderr, c.Stderr)
 			continue
 		}
-		printed, status, _ := strings.Cut(c.Stdout, "---")
-		want, got = printedSets(printed), statusLines(status)
+		want, got = printedSets(cp.Stdout), statusLines(c.Stdout)
 		for _, k := range capNames {
 			if got[k] != want[k] || want[k] == "" {
 				t.Errorf("container, %s: %s = %q, --print said %q", name, k, got[k], want[k])
@@ -193,7 +189,7 @@ func TestCapsUserNobody(t *testing.T) {
 		"Groups": "65534", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
 		"CapInh": "0000000000000000", "CapAmb": "0000000000000000", "CapBnd": "00000000a80425fb"}
 	for _, userns := range []bool{false, true} {
-		r := inChain(t, rootfs, userns, "/barco-caps --user nobody -- cat /proc/self/status")
+		r := inChain(t, rootfs, userns, []string{"--user", "nobody"}, "cat", "/proc/self/status")
 		if r.Code != 0 {
 			t.Fatalf("userns %v: status %d: %s", userns, r.Code, r.Stderr)
 		}
@@ -216,7 +212,7 @@ func TestCapsNamesFromContainer(t *testing.T) {
 		t.Errorf("boxuser on the host: status %d, %q; want 125 and not found", r.Code, r.Stderr)
 	}
 	for _, userns := range []bool{false, true} {
-		r := inChain(t, rootfs, userns, "/barco-caps --user boxuser --groups boxgroup -- cat /proc/self/status")
+		r := inChain(t, rootfs, userns, []string{"--user", "boxuser", "--groups", "boxgroup"}, "cat", "/proc/self/status")
 		if r.Code != 0 {
 			t.Fatalf("userns %v: status %d: %s", userns, r.Code, r.Stderr)
 		}
@@ -230,11 +226,11 @@ func TestCapsNamesFromContainer(t *testing.T) {
 func TestCapsBindLowPort(t *testing.T) {
 	capsBin(t)
 	rootfs := containerRootfs(t)
-	r := inChain(t, rootfs, true, "/barco-caps --user nobody -- /capsprobe bind 127.0.0.1:80")
+	r := inChain(t, rootfs, true, []string{"--user", "nobody"}, "/capsprobe", "bind", "127.0.0.1:80")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "permission denied") {
 		t.Errorf("nobody without net_bind_service bound port 80: status %d, %q %q", r.Code, r.Stdout, r.Stderr)
 	}
-	r = inChain(t, rootfs, true, "/barco-caps --cap-add net_bind_service --user nobody -- /capsprobe bind 127.0.0.1:80")
+	r = inChain(t, rootfs, true, []string{"--cap-add", "net_bind_service", "--user", "nobody"}, "/capsprobe", "bind", "127.0.0.1:80")
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "bound" {
 		t.Errorf("nobody with net_bind_service: status %d, %q %q; want bound", r.Code, r.Stdout, r.Stderr)
 	}
@@ -244,11 +240,11 @@ func TestCapsNoMountWithoutSysAdmin(t *testing.T) {
 	capsBin(t)
 	rootfs := containerRootfs(t)
 	for _, userns := range []bool{false, true} {
-		r := inChain(t, rootfs, userns, "/barco-caps -- mount -t tmpfs box /tmp")
-		if r.Code == 0 {
-			t.Errorf("userns %v: mount worked with Docker's default set", userns)
+		r := inChain(t, rootfs, userns, nil, "mount", "-t", "tmpfs", "box", "/tmp")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "permission denied") {
+			t.Errorf("userns %v: mount with Docker's default set: status %d, %q; want permission denied", userns, r.Code, r.Stderr)
 		}
-		r = inChain(t, rootfs, userns, "/barco-caps --cap-add sys_admin -- mount -t tmpfs box /tmp")
+		r = inChain(t, rootfs, userns, []string{"--cap-add", "sys_admin"}, "mount", "-t", "tmpfs", "box", "/tmp")
 		if r.Code != 0 {
 			t.Errorf("userns %v: mount with sys_admin: status %d: %s", userns, r.Code, r.Stderr)
 		}
@@ -264,11 +260,11 @@ func TestCapsNoNewPrivs(t *testing.T) {
 	// A setuid-root binary in the rootfs makes nobody root, unless
 	// no_new_privs is set.
 	rootfs := containerRootfs(t)
-	r = inChain(t, rootfs, false, "/barco-caps --user nobody -- /capsprobe ids")
+	r = inChain(t, rootfs, false, []string{"--user", "nobody"}, "/capsprobe", "ids")
 	if strings.TrimSpace(r.Stdout) != "uid=65534 euid=0" {
 		t.Fatalf("setuid probe without no_new_privs: %q (status %d, %s); the test needs the setuid bit to work", r.Stdout, r.Code, r.Stderr)
 	}
-	r = inChain(t, rootfs, false, "/barco-caps --no-new-privs --user nobody -- /capsprobe ids")
+	r = inChain(t, rootfs, false, []string{"--no-new-privs", "--user", "nobody"}, "/capsprobe", "ids")
 	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "uid=65534 euid=65534" {
 		t.Errorf("setuid probe under no_new_privs: %q (status %d, %s); want euid=65534", r.Stdout, r.Code, r.Stderr)
 	}
