@@ -3,10 +3,9 @@
 package main
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"runtime"
+	"strings"
 
 	"barco/lib/caps"
 	"barco/lib/chain"
@@ -59,8 +58,10 @@ user and groups stay as they are.`,
 	o.Func("ambient", 0, "LIST", "add capabilities and keep them across exec in the ambient set (repeatable)", listOption(&spec.Ambient))
 	o.String(&spec.User, "user", 'u', "UID|NAME[:GID|GROUP]", "run PROGRAM as this user and group")
 	o.Func("groups", 0, "LIST", "supplementary groups, names or numbers (repeatable)", func(v string) error {
-		for _, g := range splitList(v) {
-			spec.Groups = append(spec.Groups, g)
+		for _, g := range strings.Split(v, ",") {
+			if g != "" {
+				spec.Groups = append(spec.Groups, g)
+			}
 		}
 		return nil
 	})
@@ -87,20 +88,6 @@ user and groups stay as they are.`,
 		if err := chain.KeepingParentDeathSignal(func() error { return caps.Apply(plan, caller) }); err != nil {
 			return err
 		}
-		chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
-			plan.Bounding.Hex(), plan.Effective.Hex(), plan.Ambient.Hex(), plan.Identity.UID)
-		if chain.Debugging() {
-			// Debug mode proves the all-thread promise, where /proc is mounted.
-			n, err := caps.CheckThreads("/proc/self/task")
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				chain.Debugf("no /proc/self/task: threads not checked")
-			case err != nil:
-				return err
-			default:
-				chain.Debugf("all %d threads hold these credentials", n)
-			}
-		}
 		return chain.Exec(program, os.Environ())
 	})
 }
@@ -111,18 +98,4 @@ func listOption(l *caps.List) func(string) error {
 		l.Merge(m)
 		return err
 	}
-}
-
-func splitList(v string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(v); i++ {
-		if i == len(v) || v[i] == ',' {
-			if i > start {
-				out = append(out, v[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
 }

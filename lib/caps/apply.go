@@ -3,6 +3,7 @@ package caps
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -136,6 +137,26 @@ func Apply(p *Plan, caller Caller) error {
 		if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1); err != nil {
 			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
 		}
+	}
+	chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
+		p.Bounding.Hex(), p.Effective.Hex(), p.Ambient.Hex(), p.Identity.UID)
+	if chain.Debugging() {
+		return debugCheckThreads()
+	}
+	return nil
+}
+
+// debugCheckThreads proves the all-thread promise under BARCO_DEBUG=1,
+// where /proc is mounted.
+func debugCheckThreads() error {
+	n, err := CheckThreads("/proc/self/task")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		chain.Debugf("no /proc/self/task: threads not checked")
+	case err != nil:
+		return err
+	default:
+		chain.Debugf("all %d threads hold these credentials", n)
 	}
 	return nil
 }
