@@ -338,17 +338,29 @@ func TestCapsEveryThreadAgrees(t *testing.T) {
 
 // The kernel clears the parent-death signal on a change of uid and keeps
 // it across exec only from the thread that holds it; the container must
-// still die with barco-ns.
+// still die with barco-ns, also after barco-mount.
 func TestCapsContainerDiesWithBarcoNS(t *testing.T) {
 	caps := capsBin(t)
-	for _, opts := range [][]string{{}, {"--user", "nobody"}, {"--user", "nobody", "--cap-add", "net_bind_service"}} {
-		args := append(append([]string{testutil.Bin(t, "barco-ns"), "-p", "--", filepath.Base(caps)}, opts...),
-			"--", "sh", "-c", "echo ready; exec sleep 1000")
+	rootfs := containerRootfs(t)
+	mount := []string{"barco-mount", "--rootfs", rootfs, "--"}
+	for _, c := range []struct {
+		mount bool
+		opts  []string
+	}{
+		{false, nil}, {false, []string{"--user", "nobody"}}, {false, []string{"--user", "nobody", "--cap-add", "net_bind_service"}},
+		{true, nil}, {true, []string{"--user", "nobody"}},
+	} {
+		opts := c.opts
+		args := []string{testutil.Bin(t, "barco-ns"), "-p", "-m", "-U", "--"}
+		if c.mount {
+			args = append(args, mount...)
+		}
+		args = append(append(append(args, filepath.Base(caps)), opts...), "--", "sh", "-c", "echo ready; exec sleep 1000")
 		cmd := exec.Command(args[0], args[1:]...)
 		startReady(t, cmd)
 		children := childrenOf(cmd.Process.Pid)
 		if len(children) != 1 {
-			t.Fatalf("%q: children of barco-ns: %q", opts, children)
+			t.Fatalf("mount %v, %q: children of barco-ns: %q", c.mount, opts, children)
 		}
 		pid, _ := strconv.Atoi(children[0])
 		pidfd, err := unix.PidfdOpen(pid, 0)
@@ -365,7 +377,7 @@ func TestCapsContainerDiesWithBarcoNS(t *testing.T) {
 		unix.Close(pidfd)
 		if n != 1 {
 			unix.Kill(pid, unix.SIGKILL)
-			t.Errorf("%q: the container's process %d outlived barco-ns (poll %d, %v)", opts, pid, n, err)
+			t.Errorf("mount %v, %q: the container's process %d outlived barco-ns (poll %d, %v)", c.mount, opts, pid, n, err)
 		}
 	}
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"os"
-	"runtime"
 	"strings"
 
 	"barco/lib/caps"
@@ -12,11 +11,6 @@ import (
 )
 
 func main() {
-	// Stay on the main thread, which execs: the kernel keeps the
-	// parent-death signal that barco-ns set only for an exec from the
-	// thread that holds it, and the all-thread syscalls of caps.Apply stop
-	// the world, after which the goroutine could resume on another thread.
-	runtime.LockOSThread()
 	st := chain.Stage{
 		Name:     "barco-caps",
 		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
@@ -83,9 +77,7 @@ user and groups stay as they are.`,
 		if printOnly {
 			return plan.Write(os.Stdout)
 		}
-		// The kernel clears the parent-death signal when the uid or gid
-		// changes; the container must still die with barco-ns.
-		if err := chain.KeepingParentDeathSignal(func() error { return caps.Apply(plan, caller) }); err != nil {
+		if err := caps.Apply(plan, caller); err != nil {
 			return err
 		}
 		return chain.Exec(program, os.Environ())

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"barco/lib/chain"
 
@@ -86,7 +87,19 @@ func setIdentity(p *Plan) error {
 // one capset; the ambient set last, because the kernel clears it on a
 // switch away from uid 0 and only accepts what is permitted and
 // inheritable.
+//
+// Apply also keeps the parent-death signal, which ties the container to
+// barco-ns: the kernel clears it on a change of uid or gid, and it is a
+// property of one thread, so an exec from another thread (the goroutine
+// may resume anywhere after the world stops) would lose it. It is read
+// here, on the thread the stage started on, and set again on every
+// thread. Locking the goroutine to its thread instead would cost the
+// runtime one more thread, which every all-thread syscall must visit.
 func Apply(p *Plan, caller Caller) error {
+	var pdeathsig int
+	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&pdeathsig)), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_GET_PDEATHSIG: %w", err)
+	}
 	proc, err := cap.GetPID(0)
 	if err != nil {
 		return fmt.Errorf("capget: %w", err)
@@ -136,6 +149,11 @@ func Apply(p *Plan, caller Caller) error {
 	if p.NoNewPrivs {
 		if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1); err != nil {
 			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+		}
+	}
+	if pdeathsig != 0 {
+		if _, err := cap.Prctlw(unix.PR_SET_PDEATHSIG, uintptr(pdeathsig)); err != nil {
+			return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
 		}
 	}
 	chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
