@@ -44,8 +44,8 @@ test: setup all rootfs lint
 
 # A container on the default rootfs.
 demo: setup all rootfs
-	bin/barco-ns -U -m -p -u -i -n --hostname barco -- \
-		chroot $(ROOTFS) /bin/sh -c 'echo "hello from $$(hostname), pid $$$$, uid $$(id -u)"; ls /'
+	bin/barco-ns -U -m -p -u -i -n --hostname barco -- barco-mount --rootfs $(ROOTFS) -- \
+		/bin/sh -c 'echo "hello from $$(hostname), pid $$$$, uid $$(id -u)"; ls /'
 
 # Start latency and host memory, side by side with runc, crun and bwrap.
 bench: setup all rootfs

@@ -15,3 +15,5 @@ godebug (
 	containermaxprocs=0
 	updatemaxprocs=0
 )
+
+require github.com/cilium/ebpf v0.22.0

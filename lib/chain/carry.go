@@ -91,9 +91,26 @@ func CarryStages(argv []string) error {
 }
 
 func sealedCopy(path, name string, minFD int) (int, error) {
+	mem, err := SealedCopy(path, name)
+	if err != nil {
+		return -1, err
+	}
+	defer mem.Close()
+	// A fresh descriptor without close-on-exec, above those the program
+	// keeps, so that it passes from stage to stage.
+	kept, err := unix.FcntlInt(mem.Fd(), unix.F_DUPFD, minFD)
+	if err != nil {
+		return -1, fmt.Errorf("dup memfd copy of %s: %w", name, err)
+	}
+	return kept, nil
+}
+
+// SealedCopy copies the executable at path into a memfd named name and
+// seals it against any change; the file is close-on-exec.
+func SealedCopy(path, name string) (*os.File, error) {
 	src, err := os.Open(path)
 	if err != nil {
-		return -1, fmt.Errorf("carry stage %s: %w", name, err)
+		return nil, fmt.Errorf("carry stage %s: %w", name, err)
 	}
 	defer src.Close()
 	// MFD_EXEC states the intent where vm.memfd_noexec asks for it (Linux
@@ -103,22 +120,17 @@ func sealedCopy(path, name string, minFD int) (int, error) {
 		fd, err = unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("memfd_create %s: %w", name, err)
+		return nil, fmt.Errorf("memfd_create %s: %w", name, err)
 	}
 	mem := os.NewFile(uintptr(fd), name)
-	defer mem.Close()
 	if _, err := io.Copy(mem, src); err != nil {
-		return -1, fmt.Errorf("copy %s to memfd: %w", path, err)
+		mem.Close()
+		return nil, fmt.Errorf("copy %s to memfd: %w", path, err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-		return -1, fmt.Errorf("seal memfd copy of %s: %w", name, err)
+		mem.Close()
+		return nil, fmt.Errorf("seal memfd copy of %s: %w", name, err)
 	}
-	// A fresh descriptor without close-on-exec, above those the program
-	// keeps, so that it passes from stage to stage.
-	kept, err := unix.FcntlInt(mem.Fd(), unix.F_DUPFD, minFD)
-	if err != nil {
-		return -1, fmt.Errorf("dup memfd copy of %s: %w", name, err)
-	}
-	return kept, nil
+	return mem, nil
 }

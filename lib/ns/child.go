@@ -1,10 +1,12 @@
 package ns
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 
 	"barco/lib/chain"
+	"golang.org/x/sys/unix"
 )
 
 // IsChild reports whether this process is barco-ns re-executed as the first
@@ -33,6 +35,10 @@ func RunChild() error {
 // its child, and returns PROGRAM's status. When it exits, the kernel kills
 // whatever is left in the pid namespace.
 func runInit(program []string) (int, error) {
+	// Keep the container's processes out of PID 1's /proc entries.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
+	}
 	path, env, err := chain.Prepare(program, os.Environ())
 	if err != nil {
 		return 0, err

@@ -125,7 +125,27 @@ func Run(c *Config) (int, error) {
 			mode = "init"
 		}
 		path = "/proc/self/exe"
+		if c.Init {
+			// The init stays as PID 1 for the container's whole life: run
+			// it from a sealed copy, so that nothing inside can rewrite the
+			// host's barco-ns through /proc/1/exe (CVE-2019-5736).
+			sealed, err := chain.SealedCopy("/proc/self/exe", "barco-ns")
+			if err != nil {
+				r.Close()
+				return 0, err
+			}
+			defer sealed.Close()
+			path = fmt.Sprintf("/proc/self/fd/%d", sealed.Fd())
+		}
 		argv = append([]string{"barco-ns"}, c.Program...)
+		if chain.IsStage(c.Program[0]) {
+			// The init runs from a memfd and cannot find the stages next
+			// to itself: name the one to run by its path.
+			if argv[1], _, err = chain.Prepare(c.Program, env); err != nil {
+				r.Close()
+				return 0, err
+			}
+		}
 		env = append(env, childEnv+"="+mode)
 	}
 	env = append(env, chain.NSSetupEnv+"="+setup.String())

@@ -1,0 +1,430 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
+)
+
+// Cgroup is one cgroup: a directory in each v1 hierarchy, and one in the
+// v2 hierarchy when there is one.
+type Cgroup struct {
+	Layout *Layout
+	// V1 maps each v1 hierarchy to the cgroup's directory in it.
+	V1 map[*Hierarchy]string
+	// V2 is the cgroup's directory in the v2 hierarchy, "" if none.
+	V2 string
+	// created are the parent directories made for it, deepest last.
+	created []string
+}
+
+// StaleAge is how old an empty cgroup under the parent must be before
+// Create removes it as left behind by a supervisor that was killed. It
+// spares cgroups that another barco-cgroup has just made and not yet filled.
+const StaleAge = 10 * time.Second
+
+// Locate names the cgroup parent/name in every hierarchy of l without
+// creating anything. A relative parent is taken from the process's own
+// cgroup, as runc does: in v1 (and the v2 tree of the hybrid layout) below
+// it, in v2 beside it (below its parent, since a v2 cgroup with processes
+// in it cannot delegate controllers).
+func Locate(l *Layout, parent, name string) (*Cgroup, error) {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("cgroup name %q: not a single path component", name)
+	}
+	c := &Cgroup{Layout: l, V1: map[*Hierarchy]string{}}
+	where := func(h *Hierarchy, base string) string {
+		p := parent
+		if !path.IsAbs(p) {
+			p = path.Join(base, p)
+		}
+		return h.Dir(path.Join(p, name))
+	}
+	for _, h := range l.V1 {
+		c.V1[h] = where(h, h.Own)
+	}
+	if l.V2 == nil {
+		return c, nil
+	}
+	if l.Mode == Hybrid {
+		// No controllers to delegate: match the v1 cgroups.
+		c.V2 = where(l.V2, l.V2.Own)
+	} else {
+		c.V2 = where(l.V2, path.Dir(l.V2.Own))
+	}
+	return c, nil
+}
+
+// Dir is the cgroup's directory in the v1 hierarchy of controller ctrl, or
+// "" when no hierarchy has it.
+func (c *Cgroup) Dir(ctrl string) string {
+	if h := c.Layout.Controller(ctrl); h != nil {
+		return c.V1[h]
+	}
+	return ""
+}
+
+// dirs are all the cgroup's directories, v2 first.
+func (c *Cgroup) dirs() []string {
+	var d []string
+	if c.V2 != "" {
+		d = append(d, c.V2)
+	}
+	for _, h := range c.Layout.V1 {
+		d = append(d, c.V1[h])
+	}
+	return d
+}
+
+// ErrInUse is returned by Create when the cgroup exists already.
+var ErrInUse = errors.New("name already in use")
+
+// Create makes the cgroup in every hierarchy, with its parents, and writes
+// the limits l. Before that it removes stale empty cgroups under the parent
+// (see StaleAge). On failure it removes whatever it made.
+func (c *Cgroup) Create(l *Limits) (err error) {
+	defer func() {
+		if err != nil {
+			c.Remove()
+		}
+	}()
+	for _, dir := range c.dirs() {
+		err := c.mkdirIn(dir, l, true)
+		if errors.Is(err, os.ErrNotExist) {
+			// Another barco-cgroup removed the parent as it finished.
+			err = c.mkdirIn(dir, l, false)
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
+			}
+			return err
+		}
+		c.created = append(c.created, dir)
+	}
+	if h := c.Layout.Controller("cpuset"); h != nil {
+		if err := inheritCpuset(c.V1[h]); err != nil {
+			return err
+		}
+	}
+	return c.apply(l)
+}
+
+// apply writes l into the cgroup: into the v1 hierarchies where there
+// are any (in hybrid mode v2 has no controllers), else into v2.
+func (c *Cgroup) apply(l *Limits) error {
+	if c.Layout.Mode == Unified {
+		if err := ApplyV2(c.V2, l); err != nil {
+			return err
+		}
+		if l.Devices != nil {
+			return AttachDeviceFilter(c.V2, l.Devices)
+		}
+		return nil
+	}
+	dirs := map[string]string{}
+	for _, h := range c.Layout.V1 {
+		for _, ctrl := range h.Controllers {
+			dirs[ctrl] = c.V1[h]
+		}
+	}
+	return ApplyV1(dirs, l)
+}
+
+// mkdirIn makes dir and the parents it lacks, enables the controllers that
+// l needs in the parent on v2, and clears stale cgroups beside it.
+func (c *Cgroup) mkdirIn(dir string, l *Limits, clean bool) error {
+	parent := filepath.Dir(dir)
+	if err := c.mkdirParents(parent); err != nil {
+		return err
+	}
+	if clean {
+		removeStale(parent)
+	}
+	if c.Layout.Mode == Unified {
+		// A controller reaches the new cgroup only if every cgroup above
+		// it enables it for its children: the parents made here, top
+		// down, then the parent itself.
+		for _, p := range append(c.created, parent) {
+			if p != parent && !strings.HasPrefix(parent, p+"/") {
+				continue
+			}
+			if err := EnableControllers(p, c.Layout.V2.Mount, l.Controllers()); err != nil {
+				return err
+			}
+		}
+	}
+	return os.Mkdir(dir, 0o755)
+}
+
+// Open uses the cgroup as it is, creating it with the limits l when it
+// does not exist and writing l into it when it does (for --exec).
+func (c *Cgroup) Open(l *Limits) error {
+	err := c.Create(l)
+	if !errors.Is(err, ErrInUse) {
+		return err
+	}
+	c.created = nil
+	return c.apply(l)
+}
+
+func (c *Cgroup) mkdirParents(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := c.mkdirParents(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	err := os.Mkdir(dir, 0o755)
+	if err == nil {
+		c.created = append(c.created, dir)
+		if err := inheritCpusetIfV1(c.Layout, dir); err != nil {
+			return err
+		}
+	}
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+func inheritCpusetIfV1(l *Layout, dir string) error {
+	if h := l.Controller("cpuset"); h != nil && strings.HasPrefix(dir, h.Mount+"/") {
+		return inheritCpuset(dir)
+	}
+	return nil
+}
+
+// inheritCpuset gives a new v1 cpuset cgroup its parent's CPUs and memory
+// nodes: v1 starts it with none, and a cgroup without CPUs takes no tasks.
+func inheritCpuset(dir string) error {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		v, err := readFile(dir, f)
+		if err != nil || v != "" {
+			continue
+		}
+		pv, err := readFile(filepath.Dir(dir), f)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, f, pv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeStale removes the empty cgroups under parent older than StaleAge.
+// rmdir refuses a cgroup with processes or children, so only empty ones go.
+func removeStale(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < StaleAge {
+			continue
+		}
+		if err := unix.Rmdir(filepath.Join(parent, e.Name())); err == nil {
+			chain.Debugf("removed stale cgroup %s", filepath.Join(parent, e.Name()))
+		}
+	}
+}
+
+// Kill kills every process left in the cgroup: through cgroup.kill where
+// the v2 hierarchy has it, else by signalling what cgroup.procs lists
+// until it is empty.
+func (c *Cgroup) Kill() error {
+	if c.V2 != "" {
+		err := writeFile(c.V2, "cgroup.kill", "1")
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	for _, dir := range c.dirs() {
+		if err := killProcs(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func killProcs(dir string) error {
+	self := os.Getpid()
+	for i := 0; i < 100; i++ {
+		pids, err := Procs(dir)
+		if err != nil || len(pids) == 0 {
+			return err
+		}
+		for _, pid := range pids {
+			if pid != self {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}
+	return nil
+}
+
+// Procs lists the processes in the cgroup directory dir.
+func Procs(dir string) ([]int, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids, nil
+}
+
+// RemoveTimeout bounds how long Remove waits for killed processes to go.
+const RemoveTimeout = 10 * time.Second
+
+// Remove kills what is left in the cgroup and removes it from every
+// hierarchy, then removes the parents it created if they are empty.
+func (c *Cgroup) Remove() error {
+	var first error
+	var leaves, parents []string
+	for _, d := range c.created {
+		if contains(c.dirs(), d) {
+			leaves = append(leaves, d)
+		} else {
+			parents = append(parents, d)
+		}
+	}
+	deadline := time.Now().Add(RemoveTimeout)
+	killed := false
+	for _, dir := range leaves {
+		for {
+			err := unix.Rmdir(dir)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+				if first == nil {
+					first = &os.PathError{Op: "rmdir", Path: dir, Err: err}
+				}
+				break
+			}
+			if !killed {
+				chain.Debugf("kill what is left in %s", dir)
+				if err := c.Kill(); err != nil && first == nil {
+					first = err
+				}
+				killed = true
+			} else {
+				_ = killProcs(dir)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i := len(parents) - 1; i >= 0; i-- {
+		// Another barco-cgroup may be using the parent: then it stays.
+		_ = unix.Rmdir(parents[i])
+	}
+	c.created = nil
+	return first
+}
+
+// Stats are what a cgroup used, read at its end.
+type Stats struct {
+	MemoryPeak int64         // bytes, -1 if unknown
+	CPUTime    time.Duration // -1 if unknown
+	PidsPeak   int64         // -1 if unknown
+}
+
+// ReadStats reads the peak memory, CPU time and highest task count.
+func (c *Cgroup) ReadStats() Stats {
+	s := Stats{MemoryPeak: -1, CPUTime: -1, PidsPeak: -1}
+	if c.Layout.Mode == Unified {
+		s.MemoryPeak = readInt(c.V2, "memory.peak")
+		s.PidsPeak = readInt(c.V2, "pids.peak")
+	} else {
+		s.MemoryPeak = readInt(c.Dir("memory"), "memory.max_usage_in_bytes")
+		s.PidsPeak = readInt(c.Dir("pids"), "pids.peak")
+		if ns := readInt(c.Dir("cpuacct"), "cpuacct.usage"); ns >= 0 {
+			s.CPUTime = time.Duration(ns)
+		}
+	}
+	if s.CPUTime < 0 && c.V2 != "" {
+		// cpu.stat is there in v2 even without the cpu controller.
+		if us := readKey(c.V2, "cpu.stat", "usage_usec"); us >= 0 {
+			s.CPUTime = time.Duration(us) * time.Microsecond
+		}
+	}
+	return s
+}
+
+// OOMKills is how many processes of the cgroup the kernel killed for
+// memory.
+func (c *Cgroup) OOMKills() int64 {
+	if c.Layout.Mode == Unified {
+		return readKey(c.V2, "memory.events", "oom_kill")
+	}
+	return readKey(c.Dir("memory"), "memory.oom_control", "oom_kill")
+}
+
+func readInt(dir, file string) int64 {
+	if dir == "" {
+		return -1
+	}
+	v, err := readFile(dir, file)
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// readKey reads the value of key in a flat keyed file ("oom_kill 1").
+func readKey(dir, file, key string) int64 {
+	if dir == "" {
+		return -1
+	}
+	v, err := readFile(dir, file)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(v, "\n") {
+		if k, val, ok := strings.Cut(line, " "); ok && k == key {
+			if n, err := strconv.ParseInt(val, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// FormatSize writes a byte count the way the user would: 64M, 1G, 1536K.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,128 @@
+package cgroup
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// fakeLayout is a hybrid layout whose hierarchies are plain directories
+// under a temporary directory.
+func fakeLayout(t *testing.T) (*Layout, string) {
+	root := t.TempDir()
+	l := &Layout{Mode: Hybrid, V2: &Hierarchy{Mount: root + "/unified", Root: "/", Own: "/"}}
+	for _, c := range []string{"memory", "pids"} {
+		l.V1 = append(l.V1, &Hierarchy{Mount: root + "/" + c, Root: "/", Controllers: []string{c}, Own: "/"})
+	}
+	for _, d := range []string{"unified", "memory", "pids"} {
+		fakeDir(t, root+"/"+d)
+	}
+	return l, root
+}
+
+func TestCreateRemove(t *testing.T) {
+	l, root := fakeLayout(t)
+	c, err := Locate(l, "barco", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(&Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"unified", "memory", "pids"} {
+		if _, err := os.Stat(filepath.Join(root, d, "barco/c1")); err != nil {
+			t.Errorf("not created in %s: %v", d, err)
+		}
+	}
+	again, _ := Locate(l, "barco", "c1")
+	if err := again.Create(&Limits{}); !errors.Is(err, ErrInUse) {
+		t.Errorf("second Create of the same name: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "memory/barco/c1")); err != nil {
+		t.Errorf("a failed Create removed the cgroup in use: %v", err)
+	}
+	if err := c.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"unified", "memory", "pids"} {
+		if _, err := os.Stat(filepath.Join(root, d, "barco")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("left behind in %s: %v", d, err)
+		}
+	}
+}
+
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	l, root := fakeLayout(t)
+	c, _ := Locate(l, "barco", "c1")
+	// The fake memory hierarchy has no memory.limit_in_bytes: the write fails.
+	if err := c.Create(&Limits{Memory: 1 << 20}); err == nil {
+		t.Fatal("Create wrote a limit into a missing control file")
+	}
+	for _, d := range []string{"unified", "memory", "pids"} {
+		if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
+			t.Errorf("left behind in %s: %v", d, ents)
+		}
+	}
+	if err := c.Create(&Limits{CPUQuota: 1000}); err == nil || err.Error() != "controller cpu: not mounted (cgroup v1)" {
+		t.Errorf("Create with the cpu controller missing: %v", err)
+	}
+}
+
+func TestCreateRemovesStale(t *testing.T) {
+	l, root := fakeLayout(t)
+	old := time.Now().Add(-2 * StaleAge)
+	for _, d := range []string{"unified", "memory"} {
+		stale := fakeDir(t, filepath.Join(root, d, "barco/stale"))
+		os.Chtimes(stale, old, old)
+		fakeDir(t, filepath.Join(root, d, "barco/fresh"))
+		busy := fakeDir(t, filepath.Join(root, d, "barco/busy"), "cgroup.procs")
+		os.Chtimes(busy, old, old)
+	}
+	c, _ := Locate(l, "barco", "c1")
+	if err := c.Create(&Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove()
+	for _, d := range []string{"unified", "memory"} {
+		if _, err := os.Stat(filepath.Join(root, d, "barco/stale")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale cgroup kept in %s", d)
+		}
+		for _, keep := range []string{"fresh", "busy"} {
+			if _, err := os.Stat(filepath.Join(root, d, "barco", keep)); err != nil {
+				t.Errorf("%s cgroup removed in %s", keep, d)
+			}
+		}
+	}
+}
+
+// TestOpenUnified runs the v2 path of Open (--exec) on a fake unified tree
+// whose cgroup exists already: controllers enabled in the parent, limits
+// written into the cgroup.
+func TestOpenUnified(t *testing.T) {
+	root := t.TempDir()
+	l := &Layout{Mode: Unified, V2: &Hierarchy{Mount: root, Root: "/", Own: "/user.slice/s.scope"}}
+	parent := fakeDir(t, root+"/user.slice/barco", "cgroup.controllers", "cgroup.subtree_control")
+	os.WriteFile(parent+"/cgroup.controllers", []byte("cpu memory pids\n"), 0o644)
+	dir := fakeDir(t, parent+"/c1", "cgroup.controllers", "memory.max", "cpu.max")
+	os.WriteFile(dir+"/cgroup.controllers", []byte("cpu memory\n"), 0o644)
+
+	c, err := Locate(l, "barco", "c1")
+	if err != nil || c.V2 != dir {
+		t.Fatalf("Locate: %v, %v", c, err)
+	}
+	if err := c.Open(&Limits{Memory: 64 << 20, CPUQuota: 50000}); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, parent, "cgroup.subtree_control") + "|" + read(t, dir, "memory.max") + "|" + read(t, dir, "cpu.max")
+	if got != "+memory +cpu|67108864|50000 100000" {
+		t.Errorf("subtree_control|memory.max|cpu.max = %q", got)
+	}
+	if err := c.Open(&Limits{Pids: 5}); err == nil || err.Error() != "controller pids: not delegated to "+parent+" (cgroup v2; it has \"cpu memory\")" {
+		t.Errorf("pids limit where pids is not enabled: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("Open removed a cgroup it did not make: %v", err)
+	}
+}

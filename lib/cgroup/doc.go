@@ -1,0 +1,39 @@
+// Package cgroup runs a program in a new cgroup with resource limits, on
+// cgroup v1, v2 and the hybrid of the two; it is barco-cgroup's logic.
+//
+// # Synopsis
+//
+//	barco-cgroup [--memory BYTES] [--memory-swap BYTES] [--cpus N] [--cpu-weight W]
+//	             [--cpuset-cpus LIST] [--cpuset-mems LIST] [--pids N] [--io-weight W]
+//	             [--devices default|all] [--device-allow RULE]... [--stats]
+//	             [--name NAME] [--parent PATH] [--exec] [--] PROGRAM [ARG...]
+//
+// # Description
+//
+// DetectLayout reads the mount table and the process's own cgroups to find
+// the layout: v1 alone (Legacy), v1 controllers with a v2 hierarchy that
+// only tracks processes (Hybrid, as runc and systemd set it up), or v2
+// alone (Unified). Locate names the cgroup PARENT/NAME in every hierarchy;
+// a relative PARENT lies below the process's own cgroup (v1) or beside it
+// (v2), as with runc.
+//
+// Run creates the cgroup in every hierarchy, writes the limits (ApplyV1,
+// ApplyV2), starts PROGRAM inside it (Start), relays its exit status, says
+// so when the kernel killed it for memory, then kills whatever is left in
+// the cgroup and removes it. A limit whose controller is missing or not
+// delegated is an error that names the controller and the layout. Exec
+// instead joins the cgroup and execs PROGRAM in place, as cgexec.
+//
+// Every function takes its cgroup directories as parameters, so that the
+// unit tests run on a fake tree in a temporary directory.
+//
+// # Cleanup
+//
+// The cgroup is removed when PROGRAM exits or is killed, fails to start,
+// or when barco-cgroup gets SIGINT or SIGTERM (forwarded to PROGRAM first).
+// If barco-cgroup is killed with SIGKILL, PROGRAM gets SIGKILL too (its
+// parent-death signal); the empty cgroup it leaves is removed by the next
+// run with the same parent, once it is older than StaleAge, or by hand:
+//
+//	find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +
+package cgroup

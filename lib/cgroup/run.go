@@ -1,0 +1,200 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
+)
+
+// Start starts path (argv, env) as a child process inside the cgroup and
+// returns its pid. The child gets SIGKILL when the thread that started it
+// ends, which the Go runtime does only to a thread whose goroutine exits
+// while locked to it: in a stage, when barco-cgroup dies.
+//
+// The child is in the cgroup from its first instruction, so that nothing it
+// forks escapes: in v2 it is cloned straight into it (CLONE_INTO_CGROUP);
+// in v1, where a thread may sit in a cgroup of its own, the calling thread
+// moves into the cgroup, forks, and moves back, locked to its goroutine all
+// the while. The supervisor itself is never accounted to the cgroup.
+func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
+	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if c.V2 != "" {
+		fd, err := unix.Open(c.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: c.V2, Err: err}
+		}
+		defer unix.Close(fd)
+		sys.UseCgroupFD, sys.CgroupFD = true, fd
+	}
+	if len(c.Layout.V1) > 0 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		// "0" is the writing thread. Moving it by that name, rather than
+		// by its tid, spares the kernel's global threadgroup lock, whose
+		// first taking waits for an RCU grace period: 10 to 100 ms here.
+		defer func() {
+			for _, h := range c.Layout.V1 {
+				// Back where the thread came from.
+				if err := writeFile(h.Dir(h.Own), "tasks", "0"); err != nil {
+					chain.Debugf("move the thread back: %v", err)
+				}
+			}
+		}()
+		for _, h := range c.Layout.V1 {
+			if err := writeFile(c.V1[h], "tasks", "0"); err != nil {
+				return 0, err
+			}
+		}
+	}
+	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: sys}
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
+		// No clone3 (Linux before 5.7): move the child into v2 right
+		// after the start. A process it forks before the move lands
+		// stays outside; the window is about the length of its exec.
+		sys.UseCgroupFD = false
+		pid, err = syscall.ForkExec(path, argv, attr)
+		if err == nil {
+			if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, 0, nil)
+				return 0, werr
+			}
+		}
+	}
+	if err != nil {
+		return 0, chain.ExecError(path, err)
+	}
+	return pid, nil
+}
+
+// Join moves the calling process, all its threads, into the cgroup (for
+// --exec, which then execs PROGRAM in place).
+func (c *Cgroup) Join() error {
+	pid := strconv.Itoa(os.Getpid())
+	for _, dir := range c.dirs() {
+		if err := writeFile(dir, "cgroup.procs", pid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Options are what barco-cgroup was asked to do.
+type Options struct {
+	Parent, Name string
+	Limits       Limits
+	Stats        bool // print the stats at exit
+	// Mountinfo and ProcCgroup are /proc/self/mountinfo and
+	// /proc/self/cgroup, or test copies.
+	Mountinfo, ProcCgroup string
+}
+
+func (o *Options) locate() (*Cgroup, error) {
+	if o.Mountinfo == "" {
+		o.Mountinfo = "/proc/self/mountinfo"
+	}
+	if o.ProcCgroup == "" {
+		o.ProcCgroup = "/proc/self/cgroup"
+	}
+	l, err := DetectLayout(o.Mountinfo, o.ProcCgroup)
+	if err != nil {
+		return nil, err
+	}
+	if o.Name == "" {
+		o.Name = strconv.Itoa(os.Getpid())
+	}
+	chain.Debugf("%v; cgroup %s/%s", l.Mode, o.Parent, o.Name)
+	return Locate(l, o.Parent, o.Name)
+}
+
+// Run runs program in a new cgroup with the limits of o, waits for it,
+// kills what it left and removes the cgroup. It returns the status to exit
+// with: the program's, as chain.ExitStatus makes it.
+func Run(o *Options, program []string) (int, error) {
+	// Catch SIGINT and SIGTERM before anything exists that they could
+	// leave behind; they are forwarded to the program once it runs.
+	sup := chain.NewSupervisor()
+	// Keep catching them after the program ends, until the cgroup is gone:
+	// a SIGTERM during the cleanup must not cut it short.
+	signal.Notify(make(chan os.Signal, 1), chain.ForwardedSignals...)
+	c, err := o.locate()
+	if err != nil {
+		return 0, err
+	}
+	path, env, err := chain.Prepare(program, os.Environ())
+	if err != nil {
+		return 0, err
+	}
+	if err := c.Create(&o.Limits); err != nil {
+		return 0, err
+	}
+	chain.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
+	pid, err := c.Start(path, program, env)
+	if err != nil {
+		c.Remove()
+		return 0, err
+	}
+	chain.Debugf("started %s as pid %d", path, pid)
+	ws, werr := sup.Wait(pid)
+	status := chain.ExitStatus(ws)
+	if werr == nil && status == 128+int(syscall.SIGKILL) && c.OOMKills() > 0 {
+		limit := ""
+		if o.Limits.Memory > 0 {
+			limit = " (limit " + FormatSize(o.Limits.Memory) + ")"
+		}
+		fmt.Fprintf(os.Stderr, "barco-cgroup: killed by the kernel: out of memory%s\n", limit)
+	}
+	if o.Stats {
+		// Kill first, so that the numbers are final.
+		_ = c.Kill()
+		printStats(c.ReadStats())
+	}
+	if err := c.Remove(); err != nil {
+		return 0, err
+	}
+	chain.Debugf("removed the cgroup; exit %d", status)
+	if werr != nil {
+		return 0, werr
+	}
+	return status, nil
+}
+
+func printStats(s Stats) {
+	mem, cpu, pids := "unknown", "unknown", "unknown"
+	if s.MemoryPeak >= 0 {
+		mem = FormatSize(s.MemoryPeak)
+	}
+	if s.CPUTime >= 0 {
+		cpu = fmt.Sprintf("%.3fs", s.CPUTime.Seconds())
+	}
+	if s.PidsPeak >= 0 {
+		pids = strconv.FormatInt(s.PidsPeak, 10)
+	}
+	fmt.Fprintf(os.Stderr, "barco-cgroup: stats: memory peak %s, cpu time %s, pids peak %s\n", mem, cpu, pids)
+}
+
+// Exec creates the cgroup if it does not exist (else uses it), writes the
+// limits, moves the calling process into it and execs program, as cgexec
+// does. The cgroup stays; its owner removes it.
+func Exec(o *Options, program []string) error {
+	c, err := o.locate()
+	if err != nil {
+		return err
+	}
+	if err := c.Open(&o.Limits); err != nil {
+		return err
+	}
+	if err := c.Join(); err != nil {
+		return err
+	}
+	return chain.Exec(program, os.Environ())
+}

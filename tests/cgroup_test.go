@@ -1,0 +1,540 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"barco/lib/cgroup"
+	"barco/lib/testutil"
+)
+
+// cgroupName is a cgroup name of the test's own, so that a leftover is
+// easy to find and to blame.
+func cgroupName(t *testing.T) string {
+	return fmt.Sprintf("bt-%s-%d", strings.ToLower(strings.TrimPrefix(t.Name(), "TestCgroup")), os.Getpid())
+}
+
+func hostLayout(t *testing.T) *cgroup.Layout {
+	t.Helper()
+	l, err := cgroup.DetectLayout("/proc/self/mountinfo", "/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// hierarchies are the mount points of every cgroup hierarchy.
+func hierarchies(t *testing.T) []string {
+	l := hostLayout(t)
+	var m []string
+	for _, h := range l.V1 {
+		m = append(m, h.Mount)
+	}
+	if l.V2 != nil {
+		m = append(m, l.V2.Mount)
+	}
+	return m
+}
+
+// findCgroups lists the cgroups named name in every hierarchy.
+func findCgroups(t *testing.T, name string) []string {
+	t.Helper()
+	var found []string
+	for _, root := range hierarchies(t) {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() && d.Name() == name {
+				found = append(found, p)
+			}
+			return nil
+		})
+	}
+	return found
+}
+
+// removeCgroups removes the empty cgroups named name, quietly: for the
+// parents that the tests name themselves.
+func removeCgroups(t *testing.T, name string) {
+	for _, p := range findCgroups(t, name) {
+		os.Remove(p)
+	}
+}
+
+// noCgroupLeft fails t if a cgroup named name is left in any hierarchy,
+// and removes it so that one failure does not spoil the machine.
+func noCgroupLeft(t *testing.T, name string) {
+	t.Helper()
+	left := findCgroups(t, name)
+	for _, p := range left {
+		if pids, _ := cgroup.Procs(p); len(pids) > 0 {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		os.Remove(p)
+	}
+	if len(left) > 0 {
+		t.Errorf("cgroups left behind: %q", left)
+	}
+}
+
+func cgroupBin(t *testing.T) string {
+	testutil.RequireRoot(t)
+	return testutil.Bin(t, "barco-cgroup")
+}
+
+var statsLine = regexp.MustCompile(`stats: memory peak (\S+), cpu time ([0-9.]+)s, pids peak (\d+)`)
+
+func TestCgroupMemoryHogIsOOMKilled(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	// tail keeps the line it reads, and /dev/zero has no newline. The
+	// ulimit spares the host if the hog ever escapes its cgroup.
+	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "32M", "--memory-swap", "32M", "--",
+		"sh", "-c", "ulimit -v 1048576; exec tail /dev/zero")
+	if r.Code != 137 {
+		t.Errorf("status %d, want 137; stderr: %s", r.Code, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "barco-cgroup: killed by the kernel: out of memory (limit 32M)\n") {
+		t.Errorf("stderr lacks the out-of-memory line: %q", r.Stderr)
+	}
+}
+
+func TestCgroupForkBombIsContained(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	// The first shell forks a timer and one subshell for the bomb, waits
+	// for the timer with builtins only (dash exits when a fork fails), and
+	// exits; barco-cgroup then kills the rest.
+	r := testutil.Run(t, nil, bin, "--name", name, "--pids", "32", "--stats", "--",
+		"sh", "-c", `sleep 2 & timer=$!; (bomb() { bomb | bomb & }; bomb) 2>/dev/null & wait $timer; echo survived`)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "survived") {
+		t.Fatalf("status %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	m := statsLine.FindStringSubmatch(r.Stderr)
+	if m == nil {
+		t.Fatalf("no stats line in %q", r.Stderr)
+	}
+	if peak, _ := strconv.Atoi(m[3]); peak > 32 || peak < 16 {
+		t.Errorf("pids peak %d; want the bomb to reach the limit of 32 and not pass it", peak)
+	}
+	// The host still forks.
+	if out, err := exec.Command("sh", "-c", "echo ok").Output(); err != nil || string(out) != "ok\n" {
+		t.Errorf("host fork after the bomb: %q, %v", out, err)
+	}
+}
+
+func TestCgroupCPUQuota(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	// A busy loop for 4 seconds of wall time: about 2 seconds of CPU
+	// under half a CPU, 4 without a limit.
+	r := testutil.Run(t, nil, bin, "--name", name, "--cpus", "0.5", "--stats", "--",
+		"timeout", "4", "sh", "-c", "while :; do :; done")
+	if r.Code != 124 {
+		t.Fatalf("status %d, want timeout's 124; stderr %s", r.Code, r.Stderr)
+	}
+	m := statsLine.FindStringSubmatch(r.Stderr)
+	if m == nil {
+		t.Fatalf("no stats line in %q", r.Stderr)
+	}
+	cpu, _ := strconv.ParseFloat(m[2], 64)
+	if cpu < 0.8 || cpu > 2.8 {
+		t.Errorf("cpu time %.2fs in 4s under --cpus 0.5; want about 2s", cpu)
+	}
+}
+
+func TestCgroupProcessIsInTheCgroup(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	r := testutil.Run(t, nil, bin, "--name", name, "--", "sh", "-c", "cat /proc/self/cgroup; echo children; sh -c 'cat /proc/self/cgroup'")
+	if r.Code != 0 {
+		t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
+	}
+	layout := hostLayout(t)
+	want := len(layout.V1)
+	if layout.V2 != nil {
+		want++
+	}
+	in := 0
+	for _, line := range testutil.Lines(r.Stdout) {
+		if strings.HasSuffix(line, "/barco/"+name) {
+			in++
+		} else if line != "children" && !strings.Contains(line, ":name=") {
+			t.Errorf("not in the cgroup: %s", line)
+		}
+	}
+	if in != 2*want {
+		t.Errorf("in the cgroup in %d hierarchies, want %d for the program and %d for its child:\n%s", in, want, want, r.Stdout)
+	}
+}
+
+func TestCgroupStatusAndStartFailures(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	cases := []struct {
+		argv []string
+		code int
+		err  string
+	}{
+		{[]string{"sh", "-c", "exit 3"}, 3, ""},
+		{[]string{"sh", "-c", "kill -TERM $$"}, 143, ""},
+		{[]string{"/nonexistent/program"}, 127, "barco-cgroup: exec /nonexistent/program: no such file or directory"},
+		{[]string{"/etc/passwd"}, 126, "barco-cgroup: exec /etc/passwd: permission denied"},
+	}
+	for _, c := range cases {
+		r := testutil.Run(t, nil, append([]string{bin, "--name", name, "--"}, c.argv...)...)
+		if r.Code != c.code || !strings.HasPrefix(r.Stderr, c.err) {
+			t.Errorf("%q: status %d, stderr %q; want %d, %q", c.argv, r.Code, r.Stderr, c.code, c.err)
+		}
+	}
+}
+
+func TestCgroupBadInput(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	cases := []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--memory", "lots", "true"}, `barco-cgroup: option --memory: not a size in bytes: "lots"`},
+		{[]string{"--cpus", "0", "true"}, `barco-cgroup: option --cpus: not a number of CPUs: "0"`},
+		{[]string{"--cpuset-cpus", "3-1", "true"}, `barco-cgroup: option --cpuset-cpus: not a list`},
+		{[]string{"--device-allow", "z 1:2 r", "true"}, `barco-cgroup: option --device-allow: not a device rule`},
+		{[]string{"--memory-swap", "1G", "true"}, "barco-cgroup: --memory-swap 1G: needs --memory"},
+		{[]string{"--name", "a/b", "true"}, `barco-cgroup: cgroup name "a/b": not a single path component`},
+	}
+	for _, c := range cases {
+		r := testutil.Run(t, nil, append([]string{bin}, c.args...)...)
+		if r.Code != 125 || !strings.HasPrefix(r.Stderr, c.err) || len(testutil.Lines(r.Stderr)) != 1 {
+			t.Errorf("%q: status %d, stderr %q; want 125, %q", c.args, r.Code, r.Stderr, c.err)
+		}
+	}
+}
+
+func TestCgroupMissingController(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	l := hostLayout(t)
+	blkio := l.Controller("blkio")
+	if l.Mode == cgroup.Unified || blkio == nil {
+		t.Skip("needs cgroup v1 with a blkio hierarchy")
+	}
+	if _, err := os.Stat(filepath.Join(blkio.Mount, "blkio.weight")); err == nil {
+		t.Skip("blkio.weight exists here")
+	}
+	r := testutil.Run(t, nil, bin, "--name", name, "--io-weight", "100", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "controller blkio of cgroup v1") {
+		t.Errorf("status %d, stderr %q; want 125 naming the controller and the layout", r.Code, r.Stderr)
+	}
+}
+
+func TestCgroupNameInUse(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	parent := "/" + name + "-parent"
+	defer noCgroupLeft(t, name+"-parent")
+	// Hold the name with a running barco-cgroup.
+	holder := exec.Command(bin, "--parent", parent, "--name", name, "--", "sh", "-c", "echo ready; read x || true")
+	stdin, _ := holder.StdinPipe()
+	stdout, _ := holder.StdoutPipe()
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	r := testutil.Run(t, nil, bin, "--parent", parent, "--name", name, "--", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, name+": name already in use") {
+		t.Errorf("second use of the name: status %d, stderr %q", r.Code, r.Stderr)
+	}
+	stdin.Close()
+	if err := holder.Wait(); err != nil {
+		t.Errorf("holder: %v (the failed second run must not disturb it)", err)
+	}
+}
+
+// startHeld starts barco-cgroup running a shell that says ready and then
+// waits on stdin, and returns once the shell runs.
+func startHeld(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || !strings.HasPrefix(line, "ready") {
+		t.Fatalf("%q said %q, %v", args, line, err)
+	}
+	return cmd, out
+}
+
+func TestCgroupSignalsAreForwardedThenCleanedUp(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		// The program leaves a grandchild behind, which must be killed too.
+		cmd, out := startHeld(t, bin, "--name", name, "--", "sh", "-c",
+			`trap 'echo got-signal; exit 3' TERM INT; sleep 1000 & echo ready; while :; do read x; done`)
+		cmd.Process.Signal(sig)
+		if rest, _ := out.ReadString('\n'); rest != "got-signal\n" {
+			t.Errorf("%v: the program did not get the signal: %q", sig, rest)
+		}
+		if code := testutil.StatusOf(cmd.Wait()); code != 3 {
+			t.Errorf("%v: status %d, want the program's 3", sig, code)
+		}
+		noCgroupLeft(t, name)
+	}
+}
+
+func TestCgroupSupervisorKilled(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	parent := "/" + name + "-parent"
+	defer removeCgroups(t, name+"-parent")
+	defer noCgroupLeft(t, name)
+	cmd, out := startHeld(t, bin, "--parent", parent, "--name", name, "--", "sh", "-c", "echo ready $$; read x")
+	_ = out
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The program dies with its supervisor: the cgroup empties.
+	left := findCgroups(t, name)
+	if len(left) == 0 {
+		t.Fatal("the cgroup vanished with a SIGKILLed supervisor; nothing to test")
+	}
+	deadline := time.Now().Add(testutil.Timeout)
+	for _, dir := range left {
+		for {
+			pids, err := cgroup.Procs(dir)
+			if err != nil || len(pids) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("processes %v outlived their supervisor in %s", pids, dir)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// The next run under the same parent removes the stale cgroup, once
+	// it is old enough not to be a sibling's that is just starting.
+	old := time.Now().Add(-2 * cgroup.StaleAge)
+	for _, dir := range left {
+		if err := os.Chtimes(dir, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := testutil.Run(t, nil, bin, "--parent", parent, "--", "true"); r.Code != 0 {
+		t.Fatalf("next run: status %d, stderr %s", r.Code, r.Stderr)
+	}
+	if left := findCgroups(t, name); len(left) > 0 {
+		t.Errorf("the next run left the stale cgroup: %q", left)
+	}
+}
+
+func TestCgroupDevices(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	dir := t.TempDir()
+	script := fmt.Sprintf(`cd %s
+rm -f blk kmsg
+mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
+(: <blk) 2>&1 | grep -q 'not permitted' && echo block=denied
+(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg=denied || echo kmsg=ok
+(: >/dev/null) && echo null=ok
+(: </dev/urandom) && echo urandom=ok
+(: </dev/full) && echo full=ok
+`, dir)
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"made", "kmsg=ok", "null=ok"}},
+		{[]string{"--devices", "all"}, []string{"made", "kmsg=ok", "null=ok"}},
+		{[]string{"--devices", "default"}, []string{"made", "block=denied", "kmsg=denied", "null=ok", "urandom=ok", "full=ok"}},
+		{[]string{"--device-allow", "c 1:11 r"}, []string{"made", "block=denied", "kmsg=ok", "null=ok"}},
+	}
+	for _, c := range cases {
+		argv := append(append([]string{bin, "--name", name}, c.args...), "--", "sh", "-c", script)
+		r := testutil.Run(t, nil, argv...)
+		for _, want := range c.want {
+			if !strings.Contains(r.Stdout, want+"\n") {
+				t.Errorf("%q: no %q in %q (stderr %s)", c.args, want, r.Stdout, r.Stderr)
+			}
+		}
+		if c.args == nil && strings.Contains(r.Stdout, "denied") {
+			t.Errorf("without device options a device was denied: %q", r.Stdout)
+		}
+	}
+}
+
+func TestCgroupExecJoins(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	parent := "/" + name + "-parent"
+	defer removeCgroups(t, name+"-parent")
+	defer removeCgroups(t, name)
+	r := testutil.Run(t, nil, bin, "--exec", "--parent", parent, "--name", name, "--pids", "10", "--", "sh", "-c", "echo $$; cat /proc/self/cgroup")
+	if r.Code != 0 || !strings.Contains(r.Stdout, ":"+parent+"/"+name+"\n") {
+		t.Fatalf("status %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
+	// The cgroup stays, as cgexec's does, with its limit.
+	l := hostLayout(t)
+	dir := filepath.Join(l.Controller("pids").Mount, parent, name)
+	if l.Mode == cgroup.Unified {
+		dir = filepath.Join(l.V2.Mount, parent, name)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "pids.max")); err != nil || string(data) != "10\n" {
+		t.Errorf("pids.max of the cgroup joined: %q, %v", data, err)
+	}
+}
+
+// TestCgroupV2Path drives the cgroup v2 code path on the host's v2
+// hierarchy, whatever the layout: create, clone a process into it, kill it
+// with cgroup.kill, remove. In hybrid mode the v2 hierarchy has no
+// controllers, so a limit must fail and say so.
+func TestCgroupV2Path(t *testing.T) {
+	testutil.RequireRoot(t)
+	host := hostLayout(t)
+	if host.V2 == nil {
+		t.Skip("no cgroup v2 hierarchy")
+	}
+	name := cgroupName(t)
+	defer noCgroupLeft(t, name)
+	l := &cgroup.Layout{Mode: cgroup.Unified, V2: host.V2}
+	c, err := cgroup.Locate(l, "/"+name+"-parent", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noCgroupLeft(t, name+"-parent")
+
+	if host.Mode == cgroup.Hybrid {
+		err := c.Create(&cgroup.Limits{Memory: 32 << 20})
+		if err == nil || !strings.Contains(err.Error(), "controller memory: not delegated") || !strings.Contains(err.Error(), "cgroup v2") {
+			t.Errorf("a memory limit on the controller-less v2 hierarchy: %v", err)
+		}
+		if left := findCgroups(t, name+"-parent"); len(left) > 0 {
+			t.Errorf("a failed Create left %q", left)
+		}
+	}
+	if err := c.Create(&cgroup.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := c.Start("/bin/sh", []string{"sh", "-c", "sleep 1000 & sleep 1000"}, os.Environ())
+	if err != nil {
+		c.Remove()
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if !strings.Contains(string(data), "0::/"+name+"-parent/"+name+"\n") {
+		t.Errorf("the child is not in the v2 cgroup: %s", data)
+	}
+	if err := c.Kill(); err != nil {
+		t.Error(err)
+	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("after cgroup.kill the child ended with %v", ws)
+	}
+	if err := c.Remove(); err != nil {
+		t.Error(err)
+	}
+
+	// Devices on v2 are a cgroup device eBPF program; the kernel runs it in
+	// hybrid mode as well, so this is the real thing.
+	if err := c.Create(&cgroup.Limits{Devices: cgroup.DefaultDevices}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Remove()
+	dir := t.TempDir()
+	script := fmt.Sprintf(`cd %s; exec >out 2>&1
+mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
+(: <blk) 2>&1 | grep -q 'not permitted' && echo block=denied
+(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg=denied
+(: >/dev/null) && (: </dev/zero) && echo null,zero=ok
+`, dir)
+	pid, err = c.Start("/bin/sh", []string{"sh", "-c", script}, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Wait4(pid, &ws, 0, nil)
+	out, _ := os.ReadFile(filepath.Join(dir, "out"))
+	for _, want := range []string{"made", "block=denied", "kmsg=denied", "null,zero=ok"} {
+		if !strings.Contains(string(out), want+"\n") {
+			t.Errorf("device program: no %q in %q", want, out)
+		}
+	}
+}
+
+func TestCgroupDescriptorsAndNextStage(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	f3, _ := os.Open(os.DevNull)
+	f4, _ := os.Open(os.DevNull)
+	defer f3.Close()
+	defer f4.Close()
+	// PROGRAM keeps 0, 1, 2 and the one BARCO_PRESERVE_FDS asks for.
+	cmd := exec.Command(bin, "--name", name, "--", "sh", "-c",
+		`(: <&3) 2>/dev/null && echo fd3=open; (: <&4) 2>/dev/null || echo fd4=closed`)
+	cmd.Env = append(os.Environ(), "BARCO_PRESERVE_FDS=1")
+	cmd.ExtraFiles = []*os.File{f3, f4}
+	out, err := cmd.Output()
+	if err != nil || string(out) != "fd3=open\nfd4=closed\n" {
+		t.Errorf("descriptors: %q, %v", out, err)
+	}
+	// A bare stage name is the binary next to barco-cgroup, not one in
+	// PATH; a relative parent nests the inner cgroup in the outer one.
+	cmd = exec.Command(bin, "--name", name, "--", "barco-cgroup", "--name", "inner", "--", "cat", "/proc/self/cgroup")
+	cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin")
+	out, err = cmd.Output()
+	inner := "/barco/" + name + "/barco/inner\n"
+	if hostLayout(t).Mode == cgroup.Unified {
+		// v2 puts a cgroup beside the caller's (see cgroup.Locate).
+		inner = "/barco/barco/inner\n"
+	}
+	if err != nil || !strings.Contains(string(out), "0::"+inner) {
+		t.Errorf("nested barco-cgroup: %q, %v", out, err)
+	}
+}
+
+func TestCgroupV1LimitsAreWritten(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	if hostLayout(t).Mode == cgroup.Unified {
+		t.Skip("needs cgroup v1 controllers")
+	}
+	script := `cg() { echo /sys/fs/cgroup/$1$(sed -n "s/^[0-9]*:$1:\(.*\)/\1/p" /proc/self/cgroup); }
+cat $(cg memory)/memory.limit_in_bytes $(cg memory)/memory.memsw.limit_in_bytes
+cat $(cg cpu)/cpu.cfs_quota_us $(cg cpu)/cpu.cfs_period_us $(cg cpu)/cpu.shares
+cat $(cg cpuset)/cpuset.cpus $(cg cpuset)/cpuset.mems $(cg pids)/pids.max`
+	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "48M", "--memory-swap", "64M", "--cpus", "1.5",
+		"--cpu-weight", "100", "--cpuset-cpus", "0", "--cpuset-mems", "0", "--pids", "77", "--", "sh", "-c", script)
+	want := []string{"50331648", "67108864", "150000", "100000", "2597", "0", "0", "77"}
+	if got := testutil.Lines(r.Stdout); r.Code != 0 || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("status %d, control files %q, want %q; stderr %s", r.Code, got, want, r.Stderr)
+	}
+}
+
+func TestCgroupOOMThroughTheNextStage(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	testutil.Bin(t, "barco-ns")
+	defer noCgroupLeft(t, name)
+	// barco-ns relays its program's SIGKILL as status 137; the kernel's
+	// count of OOM kills in the cgroup says why.
+	r := testutil.Run(t, nil, bin, "--name", name, "--memory", "32M", "--memory-swap", "32M", "--",
+		"barco-ns", "-p", "--init", "--", "sh", "-c", "ulimit -v 1048576; exec tail /dev/zero")
+	if r.Code != 137 || !strings.Contains(r.Stderr, "barco-cgroup: killed by the kernel: out of memory (limit 32M)\n") {
+		t.Errorf("status %d, stderr %q; want 137 and the out-of-memory line", r.Code, r.Stderr)
+	}
+}
