@@ -135,3 +135,21 @@ no_new_privs 1
 }
 
 func fmtInts(v []int) string { return fmt.Sprint(v) }
+
+// Without --user the identity stays, and --print names it from the files.
+func TestPlanWriteUnchangedUser(t *testing.T) {
+	a := testAccounts(t)
+	p, err := Resolve(Spec{}, Caller{UID: 33, GID: 33, Groups: []int{33, 10}, Permitted: fullRoot.Permitted, Bounding: fullRoot.Bounding}, a)
+	if err != nil || p.ChangeUser || p.ChangeGroups {
+		t.Fatalf("%+v, %v", p, err)
+	}
+	var b strings.Builder
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"uid          33(www)\n", "gid          33(www)\n", "groups       33(www),10(wheel)\n", "no_new_privs 0\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
