@@ -3,9 +3,8 @@ package caps
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"syscall"
+	"runtime"
 	"unsafe"
 
 	"barco/lib/chain"
@@ -53,31 +52,65 @@ func fromProc(proc *cap.Set, flag cap.Flag) Set {
 func setIdentity(p *Plan) error {
 	id := p.Identity
 	if p.ChangeUser {
-		if _, err := cap.Prctlw(unix.PR_SET_KEEPCAPS, 1); err != nil {
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
 		}
-		if err := syscall.Setresgid(id.GID, id.GID, id.GID); err != nil {
+		if err := threadSyscall(unix.SYS_SETRESGID, uintptr(id.GID), uintptr(id.GID), uintptr(id.GID)); err != nil {
 			return hintIDs(fmt.Errorf("setresgid %d: %w", id.GID, err))
 		}
 	}
 	if p.ChangeUser || p.ChangeGroups {
-		if err := syscall.Setgroups(id.Groups); err != nil {
+		gids := make([]uint32, len(id.Groups))
+		for i, g := range id.Groups {
+			gids[i] = uint32(g)
+		}
+		var ptr uintptr
+		if len(gids) > 0 {
+			ptr = uintptr(unsafe.Pointer(&gids[0]))
+		}
+		if err := threadSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), ptr, 0); err != nil {
 			return hintIDs(fmt.Errorf("setgroups %v: %w", id.Groups, err))
 		}
 	}
 	if p.ChangeUser {
-		if err := syscall.Setresuid(id.UID, id.UID, id.UID); err != nil {
+		if err := threadSyscall(unix.SYS_SETRESUID, uintptr(id.UID), uintptr(id.UID), uintptr(id.UID)); err != nil {
 			return hintIDs(fmt.Errorf("setresuid %d: %w", id.UID, err))
 		}
 	}
 	return nil
 }
 
-// Apply gives the process the plan's user, groups and capabilities, on
-// every thread: capabilities and credentials are per thread in Linux, and
-// the Go runtime runs several, so each change goes through libcap's psx
-// (syscall.AllThreadsSyscall in a pure Go binary). The caller execs right
-// afterwards; nothing in between may depend on the privileges dropped.
+// threadSyscall changes the calling thread only. Go's own wrappers
+// (syscall.Setresuid, ...) change every thread, which costs a signal to
+// each of them.
+func threadSyscall(nr, a1, a2, a3 uintptr) error {
+	if _, _, errno := unix.RawSyscall(nr, a1, a2, a3); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// capset sets the permitted, effective and inheritable sets of the calling
+// thread.
+func capset(permitted, effective, inheritable Set) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Permitted: uint32(permitted), Effective: uint32(effective), Inheritable: uint32(inheritable)},
+		{Permitted: uint32(permitted >> 32), Effective: uint32(effective >> 32), Inheritable: uint32(inheritable >> 32)},
+	}
+	return unix.Capset(&hdr, &data[0])
+}
+
+// Apply gives the calling thread the plan's user, groups and capabilities.
+// It locks the calling goroutine to its thread for good, and the caller
+// execs right afterwards on that thread (chain.Exec): credentials and
+// capability sets are per thread, and the exec'ing thread's are the only
+// ones the program gets, since execve ends every other thread. Changing
+// every thread instead (syscall.AllThreadsSyscall, libcap's psx) signals
+// each runtime thread for each change, which cost several milliseconds
+// per start for the 26 bounding-set drops of the default set; runc's init
+// works on one locked thread too. The other threads only run the Go
+// runtime until the exec ends them.
 //
 // The order is the one that works. The bounding set can only shrink while
 // CAP_SETPCAP is effective, so it goes first. PR_SET_KEEPCAPS keeps the
@@ -86,96 +119,52 @@ func setIdentity(p *Plan) error {
 // effective. The permitted, effective and inheritable sets are set in
 // one capset; the ambient set last, because the kernel clears it on a
 // switch away from uid 0 and only accepts what is permitted and
-// inheritable.
-//
-// Apply also keeps the parent-death signal, which ties the container to
-// barco-ns: the kernel clears it on a change of uid or gid, and it is a
-// property of one thread, so an exec from another thread (the goroutine
-// may resume anywhere after the world stops) would lose it. It is read
-// here, on the thread the stage started on, and set again on every
-// thread. Locking the goroutine to its thread instead would cost the
-// runtime one more thread, which every all-thread syscall must visit.
+// inheritable. chain.Exec sets the parent-death signal again, which the
+// change of uid clears.
 func Apply(p *Plan, caller Caller) error {
-	var pdeathsig int
-	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&pdeathsig)), 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_GET_PDEATHSIG: %w", err)
-	}
-	proc, err := cap.GetPID(0)
-	if err != nil {
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var cur [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &cur[0]); err != nil {
 		return fmt.Errorf("capget: %w", err)
 	}
-	if fromProc(proc, cap.Effective) != caller.Permitted {
-		// The steps below need CAP_SETPCAP, CAP_SETGID and CAP_SETUID
-		// effective, not just permitted.
-		if err := proc.Fill(cap.Effective, cap.Permitted); err != nil {
-			return err
-		}
-		if err := proc.SetProc(); err != nil {
-			return fmt.Errorf("capset: raise the permitted set: %w", err)
-		}
+	inheritable := Set(cur[0].Inheritable) | Set(cur[1].Inheritable)<<32
+	// The steps below need CAP_SETPCAP, CAP_SETGID and CAP_SETUID
+	// effective, not just permitted.
+	if err := capset(caller.Permitted, caller.Permitted, inheritable); err != nil {
+		return fmt.Errorf("capset: raise the permitted set: %w", err)
 	}
 	if drop := caller.Bounding &^ p.Bounding; drop != 0 {
-		// One all-thread prctl per capability: most of the stage's time.
-		if err := cap.DropBound(drop.Values()...); err != nil {
-			return hintPerm(fmt.Errorf("drop %s from the bounding set: %w", drop, err), "needs CAP_SETPCAP")
+		for _, v := range drop.Values() {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(v), 0, 0, 0); err != nil {
+				return hintPerm(fmt.Errorf("drop %s from the bounding set: %w", v, err), "needs CAP_SETPCAP")
+			}
 		}
 		chain.Debugf("dropped %d capabilities from the bounding set", len(drop.Values()))
 	}
 	if err := setIdentity(p); err != nil {
 		return err
 	}
-	want := cap.NewSet()
-	for _, f := range []struct {
-		flag cap.Flag
-		set  Set
-	}{{cap.Permitted, p.Permitted}, {cap.Effective, p.Effective}, {cap.Inheritable, p.Inheritable}} {
-		if err := want.SetFlag(f.flag, true, f.set.Values()...); err != nil {
-			return err
-		}
-	}
-	if err := want.SetProc(); err != nil {
+	if err := capset(p.Permitted, p.Effective, p.Inheritable); err != nil {
 		return fmt.Errorf("capset permitted %s effective %s inheritable %s: %w",
 			p.Permitted.Hex(), p.Effective.Hex(), p.Inheritable.Hex(), err)
 	}
-	if err := cap.ResetAmbient(); err != nil {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear the ambient set: %w", err)
 	}
-	if p.Ambient != 0 {
-		if err := cap.SetAmbient(true, p.Ambient.Values()...); err != nil {
-			return hintPerm(fmt.Errorf("raise %s in the ambient set: %w", p.Ambient, err),
+	for _, v := range p.Ambient.Values() {
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(v), 0, 0); err != nil {
+			return hintPerm(fmt.Errorf("raise %s in the ambient set: %w", v, err),
 				"SECBIT_NO_CAP_AMBIENT_RAISE may be set")
 		}
 	}
 	if p.NoNewPrivs {
-		if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1); err != nil {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
-		}
-	}
-	if pdeathsig != 0 {
-		if _, err := cap.Prctlw(unix.PR_SET_PDEATHSIG, uintptr(pdeathsig)); err != nil {
-			return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
 		}
 	}
 	chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
 		p.Bounding.Hex(), p.Effective.Hex(), p.Ambient.Hex(), p.Identity.UID)
-	if chain.Debugging() {
-		return debugCheckThreads()
-	}
-	return nil
-}
-
-// debugCheckThreads proves the all-thread promise under BARCO_DEBUG=1,
-// where /proc is mounted.
-func debugCheckThreads() error {
-	n, err := CheckThreads("/proc/self/task")
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		chain.Debugf("no /proc/self/task: threads not checked")
-	case err != nil:
-		return err
-	default:
-		chain.Debugf("all %d threads hold these credentials", n)
-	}
 	return nil
 }
 
