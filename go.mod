@@ -8,7 +8,10 @@ require (
 	github.com/opencontainers/runtime-spec v1.2.1
 	github.com/seccomp/libseccomp-golang v0.11.1
 	golang.org/x/sys v0.50.0
+	kernel.org/pub/linux/libs/security/libcap/cap v1.2.78
 )
+
+require kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect
 
 // The stages start on every container start: skip the runtime's reading of
 // cgroup limits at startup (Go 1.25), which costs more than a stage's work.

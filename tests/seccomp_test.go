@@ -27,11 +27,11 @@ func seccompProbe(t *testing.T) string {
 	return out
 }
 
-// inChain runs script with sh inside new mount, pid and network namespaces
+// seccompChain runs script with sh inside new mount, pid and network namespaces
 // (barco-ns), with /proc mounted on the rootfs, the bounding set reduced to
 // caps (setpriv, standing in for barco-caps), then barco-seccomp with its
 // args, then script. ROOTFS and PROBE are set for the script.
-func inChain(t *testing.T, caps string, seccompArgs []string, script string) testutil.Result {
+func seccompChain(t *testing.T, caps string, seccompArgs []string, script string) testutil.Result {
 	t.Helper()
 	testutil.RequireRoot(t)
 	rootfs := testutil.Rootfs(t)
@@ -60,7 +60,7 @@ func TestSeccompDefaultBlocksWhatDockerBlocks(t *testing.T) {
 	const script = `grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t' | tr : ' '
 $PROBE add_key keyctl clone-newuser socket-inet socket-alg reboot mount-tmpfs statmount
 unshare -U true; echo "unshare-U $?"`
-	r := inChain(t, dockerCaps, nil, script)
+	r := seccompChain(t, dockerCaps, nil, script)
 	if r.Code != 0 {
 		t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 	}
@@ -81,7 +81,7 @@ unshare -U true; echo "unshare-U $?"`
 		t.Errorf("unshare -U did not say EPERM: %s", r.Stderr)
 	}
 
-	r = inChain(t, dockerCaps, []string{"--profile", "unconfined"}, script)
+	r = seccompChain(t, dockerCaps, []string{"--profile", "unconfined"}, script)
 	got = fields(r.Stdout)
 	for k, v := range map[string]string{"Seccomp": "0", "add_key": "ok", "keyctl": "ok", "clone-newuser": "ok", "unshare-U": "0"} {
 		if got[k] != v {
@@ -93,7 +93,7 @@ unshare -U true; echo "unshare-U $?"`
 // Everyday programs work under the default profile, with Docker's
 // capabilities: a shell, ls, cat, ps, and an HTTP fetch over loopback.
 func TestSeccompDefaultEverydayPrograms(t *testing.T) {
-	r := inChain(t, dockerCaps, nil, `exec chroot "$ROOTFS" /bin/sh -c '
+	r := seccompChain(t, dockerCaps, nil, `exec chroot "$ROOTFS" /bin/sh -c '
 set -e
 ls /bin/busybox
 cat /etc/hostname
@@ -112,7 +112,7 @@ wget -q -O - http://127.0.0.1:8080/etc/hostname | sed s/^/fetched-/
 
 // With CAP_SYS_ADMIN kept, the group it unlocks is allowed again.
 func TestSeccompDefaultCapSysAdminAllowsMount(t *testing.T) {
-	r := inChain(t, dockerCaps+",+sys_admin", nil,
+	r := seccompChain(t, dockerCaps+",+sys_admin", nil,
 		`$PROBE mount-tmpfs clone-newuser; chroot "$ROOTFS" /bin/sh -c 'mount -t tmpfs none /tmp && grep -c " /tmp tmpfs" /proc/mounts'`)
 	if r.Code != 0 {
 		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
@@ -331,5 +331,36 @@ ps -o comm | grep -q ^ps && echo ps ok`)
 	}
 	if !contains(testutil.Lines(r.Stdout), "fetched-barco") {
 		t.Errorf("wget over loopback failed\nstdout:\n%sstderr:\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// The whole chain, with barco-caps giving Docker's capabilities: what
+// Docker blocks is blocked, and kept CAP_SYS_ADMIN unlocks mount again.
+func TestSeccompAfterBarcoCaps(t *testing.T) {
+	testutil.RequireRoot(t)
+	probe := seccompProbe(t)
+	run := func(capsArgs []string, script string) testutil.Result {
+		argv := []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
+			testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe) + ":/probe:ro", "--",
+			"barco-caps"}
+		argv = append(append(argv, capsArgs...), "--", "barco-seccomp", "--", "/bin/sh", "-c", script)
+		return testutil.Run(t, nil, argv...)
+	}
+	r := run(nil, `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
+/probe/seccomp-probe add_key keyctl clone-newuser mount-tmpfs reboot statmount
+unshare -U true 2>/dev/null; echo "unshare-U $?"`)
+	if r.Code != 0 {
+		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	got := fields(r.Stdout)
+	for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "clone-newuser": "EPERM",
+		"mount-tmpfs": "EPERM", "reboot": "EPERM", "statmount": "ENOSYS", "unshare-U": "1"} {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
+		}
+	}
+	r = run([]string{"--cap-add", "sys_admin"}, `mount -t tmpfs none /mnt && grep -c " /mnt tmpfs" /proc/mounts`)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "1" {
+		t.Errorf("with CAP_SYS_ADMIN kept: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,33 @@ const PreserveFDsEnv = "BARCO_PRESERVE_FDS"
 
 // DefaultPath is used to find PROGRAM when the environment has no PATH.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// parentDeathSignal is the signal this process gets when its parent dies,
+// read at start, on the main thread. The kernel keeps it per thread and
+// clears it on any change of credentials, and a Go program may exec from
+// another thread than the one it started on: Exec sets it again on the
+// thread that execs, so that a container never outlives its supervisor.
+var parentDeathSignal = func() int {
+	var sig int
+	_ = unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0)
+	return sig
+}()
+
+// execve is unix.Exec (or execveat on fd >= 0) from a thread that has the
+// parent-death signal set.
+func execve(fd int, path string, argv, env []string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if parentDeathSignal != 0 {
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(parentDeathSignal), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
+		}
+	}
+	if fd >= 0 {
+		return execveat(fd, argv, env)
+	}
+	return unix.Exec(path, argv, env)
+}
 
 // IsStage reports whether name, as written on a command line, is a bare
 // barco stage name.
@@ -62,7 +90,7 @@ func Exec(argv []string, env []string) error {
 		return err
 	}
 	Debugf("exec %s %q", path, argv[1:])
-	return execError(path, unix.Exec(path, argv, env))
+	return execError(path, execve(-1, path, argv, env))
 }
 
 func execStage(argv []string, env []string) error {
@@ -70,8 +98,7 @@ func execStage(argv []string, env []string) error {
 	if fd, ok := carried[name]; ok {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
 		Debugf("exec carried %s (fd %d)", name, fd)
-		err := execveat(fd, argv, env)
-		return execError(name, err)
+		return execError(name, execve(fd, "", argv, env))
 	}
 	path, err := stagePath(name, envValue(env, "PATH", DefaultPath))
 	if err != nil {
@@ -84,7 +111,7 @@ func execStage(argv []string, env []string) error {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
 	}
 	Debugf("exec %s %q", path, argv[1:])
-	return execError(path, unix.Exec(path, argv, env))
+	return execError(path, execve(-1, path, argv, env))
 }
 
 // stagePath finds a stage binary: next to the running executable first, so

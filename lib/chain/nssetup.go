@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -129,6 +128,7 @@ func doNSSetup(v string) error {
 }
 
 func armParentDeath() error {
+	parentDeathSignal = int(unix.SIGKILL)
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
 	}
@@ -189,27 +189,6 @@ func loopbackUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("SIOCSIFFLAGS lo up: %w", err)
-	}
-	return nil
-}
-
-// KeepingParentDeathSignal runs change, a change of credentials, and then
-// sets the parent-death signal again: the kernel clears it on any change
-// of uid, gid or capabilities, and a container must not outlive the stage
-// that supervises it.
-func KeepingParentDeathSignal(change func() error) error {
-	var sig int
-	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_GET_PDEATHSIG: %w", err)
-	}
-	if err := change(); err != nil {
-		return err
-	}
-	if sig == 0 {
-		return nil
-	}
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,188 @@
+package caps
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"barco/lib/chain"
+
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+)
+
+// CurrentCaller reads the calling process's identity and capabilities.
+func CurrentCaller() (Caller, error) {
+	proc, err := cap.GetPID(0)
+	if err != nil {
+		return Caller{}, fmt.Errorf("capget: %w", err)
+	}
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return Caller{}, fmt.Errorf("getgroups: %w", err)
+	}
+	c := Caller{UID: os.Geteuid(), GID: os.Getegid(), Groups: groups}
+	c.Permitted = fromProc(proc, cap.Permitted)
+	for v := cap.Value(0); v < cap.MaxBits() && v < 64; v++ {
+		if in, err := cap.GetBound(v); err == nil && in {
+			c.Bounding |= Of(v)
+		}
+	}
+	return c, nil
+}
+
+func fromProc(proc *cap.Set, flag cap.Flag) Set {
+	var s Set
+	for v := cap.Value(0); v < cap.MaxBits() && v < 64; v++ {
+		if in, err := proc.GetFlag(flag, v); err == nil && in {
+			s |= Of(v)
+		}
+	}
+	return s
+}
+
+// setIdentity keeps the capabilities across the switch of user, then sets
+// gid, supplementary groups and uid. The syscall package's wrappers act on
+// every thread already (AllThreadsSyscall); PR_SET_KEEPCAPS goes through
+// libcap's psx, and the kernel resets it at exec. CAP_SETUID and
+// CAP_SETGID are effective: Apply made every permitted capability
+// effective first.
+func setIdentity(p *Plan) error {
+	id := p.Identity
+	if p.ChangeUser {
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
+		}
+		if err := threadSyscall(unix.SYS_SETRESGID, uintptr(id.GID), uintptr(id.GID), uintptr(id.GID)); err != nil {
+			return hintIDs(fmt.Errorf("setresgid %d: %w", id.GID, err))
+		}
+	}
+	if p.ChangeUser || p.ChangeGroups {
+		gids := make([]uint32, len(id.Groups))
+		for i, g := range id.Groups {
+			gids[i] = uint32(g)
+		}
+		var ptr uintptr
+		if len(gids) > 0 {
+			ptr = uintptr(unsafe.Pointer(&gids[0]))
+		}
+		if err := threadSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), ptr, 0); err != nil {
+			return hintIDs(fmt.Errorf("setgroups %v: %w", id.Groups, err))
+		}
+	}
+	if p.ChangeUser {
+		if err := threadSyscall(unix.SYS_SETRESUID, uintptr(id.UID), uintptr(id.UID), uintptr(id.UID)); err != nil {
+			return hintIDs(fmt.Errorf("setresuid %d: %w", id.UID, err))
+		}
+	}
+	return nil
+}
+
+// threadSyscall changes the calling thread only. Go's own wrappers
+// (syscall.Setresuid, ...) change every thread, which costs a signal to
+// each of them.
+func threadSyscall(nr, a1, a2, a3 uintptr) error {
+	if _, _, errno := unix.RawSyscall(nr, a1, a2, a3); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// capset sets the permitted, effective and inheritable sets of the calling
+// thread.
+func capset(permitted, effective, inheritable Set) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Permitted: uint32(permitted), Effective: uint32(effective), Inheritable: uint32(inheritable)},
+		{Permitted: uint32(permitted >> 32), Effective: uint32(effective >> 32), Inheritable: uint32(inheritable >> 32)},
+	}
+	return unix.Capset(&hdr, &data[0])
+}
+
+// Apply gives the calling thread the plan's user, groups and capabilities.
+// It locks the calling goroutine to its thread for good, and the caller
+// execs right afterwards on that thread (chain.Exec): credentials and
+// capability sets are per thread, and the exec'ing thread's are the only
+// ones the program gets, since execve ends every other thread. Changing
+// every thread instead (syscall.AllThreadsSyscall, libcap's psx) signals
+// each runtime thread for each change, which cost several milliseconds
+// per start for the 26 bounding-set drops of the default set; runc's init
+// works on one locked thread too. The other threads only run the Go
+// runtime until the exec ends them.
+//
+// The order is the one that works. The bounding set can only shrink while
+// CAP_SETPCAP is effective, so it goes first. PR_SET_KEEPCAPS keeps the
+// permitted set across the switch away from uid 0, which would otherwise
+// clear it; gid and groups go before the uid, while CAP_SETGID is still
+// effective. The permitted, effective and inheritable sets are set in
+// one capset; the ambient set last, because the kernel clears it on a
+// switch away from uid 0 and only accepts what is permitted and
+// inheritable. chain.Exec sets the parent-death signal again, which the
+// change of uid clears.
+func Apply(p *Plan, caller Caller) error {
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var cur [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &cur[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	inheritable := Set(cur[0].Inheritable) | Set(cur[1].Inheritable)<<32
+	// The steps below need CAP_SETPCAP, CAP_SETGID and CAP_SETUID
+	// effective, not just permitted.
+	if err := capset(caller.Permitted, caller.Permitted, inheritable); err != nil {
+		return fmt.Errorf("capset: raise the permitted set: %w", err)
+	}
+	if drop := caller.Bounding &^ p.Bounding; drop != 0 {
+		for _, v := range drop.Values() {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(v), 0, 0, 0); err != nil {
+				return hintPerm(fmt.Errorf("drop %s from the bounding set: %w", v, err), "needs CAP_SETPCAP")
+			}
+		}
+		chain.Debugf("dropped %d capabilities from the bounding set", len(drop.Values()))
+	}
+	if err := setIdentity(p); err != nil {
+		return err
+	}
+	if err := capset(p.Permitted, p.Effective, p.Inheritable); err != nil {
+		return fmt.Errorf("capset permitted %s effective %s inheritable %s: %w",
+			p.Permitted.Hex(), p.Effective.Hex(), p.Inheritable.Hex(), err)
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear the ambient set: %w", err)
+	}
+	for _, v := range p.Ambient.Values() {
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(v), 0, 0); err != nil {
+			return hintPerm(fmt.Errorf("raise %s in the ambient set: %w", v, err),
+				"SECBIT_NO_CAP_AMBIENT_RAISE may be set")
+		}
+	}
+	if p.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+		}
+	}
+	chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
+		p.Bounding.Hex(), p.Effective.Hex(), p.Ambient.Hex(), p.Identity.UID)
+	return nil
+}
+
+func hintPerm(err error, hint string) error {
+	if errors.Is(err, unix.EPERM) {
+		return chain.WithHint(err, hint)
+	}
+	return err
+}
+
+// hintIDs explains the usual failures of setgroups and setuid inside a
+// user namespace.
+func hintIDs(err error) error {
+	switch {
+	case errors.Is(err, unix.EINVAL):
+		return chain.WithHint(err, "the id is not mapped in this user namespace")
+	case errors.Is(err, unix.EPERM):
+		return chain.WithHint(err, "needs CAP_SETUID and CAP_SETGID; in a user namespace, setgroups may be denied")
+	}
+	return err
+}
