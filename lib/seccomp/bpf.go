@@ -387,7 +387,7 @@ func (a *assembler) section(s *section, def Action) {
 	}
 	slices.SortFunc(entries, func(x, y *entry) int { return cmp.Compare(x.nr, y.nr) })
 	defLabel := a.label()
-	a.tree(entries, defLabel)
+	a.tree(runs(entries), defLabel)
 	a.bind(defLabel)
 	a.ret(def.value())
 	for _, e := range entries {
@@ -437,52 +437,91 @@ func (a *assembler) enosysAbove(s *section) {
 	a.bind(rest)
 }
 
-// tree emits a binary search over entries (sorted by number). Entries with
-// only an unconditional rule return from the leaf, sharing one return per
-// action; the others jump to a body emitted later (entry.body).
-func (a *assembler) tree(entries []*entry, def int) {
-	if len(entries) <= leafSize {
-		var targets [leafSize]int
-		var retValues [leafSize]uint32
-		var retLabels [leafSize]int
-		nrets := 0
-		for i, e := range entries {
-			if len(e.conds) == 0 && e.uncond != nil {
-				v := e.uncond.value()
-				j := slices.Index(retValues[:nrets], v)
-				if j < 0 {
-					j = nrets
-					retValues[j], retLabels[j] = v, a.label()
-					nrets++
-				}
-				targets[i] = retLabels[j]
-			} else {
-				targets[i] = a.label()
-			}
-			a.jump(opJeqK, e.nr, targets[i], -1)
+// run is a range of consecutive syscall numbers that end alike: one
+// unconditional action for all (simple), or one entry with argument checks.
+type run struct {
+	lo, hi uint32
+	simple bool
+	ret    uint32 // SECCOMP_RET_* of a simple run
+	e      *entry // the entry of a run that is not simple
+}
+
+// runs groups entries (sorted by number) into runs. Docker's allow-list is
+// dense, so ranges make the program about half as long as one comparison
+// per syscall, which the kernel's load time follows.
+func runs(entries []*entry) []run {
+	var out []run
+	for _, e := range entries {
+		if len(e.conds) > 0 || e.uncond == nil {
+			out = append(out, run{lo: e.nr, hi: e.nr, e: e})
+			continue
 		}
-		a.ja(def)
-		for j := range nrets {
-			a.bind(retLabels[j])
-			a.ret(retValues[j])
+		v := e.uncond.value()
+		if n := len(out); n > 0 && out[n-1].simple && out[n-1].ret == v && out[n-1].hi+1 == e.nr {
+			out[n-1].hi = e.nr
+			continue
 		}
-		for i, e := range entries {
-			if len(e.conds) > 0 || e.uncond == nil {
-				a.bind(targets[i])
-				e.body = a.label()
-				a.ja(e.body)
-			}
-		}
+		out = append(out, run{lo: e.nr, hi: e.nr, simple: true, ret: v})
+	}
+	return out
+}
+
+// tree emits a binary search over runs (sorted, disjoint). A leaf checks
+// its runs in order; simple runs return from the leaf, sharing one return
+// per action, and the others jump to a body emitted later (entry.body).
+func (a *assembler) tree(rs []run, def int) {
+	if len(rs) > leafSize {
+		mid := len(rs) / 2
+		right, left := a.label(), a.label()
+		a.jump(opJgeK, rs[mid].lo, -1, left)
+		a.ja(right)
+		a.bind(left)
+		a.tree(rs[:mid], def)
+		a.bind(right)
+		a.tree(rs[mid:], def)
 		return
 	}
-	mid := len(entries) / 2
-	right, left := a.label(), a.label()
-	a.jump(opJgeK, entries[mid].nr, -1, left)
-	a.ja(right)
-	a.bind(left)
-	a.tree(entries[:mid], def)
-	a.bind(right)
-	a.tree(entries[mid:], def)
+	var targets [leafSize]int
+	var retValues [leafSize]uint32
+	var retLabels [leafSize]int
+	nrets := 0
+	leafDefault := a.label()
+	for i, r := range rs {
+		if r.simple {
+			j := slices.Index(retValues[:nrets], r.ret)
+			if j < 0 {
+				j = nrets
+				retValues[j], retLabels[j] = r.ret, a.label()
+				nrets++
+			}
+			targets[i] = retLabels[j]
+		} else {
+			targets[i] = a.label()
+		}
+		if r.lo == r.hi {
+			a.jump(opJeqK, r.lo, targets[i], -1)
+			continue
+		}
+		// Above the run: on to the next one. Below it: a gap, as every
+		// earlier run was checked already.
+		next := a.label()
+		a.jump(opJgtK, r.hi, next, -1)
+		a.jump(opJgeK, r.lo, targets[i], leafDefault)
+		a.bind(next)
+	}
+	a.bind(leafDefault)
+	a.ja(def)
+	for j := range nrets {
+		a.bind(retLabels[j])
+		a.ret(retValues[j])
+	}
+	for i, r := range rs {
+		if !r.simple {
+			a.bind(targets[i])
+			r.e.body = a.label()
+			a.ja(r.e.body)
+		}
+	}
 }
 
 // argOffsets are the offsets of the low and high words of argument i in
