@@ -197,10 +197,11 @@ func Assemble(f *Filter, table SyscallTable) (*Program, error) {
 		}
 	}
 	known := map[string]bool{}
-	for _, r := range f.Rules {
-		for _, arch := range arches {
-			info := archInfos[arch]
-			s := byAudit[info.audit]
+	// Architecture by architecture, so that a table can keep its place.
+	for _, arch := range arches {
+		info := archInfos[arch]
+		s := byAudit[info.audit]
+		for _, r := range f.Rules {
 			nr, ok := table(arch, r.Syscall)
 			if !ok {
 				continue
