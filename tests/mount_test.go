@@ -409,7 +409,7 @@ func TestMountUserNSRootfsNotSearchable(t *testing.T) {
 	}
 }
 
-// A stage named after barco-mount runs from a sealed copy carried across
+// A stage named after barco-mount runs from a file carried across
 // pivot_root, which the container cannot write; the container's program
 // gets neither the copies nor the variable that lists them.
 func TestMountCarriesNextStage(t *testing.T) {

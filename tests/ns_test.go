@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -290,5 +291,28 @@ func TestNSNextStageDoesSetup(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("nested barco-ns: no %q in %q (status %d, %s)", want, out, r.Code, r.Stderr)
 		}
+	}
+}
+
+// With --init, PID 1 is barco-ns for the container's whole life; nothing
+// inside may write the host binary through /proc/1/exe (CVE-2019-5736),
+// with a user namespace or without one.
+func TestNSInitBinaryNotWritable(t *testing.T) {
+	ns := nsBin(t)
+	before, err := os.ReadFile(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, userns := range [][]string{{"-U"}, nil} {
+		args := append(append([]string{ns}, userns...), "-m", "-p", "--init", "--",
+			"barco-mount", "--rootfs", testutil.Rootfs(t), "--",
+			"/bin/sh", "-c", "echo x >> /proc/1/exe && echo write=allowed || echo write=refused")
+		r := testutil.Run(t, nil, args...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "write=refused") {
+			t.Errorf("%v: %q (status %d, %s)", userns, r.Stdout, r.Code, r.Stderr)
+		}
+	}
+	if after, _ := os.ReadFile(ns); !bytes.Equal(before, after) {
+		t.Fatal("bin/barco-ns was changed from inside a container")
 	}
 }

@@ -306,7 +306,7 @@ func TestSeccompAllowNewPrivs(t *testing.T) {
 }
 
 // The real chain, barco-ns, barco-mount, then barco-seccomp carried across
-// pivot_root as a sealed copy; the probe comes in through a volume. Root
+// pivot_root; the probe comes in through a volume. Root
 // keeps all its capabilities here (barco-caps is not in the chain), so
 // only what Docker blocks whatever the capabilities is checked.
 func TestSeccompInRealChain(t *testing.T) {

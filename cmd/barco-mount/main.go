@@ -17,8 +17,9 @@ func main() {
 		Summary: `Make DIR the root of the current mount namespace, with /proc, /dev and
 /sys as the OCI runtime spec's defaults, and exec PROGRAM inside it.
 Run it in a new mount namespace (after barco-ns -m); it refuses the host's.
-Stage names after it (barco-caps, barco-seccomp) run from sealed copies
-carried across pivot_root; PROGRAM starts with fds 0, 1 and 2 only.`,
+Stage names after it (barco-caps, barco-seccomp) run from files carried
+across pivot_root that the container cannot write; PROGRAM starts with
+fds 0, 1 and 2 only.`,
 		Notes: `Masked paths: /proc/{acpi,asound,kcore,keys,latency_stats,timer_list,
 timer_stats,sched_debug,scsi,interrupts}, /sys/firmware,
 /sys/devices/virtual/powercap. Read-only: /proc/{bus,fs,irq,sys,sysrq-trigger}.

@@ -55,14 +55,17 @@ func formatStageFDs(m map[string]int) string {
 func Carried() bool { return len(carried) > 0 }
 
 // CarryStages prepares the stages named in argv for the crossing of
-// pivot_root: each bare stage name found in argv gets a sealed memfd copy of
-// the binary of that name next to the running one, which Exec uses from then
-// on.
+// pivot_root: each bare stage name found in argv is opened, the binary of
+// that name next to the running one, and Exec runs it from that descriptor
+// from then on.
 //
-// The copies are sealed against writing, so that nothing inside the
-// container can rewrite a host binary while it runs (CVE-2019-5736); runc
-// does the same. Only the stages named are copied, because copying is most
-// of the cost of crossing.
+// Nothing inside the container may be able to write a host binary while it
+// runs (CVE-2019-5736). In a user namespace where the binary's owner is not
+// mapped and nobody else may write it, the kernel itself refuses every
+// process in the container, whatever its capabilities, and the open file
+// is carried as it is. Otherwise (no user namespace, say) the stage gets a
+// sealed memfd copy, as runc does. Only the stages named are carried,
+// because a copy is most of the cost of crossing.
 func CarryStages(argv []string) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -80,29 +83,66 @@ func CarryStages(argv []string) error {
 		if _, done := carried[name]; done {
 			continue
 		}
-		fd, err := sealedCopy(filepath.Join(dir, name), name, minFD)
+		fd, how, err := carry(filepath.Join(dir, name), name, minFD)
 		if err != nil {
 			return err
 		}
 		carried[name] = fd
-		Debugf("carry %s as sealed memfd %d", name, fd)
+		Debugf("carry %s as %s, fd %d", name, how, fd)
 	}
 	return os.Setenv(StageFDsEnv, formatStageFDs(carried))
 }
 
-func sealedCopy(path, name string, minFD int) (int, error) {
-	mem, err := SealedCopy(path, name)
+func carry(path, name string, minFD int) (int, string, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return -1, err
+		return -1, "", fmt.Errorf("carry stage %s: %w", name, err)
 	}
-	defer mem.Close()
+	defer f.Close()
+	how := "the host file, which nothing in this user namespace may write"
+	if !unwritableHere(f) {
+		f.Close()
+		if f, err = SealedCopy(path, name); err != nil {
+			return -1, "", err
+		}
+		how = "a sealed memfd copy"
+	}
 	// A fresh descriptor without close-on-exec, above those the program
 	// keeps, so that it passes from stage to stage.
-	kept, err := unix.FcntlInt(mem.Fd(), unix.F_DUPFD, minFD)
+	kept, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, minFD)
 	if err != nil {
-		return -1, fmt.Errorf("dup memfd copy of %s: %w", name, err)
+		return -1, "", fmt.Errorf("dup carried %s: %w", name, err)
 	}
-	return kept, nil
+	return kept, how, nil
+}
+
+// unwritableHere reports whether no process of the current user namespace
+// can write f, nor change its mode: the namespace is not the initial one,
+// the file is writable by its owner alone, and even with every capability
+// (CAP_DAC_OVERRIDE, CAP_FOWNER) this process may not write it, which the
+// kernel refuses only when the owner is not mapped here.
+func unwritableHere(f *os.File) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&0o022 != 0 {
+		return false
+	}
+	if !inChildUserNS() {
+		return false
+	}
+	// faccessat2 with AT_EACCESS checks the effective ids and capabilities.
+	err := unix.Faccessat2(int(f.Fd()), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS)
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
+}
+
+// inChildUserNS reports whether this process is in a user namespace other
+// than the initial one, whose uid_map is the identity over all ids.
+func inChildUserNS() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(data))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 
 // SealedCopy copies the executable at path into a memfd named name and

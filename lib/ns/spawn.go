@@ -125,7 +125,7 @@ func Run(c *Config) (int, error) {
 			mode = "init"
 		}
 		path = "/proc/self/exe"
-		if c.Init {
+		if c.Init && !ownerUnmapped("/proc/self/exe", c) {
 			// The init stays as PID 1 for the container's whole life: run
 			// it from a sealed copy, so that nothing inside can rewrite the
 			// host's barco-ns through /proc/1/exe (CVE-2019-5736).
@@ -292,4 +292,24 @@ func childAmbientCaps(userns bool) ([]uintptr, error) {
 		}
 	}
 	return caps, nil
+}
+
+// ownerUnmapped reports whether no process in c's user namespace can write
+// the file at path: only its owner may, and neither its owner nor its group
+// is mapped there, so no capability inside applies to it either.
+func ownerUnmapped(path string, c *Config) bool {
+	var st unix.Stat_t
+	if c.Flags&unix.CLONE_NEWUSER == 0 || unix.Stat(path, &st) != nil || st.Mode&0o022 != 0 {
+		return false
+	}
+	return !mapsHost(c.UIDMaps, st.Uid) && !mapsHost(c.GIDMaps, st.Gid)
+}
+
+func mapsHost(maps []IDMap, id uint32) bool {
+	for _, m := range maps {
+		if id >= m.Host && uint64(id) < uint64(m.Host)+uint64(m.Size) {
+			return true
+		}
+	}
+	return false
 }
