@@ -39,10 +39,9 @@ unit:
 test: setup all rootfs lint
 	$(GO) test -count=1 -timeout 30m ./...
 
-# A container on the default rootfs.
+# A container on the default rootfs, through the whole chain.
 demo: setup all rootfs
-	bin/barco-ns -U -m -p -u -i -n --hostname barco -- barco-mount --rootfs $(ROOTFS) -- \
-		/bin/sh -c 'echo "hello from $$(hostname), pid $$$$, uid $$(id -u)"; ls /'
+	bin/barco run -- /bin/sh -c 'echo "hello from $$(hostname): pid $$$$, uid $$(id -u), $$(grep Seccomp: /proc/self/status)"; ls /'
 
 # Start latency and host memory, side by side with runc, crun and bwrap.
 bench: setup all rootfs

@@ -1,0 +1,95 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"barco/lib/testutil"
+)
+
+// noProcessWithEnv fails t if a process is left whose environment holds
+// kv: every stage of a container and its program carry its -e variables.
+func noProcessWithEnv(t *testing.T, kv string) {
+	t.Helper()
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		env, err := os.ReadFile("/proc/" + d.Name() + "/environ")
+		if err == nil && strings.Contains("\x00"+string(env), "\x00"+kv+"\x00") {
+			cmdline, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+			t.Errorf("process %s left behind: %q", d.Name(), strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+}
+
+// Nothing is left behind, whichever way a container ends.
+func TestBarcoCleanupAfterEachEnding(t *testing.T) {
+	bin := barcoBin(t)
+	mountsBefore := hostMounts(t)
+	for _, c := range []struct {
+		name   string
+		args   []string
+		signal syscall.Signal // sent to barco once the container says ready
+		want   int
+	}{
+		{"normal-exit", []string{"/bin/sh", "-c", "exit 4"}, 0, 4},
+		{"failing-start", []string{"/no/such/program"}, 0, 127},
+		{"sigterm", []string{"--init", "--", "/bin/sh", "-c", "echo ready; exec sleep 1000"}, syscall.SIGTERM, 143},
+		{"sigint", []string{"--init", "--", "/bin/sh", "-c", "echo ready; exec sleep 1000"}, syscall.SIGINT, 130},
+		{"oom-kill", []string{"--memory", "32M", "--memory-swap", "32M", "--", "/bin/sh", "-c", "x=a; while :; do x=$x$x; done"}, 0, 137},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := "bt-cleanup-" + c.name
+			marker := "BARCO_TEST_MARKER=" + name
+			args := append([]string{bin, "run", "--name", name, "-e", marker}, c.args...)
+			var code int
+			if c.signal == 0 {
+				code = testutil.Run(t, nil, args...).Code
+			} else {
+				cmd := exec.Command(args[0], args[1:]...)
+				startReady(t, cmd)
+				cmd.Process.Signal(c.signal)
+				code = waitStatus(t, cmd)
+			}
+			if code != c.want {
+				t.Errorf("status %d, want %d", code, c.want)
+			}
+			noCgroupLeft(t, name)
+			noProcessWithEnv(t, marker)
+			if after := hostMounts(t); after != mountsBefore {
+				t.Errorf("host mount table changed:\nbefore:\n%s\nafter:\n%s", mountsBefore, after)
+			}
+		})
+	}
+}
+
+// The default container's limits are in place while it runs.
+func TestBarcoDefaultLimits(t *testing.T) {
+	bin := barcoBin(t)
+	name := "bt-limits"
+	cmd := exec.Command(bin, "run", "--name", name, "--", "/bin/sh", "-c", "echo ready; read x")
+	stdin, _ := cmd.StdinPipe()
+	startReady(t, cmd)
+	var pidsMax string
+	for _, p := range findCgroups(t, name) {
+		if data, err := os.ReadFile(p + "/pids.max"); err == nil && strings.Contains(p, "/pids/") {
+			pidsMax = strings.TrimSpace(string(data))
+		}
+	}
+	stdin.Close()
+	waitStatus(t, cmd)
+	if pidsMax != "4096" {
+		t.Errorf("pids.max of the container's cgroup = %q, want 4096", pidsMax)
+	}
+	noCgroupLeft(t, name)
+}
+
+// Inside the default container, loading a kernel module is refused.
+func TestBarcoModuleLoadingRefused(t *testing.T) {
+	out := barcoRun(t, "--", "/bin/sh", "-c", "echo x > /tmp/m.ko; insmod /tmp/m.ko 2>&1; echo status=$?")
+	if !strings.Contains(out, "status=1") || !strings.Contains(strings.ToLower(out), "not permitted") {
+		t.Errorf("insmod inside: %q", out)
+	}
+}
