@@ -13,8 +13,8 @@ require (
 
 require kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect
 
-// The stages start on every container start: skip the runtime's reading of
-// cgroup limits at startup (Go 1.25), which costs more than a stage's work.
+// A stage lives for a few milliseconds: GOMAXPROCS need not follow the
+// cgroup's CPU limit (Go 1.25), nor be updated while it runs.
 godebug (
 	containermaxprocs=0
 	updatemaxprocs=0
