@@ -52,17 +52,7 @@ var capNames = []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}
 // /capsprobe. The copy lives in the test's temporary directory.
 func containerRootfs(t *testing.T) string {
 	t.Helper()
-	tmp := t.TempDir()
-	// Root of a user namespace is not the host's root: it needs the way in.
-	for _, d := range []string{filepath.Dir(tmp), tmp} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := filepath.Join(tmp, "rootfs")
-	if r := testutil.Run(t, nil, "cp", "-a", testutil.Rootfs(t), dir); r.Code != 0 {
-		t.Fatalf("copy rootfs: %s", r.Stderr)
-	}
+	dir := testutil.CopyRootfs(t, 0)
 	probe := filepath.Join(dir, "capsprobe")
 	buildProbe(t, probe)
 	if err := os.Chmod(probe, os.ModeSetuid|0o755); err != nil {

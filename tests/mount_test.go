@@ -3,7 +3,6 @@ package tests
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,44 +56,6 @@ func hostMounts(t *testing.T) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
-}
-
-// copyRootfs copies the default rootfs into a directory the container's
-// root can reach in a user namespace too (host uid 100000).
-func copyRootfs(t *testing.T) string {
-	t.Helper()
-	return copyRootfsOwned(t, 0)
-}
-
-// copyRootfsOwned copies the rootfs and gives it to host uid and gid
-// owner, as a rootfs for a user namespace is (container root is 100000).
-func copyRootfsOwned(t *testing.T, owner int) string {
-	t.Helper()
-	src := testutil.Rootfs(t)
-	dir := searchableTempDir(t)
-	dst := filepath.Join(dir, "rootfs")
-	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("copy rootfs: %v: %s", err, out)
-	}
-	if owner != 0 {
-		id := fmt.Sprint(owner)
-		if out, err := exec.Command("chown", "-R", "-h", id+":"+id, dst).CombinedOutput(); err != nil {
-			t.Fatalf("chown rootfs: %v: %s", err, out)
-		}
-	}
-	return dst
-}
-
-// searchableTempDir is t.TempDir with its parent searchable by all, which
-// Go makes 0700.
-func searchableTempDir(t *testing.T) string {
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // values parses the "key=value" lines a container script prints.
@@ -166,7 +127,7 @@ func TestMountContainerView(t *testing.T) {
 	for _, mode := range nsModes {
 		t.Run(mode.name, func(t *testing.T) {
 			rootfs := testutil.Rootfs(t)
-			marker := filepath.Join(searchableTempDir(t), "host-only")
+			marker := filepath.Join(testutil.SearchableTempDir(t), "host-only")
 			os.WriteFile(marker, []byte("secret"), 0o644)
 			r := mountRun(t, mode, "--rootfs", rootfs, "--", "/bin/sh", "-c", viewScript, "sh", marker, hostRootDev(t))
 			if r.Code != 0 {
@@ -221,8 +182,8 @@ func TestMountContainerView(t *testing.T) {
 func TestMountVolumesAndTmpfs(t *testing.T) {
 	for _, mode := range nsModes {
 		t.Run(mode.name, func(t *testing.T) {
-			rootfs := copyRootfsOwned(t, mode.root)
-			roDir, rwDir := searchableTempDir(t), searchableTempDir(t)
+			rootfs := testutil.CopyRootfs(t, mode.root)
+			roDir, rwDir := testutil.SearchableTempDir(t), testutil.SearchableTempDir(t)
 			os.WriteFile(filepath.Join(roDir, "hello"), []byte("hi\n"), 0o644)
 			os.Chmod(roDir, 0o777)
 			os.Chown(rwDir, 100000, 100000)
@@ -254,7 +215,7 @@ echo scratchsize=$(df -k /scratch | awk 'NR == 2 {print $2}')
 }
 
 func TestMountReadOnlyAndWorkdir(t *testing.T) {
-	r := mountRun(t, nsModes[0], "--rootfs", copyRootfs(t), "--read-only", "--tmpfs", "/tmp", "--workdir", "/etc",
+	r := mountRun(t, nsModes[0], "--rootfs", testutil.CopyRootfs(t, 0), "--read-only", "--tmpfs", "/tmp", "--workdir", "/etc",
 		"--", "/bin/sh", "-c", `
 echo pwd=$(pwd)
 touch /new 2>/dev/null && echo root=writable || echo root=readonly
@@ -284,10 +245,10 @@ func TestMountHostRoot(t *testing.T) {
 // path must not make barco-mount mount or create anything outside it
 // (runc's CVE-2019-16884, CVE-2019-19921, CVE-2025-31133 are of this kind).
 func TestMountHostileRootfs(t *testing.T) {
-	victim := searchableTempDir(t)
+	victim := testutil.SearchableTempDir(t)
 	victimFile := filepath.Join(victim, "file")
 	os.WriteFile(victimFile, []byte("host data\n"), 0o644)
-	volume := searchableTempDir(t)
+	volume := testutil.SearchableTempDir(t)
 	os.WriteFile(filepath.Join(volume, "payload"), []byte("payload\n"), 0o644)
 
 	cases := []struct {
@@ -317,7 +278,7 @@ func TestMountHostileRootfs(t *testing.T) {
 	for _, mode := range nsModes {
 		for _, c := range cases {
 			t.Run(mode.name+"/"+c.name, func(t *testing.T) {
-				rootfs := copyRootfsOwned(t, mode.root)
+				rootfs := testutil.CopyRootfs(t, mode.root)
 				c.setup(rootfs)
 				args := append(append([]string{"--rootfs", rootfs}, c.args...), "--", "/bin/sh", "-c", "cat /data/payload /etc/payload")
 				r := mountRun(t, mode, args...)
@@ -352,13 +313,13 @@ func TestMountRefusesHostNamespace(t *testing.T) {
 }
 
 func TestMountErrors(t *testing.T) {
-	file := filepath.Join(searchableTempDir(t), "file")
+	file := filepath.Join(testutil.SearchableTempDir(t), "file")
 	os.WriteFile(file, nil, 0o644)
 	for _, mode := range nsModes {
 		t.Run(mode.name, func(t *testing.T) {
 			// A rootfs without /proc, /dev and /sys: barco-mount makes them,
 			// and must remove them again when the start fails.
-			rootfs := copyRootfsOwned(t, mode.root)
+			rootfs := testutil.CopyRootfs(t, mode.root)
 			for _, d := range []string{"proc", "dev", "sys"} {
 				os.Remove(filepath.Join(rootfs, d))
 			}
@@ -401,7 +362,7 @@ func TestMountErrors(t *testing.T) {
 // In a user namespace, the container's root is host uid 100000: a rootfs
 // only host root can search fails, with a hint.
 func TestMountUserNSRootfsNotSearchable(t *testing.T) {
-	rootfs := copyRootfs(t)
+	rootfs := testutil.CopyRootfs(t, 0)
 	os.Chmod(rootfs, 0o700)
 	r := mountRun(t, nsModes[1], "--rootfs", rootfs, "--", "/bin/true")
 	if r.Code != 125 || !strings.Contains(r.Stderr, "uid 100000") {

@@ -34,8 +34,7 @@ func TestNSPidAndHostname(t *testing.T) {
 
 func TestNSUserDefaultMap(t *testing.T) {
 	ns := nsBin(t)
-	dir := t.TempDir()
-	os.Chmod(filepath.Dir(dir), 0o755)
+	dir := testutil.SearchableTempDir(t)
 	os.Chmod(dir, 0o1777)
 	file := filepath.Join(dir, "made-inside")
 	r := testutil.Run(t, nil, ns, "-U", "--", "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; touch "+file)

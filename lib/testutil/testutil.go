@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,4 +122,36 @@ func Lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// SearchableTempDir is t.TempDir with itself and its parent searchable by
+// all (Go makes them 0700), so that a container root that is not the
+// host's root (uid 100000 in a user namespace) can reach it.
+func SearchableTempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// CopyRootfs copies the default rootfs into a SearchableTempDir and, unless
+// owner is 0, gives it to host uid and gid owner, as the rootfs of a user
+// namespace whose root is owner. It returns the copy's path.
+func CopyRootfs(t testing.TB, owner int) string {
+	t.Helper()
+	dst := filepath.Join(SearchableTempDir(t), "rootfs")
+	if out, err := exec.Command("cp", "-a", Rootfs(t), dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v: %s", err, out)
+	}
+	if owner != 0 {
+		id := strconv.Itoa(owner)
+		if out, err := exec.Command("chown", "-R", "-h", id+":"+id, dst).CombinedOutput(); err != nil {
+			t.Fatalf("chown rootfs: %v: %s", err, out)
+		}
+	}
+	return dst
 }
