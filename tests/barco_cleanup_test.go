@@ -93,3 +93,26 @@ func TestBarcoModuleLoadingRefused(t *testing.T) {
 		t.Errorf("insmod inside: %q", out)
 	}
 }
+
+// --preserve-fds passes descriptors through the whole chain, and the
+// variable that carries it stays the chain's own.
+func TestBarcoPreservedFDsReachProgram(t *testing.T) {
+	bin := barcoBin(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(bin, "run", "--preserve-fds", "1", "--", "/bin/sh", "-c",
+		"echo through-fd-3 >&3; echo ${BARCO_PRESERVE_FDS-unset} >&3")
+	cmd.ExtraFiles = []*os.File{w}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	w.Close()
+	got := make([]byte, 64)
+	n, _ := r.Read(got)
+	if strings.Join(strings.Fields(string(got[:n])), " ") != "through-fd-3 unset" {
+		t.Errorf("read %q from the preserved descriptor", got[:n])
+	}
+}

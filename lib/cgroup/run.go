@@ -53,7 +53,11 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 			}
 		}
 	}
-	attr := &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}, Sys: sys}
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
+		files = append(files, uintptr(fd))
+	}
+	attr := &syscall.ProcAttr{Env: env, Files: files, Sys: sys}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
 		// No clone3 (Linux before 5.7): move the child into v2 right

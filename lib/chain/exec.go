@@ -85,10 +85,10 @@ func Exec(argv []string, env []string) error {
 	if err != nil {
 		return err
 	}
-	env = withoutEnv(env, StageFDsEnv)
 	if err := closeExtraFDs(env); err != nil {
 		return err
 	}
+	env = withoutEnv(withoutEnv(env, StageFDsEnv), PreserveFDsEnv)
 	Debugf("exec %s %q", path, argv[1:])
 	return execError(path, execve(-1, path, argv, env))
 }
@@ -279,11 +279,10 @@ func Prepare(argv []string, env []string) (path string, childEnv []string, err e
 	if err != nil {
 		return "", nil, err
 	}
-	env = withoutEnv(env, StageFDsEnv)
 	if err := closeExtraFDs(env); err != nil {
 		return "", nil, err
 	}
-	return path, env, nil
+	return path, withoutEnv(withoutEnv(env, StageFDsEnv), PreserveFDsEnv), nil
 }
 
 // ExecError is the error of an exec of path that failed with err, carrying

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"barco/lib/chain"
@@ -38,6 +39,7 @@ type Spec struct {
 	Init                   bool
 	Env, EnvFiles          []string
 	TTY, Debug             bool
+	PreserveFDs            int
 	Program                []string
 }
 
@@ -89,11 +91,15 @@ func (s *Spec) Declare(o *chain.Options) {
 	o.Strings(&s.Env, "env", 'e', "K=V", "set a variable (K alone: take the host's value; repeatable)")
 	o.Strings(&s.EnvFiles, "env-file", 0, "FILE", "read variables from FILE, one K=V a line")
 	o.Bool(&s.TTY, "tty", 't', "run on a new pseudo-terminal, with the terminal in raw mode")
+	o.Int(&s.PreserveFDs, "preserve-fds", 0, "N", "pass descriptors 3 .. 2+N on to PROGRAM, as runc's")
 	o.Bool(&s.Debug, "debug", 0, "log every stage's steps on stderr (BARCO_DEBUG=1)")
 }
 
 // Validate checks what no stage would catch before the container starts.
 func (s *Spec) Validate() error {
+	if s.PreserveFDs < 0 {
+		return fmt.Errorf("--preserve-fds %d: not a count", s.PreserveFDs)
+	}
 	if s.NoUserNS && len(s.UserNS) > 0 {
 		return fmt.Errorf("--userns and --no-userns exclude each other")
 	}
@@ -281,6 +287,9 @@ func (s *Spec) Environ(host func(string) (string, bool)) ([]string, error) {
 	}
 	if s.Debug {
 		set("BARCO_DEBUG=1")
+	}
+	if s.PreserveFDs > 0 {
+		set(chain.PreserveFDsEnv + "=" + strconv.Itoa(s.PreserveFDs))
 	}
 	return env, nil
 }
