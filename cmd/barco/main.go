@@ -32,11 +32,11 @@ Example:
 `
 
 const defaults = `Defaults: a user namespace (container root is host uid 100000, or the
-caller's /etc/subuid range); new pid, mount, UTS, IPC, cgroup and network
-namespaces (loopback only); a cgroup named after the container with a pids
-limit of ` + wrapper.DefaultPidsLimit + ` and the default devices only; Docker's 14
-capabilities; Docker's seccomp profile with no-new-privs; a clean environment
-of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
+caller's /etc/subuid range); new pid, mount, UTS, IPC, cgroup, time and
+network namespaces (loopback only); a cgroup named after the container with
+a pids limit of ` + wrapper.DefaultPidsLimit + ` and the default devices only; Docker's
+14 capabilities; Docker's seccomp profile with no-new-privs; a clean
+environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
 barco needs root for now.`
 
 func main() {

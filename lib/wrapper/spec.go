@@ -171,7 +171,7 @@ func (s *Spec) Stages() ([][]string, error) {
 	if !s.NoUserNS {
 		ns = append(ns, "-U")
 	}
-	ns = append(ns, "-p", "-m", "-u", "-i", "-C")
+	ns = append(ns, "-p", "-m", "-u", "-i", "-C", "-T")
 	if s.Net != "host" {
 		ns = append(ns, "-n")
 	}

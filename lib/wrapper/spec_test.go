@@ -31,7 +31,7 @@ func TestDefaultChain(t *testing.T) {
 	}
 	want := [][]string{
 		{"barco-cgroup", "--pids", DefaultPidsLimit, "--devices", "default"},
-		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-n", "--hostname", "barco"},
+		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-T", "-n", "--hostname", "barco"},
 		{"barco-mount", "--rootfs", "/srv/r"},
 		{"barco-caps"},
 		{"barco-seccomp"},
@@ -51,7 +51,7 @@ func TestOptionsReachStages(t *testing.T) {
 	stages, _ := s.Stages()
 	got := strings.Join(Argv(stages), " ")
 	want := "barco-cgroup --name web --memory 64M --memory-swap 64M --cpus 0.5 --cpu-weight 50 --cpuset-cpus 0 --devices default -- " +
-		"barco-ns -U -p -m -u -i -C --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init -- " +
+		"barco-ns -U -p -m -u -i -C -T --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init -- " +
 		"barco-mount --rootfs /r --read-only --volume /a:/b:ro --tmpfs /t --workdir /b -- " +
 		"barco-caps --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
 		"barco-seccomp --profile unconfined -- prog"
