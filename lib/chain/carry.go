@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,10 +118,14 @@ func carry(path, name string, minFD int) (int, string, error) {
 }
 
 // unwritableHere reports whether no process of the current user namespace
-// can write f, nor change its mode: the namespace is not the initial one,
-// the file is writable by its owner alone, and even with every capability
-// (CAP_DAC_OVERRIDE, CAP_FOWNER) this process may not write it, which the
-// kernel refuses only when the owner is not mapped here.
+// can write f or change its mode, whatever its capabilities: the namespace
+// is not the initial one, only the owner may write f, and neither the
+// owner nor the group is mapped here, so that no process inside can become
+// the owner and CAP_DAC_OVERRIDE and CAP_FOWNER do not apply to f.
+//
+// Inside the namespace an unmapped id reads as the overflow id (65534), as
+// does an id mapped to 65534 itself; the last check tells the two apart by
+// asking the kernel whether fsuid 65534 is the owner.
 func unwritableHere(f *os.File) bool {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&0o022 != 0 {
@@ -129,9 +134,41 @@ func unwritableHere(f *os.File) bool {
 	if !inChildUserNS() {
 		return false
 	}
+	overflowUID, overflowGID := readID("/proc/sys/kernel/overflowuid"), readID("/proc/sys/kernel/overflowgid")
+	if st.Uid != overflowUID || st.Gid != overflowGID {
+		return false
+	}
 	// faccessat2 with AT_EACCESS checks the effective ids and capabilities.
-	err := unix.Faccessat2(int(f.Fd()), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS)
-	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
+	if err := unix.Faccessat2(int(f.Fd()), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err == nil {
+		return false
+	}
+	return !ownedByFSUID(f, int(overflowUID))
+}
+
+// ownedByFSUID reports whether uid, as the file-system uid of this thread,
+// may write f, which with no group or other write bit means it owns f. A
+// uid that is not mapped here cannot be taken, and owns nothing.
+func ownedByFSUID(f *os.File, uid int) bool {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev, _ := unix.SetfsuidRetUid(uid)
+	defer unix.SetfsuidRetUid(prev)
+	if now, _ := unix.SetfsuidRetUid(uid); now != uid {
+		return false
+	}
+	return unix.Faccessat2(int(f.Fd()), "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS) == nil
+}
+
+func readID(path string) uint32 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 65534
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
+	if err != nil {
+		return 65534
+	}
+	return uint32(n)
 }
 
 // inChildUserNS reports whether this process is in a user namespace other

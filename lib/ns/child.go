@@ -48,7 +48,22 @@ func runInit(program []string) (int, error) {
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
 	}
-	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Env: env, Files: files})
+	// The init outlives every mount change that follows, in the container:
+	// it must hold nothing of the host. Its working directory moves to the
+	// old root, which pivot_root then moves into the new one (it moves only
+	// a root or working directory that is the old root itself); PROGRAM
+	// starts in the working directory barco-ns was given.
+	cwd, err := os.Getwd()
+	if err != nil {
+		return 0, fmt.Errorf("getcwd: %w", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		return 0, fmt.Errorf("chdir /: %w", err)
+	}
+	// Without a new pid namespace the init is not PID 1, and PROGRAM would
+	// not die with it.
+	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
