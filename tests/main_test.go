@@ -1,0 +1,34 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestMain removes the barco parent cgroups that the tests made and left
+// (a test that SIGKILLs barco-cgroup leaves its parent behind, as a real
+// crash would), so that a test run leaves the machine as it found it.
+// Parents that were there before the run stay.
+func TestMain(m *testing.M) {
+	before := barcoParents()
+	code := m.Run()
+	for p := range barcoParents() {
+		if !before[p] {
+			os.Remove(p) // fails, harmlessly, if something still uses it
+		}
+	}
+	os.Exit(code)
+}
+
+// barcoParents lists the default parent cgroup "barco" in every hierarchy.
+func barcoParents() map[string]bool {
+	found := map[string]bool{}
+	for _, pattern := range []string{"/sys/fs/cgroup/barco", "/sys/fs/cgroup/*/barco", "/sys/fs/cgroup/*/*/*/barco"} {
+		matches, _ := filepath.Glob(pattern)
+		for _, m := range matches {
+			found[m] = true
+		}
+	}
+	return found
+}
