@@ -58,17 +58,6 @@ func hostMounts(t *testing.T) string {
 	return strings.Join(keep, "\n")
 }
 
-// values parses the "key=value" lines a container script prints.
-func values(out string) map[string]string {
-	m := map[string]string{}
-	for _, l := range testutil.Lines(out) {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 func expectValues(t *testing.T, got map[string]string, want map[string]string) {
 	t.Helper()
 	for k, v := range want {
@@ -133,7 +122,7 @@ func TestMountContainerView(t *testing.T) {
 			if r.Code != 0 {
 				t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 			}
-			got := values(r.Stdout)
+			got := testutil.KeyValues(r.Stdout, "=")
 			ents, _ := os.ReadDir(rootfs)
 			var names []string
 			for _, e := range ents {
@@ -198,7 +187,7 @@ echo scratchsize=$(df -k /scratch | awk 'NR == 2 {print $2}')
 			if r.Code != 0 {
 				t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 			}
-			expectValues(t, values(r.Stdout), map[string]string{
+			expectValues(t, testutil.KeyValues(r.Stdout, "="), map[string]string{
 				"ro": "hi", "rowrite": "refused", "rwwrite": "allowed", "scratch": "1777", "scratchsize": "1024",
 			})
 			if data, err := os.ReadFile(filepath.Join(rwDir, "out")); err != nil || string(data) != "made-inside\n" {
@@ -224,7 +213,7 @@ touch /tmp/new && echo tmp=writable
 	if r.Code != 0 {
 		t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 	}
-	expectValues(t, values(r.Stdout), map[string]string{"pwd": "/etc", "root": "readonly", "tmp": "writable"})
+	expectValues(t, testutil.KeyValues(r.Stdout, "="), map[string]string{"pwd": "/etc", "root": "readonly", "tmp": "writable"})
 }
 
 // The original barco's demo mounts the host's root.
@@ -236,7 +225,7 @@ func TestMountHostRoot(t *testing.T) {
 			if r.Code != 0 {
 				t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 			}
-			expectValues(t, values(r.Stdout), map[string]string{"host": "visible", "procs": "1"})
+			expectValues(t, testutil.KeyValues(r.Stdout, "="), map[string]string{"host": "visible", "procs": "1"})
 		})
 	}
 }
@@ -386,7 +375,7 @@ echo x >> /proc/1/exe 2>/dev/null && echo stagewrite=allowed || echo stagewrite=
 			if r.Code != 0 {
 				t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 			}
-			expectValues(t, values(r.Stdout), map[string]string{
+			expectValues(t, testutil.KeyValues(r.Stdout, "="), map[string]string{
 				"hostname": "inner", "fds": "0,1,2,", "stagefds": "unset", "stagewrite": "refused",
 			})
 		})

@@ -43,16 +43,6 @@ func seccompChain(t *testing.T, caps string, seccompArgs []string, script string
 	return testutil.Run(t, []string{"ROOTFS=" + rootfs, "PROBE=" + seccompProbe(t)}, argv...)
 }
 
-func fields(out string) map[string]string {
-	m := map[string]string{}
-	for _, l := range testutil.Lines(out) {
-		if k, v, ok := strings.Cut(l, " "); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 // What Docker's default profile blocks is blocked, with EPERM; the control
 // run without a filter shows the same calls work with the same
 // capabilities, so the filter is what blocks them.
@@ -64,7 +54,7 @@ unshare -U true; echo "unshare-U $?"`
 	if r.Code != 0 {
 		t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 	}
-	got := fields(r.Stdout)
+	got := testutil.KeyValues(r.Stdout, " ")
 	want := map[string]string{
 		"Seccomp": "2", "NoNewPrivs": "1",
 		"add_key": "EPERM", "keyctl": "EPERM", "clone-newuser": "EPERM", "socket-alg": "EPERM",
@@ -82,7 +72,7 @@ unshare -U true; echo "unshare-U $?"`
 	}
 
 	r = seccompChain(t, dockerCaps, []string{"--profile", "unconfined"}, script)
-	got = fields(r.Stdout)
+	got = testutil.KeyValues(r.Stdout, " ")
 	for k, v := range map[string]string{"Seccomp": "0", "add_key": "ok", "keyctl": "ok", "clone-newuser": "ok", "unshare-U": "0"} {
 		if got[k] != v {
 			t.Errorf("unconfined: %s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
@@ -117,7 +107,7 @@ func TestSeccompDefaultCapSysAdminAllowsMount(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	got := fields(r.Stdout)
+	got := testutil.KeyValues(r.Stdout, " ")
 	if got["mount-tmpfs"] != "ok" || got["clone-newuser"] != "ok" || !strings.HasSuffix(r.Stdout, "1\n") {
 		t.Errorf("with CAP_SYS_ADMIN:\n%s", r.Stdout)
 	}
@@ -323,7 +313,7 @@ ps -o comm | grep -q ^ps && echo ps ok`)
 	if r.Code != 0 {
 		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	got := fields(r.Stdout)
+	got := testutil.KeyValues(r.Stdout, " ")
 	for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "socket-alg": "EPERM", "socket-inet": "ok", "ps": "ok"} {
 		if got[k] != v {
 			t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
@@ -352,7 +342,7 @@ unshare -U true 2>/dev/null; echo "unshare-U $?"`)
 	if r.Code != 0 {
 		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	got := fields(r.Stdout)
+	got := testutil.KeyValues(r.Stdout, " ")
 	for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "clone-newuser": "EPERM",
 		"mount-tmpfs": "EPERM", "reboot": "EPERM", "statmount": "ENOSYS", "unshare-U": "1"} {
 		if got[k] != v {

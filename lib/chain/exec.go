@@ -77,41 +77,59 @@ func IsStage(name string) bool {
 // On success Exec does not return. Its error carries exit status 126 or 127
 // where the program could not be executed or found, 125 otherwise.
 func Exec(argv []string, env []string) error {
-	name := argv[0]
-	if IsStage(name) {
-		return execStage(argv, env)
-	}
-	path, err := LookPath(name, envValue(env, "PATH", DefaultPath))
+	t, err := resolve(argv, env)
 	if err != nil {
 		return err
 	}
-	if err := closeExtraFDs(env); err != nil {
-		return err
-	}
-	env = withoutEnv(withoutEnv(env, StageFDsEnv), PreserveFDsEnv)
-	Debugf("exec %s %q", path, argv[1:])
-	return execError(path, execve(-1, path, argv, env))
+	Debugf("exec %s %q", t.name, argv[1:])
+	return execError(t.name, execve(t.fd, t.path, argv, t.env))
 }
 
-func execStage(argv []string, env []string) error {
+// Prepare does what Exec does before the exec itself, for a stage that
+// starts PROGRAM as a child instead: it returns the file to execute for
+// argv[0] and the environment to give it, and for a program that is not a
+// stage it marks every descriptor but 0, 1, 2 and the kept ones
+// close-on-exec. A carried stage is returned as its /proc/self/fd path.
+func Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
+	t, err := resolve(argv, env)
+	return t.path, t.env, err
+}
+
+// target is what argv[0] resolves to.
+type target struct {
+	name string   // for messages: the path, or the carried stage's name
+	path string   // the file to execute
+	fd   int      // the carried stage's descriptor, or -1
+	env  []string // the environment to give it
+}
+
+func resolve(argv []string, env []string) (target, error) {
 	name := argv[0]
-	if fd, ok := carried[name]; ok {
-		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
-		Debugf("exec carried %s (fd %d)", name, fd)
-		return execError(name, execve(fd, "", argv, env))
-	}
-	path, err := stagePath(name, envValue(env, "PATH", DefaultPath))
-	if err != nil {
-		if len(carried) > 0 || os.Getenv(StageFDsEnv) != "" {
-			return &Error{Code: ExitNotFound, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+	pathList := envValue(env, "PATH", DefaultPath)
+	if !IsStage(name) {
+		path, err := LookPath(name, pathList)
+		if err != nil {
+			return target{}, err
 		}
-		return err
+		if err := closeExtraFDs(env); err != nil {
+			return target{}, err
+		}
+		return target{name: path, path: path, fd: -1, env: withoutEnv(withoutEnv(env, StageFDsEnv), PreserveFDsEnv)}, nil
 	}
 	if len(carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
 	}
-	Debugf("exec %s %q", path, argv[1:])
-	return execError(path, execve(-1, path, argv, env))
+	if fd, ok := carried[name]; ok {
+		return target{name: name + " (carried, fd " + strconv.Itoa(fd) + ")", path: "/proc/self/fd/" + strconv.Itoa(fd), fd: fd, env: env}, nil
+	}
+	path, err := stagePath(name, pathList)
+	if err != nil {
+		if len(carried) > 0 {
+			return target{}, &Error{Code: ExitNotFound, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+		}
+		return target{}, err
+	}
+	return target{name: path, path: path, fd: -1, env: env}, nil
 }
 
 // stagePath finds a stage binary: next to the running executable first, so
@@ -258,31 +276,6 @@ func execveat(fd int, argv, env []string) error {
 	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
 	return errno
-}
-
-// Prepare does what Exec does before the exec itself, for a stage that
-// starts PROGRAM as a child instead: it returns the file to execute for
-// argv[0] and the environment to give it, found as Exec finds them, and
-// for a program that is not a stage it marks every descriptor but 0, 1, 2
-// and the kept ones close-on-exec. A carried stage is returned as its
-// /proc/self/fd path.
-func Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
-	name := argv[0]
-	if IsStage(name) {
-		if fd, ok := carried[name]; ok {
-			return "/proc/self/fd/" + strconv.Itoa(fd), withEnv(env, StageFDsEnv, formatStageFDs(carried)), nil
-		}
-		path, err := stagePath(name, envValue(env, "PATH", DefaultPath))
-		return path, env, err
-	}
-	path, err = LookPath(name, envValue(env, "PATH", DefaultPath))
-	if err != nil {
-		return "", nil, err
-	}
-	if err := closeExtraFDs(env); err != nil {
-		return "", nil, err
-	}
-	return path, withoutEnv(withoutEnv(env, StageFDsEnv), PreserveFDsEnv), nil
 }
 
 // ExecError is the error of an exec of path that failed with err, carrying

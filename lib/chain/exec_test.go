@@ -69,3 +69,12 @@ func TestStageFDsRoundTrip(t *testing.T) {
 		t.Errorf("round trip of %v gave %v", m, got)
 	}
 }
+
+func TestFlagNames(t *testing.T) {
+	names := []Flag[uintptr]{{Bit: 1, Name: "A"}, {Bit: 4, Name: "C"}}
+	for flags, want := range map[uintptr]string{0: "0", 1: "A", 5: "A|C", 7: "A|C|0x2"} {
+		if got := FlagNames(flags, names); got != want {
+			t.Errorf("FlagNames(%#x) = %q, want %q", flags, got, want)
+		}
+	}
+}

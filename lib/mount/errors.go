@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"barco/lib/chain"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,82 +35,45 @@ func (e *MountError) Error() string {
 
 func (e *MountError) Unwrap() error { return e.Err }
 
-var msNames = []struct {
-	flag uintptr
-	name string
-}{
-	{unix.MS_RDONLY, "MS_RDONLY"},
-	{unix.MS_NOSUID, "MS_NOSUID"},
-	{unix.MS_NODEV, "MS_NODEV"},
-	{unix.MS_NOEXEC, "MS_NOEXEC"},
-	{unix.MS_SYNCHRONOUS, "MS_SYNCHRONOUS"},
-	{unix.MS_REMOUNT, "MS_REMOUNT"},
-	{unix.MS_MANDLOCK, "MS_MANDLOCK"},
-	{unix.MS_DIRSYNC, "MS_DIRSYNC"},
-	{unix.MS_NOSYMFOLLOW, "MS_NOSYMFOLLOW"},
-	{unix.MS_NOATIME, "MS_NOATIME"},
-	{unix.MS_NODIRATIME, "MS_NODIRATIME"},
-	{unix.MS_BIND, "MS_BIND"},
-	{unix.MS_MOVE, "MS_MOVE"},
-	{unix.MS_REC, "MS_REC"},
-	{unix.MS_SILENT, "MS_SILENT"},
-	{unix.MS_UNBINDABLE, "MS_UNBINDABLE"},
-	{unix.MS_PRIVATE, "MS_PRIVATE"},
-	{unix.MS_SLAVE, "MS_SLAVE"},
-	{unix.MS_SHARED, "MS_SHARED"},
-	{unix.MS_RELATIME, "MS_RELATIME"},
-	{unix.MS_STRICTATIME, "MS_STRICTATIME"},
-	{unix.MS_LAZYTIME, "MS_LAZYTIME"},
+var msNames = []chain.Flag[uintptr]{
+	{Bit: unix.MS_RDONLY, Name: "MS_RDONLY"},
+	{Bit: unix.MS_NOSUID, Name: "MS_NOSUID"},
+	{Bit: unix.MS_NODEV, Name: "MS_NODEV"},
+	{Bit: unix.MS_NOEXEC, Name: "MS_NOEXEC"},
+	{Bit: unix.MS_SYNCHRONOUS, Name: "MS_SYNCHRONOUS"},
+	{Bit: unix.MS_REMOUNT, Name: "MS_REMOUNT"},
+	{Bit: unix.MS_MANDLOCK, Name: "MS_MANDLOCK"},
+	{Bit: unix.MS_DIRSYNC, Name: "MS_DIRSYNC"},
+	{Bit: unix.MS_NOSYMFOLLOW, Name: "MS_NOSYMFOLLOW"},
+	{Bit: unix.MS_NOATIME, Name: "MS_NOATIME"},
+	{Bit: unix.MS_NODIRATIME, Name: "MS_NODIRATIME"},
+	{Bit: unix.MS_BIND, Name: "MS_BIND"},
+	{Bit: unix.MS_MOVE, Name: "MS_MOVE"},
+	{Bit: unix.MS_REC, Name: "MS_REC"},
+	{Bit: unix.MS_SILENT, Name: "MS_SILENT"},
+	{Bit: unix.MS_UNBINDABLE, Name: "MS_UNBINDABLE"},
+	{Bit: unix.MS_PRIVATE, Name: "MS_PRIVATE"},
+	{Bit: unix.MS_SLAVE, Name: "MS_SLAVE"},
+	{Bit: unix.MS_SHARED, Name: "MS_SHARED"},
+	{Bit: unix.MS_RELATIME, Name: "MS_RELATIME"},
+	{Bit: unix.MS_STRICTATIME, Name: "MS_STRICTATIME"},
+	{Bit: unix.MS_LAZYTIME, Name: "MS_LAZYTIME"},
 }
 
-// FlagNames spells MS_* flags as "MS_BIND|MS_REC"; unknown bits are
-// printed in hex, no flag at all as "0".
-func FlagNames(flags uintptr) string {
-	var names []string
-	for _, f := range msNames {
-		if flags&f.flag != 0 {
-			names = append(names, f.name)
-			flags &^= f.flag
-		}
-	}
-	if flags != 0 {
-		names = append(names, fmt.Sprintf("%#x", flags))
-	}
-	if len(names) == 0 {
-		return "0"
-	}
-	return strings.Join(names, "|")
-}
+// FlagNames spells MS_* flags as "MS_BIND|MS_REC".
+func FlagNames(flags uintptr) string { return chain.FlagNames(flags, msNames) }
 
-var attrNames = []struct {
-	attr uint64
-	name string
-}{
-	{unix.MOUNT_ATTR_RDONLY, "MOUNT_ATTR_RDONLY"},
-	{unix.MOUNT_ATTR_NOSUID, "MOUNT_ATTR_NOSUID"},
-	{unix.MOUNT_ATTR_NODEV, "MOUNT_ATTR_NODEV"},
-	{unix.MOUNT_ATTR_NOEXEC, "MOUNT_ATTR_NOEXEC"},
-	{unix.MOUNT_ATTR_NOATIME, "MOUNT_ATTR_NOATIME"},
-	{unix.MOUNT_ATTR_STRICTATIME, "MOUNT_ATTR_STRICTATIME"},
-	{unix.MOUNT_ATTR_NODIRATIME, "MOUNT_ATTR_NODIRATIME"},
-	{unix.MOUNT_ATTR_IDMAP, "MOUNT_ATTR_IDMAP"},
-	{unix.MOUNT_ATTR_NOSYMFOLLOW, "MOUNT_ATTR_NOSYMFOLLOW"},
+var attrNames = []chain.Flag[uint64]{
+	{Bit: unix.MOUNT_ATTR_RDONLY, Name: "MOUNT_ATTR_RDONLY"},
+	{Bit: unix.MOUNT_ATTR_NOSUID, Name: "MOUNT_ATTR_NOSUID"},
+	{Bit: unix.MOUNT_ATTR_NODEV, Name: "MOUNT_ATTR_NODEV"},
+	{Bit: unix.MOUNT_ATTR_NOEXEC, Name: "MOUNT_ATTR_NOEXEC"},
+	{Bit: unix.MOUNT_ATTR_NOATIME, Name: "MOUNT_ATTR_NOATIME"},
+	{Bit: unix.MOUNT_ATTR_STRICTATIME, Name: "MOUNT_ATTR_STRICTATIME"},
+	{Bit: unix.MOUNT_ATTR_NODIRATIME, Name: "MOUNT_ATTR_NODIRATIME"},
+	{Bit: unix.MOUNT_ATTR_IDMAP, Name: "MOUNT_ATTR_IDMAP"},
+	{Bit: unix.MOUNT_ATTR_NOSYMFOLLOW, Name: "MOUNT_ATTR_NOSYMFOLLOW"},
 }
 
 // AttrNames spells MOUNT_ATTR_* attributes as FlagNames does MS_* flags.
-func AttrNames(attr uint64) string {
-	var names []string
-	for _, a := range attrNames {
-		if attr&a.attr != 0 {
-			names = append(names, a.name)
-			attr &^= a.attr
-		}
-	}
-	if attr != 0 {
-		names = append(names, fmt.Sprintf("%#x", attr))
-	}
-	if len(names) == 0 {
-		return "0"
-	}
-	return strings.Join(names, "|")
-}
+func AttrNames(attr uint64) string { return chain.FlagNames(attr, attrNames) }

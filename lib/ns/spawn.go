@@ -211,19 +211,17 @@ func cloneError(flags uintptr, path string, err error) error {
 }
 
 func flagNames(flags uintptr) string {
-	s := ""
-	for _, k := range Kinds {
-		if flags&k.Flag != 0 {
-			if s != "" {
-				s += "|"
-			}
-			s += "CLONE_NEW" + map[string]string{"mount": "NS", "user": "USER", "pid": "PID", "uts": "UTS", "ipc": "IPC", "net": "NET", "cgroup": "CGROUP", "time": "TIME"}[k.Name]
-		}
-	}
-	if s == "" {
+	if flags == 0 {
 		return "(no new namespace)"
 	}
-	return s
+	return chain.FlagNames(flags, cloneFlags)
+}
+
+var cloneFlags = []chain.Flag[uintptr]{
+	{Bit: unix.CLONE_NEWUSER, Name: "CLONE_NEWUSER"}, {Bit: unix.CLONE_NEWPID, Name: "CLONE_NEWPID"},
+	{Bit: unix.CLONE_NEWNS, Name: "CLONE_NEWNS"}, {Bit: unix.CLONE_NEWUTS, Name: "CLONE_NEWUTS"},
+	{Bit: unix.CLONE_NEWIPC, Name: "CLONE_NEWIPC"}, {Bit: unix.CLONE_NEWNET, Name: "CLONE_NEWNET"},
+	{Bit: unix.CLONE_NEWCGROUP, Name: "CLONE_NEWCGROUP"}, {Bit: unix.CLONE_NEWTIME, Name: "CLONE_NEWTIME"},
 }
 
 // DefaultMaps fills in the maps of a new user namespace that were not

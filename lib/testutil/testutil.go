@@ -155,3 +155,14 @@ func CopyRootfs(t testing.TB, owner int) string {
 	}
 	return dst
 }
+
+// KeyValues parses the "KEY<sep>VALUE" lines a container script prints.
+func KeyValues(out, sep string) map[string]string {
+	m := map[string]string{}
+	for _, l := range Lines(out) {
+		if k, v, ok := strings.Cut(l, sep); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
