@@ -3,6 +3,8 @@
 package main
 
 import (
+	"os"
+
 	"barco/lib/chain"
 	"barco/lib/ns"
 )
@@ -50,7 +52,7 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 		if err != nil {
 			return err
 		}
-		chain.Exit(status)
+		os.Exit(status)
 		return nil
 	})
 }

@@ -72,8 +72,3 @@ func ExitStatus(ws syscall.WaitStatus) int {
 	}
 	return ExitFailed
 }
-
-// Exit ends a stage that kept a child with the status it relays.
-func Exit(status int) {
-	os.Exit(status)
-}

@@ -25,7 +25,7 @@ func RunChild() error {
 		if err != nil {
 			return err
 		}
-		chain.Exit(code)
+		os.Exit(code)
 	}
 	return chain.Exec(program, os.Environ())
 }
