@@ -30,36 +30,38 @@ func barcoRun(t *testing.T, args ...string) string {
 }
 
 func TestBarcoDefaultContainer(t *testing.T) {
-	hostHostname, _ := os.Hostname()
-	out := barcoRun(t, "--", "/bin/sh", "-c", `
-echo pid=$$
-echo hostname=$(hostname)
-test $(ls -d /proc/[0-9]* | wc -l) -le 5 && echo host-processes=invisible
-echo uid=$(id -u)
-grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t'
-cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //;s/^/uidmap=/'
-echo env=$(env | cut -d= -f1 | sort | tr '\n' ,)
-mount -t tmpfs none /tmp 2>/dev/null && echo mount=allowed || echo mount=refused
-hostname evil 2>/dev/null && echo sethostname=allowed || echo sethostname=refused
-touch /etc/barco-test 2>/dev/null && echo rootfs=writable || echo rootfs=readonly-for-container-root
-`)
-	for _, want := range []string{
-		"pid=1", "hostname=barco", "host-processes=invisible", "uid=0",
-		"CapEff:00000000a80425fb", "Seccomp:2", "NoNewPrivs:1",
-		"uidmap=0 100000 65536",
-		"env=HOME,HOSTNAME,PATH,PWD,SHLVL,TERM,",
-		"mount=refused", "sethostname=refused", "rootfs=readonly-for-container-root",
-	} {
-		if !strings.Contains(out, want+"\n") {
-			t.Errorf("inside the default container: no %q in\n%s", want, out)
+	bothStageModes(t, func(t *testing.T) {
+		hostHostname, _ := os.Hostname()
+		out := barcoRun(t, "--", "/bin/sh", "-c", `
+	echo pid=$$
+	echo hostname=$(hostname)
+	test $(ls -d /proc/[0-9]* | wc -l) -le 5 && echo host-processes=invisible
+	echo uid=$(id -u)
+	grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status | tr -d '\t'
+	cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //;s/^/uidmap=/'
+	echo env=$(env | cut -d= -f1 | sort | tr '\n' ,)
+	mount -t tmpfs none /tmp 2>/dev/null && echo mount=allowed || echo mount=refused
+	hostname evil 2>/dev/null && echo sethostname=allowed || echo sethostname=refused
+	touch /etc/barco-test 2>/dev/null && echo rootfs=writable || echo rootfs=readonly-for-container-root
+	`)
+		for _, want := range []string{
+			"pid=1", "hostname=barco", "host-processes=invisible", "uid=0",
+			"CapEff:00000000a80425fb", "Seccomp:2", "NoNewPrivs:1",
+			"uidmap=0 100000 65536",
+			"env=HOME,HOSTNAME,PATH,PWD,SHLVL,TERM,",
+			"mount=refused", "sethostname=refused", "rootfs=readonly-for-container-root",
+		} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("inside the default container: no %q in\n%s", want, out)
+			}
 		}
-	}
-	if h, _ := os.Hostname(); h != hostHostname {
-		t.Errorf("host hostname changed to %q", h)
-	}
-	if _, err := os.Stat(filepath.Join(testutil.Rootfs(t), "etc", "barco-test")); err == nil {
-		t.Error("container root wrote into the rootfs on the host")
-	}
+		if h, _ := os.Hostname(); h != hostHostname {
+			t.Errorf("host hostname changed to %q", h)
+		}
+		if _, err := os.Stat(filepath.Join(testutil.Rootfs(t), "etc", "barco-test")); err == nil {
+			t.Error("container root wrote into the rootfs on the host")
+		}
+	})
 }
 
 func TestBarcoOriginalInvocation(t *testing.T) {

@@ -123,51 +123,53 @@ func TestCapsDefaultSets(t *testing.T) {
 // The sets --print announces are the ones PROGRAM finds in
 // /proc/self/status, on the host and in a container with a user namespace.
 func TestCapsPrintMatchesStatus(t *testing.T) {
-	caps := capsBin(t)
-	rootfs := containerRootfs(t)
-	cases := [][]string{
-		{},
-		{"--cap-add", "sys_admin,NET_ADMIN"},
-		{"--cap-drop", "all", "--cap-add", "CAP_NET_RAW"},
-		{"--caps", "none"},
-		{"--caps", "all", "--cap-drop", "sys_admin"},
-		{"--ambient", "net_bind_service"},
-		{"--user", "nobody"},
-		{"--user", "nobody", "--cap-add", "net_bind_service"},
-		{"--user", "65534:65534", "--caps", "kill,chown", "--ambient", "sys_time"},
-	}
-	for _, opts := range cases {
-		name := strings.Join(opts, " ")
-		pr := testutil.Run(t, nil, append([]string{caps, "--print"}, opts...)...)
-		if pr.Code != 0 {
-			t.Errorf("%s --print: status %d: %s", name, pr.Code, pr.Stderr)
-			continue
+	bothStageModes(t, func(t *testing.T) {
+		caps := capsBin(t)
+		rootfs := containerRootfs(t)
+		cases := [][]string{
+			{},
+			{"--cap-add", "sys_admin,NET_ADMIN"},
+			{"--cap-drop", "all", "--cap-add", "CAP_NET_RAW"},
+			{"--caps", "none"},
+			{"--caps", "all", "--cap-drop", "sys_admin"},
+			{"--ambient", "net_bind_service"},
+			{"--user", "nobody"},
+			{"--user", "nobody", "--cap-add", "net_bind_service"},
+			{"--user", "65534:65534", "--caps", "kill,chown", "--ambient", "sys_time"},
 		}
-		want := printedSets(pr.Stdout)
-		r := testutil.Run(t, nil, append(append([]string{caps}, opts...), "--", "cat", "/proc/self/status")...)
-		if r.Code != 0 {
-			t.Errorf("%s: status %d: %s", name, r.Code, r.Stderr)
-			continue
-		}
-		got := statusLines(r.Stdout)
-		for _, k := range capNames {
-			if got[k] != want[k] || want[k] == "" {
-				t.Errorf("host, %s: %s = %q, --print said %q", name, k, got[k], want[k])
+		for _, opts := range cases {
+			name := strings.Join(opts, " ")
+			pr := testutil.Run(t, nil, append([]string{caps, "--print"}, opts...)...)
+			if pr.Code != 0 {
+				t.Errorf("%s --print: status %d: %s", name, pr.Code, pr.Stderr)
+				continue
+			}
+			want := printedSets(pr.Stdout)
+			r := testutil.Run(t, nil, append(append([]string{caps}, opts...), "--", "cat", "/proc/self/status")...)
+			if r.Code != 0 {
+				t.Errorf("%s: status %d: %s", name, r.Code, r.Stderr)
+				continue
+			}
+			got := statusLines(r.Stdout)
+			for _, k := range capNames {
+				if got[k] != want[k] || want[k] == "" {
+					t.Errorf("host, %s: %s = %q, --print said %q", name, k, got[k], want[k])
+				}
+			}
+			cp := inChain(t, rootfs, true, append([]string{"--print"}, opts...))
+			c := inChain(t, rootfs, true, opts, "cat", "/proc/self/status")
+			if cp.Code != 0 || c.Code != 0 {
+				t.Errorf("container, %s: status %d and %d: %s %s", name, cp.Code, c.Code, cp.Stderr, c.Stderr)
+				continue
+			}
+			want, got = printedSets(cp.Stdout), statusLines(c.Stdout)
+			for _, k := range capNames {
+				if got[k] != want[k] || want[k] == "" {
+					t.Errorf("container, %s: %s = %q, --print said %q", name, k, got[k], want[k])
+				}
 			}
 		}
-		cp := inChain(t, rootfs, true, append([]string{"--print"}, opts...))
-		c := inChain(t, rootfs, true, opts, "cat", "/proc/self/status")
-		if cp.Code != 0 || c.Code != 0 {
-			t.Errorf("container, %s: status %d and %d: %s %s", name, cp.Code, c.Code, cp.Stderr, c.Stderr)
-			continue
-		}
-		want, got = printedSets(cp.Stdout), statusLines(c.Stdout)
-		for _, k := range capNames {
-			if got[k] != want[k] || want[k] == "" {
-				t.Errorf("container, %s: %s = %q, --print said %q", name, k, got[k], want[k])
-			}
-		}
-	}
+	})
 }
 
 func TestCapsUserNobody(t *testing.T) {

@@ -300,57 +300,61 @@ func TestSeccompAllowNewPrivs(t *testing.T) {
 // keeps all its capabilities here (barco-caps is not in the chain), so
 // only what Docker blocks whatever the capabilities is checked.
 func TestSeccompInRealChain(t *testing.T) {
-	testutil.RequireRoot(t)
-	probe := seccompProbe(t)
-	r := testutil.Run(t, nil, testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
-		testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe)+":/probe:ro", "--",
-		"barco-seccomp", "--",
-		"/bin/sh", "-c", `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
-/probe/seccomp-probe add_key keyctl socket-alg socket-inet
-httpd -p 127.0.0.1:8080 -h /
-wget -q -O - http://127.0.0.1:8080/etc/hostname | sed s/^/fetched-/
-ps -o comm | grep -q ^ps && echo ps ok`)
-	if r.Code != 0 {
-		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
-	}
-	got := testutil.KeyValues(r.Stdout, " ")
-	for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "socket-alg": "EPERM", "socket-inet": "ok", "ps": "ok"} {
-		if got[k] != v {
-			t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
+	bothStageModes(t, func(t *testing.T) {
+		testutil.RequireRoot(t)
+		probe := seccompProbe(t)
+		r := testutil.Run(t, nil, testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
+			testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe)+":/probe:ro", "--",
+			"barco-seccomp", "--",
+			"/bin/sh", "-c", `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
+	/probe/seccomp-probe add_key keyctl socket-alg socket-inet
+	httpd -p 127.0.0.1:8080 -h /
+	wget -q -O - http://127.0.0.1:8080/etc/hostname | sed s/^/fetched-/
+	ps -o comm | grep -q ^ps && echo ps ok`)
+		if r.Code != 0 {
+			t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 		}
-	}
-	if !contains(testutil.Lines(r.Stdout), "fetched-barco") {
-		t.Errorf("wget over loopback failed\nstdout:\n%sstderr:\n%s", r.Stdout, r.Stderr)
-	}
+		got := testutil.KeyValues(r.Stdout, " ")
+		for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "socket-alg": "EPERM", "socket-inet": "ok", "ps": "ok"} {
+			if got[k] != v {
+				t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
+			}
+		}
+		if !contains(testutil.Lines(r.Stdout), "fetched-barco") {
+			t.Errorf("wget over loopback failed\nstdout:\n%sstderr:\n%s", r.Stdout, r.Stderr)
+		}
+	})
 }
 
 // The whole chain, with barco-caps giving Docker's capabilities: what
 // Docker blocks is blocked, and kept CAP_SYS_ADMIN unlocks mount again.
 func TestSeccompAfterBarcoCaps(t *testing.T) {
-	testutil.RequireRoot(t)
-	probe := seccompProbe(t)
-	run := func(capsArgs []string, script string) testutil.Result {
-		argv := []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
-			testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe) + ":/probe:ro", "--",
-			"barco-caps"}
-		argv = append(append(argv, capsArgs...), "--", "barco-seccomp", "--", "/bin/sh", "-c", script)
-		return testutil.Run(t, nil, argv...)
-	}
-	r := run(nil, `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
-/probe/seccomp-probe add_key keyctl clone-newuser mount-tmpfs reboot statmount
-unshare -U true 2>/dev/null; echo "unshare-U $?"`)
-	if r.Code != 0 {
-		t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
-	}
-	got := testutil.KeyValues(r.Stdout, " ")
-	for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "clone-newuser": "EPERM",
-		"mount-tmpfs": "EPERM", "reboot": "EPERM", "statmount": "ENOSYS", "unshare-U": "1"} {
-		if got[k] != v {
-			t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
+	bothStageModes(t, func(t *testing.T) {
+		testutil.RequireRoot(t)
+		probe := seccompProbe(t)
+		run := func(capsArgs []string, script string) testutil.Result {
+			argv := []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
+				testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe) + ":/probe:ro", "--",
+				"barco-caps"}
+			argv = append(append(argv, capsArgs...), "--", "barco-seccomp", "--", "/bin/sh", "-c", script)
+			return testutil.Run(t, nil, argv...)
 		}
-	}
-	r = run([]string{"--cap-add", "sys_admin"}, `mount -t tmpfs none /mnt && grep -c " /mnt tmpfs" /proc/mounts`)
-	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "1" {
-		t.Errorf("with CAP_SYS_ADMIN kept: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
-	}
+		r := run(nil, `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
+	/probe/seccomp-probe add_key keyctl clone-newuser mount-tmpfs reboot statmount
+	unshare -U true 2>/dev/null; echo "unshare-U $?"`)
+		if r.Code != 0 {
+			t.Fatalf("status %d\nstdout:\n%sstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+		}
+		got := testutil.KeyValues(r.Stdout, " ")
+		for k, v := range map[string]string{"Seccomp": "2", "add_key": "EPERM", "keyctl": "EPERM", "clone-newuser": "EPERM",
+			"mount-tmpfs": "EPERM", "reboot": "EPERM", "statmount": "ENOSYS", "unshare-U": "1"} {
+			if got[k] != v {
+				t.Errorf("%s: %q, want %q\nstdout:\n%sstderr:\n%s", k, got[k], v, r.Stdout, r.Stderr)
+			}
+		}
+		r = run([]string{"--cap-add", "sys_admin"}, `mount -t tmpfs none /mnt && grep -c " /mnt tmpfs" /proc/mounts`)
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != "1" {
+			t.Errorf("with CAP_SYS_ADMIN kept: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+		}
+	})
 }

@@ -3,91 +3,9 @@
 package main
 
 import (
-	"os"
-	"strings"
-
 	"barco/lib/caps"
 	"barco/lib/chain"
+	"barco/lib/seccomp"
 )
 
-func main() {
-	st := chain.Stage{
-		Name:     "barco-caps",
-		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
-		Summary: `Set the user, groups and the five capability sets, then exec PROGRAM.
-
-PROGRAM keeps Docker's 14 default capabilities (chown, dac_override, fsetid,
-fowner, mknod, net_raw, setgid, setuid, setfcap, setpcap, net_bind_service,
-sys_chroot, kill, audit_write), or the --caps set, plus --cap-add and
---ambient, minus --cap-drop; that set is its bounding set. As root, PROGRAM
-holds all of it; as another user it holds only the capabilities named
-explicitly, passed through the ambient set. The inheritable set equals the
-ambient set, which is empty by default.
-
-Names are capabilities(7) names in any case, with or without CAP_: CAP_NET_RAW,
-net_raw. LIST is comma-separated; "all" is every capability the caller holds.
-User and group names are looked up in /etc/passwd and /etc/group of the
-current root (the container's, inside the chain).`,
-		Example: `barco-caps --print --user nobody --cap-add net_bind_service
-barco-caps --cap-drop all --cap-add net_raw -- grep Cap /proc/self/status`,
-		Notes: `--user NAME sets the gid from /etc/passwd and the supplementary groups to
-that gid and the groups that list NAME as a member, as login does; a UID not
-in /etc/passwd gets gid 0, as with docker run --user. --groups adds to them;
-without --user it replaces the supplementary groups. Without either, the
-user and groups stay as they are.`,
-		NoProgram: true,
-	}
-	var (
-		spec      caps.Spec
-		printOnly bool
-	)
-	o := &st.Options
-	o.Func("caps", 0, "LIST", "the capabilities to keep instead of Docker's default set (all, none)", func(v string) error {
-		l, err := caps.ParseList(v)
-		spec.Caps = &l
-		return err
-	})
-	o.Func("cap-add", 0, "LIST", "add capabilities (repeatable)", listOption(&spec.Add))
-	o.Func("cap-drop", 0, "LIST", "drop capabilities (repeatable; all keeps only --cap-add)", listOption(&spec.Drop))
-	o.Func("ambient", 0, "LIST", "add capabilities and keep them across exec in the ambient set (repeatable)", listOption(&spec.Ambient))
-	o.String(&spec.User, "user", 'u', "UID|NAME[:GID|GROUP]", "run PROGRAM as this user and group")
-	o.Func("groups", 0, "LIST", "supplementary groups, names or numbers (repeatable)", func(v string) error {
-		for _, g := range strings.Split(v, ",") {
-			if g != "" {
-				spec.Groups = append(spec.Groups, g)
-			}
-		}
-		return nil
-	})
-	o.Bool(&spec.NoNewPrivs, "no-new-privs", 0, "set no_new_privs: setuid bits and file capabilities grant nothing")
-	o.Bool(&printOnly, "print", 0, "print the resolved sets, user and groups; apply nothing, run nothing")
-
-	st.Run(func(program []string) error {
-		if !printOnly && len(program) == 0 {
-			return &chain.OptionError{Msg: "no PROGRAM given"}
-		}
-		caller, err := caps.CurrentCaller()
-		if err != nil {
-			return err
-		}
-		plan, err := caps.Resolve(spec, caller, caps.HostAccounts)
-		if err != nil {
-			return err
-		}
-		if printOnly {
-			return plan.Write(os.Stdout)
-		}
-		if err := caps.Apply(plan, caller); err != nil {
-			return err
-		}
-		return chain.Exec(program, os.Environ())
-	})
-}
-
-func listOption(l *caps.List) func(string) error {
-	return func(v string) error {
-		m, err := caps.ParseList(v)
-		l.Merge(m)
-		return err
-	}
-}
+func main() { chain.Main(caps.Command(), seccomp.Command) }

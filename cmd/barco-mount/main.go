@@ -3,60 +3,10 @@
 package main
 
 import (
-	"os"
-
+	"barco/lib/caps"
 	"barco/lib/chain"
 	"barco/lib/mount"
+	"barco/lib/seccomp"
 )
 
-func main() {
-	var cfg mount.Config
-	st := chain.Stage{
-		Name:     "barco-mount",
-		Synopsis: "--rootfs DIR [OPTIONS] [--] PROGRAM [ARG...]",
-		Summary: `Make DIR the root of the current mount namespace, with /proc, /dev and
-/sys as the OCI runtime spec's defaults, and exec PROGRAM inside it.
-Run it in a new mount namespace (after barco-ns -m); it refuses the host's.
-Stage names after it (barco-caps, barco-seccomp) run from files carried
-across pivot_root that the container cannot write; PROGRAM starts with
-fds 0, 1 and 2 only.`,
-		Notes: `Masked paths: /proc/{acpi,asound,kcore,keys,latency_stats,timer_list,
-timer_stats,sched_debug,scsi,interrupts}, /sys/firmware,
-/sys/devices/virtual/powercap. Read-only: /proc/{bus,fs,irq,sys,sysrq-trigger}.
-Destinations are resolved inside DIR: symlinks cannot lead out of it, and
-/proc, /dev and /sys must not be symlinks. With a user namespace, DIR must
-be searchable by the container's root (uid 100000 on the host by default).`,
-		Example: `barco-ns -U -m -p -u -i -- barco-mount --rootfs build/rootfs -- /bin/sh -c 'ls /; ps'`,
-	}
-	o := &st.Options
-	o.String(&cfg.Rootfs, "rootfs", 0, "DIR", "the directory that becomes / (required)")
-	o.Bool(&cfg.ReadOnly, "read-only", 0, "make / read-only (volumes and tmpfs keep their own mode)")
-	o.Func("volume", 'v', "SRC:DST[:ro]", "bind the host's SRC on DST, created if missing (repeatable)", func(s string) error {
-		v, err := mount.ParseVolume(s)
-		cfg.Volumes = append(cfg.Volumes, v)
-		return err
-	})
-	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,noexec (repeatable)", func(s string) error {
-		t, err := mount.ParseTmpfs(s)
-		cfg.Tmpfs = append(cfg.Tmpfs, t)
-		return err
-	})
-	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "the program's working directory (default /)")
-	o.Bool(&cfg.NoProc, "no-proc", 0, "do not mount /proc")
-	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
-	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
-	o.Bool(&cfg.NoMasks, "no-masks", 0, "do not mask or make read-only the paths below")
-	o.Bool(&cfg.Force, "force", 0, "run even in the host's mount namespace")
-	st.Run(func(program []string) error {
-		if cfg.Rootfs == "" {
-			return &chain.OptionError{Option: "--rootfs", Msg: "is required"}
-		}
-		root, err := mount.Enter(&cfg, func() error { return chain.CarryStages(program) })
-		if err != nil {
-			return err
-		}
-		err = chain.Exec(program, os.Environ())
-		root.Undo()
-		return err
-	})
-}
+func main() { chain.Main(mount.Command(), caps.Command, seccomp.Command) }

@@ -3,67 +3,14 @@
 package main
 
 import (
-	"os"
-
 	"barco/lib/chain"
 	"barco/lib/ns"
 )
 
 func main() {
-	st := chain.Stage{
-		Name:     "barco-ns",
-		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
-		Summary: `Run PROGRAM in new namespaces. barco-ns stays as PROGRAM's parent: it
-forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to it
-and exits with its status; PROGRAM is killed if barco-ns dies.
-
-With -U, PROGRAM becomes root of the new user namespace (or --uid/--gid) once
-the uid and gid maps are written. The maps default to the caller's ranges in
-/etc/subuid and /etc/subgid, else container 0-65535 = host 100000-165535.`,
-		Example: `barco-ns -U -p -u --hostname box -- /bin/sh -c 'echo $$ $(hostname); cat /proc/self/uid_map'
-barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/sh`,
-	}
-	var (
-		cfg     = ns.Config{UID: -1, GID: -1}
-		mapRoot bool
-	)
-	o := &st.Options
-	for _, k := range ns.Kinds {
-		flag := k.Flag
-		o.Func(k.Name, k.Short, "", k.Help, func(string) error { cfg.Flags |= flag; return nil })
-	}
-	o.String(&cfg.Hostname, "hostname", 0, "NAME", "set the hostname (needs -u)")
-	o.Bool(&mapRoot, "map-root", 'r', "map container root to the caller only (as unshare -r)")
-	o.Func("uid-map", 0, "C:H:N", "map N uids from C inside to H outside (repeatable)", idMapOption(&cfg.UIDMaps))
-	o.Func("gid-map", 0, "C:H:N", "map N gids from C inside to H outside (repeatable; default: as --uid-map)", idMapOption(&cfg.GIDMaps))
-	o.Int(&cfg.UID, "uid", 0, "UID", "run PROGRAM as UID (inside the user namespace; default 0 with -U)")
-	o.Int(&cfg.GID, "gid", 0, "GID", "run PROGRAM as GID (default 0 with -U)")
-	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
-
+	st := ns.Command()
 	if ns.IsChild() {
 		st.RunHelper(ns.RunChild)
 	}
-	st.Run(func(program []string) error {
-		cfg.Program = program
-		if err := cfg.DefaultMaps(mapRoot, "/etc/subuid", "/etc/subgid", "/etc/passwd"); err != nil {
-			return err
-		}
-		status, err := ns.Run(&cfg)
-		if err != nil {
-			return err
-		}
-		os.Exit(status)
-		return nil
-	})
-}
-
-func idMapOption(maps *[]ns.IDMap) func(string) error {
-	return func(v string) error {
-		m, err := ns.ParseIDMap(v)
-		if err != nil {
-			return err
-		}
-		*maps = append(*maps, m)
-		return nil
-	}
+	chain.Main(st)
 }

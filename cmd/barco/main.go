@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/wrapper"
 )
@@ -40,6 +41,8 @@ environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
 barco needs root for now.`
 
 func main() {
+	// The chain's first stage runs in this process: one process image less.
+	chain.Link(cgroup.Command)
 	args := os.Args[1:]
 	switch {
 	case len(args) > 0 && (args[0] == "run" || args[0] == "chain"):
@@ -63,7 +66,7 @@ func main() {
 
 func command(name string, args []string) {
 	var spec wrapper.Spec
-	st := chain.Stage{
+	st := &chain.Stage{
 		Name:     "barco " + name,
 		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
 		Summary:  "Run PROGRAM in a new container.",
@@ -76,8 +79,7 @@ func command(name string, args []string) {
 		st.Example = "barco chain --memory 64M -- /bin/sh -c 'echo hi' | sh"
 	}
 	spec.Declare(&st.Options)
-	os.Args = append([]string{os.Args[0]}, args...)
-	st.Run(func(program []string) error {
+	st.Main = func(program []string) error {
 		spec.Program = program
 		if name == "chain" {
 			stages, env, err := spec.Resolve()
@@ -89,7 +91,8 @@ func command(name string, args []string) {
 		}
 		run(&spec)
 		return nil
-	})
+	}
+	st.Run(args)
 }
 
 func run(spec *wrapper.Spec) {

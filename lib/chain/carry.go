@@ -58,7 +58,7 @@ func Carried() bool { return len(carried) > 0 }
 // CarryStages prepares the stages named in argv for the crossing of
 // pivot_root: each bare stage name found in argv is opened, the binary of
 // that name next to the running one, and Exec runs it from that descriptor
-// from then on.
+// from then on. Stages linked into the running binary need no carrying.
 //
 // Nothing inside the container may be able to write a host binary while it
 // runs (CVE-2019-5736). In a user namespace where the binary's owner is not
@@ -78,7 +78,7 @@ func CarryStages(argv []string) error {
 		minFD += n
 	}
 	for _, name := range argv {
-		if !IsStage(name) {
+		if !IsStage(name) || linkedStage(name) != nil {
 			continue
 		}
 		if _, done := carried[name]; done {
@@ -90,6 +90,9 @@ func CarryStages(argv []string) error {
 		}
 		carried[name] = fd
 		Debugf("carry %s as %s, fd %d", name, how, fd)
+	}
+	if len(carried) == 0 {
+		return nil
 	}
 	return os.Setenv(StageFDsEnv, formatStageFDs(carried))
 }

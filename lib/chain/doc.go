@@ -4,12 +4,17 @@
 // supervision of a child for stages that keep one, and the carrying of stage
 // binaries across pivot_root.
 //
-// A stage's main is a Stage value and a call to Stage.Run:
+// A stage is a Stage value made by its package's Command function, with
+// its options and its Main:
 //
-//	st := chain.Stage{Name: "barco-x", Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]", ...}
+//	st := &chain.Stage{Name: "barco-x", Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]", ...}
 //	st.Options.Bool(&opt.flag, "flag", 'f', "what it does")
-//	st.Run(func(program []string) error {
+//	st.Main = func(program []string) error {
 //		... do the stage's job ...
 //		return chain.Exec(program, os.Environ())
-//	})
+//	}
+//
+// and its binary's main is chain.Main(x.Command(), later stages...): the
+// later stages of the standard chain that the binary links run in the same
+// process when Exec is asked for them (see Link).
 package chain

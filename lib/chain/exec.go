@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,9 +75,15 @@ func IsStage(name string) bool {
 // PATH in the current root and starts with fds 0, 1 and 2 only, plus those
 // kept by BARCO_PRESERVE_FDS.
 //
+// A stage linked into the running binary runs in this process instead
+// (see Link).
+//
 // On success Exec does not return. Its error carries exit status 126 or 127
 // where the program could not be executed or found, 125 otherwise.
 func Exec(argv []string, env []string) error {
+	if mk := linkedStage(argv[0]); mk != nil {
+		return runLinked(mk, argv, env)
+	}
 	t, err := resolve(argv, env)
 	if err != nil {
 		return err
@@ -114,7 +121,7 @@ func resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(withoutEnv(env, StageFDsEnv), PreserveFDsEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv)}, nil
 	}
 	if len(carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
@@ -248,10 +255,10 @@ func envValue(env []string, key, def string) string {
 	return def
 }
 
-func withoutEnv(env []string, key string) []string {
+func withoutEnv(env []string, keys ...string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k != key {
+		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(keys, k) {
 			out = append(out, kv)
 		}
 	}

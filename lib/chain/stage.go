@@ -24,6 +24,9 @@ type Stage struct {
 	// NoProgram is set by stages that may run without a PROGRAM (a
 	// --print mode, say); they check for it themselves.
 	NoProgram bool
+	// Main is the stage's work, given PROGRAM and its arguments; it
+	// normally ends in Exec and does not return.
+	Main func(program []string) error
 }
 
 // WriteHelp prints the usage text.
@@ -73,10 +76,17 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 	return rest, nil
 }
 
-// Run is the whole life of a stage's main: set up debug logging, parse the
-// command line, call run with PROGRAM and its arguments, and exit 125 with
-// one line on stderr if anything fails. run normally ends in Exec and does
-// not return.
+// Main is the whole life of a stage binary: run st with the command line
+// of this process. linked makes the later stages built into the same
+// binary known to Exec, which then runs them in this process (see Link).
+func Main(st *Stage, linked ...func() *Stage) {
+	Link(linked...)
+	st.Run(os.Args[1:])
+}
+
+// Run sets up debug logging, parses args (the command line without
+// argv[0]), calls st.Main with PROGRAM and its arguments, and exits 125
+// with one line on stderr if anything fails. It does not return.
 //
 // Run does not lock the main goroutine to its thread: the first goroutine
 // started afterwards would then need a new thread, which costs more than a
@@ -84,13 +94,13 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 // the thread that started it; that is safe here because the Go runtime
 // never ends a thread unless a goroutine exits while locked to it, which no
 // stage does. A stage that changes per-thread state locks its thread itself.
-func (st *Stage) Run(run func(program []string) error) {
+func (st *Stage) Run(args []string) {
 	st.start()
-	program, err := st.Parse(os.Args[1:])
+	program, err := st.Parse(args)
 	if err != nil {
 		Fail(st.Name, err)
 	}
-	if err := run(program); err != nil {
+	if err := st.Main(program); err != nil {
 		Fail(st.Name, err)
 	}
 	os.Exit(0)

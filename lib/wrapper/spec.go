@@ -288,6 +288,9 @@ func (s *Spec) Environ(host func(string) (string, bool)) ([]string, error) {
 	if s.Debug {
 		set("BARCO_DEBUG=1")
 	}
+	if v, ok := host(chain.ExecStagesEnv); ok && v == "1" {
+		set(chain.ExecStagesEnv + "=1")
+	}
 	if s.PreserveFDs > 0 {
 		set(chain.PreserveFDsEnv + "=" + strconv.Itoa(s.PreserveFDs))
 	}

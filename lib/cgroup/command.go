@@ -1,0 +1,97 @@
+package cgroup
+
+import (
+	"fmt"
+	"os"
+
+	"barco/lib/chain"
+)
+
+// Command is the barco-cgroup stage.
+func Command() *chain.Stage {
+	o := Options{Parent: "barco"}
+	l := &o.Limits
+	var exec bool
+	var devices string
+	var allow []DeviceRule
+	st := &chain.Stage{
+		Name:     "barco-cgroup",
+		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
+		Summary: "Run PROGRAM in a new cgroup PARENT/NAME with resource limits, wait for it, relay its\n" +
+			"exit status, then kill whatever it left in the cgroup and remove the  Works on\n" +
+			"cgroup v1, v2 and the hybrid layout. No limit is set unless asked; a limit whose\n" +
+			"controller is missing or not delegated is an error.",
+		Example: "barco-cgroup --memory 64M --cpus 0.5 --pids 32 --stats -- sh -c 'cat /proc/self/cgroup'",
+		Notes: "A relative PARENT is below the caller's own cgroup (v1) or beside it (v2), as with runc.\n" +
+			"Empty cgroups under PARENT older than 10s (left by a supervisor killed with SIGKILL)\n" +
+			"are removed by the next run; by hand:\n" +
+			"  find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +",
+	}
+	size := func(p *int64) func(string) error {
+		return func(v string) (err error) { *p, err = ParseSize(v); return err }
+	}
+	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M)", size(&l.Memory))
+	st.Options.Func("memory-swap", 0, "BYTES", "memory plus swap limit, as docker's; equal to --memory for no swap", size(&l.MemorySwap))
+	st.Options.Func("cpus", 'c', "N", "CPU time, in CPUs, fractional (1.5): a CFS quota over a 100ms period", func(v string) (err error) {
+		l.CPUQuota, err = ParseCPUs(v)
+		return err
+	})
+	st.Options.Func("cpu-weight", 0, "W", "CPU weight 1-10000 (v2 cpu.weight; converted to cpu.shares on v1)", func(v string) (err error) {
+		l.CPUWeight, err = ParseWeight(v)
+		return err
+	})
+	st.Options.Func("cpuset-cpus", 0, "LIST", "CPUs allowed, like 0-1,3", func(v string) (err error) {
+		l.CpusetCPUs, err = ParseCPUSet(v)
+		return err
+	})
+	st.Options.Func("cpuset-mems", 0, "LIST", "memory nodes allowed, like 0", func(v string) (err error) {
+		l.CpusetMems, err = ParseCPUSet(v)
+		return err
+	})
+	st.Options.Func("pids", 'p', "N", "maximum number of tasks (processes and threads)", func(v string) (err error) {
+		l.Pids, err = ParsePids(v)
+		return err
+	})
+	st.Options.Func("io-weight", 0, "W", "I/O weight 1-10000 (v2 io.weight; blkio.weight on v1)", func(v string) (err error) {
+		l.IOWeight, err = ParseWeight(v)
+		return err
+	})
+	st.Options.Func("devices", 0, "default|all", "default: only null, zero, full, random, urandom, tty, ptmx, pts; all: no device control", func(v string) error {
+		if v != "default" && v != "all" {
+			return fmt.Errorf("want default or all, not %q", v)
+		}
+		devices = v
+		return nil
+	})
+	st.Options.Func("device-allow", 0, "RULE", "allow one more device, as devices.allow: 'c 10:200 rwm'", func(v string) error {
+		r, err := ParseDeviceRule(v)
+		allow = append(allow, r)
+		return err
+	})
+	st.Options.Bool(&o.Stats, "stats", 0, "print peak memory, CPU time and peak task count on stderr at exit")
+	st.Options.String(&o.Name, "name", 'n', "NAME", "name of the cgroup (default: the pid of barco-cgroup)")
+	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: barco)")
+	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place; nothing is removed")
+
+	st.Main = func(program []string) error {
+		if l.MemorySwap > 0 && (l.Memory <= 0 || l.MemorySwap < l.Memory) {
+			return fmt.Errorf("--memory-swap %s: needs --memory, no larger than it", FormatSize(l.MemorySwap))
+		}
+		switch {
+		case devices == "all" && len(allow) > 0:
+			return fmt.Errorf("--device-allow: no use with --devices all")
+		case devices == "default" || len(allow) > 0:
+			l.Devices = append(append([]DeviceRule{}, DefaultDevices...), allow...)
+		}
+		if exec {
+			return Exec(&o, program)
+		}
+		status, err := Run(&o, program)
+		if err != nil {
+			return err
+		}
+		os.Exit(status)
+		return nil
+	}
+	return st
+}

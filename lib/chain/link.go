@@ -1,0 +1,80 @@
+package chain
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ExecStagesEnv names the variable that, set to 1, makes Exec execute
+// every stage's own binary, even one linked into the running binary.
+const ExecStagesEnv = "BARCO_EXEC_STAGES"
+
+// linked maps a stage name to the constructor of that stage, for the
+// stages built into the running binary besides its own.
+var linked = map[string]func() *Stage{}
+
+// Link builds the given stages into this binary. When Exec is asked to
+// run one of them by its bare name, it runs it in this process instead:
+// same pid, same descriptors, the environment and command line Exec was
+// given, as after an exec of the stage's binary, which is built from the
+// same code. Each process image costs about a millisecond of Go runtime
+// start, which is most of a stage's cost; a binary links the stages that
+// follow it in the standard chain.
+//
+// What exec would reset does not matter between stages: they install no
+// signal handlers, and credentials and capabilities are set per thread on
+// a locked thread that the next stage then runs on (see barco-caps), the
+// way they reach the final exec. The running image is a host binary, as
+// a carried stage is, and becomes non-dumpable for the same reason.
+func Link(makers ...func() *Stage) {
+	for _, mk := range makers {
+		linked[mk().Name] = mk
+	}
+}
+
+// linkedStage returns the constructor of the stage named name if it is
+// built into this binary and may run in this process.
+func linkedStage(name string) func() *Stage {
+	if os.Getenv(ExecStagesEnv) == "1" {
+		return nil
+	}
+	return linked[name]
+}
+
+// runLinked runs the linked stage argv[0] in this process, as Exec would
+// have run its binary. It does not return.
+func runLinked(mk func() *Stage, argv, env []string) error {
+	st := mk()
+	Debugf("continue as %s %q in this process", st.Name, argv[1:])
+	if err := setEnviron(env); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
+	}
+	os.Args = argv
+	st.Run(argv[1:])
+	panic("unreachable")
+}
+
+// setEnviron makes env the environment of this process. Of a variable
+// set twice the first value counts, as in a Go program started with env.
+func setEnviron(env []string) error {
+	os.Clearenv()
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			continue
+		}
+		if _, set := os.LookupEnv(k); set {
+			continue
+		}
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("setenv %s: %w", k, err)
+		}
+	}
+	return nil
+}

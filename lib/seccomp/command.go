@@ -1,0 +1,68 @@
+package seccomp
+
+import (
+	"os"
+
+	"barco/lib/chain"
+)
+
+// Command is the barco-seccomp stage.
+func Command() *chain.Stage {
+	st := &chain.Stage{
+		Name:     "barco-seccomp",
+		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
+		Summary: `Load a seccomp filter and exec PROGRAM. The profile is Docker's JSON format;
+"default" is Docker's default profile. Its conditions are evaluated against
+this process's capabilities (the permitted set, or the bounding set with
+--allow-new-privs), the running kernel and the native architecture.`,
+		Notes: `PROFILE is "default", "unconfined" (load nothing) or a JSON file. A syscall
+name that libseccomp does not know on any of the filter's architectures is
+skipped (--print lists them, BARCO_DEBUG=1 names them). The filter applies to
+every thread and is inherited by PROGRAM's children; no_new_privs is set first.`,
+		Example: `barco-seccomp -- grep Seccomp: /proc/self/status
+barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
+		NoProgram: true,
+	}
+	var (
+		cfg   = Config{Profile: ProfileDefault}
+		print bool
+	)
+	o := &st.Options
+	o.String(&cfg.Profile, "profile", 0, "PROFILE", "default, unconfined or a JSON file (default: default)")
+	o.Func("no-new-privs", 0, "", "set no_new_privs, so that exec cannot gain privileges (the default)",
+		func(string) error { cfg.AllowNewPrivs = false; return nil })
+	o.Bool(&cfg.AllowNewPrivs, "allow-new-privs", 0, "do not set no_new_privs (loading then needs CAP_SYS_ADMIN)")
+	o.Bool(&print, "print", 0, "print the resolved rules and exit, loading nothing")
+
+	st.Main = func(program []string) error {
+		if len(program) == 0 && !print {
+			return &chain.OptionError{Msg: "no PROGRAM given"}
+		}
+		prep, err := Prepare(&cfg)
+		if err != nil {
+			return err
+		}
+		if print {
+			return prep.WriteText(os.Stdout)
+		}
+		// Find PROGRAM before the filter is in force, so that a missing
+		// program is reported as such whatever the profile denies.
+		if !chain.IsStage(program[0]) {
+			if _, err := chain.LookPath(program[0], pathOf()); err != nil {
+				return err
+			}
+		}
+		if err := prep.Load(); err != nil {
+			return err
+		}
+		return chain.Exec(program, os.Environ())
+	}
+	return st
+}
+
+func pathOf() string {
+	if p, ok := os.LookupEnv("PATH"); ok {
+		return p
+	}
+	return chain.DefaultPath
+}
