@@ -35,6 +35,7 @@ type result struct {
 type bench struct {
 	name string
 	argv []string
+	env  []string // added to the environment
 	// sleepArgv is the same container running `sleep`, for the memory of
 	// the processes that stay on the host; nil to skip.
 	sleepArgv []string
@@ -121,7 +122,12 @@ func barcoBenches(bin, rootfs string) []bench {
 		})
 	}
 	out[0].sleepArgv = nil
-	return out
+	// The same chain with every stage exec'd from its own binary, for what
+	// running the later stages in one process saves.
+	full := out[len(out)-1]
+	full.name = "barco run, every stage exec'd"
+	full.env = []string{"BARCO_EXEC_STAGES=1"}
+	return append(out, full)
 }
 
 func others(work, rootfs string) []bench {
@@ -193,7 +199,7 @@ func crunInPrivateMountNS(runs, warmup int) []result {
 
 // measure times argv runs times after warmup runs.
 func measure(b bench, runs, warmup int) result {
-	r := result{Name: b.name, Command: strings.Join(b.argv, " "), Runs: runs}
+	r := result{Name: b.name, Command: strings.Join(append(append([]string(nil), b.env...), b.argv...), " "), Runs: runs}
 	null, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	defer null.Close()
 	path, err := exec.LookPath(b.argv[0])
@@ -201,7 +207,7 @@ func measure(b bench, runs, warmup int) result {
 		r.Error = err.Error()
 		return r
 	}
-	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{null.Fd(), null.Fd(), null.Fd()}}
+	attr := &syscall.ProcAttr{Env: append(os.Environ(), b.env...), Files: []uintptr{null.Fd(), null.Fd(), null.Fd()}}
 	runOnce := func() (time.Duration, error) {
 		t0 := time.Now()
 		pid, err := syscall.ForkExec(path, b.argv, attr)
@@ -237,7 +243,7 @@ func measure(b bench, runs, warmup int) result {
 	pct := func(p float64) float64 { return times[int(p*float64(len(times)-1))] }
 	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
 	if b.sleepArgv != nil {
-		r.HostKB = hostPeakRSS(b.sleepArgv)
+		r.HostKB = hostPeakRSS(b.sleepArgv, b.env)
 	}
 	return r
 }
@@ -245,8 +251,9 @@ func measure(b bench, runs, warmup int) result {
 // hostPeakRSS runs argv (a container sleeping for a second) and sums the
 // peak resident memory (VmHWM) of its processes that stay in the host's
 // pid namespace, sampled just before the container ends.
-func hostPeakRSS(argv []string) int {
+func hostPeakRSS(argv, env []string) int {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		return 0
 	}
