@@ -125,3 +125,20 @@ func TestBarcoNotRoot(t *testing.T) {
 		t.Errorf("as nobody: status %d, stderr %q", r.Code, r.Stderr)
 	}
 }
+
+// The container's cgroup namespace is rooted at its own cgroup, in every
+// hierarchy: it sees itself at "/", nothing of the host's tree.
+func TestBarcoCgroupNamespaceRoot(t *testing.T) {
+	bothStageModes(t, func(t *testing.T) {
+		out := barcoRun(t, "--", "cat", "/proc/self/cgroup")
+		lines := testutil.Lines(out)
+		if len(lines) == 0 {
+			t.Fatal("no /proc/self/cgroup")
+		}
+		for _, l := range lines {
+			if !strings.HasSuffix(l, ":/") {
+				t.Errorf("inside the container, /proc/self/cgroup has %q, want the namespace's root /", l)
+			}
+		}
+	})
+}
