@@ -7,10 +7,4 @@ import (
 	"barco/lib/ns"
 )
 
-func main() {
-	st := ns.Command()
-	if ns.IsChild() {
-		st.RunHelper(ns.RunChild)
-	}
-	chain.Main(st)
-}
+func main() { chain.Main(ns.Command()) }

@@ -58,7 +58,7 @@ func ExitCode(err error) int {
 // Fail prints err as the stage's one line on stderr and exits with its status.
 func Fail(stage string, err error) {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", stage, err)
-	os.Exit(ExitCode(err))
+	Exit(ExitCode(err))
 }
 
 // ExitStatus turns a wait status into the status to relay: the program's

@@ -84,6 +84,9 @@ func Exec(argv []string, env []string) error {
 	if mk := linkedStage(argv[0]); mk != nil {
 		return runLinked(mk, argv, env)
 	}
+	if len(atExit) > 0 {
+		return fmt.Errorf("exec %s: a stage earlier in this process has work left for its end (PlaceChildren), which an exec would lose", argv[0])
+	}
 	t, err := resolve(argv, env)
 	if err != nil {
 		return err

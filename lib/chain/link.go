@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,6 +16,9 @@ const ExecStagesEnv = "BARCO_EXEC_STAGES"
 // linked maps a stage name to the constructor of that stage, for the
 // stages built into the running binary besides its own.
 var linked = map[string]func() *Stage{}
+
+// helpers are the linked stages that have a Helper.
+var helpers []*Stage
 
 // Link builds the given stages into this binary. When Exec is asked to
 // run one of them by its bare name, it runs it in this process instead:
@@ -31,7 +35,11 @@ var linked = map[string]func() *Stage{}
 // a carried stage is, and becomes non-dumpable for the same reason.
 func Link(makers ...func() *Stage) {
 	for _, mk := range makers {
-		linked[mk().Name] = mk
+		st := mk()
+		linked[st.Name] = mk
+		if st.Helper != nil {
+			helpers = append(helpers, st)
+		}
 	}
 }
 
@@ -77,4 +85,47 @@ func setEnviron(env []string) error {
 		}
 	}
 	return nil
+}
+
+// A Placer starts the child of a stage that runs in this process after the
+// stage that set it (barco-ns after barco-cgroup): where that earlier stage
+// would have put the child it no longer forks itself. It does what
+// syscall.ForkExec does.
+type Placer func(path string, argv []string, attr *syscall.ProcAttr) (int, error)
+
+var (
+	placer  Placer
+	atExit  []func(status int) int
+	exiting bool
+)
+
+// PlaceChildren makes ForkExec start children through p, and Exit run
+// done first, for a stage that hands its process to a linked stage that
+// forks: it keeps its place in the chain, around that stage's child, with
+// one fork and one process image less. done gets the status the process
+// is about to exit with and returns the one to exit with.
+func PlaceChildren(p Placer, done func(status int) int) {
+	placer = p
+	atExit = append(atExit, done)
+}
+
+// ForkExec starts a child as syscall.ForkExec, placed by the earlier stage
+// in this process if there is one (see PlaceChildren).
+func ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	if placer != nil {
+		return placer(path, argv, attr)
+	}
+	return syscall.ForkExec(path, argv, attr)
+}
+
+// Exit ends the process with status, after the work that earlier stages in
+// this process left for its end (see PlaceChildren), last first.
+func Exit(status int) {
+	if !exiting {
+		exiting = true
+		for i := len(atExit) - 1; i >= 0; i-- {
+			status = atExit[i](status)
+		}
+	}
+	os.Exit(status)
 }

@@ -27,6 +27,10 @@ type Stage struct {
 	// Main is the stage's work, given PROGRAM and its arguments; it
 	// normally ends in Exec and does not return.
 	Main func(program []string) error
+	// Helper, if set, returns the work of a helper process the stage
+	// re-executes its binary as (barco-ns's child), or nil when this
+	// process is not one.
+	Helper func() func() error
 }
 
 // WriteHelp prints the usage text.
@@ -81,6 +85,14 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 // binary known to Exec, which then runs them in this process (see Link).
 func Main(st *Stage, linked ...func() *Stage) {
 	Link(linked...)
+	for _, s := range append([]*Stage{st}, helpers...) {
+		if s.Helper == nil {
+			continue
+		}
+		if run := s.Helper(); run != nil {
+			s.RunHelper(run)
+		}
+	}
 	st.Run(os.Args[1:])
 }
 
@@ -103,7 +115,7 @@ func (st *Stage) Run(args []string) {
 	if err := st.Main(program); err != nil {
 		Fail(st.Name, err)
 	}
-	os.Exit(0)
+	Exit(0)
 }
 
 // RunHelper is Run for a helper process that a stage re-executes itself as
@@ -114,7 +126,7 @@ func (st *Stage) RunHelper(run func() error) {
 	if err := run(); err != nil {
 		Fail(st.Name, err)
 	}
-	os.Exit(0)
+	Exit(0)
 }
 
 func (st *Stage) start() {

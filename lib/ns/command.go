@@ -1,8 +1,6 @@
 package ns
 
 import (
-	"os"
-
 	"barco/lib/chain"
 )
 
@@ -47,7 +45,13 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 		if err != nil {
 			return err
 		}
-		os.Exit(status)
+		chain.Exit(status)
+		return nil
+	}
+	st.Helper = func() func() error {
+		if IsChild() {
+			return RunChild
+		}
 		return nil
 	}
 	return st

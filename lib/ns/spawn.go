@@ -156,10 +156,15 @@ func Run(c *Config) (int, error) {
 		return 0, err
 	}
 	chain.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+	// The child takes its cgroup namespace once it is in its cgroup, which
+	// an earlier stage in this process may choose as it clones it (see
+	// chain.ForkExec): the namespace's root is the cgroup of the process
+	// that makes it.
+	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
+	pid, err := chain.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags, AmbientCaps: ambient},
+		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient},
 	})
 	r.Close()
 	if err != nil {
