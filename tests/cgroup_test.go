@@ -538,3 +538,49 @@ func TestCgroupOOMThroughTheNextStage(t *testing.T) {
 		t.Errorf("status %d, stderr %q; want 137 and the out-of-memory line", r.Code, r.Stderr)
 	}
 }
+
+// barco-cgroup runs a following barco-ns in its own process, which starts
+// its child in the cgroup; the cgroup still goes however barco-ns ends,
+// and the child is in it.
+func TestCgroupHandsOverToBarcoNS(t *testing.T) {
+	bin := cgroupBin(t)
+	testutil.Bin(t, "barco-ns")
+	name := cgroupName(t)
+	defer removeCgroups(t, name)
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--version"}, 0},
+		{[]string{"--no-such-option"}, 125},
+		{[]string{"-U", "-p", "--", "/no/such/program"}, 127},
+		{[]string{"-U", "-p", "--", "sh", "-c", "exit 7"}, 7},
+	} {
+		r := testutil.Run(t, []string{"BARCO_DEBUG=1"}, append([]string{bin, "--name", name, "--pids", "10", "--", "barco-ns"}, c.args...)...)
+		if r.Code != c.code {
+			t.Errorf("barco-ns %q: status %d, want %d; stderr %s", c.args, r.Code, c.code, r.Stderr)
+		}
+		if c.code != 0 && !strings.Contains(r.Stderr, "continue as barco-ns") {
+			t.Errorf("barco-ns %q did not run in barco-cgroup's process:\n%s", c.args, r.Stderr)
+		}
+		noCgroupLeft(t, name)
+	}
+	r := testutil.Run(t, nil, bin, "--name", name, "--pids", "10", "--", "barco-ns", "-U", "-p", "--", "cat", "/proc/self/cgroup")
+	if r.Code != 0 {
+		t.Fatalf("status %d: %s", r.Code, r.Stderr)
+	}
+	// Every hierarchy with a pids controller or none (v2) has it.
+	checked := 0
+	for _, l := range testutil.Lines(r.Stdout) {
+		if strings.HasPrefix(l, "0::") || strings.Contains(l, ":pids:") {
+			checked++
+			if !strings.HasSuffix(l, "/barco/"+name) {
+				t.Errorf("barco-ns's child is not in the cgroup %s: %s", name, l)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Errorf("no v2 or pids line in the child's /proc/self/cgroup:\n%s", r.Stdout)
+	}
+	noCgroupLeft(t, name)
+}

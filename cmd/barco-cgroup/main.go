@@ -5,6 +5,7 @@ package main
 import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/ns"
 )
 
-func main() { chain.Main(cgroup.Command()) }
+func main() { chain.Main(cgroup.Command(), ns.Command) }

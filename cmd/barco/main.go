@@ -8,6 +8,7 @@ import (
 
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/ns"
 	"barco/lib/wrapper"
 )
 
@@ -41,8 +42,10 @@ environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
 barco needs root for now.`
 
 func main() {
-	// The chain's first stage runs in this process: one process image less.
-	chain.Link(cgroup.Command)
+	// The chain's first stages run in this process: a process image and a
+	// fork less. barco-ns re-executes this binary as its child.
+	chain.Link(cgroup.Command, ns.Command)
+	chain.RunHelpers(nil)
 	args := os.Args[1:]
 	switch {
 	case len(args) > 0 && (args[0] == "run" || args[0] == "chain"):

@@ -18,9 +18,10 @@ func Command() *chain.Stage {
 		Name:     "barco-cgroup",
 		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
 		Summary: "Run PROGRAM in a new cgroup PARENT/NAME with resource limits, wait for it, relay its\n" +
-			"exit status, then kill whatever it left in the cgroup and remove the  Works on\n" +
+			"exit status, then kill whatever it left in the cgroup and remove the cgroup. Works on\n" +
 			"cgroup v1, v2 and the hybrid layout. No limit is set unless asked; a limit whose\n" +
-			"controller is missing or not delegated is an error.",
+			"controller is missing or not delegated is an error. A PROGRAM that is barco-ns runs in\n" +
+			"barco-cgroup's own process, which it shares: barco-ns starts its child in the cgroup.",
 		Example: "barco-cgroup --memory 64M --cpus 0.5 --pids 32 --stats -- sh -c 'cat /proc/self/cgroup'",
 		Notes: "A relative PARENT is below the caller's own cgroup (v1) or beside it (v2), as with runc.\n" +
 			"Empty cgroups under PARENT older than 10s (left by a supervisor killed with SIGKILL)\n" +

@@ -24,7 +24,21 @@ import (
 // moves into the cgroup, forks, and moves back, locked to its goroutine all
 // the while. The supervisor itself is never accounted to the cgroup.
 func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
-	sys := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
+		files = append(files, uintptr(fd))
+	}
+	return c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+}
+
+// ForkExec is syscall.ForkExec with the child started in the cgroup, as
+// Start does; attr.Sys may carry the caller's own clone flags.
+func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	sysCopy := *attr.Sys
+	sys := &sysCopy
+	attrCopy := *attr
+	attr = &attrCopy
+	attr.Sys = sys
 	if c.V2 != "" {
 		fd, err := unix.Open(c.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -53,11 +67,6 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 			}
 		}
 	}
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
-	}
-	attr := &syscall.ProcAttr{Env: env, Files: files, Sys: sys}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
 		// No clone3 (Linux before 5.7): move the child into v2 right
@@ -134,6 +143,9 @@ func Run(o *Options, program []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if chain.IsLinked(program[0]) {
+		return 0, c.handOver(o, program)
+	}
 	path, env, err := chain.Prepare(program, os.Environ())
 	if err != nil {
 		return 0, err
@@ -149,8 +161,40 @@ func Run(o *Options, program []string) (int, error) {
 	}
 	chain.Debugf("started %s as pid %d", path, pid)
 	ws, werr := sup.Wait(pid)
-	status := chain.ExitStatus(ws)
-	if werr == nil && status == 128+int(syscall.SIGKILL) && c.OOMKills() > 0 {
+	status, err := c.finish(o, chain.ExitStatus(ws))
+	if err != nil {
+		return 0, err
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return status, nil
+}
+
+// handOver runs program, a stage linked into this binary (barco-ns), in
+// this process, after making the cgroup: that stage's child starts in the
+// cgroup, as barco-cgroup's own would, and the cgroup goes when the
+// process ends. One fork and one process image less than Start.
+func (c *Cgroup) handOver(o *Options, program []string) error {
+	if err := c.Create(&o.Limits); err != nil {
+		return err
+	}
+	chain.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
+	chain.PlaceChildren(c.ForkExec, func(status int) int {
+		status, err := c.finish(o, status)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "barco-cgroup: %v\n", err)
+			return chain.ExitFailed
+		}
+		return status
+	})
+	return chain.Exec(program, os.Environ())
+}
+
+// finish is the end of a run whose program ended with status: the
+// out-of-memory notice, the stats, the removal of the cgroup.
+func (c *Cgroup) finish(o *Options, status int) (int, error) {
+	if status == 128+int(syscall.SIGKILL) && c.OOMKills() > 0 {
 		limit := ""
 		if o.Limits.Memory > 0 {
 			limit = " (limit " + FormatSize(o.Limits.Memory) + ")"
@@ -166,9 +210,6 @@ func Run(o *Options, program []string) (int, error) {
 		return 0, err
 	}
 	chain.Debugf("removed the cgroup; exit %d", status)
-	if werr != nil {
-		return 0, werr
-	}
 	return status, nil
 }
 

@@ -52,6 +52,9 @@ func linkedStage(name string) func() *Stage {
 	return linked[name]
 }
 
+// IsLinked reports whether Exec would run the stage name in this process.
+func IsLinked(name string) bool { return linkedStage(name) != nil }
+
 // runLinked runs the linked stage argv[0] in this process, as Exec would
 // have run its binary. It does not return.
 func runLinked(mk func() *Stage, argv, env []string) error {

@@ -68,10 +68,10 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 	switch {
 	case help:
 		st.WriteHelp(os.Stdout)
-		os.Exit(0)
+		Exit(0)
 	case version:
 		fmt.Printf("%s %s\n", st.Name, Version)
-		os.Exit(0)
+		Exit(0)
 	case err != nil:
 		return nil, err
 	case len(rest) == 0 && !st.NoProgram:
@@ -85,15 +85,21 @@ func (st *Stage) Parse(args []string) ([]string, error) {
 // binary known to Exec, which then runs them in this process (see Link).
 func Main(st *Stage, linked ...func() *Stage) {
 	Link(linked...)
+	RunHelpers(st)
+	st.Run(os.Args[1:])
+}
+
+// RunHelpers runs the helper of st or of a linked stage if this process
+// was started as one (see Stage.Helper), and then does not return.
+func RunHelpers(st *Stage) {
 	for _, s := range append([]*Stage{st}, helpers...) {
-		if s.Helper == nil {
+		if s == nil || s.Helper == nil {
 			continue
 		}
 		if run := s.Helper(); run != nil {
 			s.RunHelper(run)
 		}
 	}
-	st.Run(os.Args[1:])
 }
 
 // Run sets up debug logging, parses args (the command line without

@@ -23,11 +23,19 @@ type Supervisor struct {
 	sigs chan os.Signal
 }
 
-// NewSupervisor starts catching ForwardedSignals.
+// theSupervisor is the process's one Supervisor: a stage that hands its
+// process to a linked stage (see PlaceChildren) catches the signals from
+// its start, and the later stage forwards them to its child.
+var theSupervisor *Supervisor
+
+// NewSupervisor starts catching ForwardedSignals, or returns the
+// Supervisor an earlier stage in this process started.
 func NewSupervisor() *Supervisor {
-	s := &Supervisor{sigs: make(chan os.Signal, 16)}
-	signal.Notify(s.sigs, ForwardedSignals...)
-	return s
+	if theSupervisor == nil {
+		theSupervisor = &Supervisor{sigs: make(chan os.Signal, 16)}
+		signal.Notify(theSupervisor.sigs, ForwardedSignals...)
+	}
+	return theSupervisor
 }
 
 // Wait forwards caught signals to pid until it exits, and returns its wait
@@ -63,6 +71,9 @@ func (s *Supervisor) wait(pid, waitFor int) (syscall.WaitStatus, error) {
 			continue
 		}
 		signal.Stop(s.sigs)
+		if theSupervisor == s {
+			theSupervisor = nil
+		}
 		if err != nil {
 			return 0, os.NewSyscallError("wait4", err)
 		}
