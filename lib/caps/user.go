@@ -2,12 +2,14 @@ package caps
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
+
+	"barco/lib/chain"
 )
 
 // Identity is the user and groups PROGRAM runs as.
@@ -34,16 +36,15 @@ type entry []string
 // readEntries reads a colon-separated account file. A missing file is
 // empty: a minimal rootfs may have none, and numeric ids need none.
 func readEntries(path string, fields int) ([]entry, error) {
-	f, err := os.Open(path)
+	data, err := chain.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []entry
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || line[0] == '#' || line[0] == '+' || line[0] == '-' {

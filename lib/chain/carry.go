@@ -163,7 +163,7 @@ func ownedByFSUID(f *os.File, uid int) bool {
 }
 
 func readID(path string) uint32 {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return 65534
 	}
@@ -177,7 +177,7 @@ func readID(path string) uint32 {
 // inChildUserNS reports whether this process is in a user namespace other
 // than the initial one, whose uid_map is the identity over all ids.
 func inChildUserNS() bool {
-	data, err := os.ReadFile("/proc/self/uid_map")
+	data, err := ReadFile("/proc/self/uid_map")
 	if err != nil {
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"barco/lib/chain"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +21,7 @@ type userNS struct {
 // readUserNS reads proc/self/uid_map. The initial user namespace maps all
 // 2^32-1 ids onto themselves; any other map means a nested one.
 func readUserNS(proc string) (userNS, error) {
-	data, err := os.ReadFile(proc + "/self/uid_map")
+	data, err := chain.ReadFile(proc + "/self/uid_map")
 	if err != nil {
 		return userNS{}, fmt.Errorf("read uid map: %w", err)
 	}
@@ -95,7 +96,7 @@ func denied(err error) bool {
 // isKthreadd reports whether PID 2 of proc has parent 0, which only the
 // kernel's kthreadd has in the initial pid namespace.
 func isKthreadd(proc string) bool {
-	data, err := os.ReadFile(proc + "/2/stat")
+	data, err := chain.ReadFile(proc + "/2/stat")
 	if err != nil {
 		return false
 	}

@@ -2,12 +2,15 @@ package ns
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"barco/lib/chain"
 
 	"golang.org/x/sys/unix"
 )
@@ -93,15 +96,14 @@ var FallbackRange = IDMap{Container: 0, Host: 100000, Size: 65536}
 // /etc/subuid or /etc/subgid style file, to consecutive ids from 0 inside.
 // A caller with no line (or no file) gets FallbackRange.
 func SubordinateMaps(path, user string, id uint32) ([]IDMap, error) {
-	f, err := os.Open(path)
+	data, err := chain.ReadFile(path)
 	if os.IsNotExist(err) {
 		return []IDMap{FallbackRange}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	maps, err := parseSubordinate(f, user, id)
+	maps, err := parseSubordinate(bytes.NewReader(data), user, id)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -137,7 +139,7 @@ func parseSubordinate(r io.Reader, user string, id uint32) ([]IDMap, error) {
 
 // UserName finds the name of uid in an /etc/passwd style file; "" if none.
 func UserName(passwdPath string, uid uint32) string {
-	data, err := os.ReadFile(passwdPath)
+	data, err := chain.ReadFile(passwdPath)
 	if err != nil {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"barco/lib/chain"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -275,7 +276,7 @@ func (c *Config) DefaultMaps(mapRoot bool, subuid, subgid, passwd string) error 
 // parent-death signal (commit_creds), and PROGRAM could outlive barco-ns.
 func childAmbientCaps(userns bool) ([]uintptr, error) {
 	last := uintptr(unix.CAP_LAST_CAP)
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+	if b, err := chain.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 			last = uintptr(n)
 		}
