@@ -90,18 +90,21 @@ func Run(c *Config) (int, error) {
 	}
 	userns := c.Flags&unix.CLONE_NEWUSER != 0
 	sup := chain.NewSupervisor()
-	r, w, err := os.Pipe()
-	if err != nil {
+	// A plain pipe: an *os.File would set up the runtime's poller for one
+	// byte.
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("handshake pipe: %w", err)
 	}
-	defer w.Close()
+	r, w := pipe[0], pipe[1]
+	defer unix.Close(w)
 
 	files := []uintptr{0, 1, 2}
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
 	}
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
-	files = append(files, r.Fd())
+	files = append(files, uintptr(r))
 	if userns {
 		// Become the mapped root unless told otherwise, as unshare --map-root.
 		if setup.UID < 0 {
@@ -114,10 +117,11 @@ func Run(c *Config) (int, error) {
 
 	env := os.Environ()
 	var path string
+	var err error
 	argv := c.Program
 	if chain.IsStage(c.Program[0]) && !c.Init {
 		if path, env, err = chain.Prepare(c.Program, env); err != nil {
-			r.Close()
+			unix.Close(r)
 			return 0, err
 		}
 	} else {
@@ -132,7 +136,7 @@ func Run(c *Config) (int, error) {
 			// host's barco-ns through /proc/1/exe (CVE-2019-5736).
 			sealed, err := chain.SealedCopy("/proc/self/exe", "barco-ns")
 			if err != nil {
-				r.Close()
+				unix.Close(r)
 				return 0, err
 			}
 			defer sealed.Close()
@@ -143,7 +147,7 @@ func Run(c *Config) (int, error) {
 			// The init runs from a memfd and cannot find the stages next
 			// to itself: name the one to run by its path.
 			if argv[1], _, err = chain.Prepare(c.Program, env); err != nil {
-				r.Close()
+				unix.Close(r)
 				return 0, err
 			}
 		}
@@ -153,7 +157,7 @@ func Run(c *Config) (int, error) {
 
 	ambient, err := childAmbientCaps(userns)
 	if err != nil {
-		r.Close()
+		unix.Close(r)
 		return 0, err
 	}
 	chain.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
@@ -167,7 +171,7 @@ func Run(c *Config) (int, error) {
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient},
 	})
-	r.Close()
+	unix.Close(r)
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
@@ -187,7 +191,7 @@ func Run(c *Config) (int, error) {
 	}
 	// The write end stays open for as long as barco-ns lives: the child
 	// reads its end of file as barco-ns's death.
-	if _, err := w.Write([]byte{1}); err != nil {
+	if _, err := unix.Write(w, []byte{1}); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		_, _ = sup.Wait(pid)
 		return 0, fmt.Errorf("handshake with child %d: %w", pid, err)
