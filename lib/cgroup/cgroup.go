@@ -14,16 +14,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cgroup is one cgroup: a directory in each v1 hierarchy, and one in the
-// v2 hierarchy when there is one.
+// Cgroup is one cgroup: a directory in each v1 hierarchy it joins (see
+// V1Controllers), and one in the v2 hierarchy when there is one.
 type Cgroup struct {
 	Layout *Layout
-	// V1 maps each v1 hierarchy to the cgroup's directory in it.
+	// V1 maps each v1 hierarchy the cgroup joins to its directory in it.
 	V1 map[*Hierarchy]string
 	// V2 is the cgroup's directory in the v2 hierarchy, "" if none.
 	V2 string
+	// v1 are the keys of V1 in the layout's order, so that every pass
+	// over the hierarchies goes the same way.
+	v1 []*Hierarchy
 	// created are the parent directories made for it, deepest last.
 	created []string
+}
+
+// alwaysV1 are the v1 controllers whose hierarchies every cgroup joins,
+// whatever its limits: pids counts the tasks (and holds barco run's
+// default limit), devices is a security boundary, memory accounts and
+// tells of the kernel's out-of-memory kills.
+var alwaysV1 = []string{"pids", "devices", "memory"}
+
+// V1Controllers are the v1 controllers whose hierarchies a cgroup with the
+// limits l joins: those of alwaysV1, those the limits set, and cpuacct for
+// the CPU time of --stats on pure v1 (in the hybrid layout it comes from
+// the v2 hierarchy's cpu.stat). Joining a v1 hierarchy costs a mkdir, a
+// thread move and back, and an rmdir on every start; runc joins them all,
+// but a cgroup barco made is never updated, so one without a limit in a
+// hierarchy would only mirror the caller's cgroup there.
+func V1Controllers(l *Limits, stats bool, mode Mode) []string {
+	c := append([]string{}, alwaysV1...)
+	for _, x := range l.Controllers() {
+		if x = v1Name(x); !contains(c, x) {
+			c = append(c, x)
+		}
+	}
+	if stats && mode == Legacy {
+		c = append(c, "cpuacct")
+	}
+	return c
 }
 
 // StaleAge is how old an empty cgroup under the parent must be before
@@ -31,12 +60,13 @@ type Cgroup struct {
 // spares cgroups that another barco-cgroup has just made and not yet filled.
 const StaleAge = 10 * time.Second
 
-// Locate names the cgroup parent/name in every hierarchy of l without
-// creating anything. A relative parent is taken from the process's own
-// cgroup, as runc does: in v1 (and the v2 tree of the hybrid layout) below
-// it, in v2 beside it (below its parent, since a v2 cgroup with processes
-// in it cannot delegate controllers).
-func Locate(l *Layout, parent, name string) (*Cgroup, error) {
+// Locate names the cgroup parent/name, without creating anything, in the
+// v2 hierarchy of l and in each v1 hierarchy that has one of the
+// controllers ctrls (see V1Controllers). A relative parent is taken from
+// the process's own cgroup, as runc does: in v1 (and the v2 tree of the
+// hybrid layout) below it, in v2 beside it (below its parent, since a v2
+// cgroup with processes in it cannot delegate controllers).
+func Locate(l *Layout, parent, name string, ctrls []string) (*Cgroup, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("cgroup name %q: not a single path component", name)
 	}
@@ -49,7 +79,13 @@ func Locate(l *Layout, parent, name string) (*Cgroup, error) {
 		return h.Dir(path.Join(p, name))
 	}
 	for _, h := range l.V1 {
-		c.V1[h] = where(h, h.Own)
+		for _, ctrl := range h.Controllers {
+			if contains(ctrls, ctrl) {
+				c.V1[h] = where(h, h.Own)
+				c.v1 = append(c.v1, h)
+				break
+			}
+		}
 	}
 	if l.V2 == nil {
 		return c, nil
@@ -64,7 +100,7 @@ func Locate(l *Layout, parent, name string) (*Cgroup, error) {
 }
 
 // Dir is the cgroup's directory in the v1 hierarchy of controller ctrl, or
-// "" when no hierarchy has it.
+// "" when no hierarchy has it or the cgroup does not join it.
 func (c *Cgroup) Dir(ctrl string) string {
 	if h := c.Layout.Controller(ctrl); h != nil {
 		return c.V1[h]
@@ -78,7 +114,7 @@ func (c *Cgroup) dirs() []string {
 	if c.V2 != "" {
 		d = append(d, c.V2)
 	}
-	for _, h := range c.Layout.V1 {
+	for _, h := range c.v1 {
 		d = append(d, c.V1[h])
 	}
 	return d
@@ -87,9 +123,9 @@ func (c *Cgroup) dirs() []string {
 // ErrInUse is returned by Create when the cgroup exists already.
 var ErrInUse = errors.New("name already in use")
 
-// Create makes the cgroup in every hierarchy, with its parents, and writes
-// the limits l. Before that it removes stale empty cgroups under the parent
-// (see StaleAge). On failure it removes whatever it made.
+// Create makes the cgroup in each of its hierarchies, with its parents,
+// and writes the limits l. Before that it removes stale empty cgroups
+// under the parent (see StaleAge). On failure it removes whatever it made.
 func (c *Cgroup) Create(l *Limits) (err error) {
 	defer func() {
 		if err != nil {
@@ -110,8 +146,8 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 		}
 		c.created = append(c.created, dir)
 	}
-	if h := c.Layout.Controller("cpuset"); h != nil {
-		if err := inheritCpuset(c.V1[h]); err != nil {
+	if dir := c.Dir("cpuset"); dir != "" {
+		if err := inheritCpuset(dir); err != nil {
 			return err
 		}
 	}
@@ -131,7 +167,7 @@ func (c *Cgroup) apply(l *Limits) error {
 		return nil
 	}
 	dirs := map[string]string{}
-	for _, h := range c.Layout.V1 {
+	for _, h := range c.v1 {
 		for _, ctrl := range h.Controllers {
 			dirs[ctrl] = c.V1[h]
 		}
@@ -186,7 +222,7 @@ func (c *Cgroup) mkdirParents(dir string) error {
 	err := os.Mkdir(dir, 0o755)
 	if err == nil {
 		c.created = append(c.created, dir)
-		if err := inheritCpusetIfV1(c.Layout, dir); err != nil {
+		if err := c.inheritCpusetIfV1(dir); err != nil {
 			return err
 		}
 	}
@@ -196,8 +232,8 @@ func (c *Cgroup) mkdirParents(dir string) error {
 	return nil
 }
 
-func inheritCpusetIfV1(l *Layout, dir string) error {
-	if h := l.Controller("cpuset"); h != nil && strings.HasPrefix(dir, h.Mount+"/") {
+func (c *Cgroup) inheritCpusetIfV1(dir string) error {
+	if h := c.Layout.Controller("cpuset"); h != nil && c.V1[h] != "" && strings.HasPrefix(dir, h.Mount+"/") {
 		return inheritCpuset(dir)
 	}
 	return nil
@@ -295,7 +331,7 @@ func Procs(dir string) ([]int, error) {
 // RemoveTimeout bounds how long Remove waits for killed processes to go.
 const RemoveTimeout = 10 * time.Second
 
-// Remove kills what is left in the cgroup and removes it from every
+// Remove kills what is left in the cgroup and removes it from each of its
 // hierarchy, then removes the parents it created if they are empty.
 func (c *Cgroup) Remove() error {
 	var first error

@@ -24,7 +24,7 @@ func fakeLayout(t *testing.T) (*Layout, string) {
 
 func TestCreateRemove(t *testing.T) {
 	l, root := fakeLayout(t)
-	c, err := Locate(l, "barco", "c1")
+	c, err := Locate(l, "barco", "c1", alwaysV1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestCreateRemove(t *testing.T) {
 			t.Errorf("not created in %s: %v", d, err)
 		}
 	}
-	again, _ := Locate(l, "barco", "c1")
+	again, _ := Locate(l, "barco", "c1", alwaysV1)
 	if err := again.Create(&Limits{}); !errors.Is(err, ErrInUse) {
 		t.Errorf("second Create of the same name: %v", err)
 	}
@@ -55,7 +55,7 @@ func TestCreateRemove(t *testing.T) {
 
 func TestCreateFailureLeavesNothing(t *testing.T) {
 	l, root := fakeLayout(t)
-	c, _ := Locate(l, "barco", "c1")
+	c, _ := Locate(l, "barco", "c1", alwaysV1)
 	// The fake memory hierarchy has no memory.limit_in_bytes: the write fails.
 	if err := c.Create(&Limits{Memory: 1 << 20}); err == nil {
 		t.Fatal("Create wrote a limit into a missing control file")
@@ -80,7 +80,7 @@ func TestCreateRemovesStale(t *testing.T) {
 		busy := fakeDir(t, filepath.Join(root, d, "barco/busy"), "cgroup.procs")
 		os.Chtimes(busy, old, old)
 	}
-	c, _ := Locate(l, "barco", "c1")
+	c, _ := Locate(l, "barco", "c1", alwaysV1)
 	if err := c.Create(&Limits{}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestOpenUnified(t *testing.T) {
 	dir := fakeDir(t, parent+"/c1", "cgroup.controllers", "memory.max", "cpu.max")
 	os.WriteFile(dir+"/cgroup.controllers", []byte("cpu memory\n"), 0o644)
 
-	c, err := Locate(l, "barco", "c1")
+	c, err := Locate(l, "barco", "c1", alwaysV1)
 	if err != nil || c.V2 != dir {
 		t.Fatalf("Locate: %v, %v", c, err)
 	}
