@@ -315,7 +315,7 @@ func killProcs(dir string) error {
 
 // Procs lists the processes in the cgroup directory dir.
 func Procs(dir string) ([]int, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	data, err := readAll(dir + "/cgroup.procs")
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,15 @@
 package cgroup
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"barco/lib/chain"
+	"golang.org/x/sys/unix"
 )
 
 // Limits are the resource limits of a cgroup. A zero field sets nothing.
@@ -198,11 +199,11 @@ func checkV2Controllers(dir string, need []string) error {
 	if len(need) == 0 {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	data, err := readFile(dir, "cgroup.controllers")
 	if err != nil {
 		return err
 	}
-	have := strings.Fields(string(data))
+	have := strings.Fields(data)
 	for _, c := range need {
 		if !contains(have, c) {
 			return fmt.Errorf("controller %s: not delegated to %s (cgroup v2; it has %q)", c, filepath.Dir(dir), strings.Join(have, " "))
@@ -263,32 +264,77 @@ func maxOr(n int64) string {
 }
 
 // writeFile writes value to an existing control file. Control files are
-// never created: a missing one means a missing controller.
+// never created: a missing one means a missing controller. It makes plain
+// system calls: os.OpenFile would also register the descriptor with the
+// runtime's poller, which a control file has no use for, at two more
+// system calls per file.
 func writeFile(dir, file, value string) error {
-	p := filepath.Join(dir, file)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	p := dir + "/" + file
+	fd, err := openRetry(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	_, err = f.WriteString(value)
-	if cerr := f.Close(); err == nil {
+	n, err := writeRetry(fd, value)
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
+	if err == nil && n != len(value) {
+		err = io.ErrShortWrite
+	}
 	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, p, unwrapPath(err))
+		return fmt.Errorf("write %q to %s: %w", value, p, err)
 	}
 	return nil
 }
 
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+// readFile reads a control file, without its surrounding space, with
+// plain system calls as writeFile does.
+func readFile(dir, file string) (string, error) {
+	data, err := readAll(dir + "/" + file)
+	return strings.TrimSpace(string(data)), err
 }
 
-func readFile(dir, file string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, file))
-	return strings.TrimSpace(string(data)), err
+func readAll(p string) ([]byte, error) {
+	fd, err := openRetry(p, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	var buf [512]byte
+	data := buf[:0]
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := unix.Read(fd, data[len(data):cap(data)])
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		case n == 0:
+			return data, nil
+		default:
+			data = data[:len(data)+n]
+		}
+	}
+}
+
+// openRetry and writeRetry retry the call a signal interrupted, as the os
+// package does.
+func openRetry(p string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func writeRetry(fd int, s string) (int, error) {
+	for {
+		n, err := unix.Write(fd, []byte(s))
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
