@@ -25,8 +25,14 @@ type Cgroup struct {
 	// v1 are the keys of V1 in the layout's order, so that every pass
 	// over the hierarchies goes the same way.
 	v1 []*Hierarchy
-	// created are the parent directories made for it, deepest last.
+	// created are the directories made for it, parents before children.
 	created []string
+	// stale are the parents that were there before Create: they may hold
+	// cgroups left by a supervisor that was killed (see StaleAge).
+	stale []string
+	// sweeping, when not nil, is closed once the removal of stale cgroups
+	// that ForkExec started is done.
+	sweeping chan struct{}
 }
 
 // alwaysV1 are the v1 controllers whose hierarchies every cgroup joins,
@@ -56,8 +62,9 @@ func V1Controllers(l *Limits, stats bool, mode Mode) []string {
 }
 
 // StaleAge is how old an empty cgroup under the parent must be before
-// Create removes it as left behind by a supervisor that was killed. It
-// spares cgroups that another barco-cgroup has just made and not yet filled.
+// the next run removes it as left behind by a supervisor that was killed.
+// It spares cgroups that another barco-cgroup has just made and not yet
+// filled.
 const StaleAge = 10 * time.Second
 
 // Locate names the cgroup parent/name, without creating anything, in the
@@ -123,28 +130,44 @@ func (c *Cgroup) dirs() []string {
 // ErrInUse is returned by Create when the cgroup exists already.
 var ErrInUse = errors.New("name already in use")
 
-// Create makes the cgroup in each of its hierarchies, with its parents,
-// and writes the limits l. Before that it removes stale empty cgroups
-// under the parent (see StaleAge). On failure it removes whatever it made.
-func (c *Cgroup) Create(l *Limits) (err error) {
+// Create makes the cgroup in each of its hierarchies, with the parents it
+// lacks, and writes the limits l. On failure it removes whatever it made.
+//
+// Stale cgroups beside it (see StaleAge) can only be in a parent that was
+// there before; ForkExec removes them in the background once the child
+// runs, and Remove waits for that.
+func (c *Cgroup) Create(l *Limits) error { return c.create(l, false) }
+
+// Open uses the cgroup where it exists and makes it where it does not,
+// then writes the limits l into it (for --exec). On failure it removes
+// only what it made.
+func (c *Cgroup) Open(l *Limits) error { return c.create(l, true) }
+
+func (c *Cgroup) create(l *Limits, reuse bool) (err error) {
 	defer func() {
 		if err != nil {
 			c.Remove()
 		}
 	}()
 	for _, dir := range c.dirs() {
-		err := c.mkdirIn(dir, l, true)
-		if errors.Is(err, os.ErrNotExist) {
-			// Another barco-cgroup removed the parent as it finished.
-			err = c.mkdirIn(dir, l, false)
+		err := c.mkdir(dir)
+		switch {
+		case errors.Is(err, unix.EEXIST) && reuse:
+		case errors.Is(err, unix.EEXIST):
+			return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
+		case err != nil:
+			return err
+		default:
+			c.created = append(c.created, dir)
 		}
-		if err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
-			}
+		if parent := filepath.Dir(dir); !contains(c.created, parent) {
+			c.stale = append(c.stale, parent)
+		}
+	}
+	if c.Layout.Mode == Unified {
+		if err := c.enableControllers(l.Controllers()); err != nil {
 			return err
 		}
-		c.created = append(c.created, dir)
 	}
 	if dir := c.Dir("cpuset"); dir != "" {
 		if err := inheritCpuset(dir); err != nil {
@@ -152,6 +175,26 @@ func (c *Cgroup) Create(l *Limits) (err error) {
 		}
 	}
 	return c.apply(l)
+}
+
+// enableControllers enables the controllers need on the way to the v2
+// cgroup: a controller reaches it only if every cgroup above it enables it
+// for its children, here the parents Create made, top down, then the
+// parent. Enabling one in a parent also reaches the children it has.
+func (c *Cgroup) enableControllers(need []string) error {
+	parent := filepath.Dir(c.V2)
+	var above []string
+	for _, p := range c.created {
+		if strings.HasPrefix(parent, p+"/") {
+			above = append(above, p)
+		}
+	}
+	for _, p := range append(above, parent) {
+		if err := EnableControllers(p, c.Layout.V2.Mount, need); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // apply writes l into the cgroup: into the v1 hierarchies where there
@@ -175,61 +218,41 @@ func (c *Cgroup) apply(l *Limits) error {
 	return ApplyV1(dirs, l)
 }
 
-// mkdirIn makes dir and the parents it lacks, enables the controllers that
-// l needs in the parent on v2, and clears stale cgroups beside it.
-func (c *Cgroup) mkdirIn(dir string, l *Limits, clean bool) error {
-	parent := filepath.Dir(dir)
-	if err := c.mkdirParents(parent); err != nil {
-		return err
-	}
-	if clean {
-		removeStale(parent)
-	}
-	if c.Layout.Mode == Unified {
-		// A controller reaches the new cgroup only if every cgroup above
-		// it enables it for its children: the parents made here, top
-		// down, then the parent itself.
-		for _, p := range append(c.created, parent) {
-			if p != parent && !strings.HasPrefix(parent, p+"/") {
-				continue
-			}
-			if err := EnableControllers(p, c.Layout.V2.Mount, l.Controllers()); err != nil {
-				return err
-			}
+// mkdir makes the cgroup directory dir. It tries dir alone first, which
+// is all it takes when the parent exists, and makes the parents only when
+// that fails with ENOENT; also when another barco-cgroup removed the
+// parent as it finished, between the two.
+func (c *Cgroup) mkdir(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	for try := 0; err == unix.ENOENT && try < 3; try++ {
+		if perr := c.mkdirParents(filepath.Dir(dir)); perr != nil {
+			return perr
 		}
+		err = unix.Mkdir(dir, 0o755)
 	}
-	return os.Mkdir(dir, 0o755)
-}
-
-// Open uses the cgroup as it is, creating it with the limits l when it
-// does not exist and writing l into it when it does (for --exec).
-func (c *Cgroup) Open(l *Limits) error {
-	err := c.Create(l)
-	if !errors.Is(err, ErrInUse) {
-		return err
-	}
-	c.created = nil
-	return c.apply(l)
-}
-
-func (c *Cgroup) mkdirParents(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := c.mkdirParents(filepath.Dir(dir)); err != nil {
-		return err
-	}
-	err := os.Mkdir(dir, 0o755)
-	if err == nil {
-		c.created = append(c.created, dir)
-		if err := c.inheritCpusetIfV1(dir); err != nil {
-			return err
-		}
-	}
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		return err
+	if err != nil {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	return nil
+}
+
+// mkdirParents makes dir and the parents it lacks, top down.
+func (c *Cgroup) mkdirParents(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	if err == unix.ENOENT {
+		if perr := c.mkdirParents(filepath.Dir(dir)); perr != nil {
+			return perr
+		}
+		err = unix.Mkdir(dir, 0o755)
+	}
+	switch err {
+	case nil:
+		c.created = append(c.created, dir)
+		return c.inheritCpusetIfV1(dir)
+	case unix.EEXIST:
+		return nil
+	}
+	return &os.PathError{Op: "mkdir", Path: dir, Err: err}
 }
 
 func (c *Cgroup) inheritCpusetIfV1(dir string) error {
@@ -258,9 +281,36 @@ func inheritCpuset(dir string) error {
 	return nil
 }
 
-// removeStale removes the empty cgroups under parent older than StaleAge.
-// rmdir refuses a cgroup with processes or children, so only empty ones go.
-func removeStale(parent string) {
+// removeStale removes the stale cgroups in the parents that were there
+// before Create; removeStaleLater does it in the background, and Remove
+// waits for it.
+func (c *Cgroup) removeStale() {
+	for _, parent := range c.stale {
+		removeStaleIn(parent)
+	}
+	c.stale = nil
+}
+
+func (c *Cgroup) removeStaleLater() {
+	if len(c.stale) == 0 || c.sweeping != nil {
+		return
+	}
+	stale := c.stale
+	c.stale = nil
+	done := make(chan struct{})
+	c.sweeping = done
+	go func() {
+		defer close(done)
+		for _, parent := range stale {
+			removeStaleIn(parent)
+		}
+	}()
+}
+
+// removeStaleIn removes the empty cgroups under parent older than
+// StaleAge. rmdir refuses a cgroup with processes or children, so only
+// empty ones go.
+func removeStaleIn(parent string) {
 	ents, err := os.ReadDir(parent)
 	if err != nil {
 		return
@@ -334,6 +384,10 @@ const RemoveTimeout = 10 * time.Second
 // Remove kills what is left in the cgroup and removes it from each of its
 // hierarchy, then removes the parents it created if they are empty.
 func (c *Cgroup) Remove() error {
+	if c.sweeping != nil {
+		<-c.sweeping
+		c.sweeping = nil
+	}
 	var first error
 	var leaves, parents []string
 	for _, d := range c.created {

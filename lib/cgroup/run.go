@@ -87,6 +87,8 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
+	// Now that the child runs, off the start's critical path.
+	c.removeStaleLater()
 	return pid, nil
 }
 
@@ -244,6 +246,7 @@ func Exec(o *Options, program []string) error {
 	if err := c.Open(&o.Limits); err != nil {
 		return err
 	}
+	c.removeStale()
 	if err := c.Join(); err != nil {
 		return err
 	}
