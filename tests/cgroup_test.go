@@ -488,26 +488,39 @@ func TestCgroupV2Path(t *testing.T) {
 
 	// Devices on v2 are a cgroup device eBPF program; the kernel runs it in
 	// hybrid mode as well, so this is the real thing.
-	if err := c.Create(&cgroup.Limits{Devices: cgroup.DefaultDevices}); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Remove()
-	dir := t.TempDir()
-	script := fmt.Sprintf(`cd %s; exec >out 2>&1
+	kmsgRead, _ := cgroup.ParseDeviceRule("c 1:11 r")
+	for _, tc := range []struct {
+		rules []cgroup.DeviceRule
+		want  []string
+	}{
+		{cgroup.DefaultDevices, []string{"made", "block=denied", "kmsg-read=denied", "kmsg-write=denied", "null,zero=ok"}},
+		{append(append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...), kmsgRead), []string{"made", "block=denied", "kmsg-read=ok", "kmsg-write=denied", "null,zero=ok"}},
+	} {
+		if err := c.Create(&cgroup.Limits{Devices: tc.rules}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		script := fmt.Sprintf(`cd %s; exec >out 2>&1
 mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
 (: <blk) 2>&1 | grep -q 'not permitted' && echo block=denied
-(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg=denied
+(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg-read=denied || echo kmsg-read=ok
+(: >>kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg-write=denied
 (: >/dev/null) && (: </dev/zero) && echo null,zero=ok
 `, dir)
-	pid, err = c.Start("/bin/sh", []string{"sh", "-c", script}, os.Environ())
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Wait4(pid, &ws, 0, nil)
-	out, _ := os.ReadFile(filepath.Join(dir, "out"))
-	for _, want := range []string{"made", "block=denied", "kmsg=denied", "null,zero=ok"} {
-		if !strings.Contains(string(out), want+"\n") {
-			t.Errorf("device program: no %q in %q", want, out)
+		pid, err = c.Start("/bin/sh", []string{"sh", "-c", script}, os.Environ())
+		if err != nil {
+			c.Remove()
+			t.Fatal(err)
+		}
+		syscall.Wait4(pid, &ws, 0, nil)
+		if err := c.Remove(); err != nil {
+			t.Error(err)
+		}
+		out, _ := os.ReadFile(filepath.Join(dir, "out"))
+		for _, want := range tc.want {
+			if !strings.Contains(string(out), want+"\n") {
+				t.Errorf("device program of %d rules: no %q in %q", len(tc.rules), want, out)
+			}
 		}
 	}
 }
