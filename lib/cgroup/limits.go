@@ -178,12 +178,24 @@ func PlanV2(dir string, l *Limits) []Write {
 	return ws
 }
 
+// apply makes the writes ws, in order. Consecutive writes to one file
+// (the device rules, one per write, as the kernel reads them) share one
+// open: opening a cgroup file costs as much as writing it.
 func apply(ws []Write) error {
-	for _, w := range ws {
-		chain.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
-		if err := writeFile(w.Dir, w.File, w.Value); err != nil {
+	for i := 0; i < len(ws); {
+		j := i + 1
+		for j < len(ws) && ws[j].Dir == ws[i].Dir && ws[j].File == ws[i].File {
+			j++
+		}
+		values := make([]string, 0, j-i)
+		for _, w := range ws[i:j] {
+			chain.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
+			values = append(values, w.Value)
+		}
+		if err := writeFile(ws[i].Dir, ws[i].File, values...); err != nil {
 			return err
 		}
+		i = j
 	}
 	return nil
 }
@@ -263,26 +275,29 @@ func maxOr(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// writeFile writes value to an existing control file. Control files are
-// never created: a missing one means a missing controller. It makes plain
-// system calls: os.OpenFile would also register the descriptor with the
-// runtime's poller, which a control file has no use for, at two more
-// system calls per file.
-func writeFile(dir, file, value string) error {
+// writeFile writes each of values to an existing control file, one write
+// each, through one open. Control files are never created: a missing one
+// means a missing controller. It makes plain system calls: os.OpenFile
+// would also register the descriptor with the runtime's poller, which a
+// control file has no use for, at two more system calls per file.
+func writeFile(dir, file string, values ...string) error {
 	p := dir + "/" + file
 	fd, err := openRetry(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	n, err := writeRetry(fd, value)
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
+	for _, v := range values {
+		n, err := writeRetry(fd, v)
+		if err == nil && n != len(v) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("write %q to %s: %w", v, p, err)
+		}
 	}
-	if err == nil && n != len(value) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, p, err)
+	if err := unix.Close(fd); err != nil {
+		return fmt.Errorf("close %s: %w", p, err)
 	}
 	return nil
 }
