@@ -315,8 +315,8 @@ func readAll(p string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
-	var buf [512]byte
-	data := buf[:0]
+	// Enough for the mount table and the files of a cgroup in one read.
+	data := make([]byte, 0, 8192)
 	for {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
