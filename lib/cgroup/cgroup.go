@@ -382,7 +382,8 @@ func Procs(dir string) ([]int, error) {
 const RemoveTimeout = 10 * time.Second
 
 // Remove kills what is left in the cgroup and removes it from each of its
-// hierarchy, then removes the parents it created if they are empty.
+// hierarchies, then removes the parents it created if they are empty. It
+// waits first for the removal of stale cgroups that ForkExec started.
 func (c *Cgroup) Remove() error {
 	if c.sweeping != nil {
 		<-c.sweeping

@@ -42,7 +42,8 @@
 // or when barco-cgroup gets SIGINT or SIGTERM (forwarded to PROGRAM first).
 // If barco-cgroup is killed with SIGKILL, PROGRAM gets SIGKILL too (its
 // parent-death signal); the empty cgroup it leaves is removed by the next
-// run with the same parent, once it is older than StaleAge, or by hand:
+// run with the same parent, once it is older than StaleAge (in the
+// background, after that run's program has started), or by hand:
 //
 //	find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +
 package cgroup
