@@ -91,9 +91,9 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 	for rest := string(data); rest != ""; {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
-		// Only cgroup mounts matter: the test spares splitting the others.
-		// A space in a mount point is escaped (\040), so " - " is the
-		// separator of the optional fields.
+		// Only cgroup mounts matter; looking for " - cgroup" spares splitting
+		// the other lines. A space in a mount point is escaped (\040), so
+		// " - " is only ever the separator of the optional fields.
 		if !strings.Contains(line, " - cgroup") {
 			continue
 		}
