@@ -3,10 +3,12 @@ package tests
 import (
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 
+	"barco/lib/cgroup"
 	"barco/lib/testutil"
 )
 
@@ -73,15 +75,33 @@ func TestBarcoDefaultLimits(t *testing.T) {
 	stdin, _ := cmd.StdinPipe()
 	startReady(t, cmd)
 	var pidsMax string
+	var in []string
 	for _, p := range findCgroups(t, name) {
 		if data, err := os.ReadFile(p + "/pids.max"); err == nil && strings.Contains(p, "/pids/") {
 			pidsMax = strings.TrimSpace(string(data))
 		}
+		in = append(in, p)
 	}
 	stdin.Close()
 	waitStatus(t, cmd)
 	if pidsMax != "4096" {
 		t.Errorf("pids.max of the container's cgroup = %q, want 4096", pidsMax)
+	}
+	// The v1 hierarchies of the default limits and devices, memory for
+	// its accounting, and none that no limit uses.
+	if l := hostLayout(t); l.Mode != cgroup.Unified {
+		var got []string
+		for _, h := range l.V1 {
+			for _, p := range in {
+				if strings.HasPrefix(p, h.Mount+"/") {
+					got = append(got, strings.Join(h.Controllers, ","))
+				}
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != "devices memory pids" {
+			t.Errorf("the container's cgroup is in the v1 hierarchies of %q, want devices, memory and pids", got)
+		}
 	}
 	noCgroupLeft(t, name)
 }

@@ -154,28 +154,63 @@ func TestCgroupCPUQuota(t *testing.T) {
 	}
 }
 
+// cgroupsByController maps each controller of /proc/PID/cgroup lines
+// ("" for v2) to the cgroup path.
+func cgroupsByController(lines []string) map[string]string {
+	m := map[string]string{}
+	for _, line := range lines {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			m[c] = parts[2]
+		}
+	}
+	return m
+}
+
+// The program and its children are in the cgroup in the v2 hierarchy and
+// in the v1 hierarchies it needs: pids, devices and memory always, the
+// others only for a limit that uses them (see cgroup.V1Controllers).
 func TestCgroupProcessIsInTheCgroup(t *testing.T) {
 	bin, name := cgroupBin(t), cgroupName(t)
 	defer noCgroupLeft(t, name)
-	r := testutil.Run(t, nil, bin, "--name", name, "--", "sh", "-c", "cat /proc/self/cgroup; echo children; sh -c 'cat /proc/self/cgroup'")
-	if r.Code != 0 {
-		t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
-	}
 	layout := hostLayout(t)
-	want := len(layout.V1)
-	if layout.V2 != nil {
-		want++
-	}
-	in := 0
-	for _, line := range testutil.Lines(r.Stdout) {
-		if strings.HasSuffix(line, "/barco/"+name) {
-			in++
-		} else if line != "children" && !strings.Contains(line, ":name=") {
-			t.Errorf("not in the cgroup: %s", line)
+	for _, c := range []struct {
+		args    []string
+		in, out []string // controllers; "" is v2
+	}{
+		{nil, []string{"", "pids", "devices", "memory"}, []string{"cpu", "cpuacct", "cpuset", "freezer", "blkio"}},
+		{[]string{"--cpus", "1.5"}, []string{"", "pids", "devices", "memory", "cpu"}, []string{"cpuset", "freezer", "blkio"}},
+		{[]string{"--cpuset-cpus", "0"}, []string{"", "pids", "devices", "memory", "cpuset"}, []string{"cpu", "freezer", "blkio"}},
+	} {
+		argv := append(append([]string{bin, "--name", name}, c.args...), "--", "sh", "-c", "cat /proc/self/cgroup; echo children; sh -c 'cat /proc/self/cgroup'")
+		r := testutil.Run(t, nil, argv...)
+		if r.Code != 0 {
+			t.Fatalf("%q: status %d, stderr %s", c.args, r.Code, r.Stderr)
 		}
-	}
-	if in != 2*want {
-		t.Errorf("in the cgroup in %d hierarchies, want %d for the program and %d for its child:\n%s", in, want, want, r.Stdout)
+		program, child, ok := strings.Cut(r.Stdout, "children\n")
+		if !ok {
+			t.Fatalf("%q: output %q", c.args, r.Stdout)
+		}
+		for who, out := range map[string]string{"program": program, "child": child} {
+			cg := cgroupsByController(testutil.Lines(out))
+			for _, ctrl := range c.in {
+				if ctrl == "" && layout.V2 == nil || ctrl != "" && layout.Controller(ctrl) == nil {
+					continue
+				}
+				if !strings.HasSuffix(cg[ctrl], "/barco/"+name) {
+					t.Errorf("%q: the %s is not in the cgroup in hierarchy %q: %q", c.args, who, ctrl, cg[ctrl])
+				}
+			}
+			for _, ctrl := range c.out {
+				if p, ok := cg[ctrl]; ok && strings.HasSuffix(p, "/barco/"+name) {
+					t.Errorf("%q: the %s is in the cgroup in hierarchy %s, which no limit needs", c.args, who, ctrl)
+				}
+			}
+		}
+		noCgroupLeft(t, name)
 	}
 }
 
@@ -412,7 +447,7 @@ func TestCgroupV2Path(t *testing.T) {
 	name := cgroupName(t)
 	defer noCgroupLeft(t, name)
 	l := &cgroup.Layout{Mode: cgroup.Unified, V2: host.V2}
-	c, err := cgroup.Locate(l, "/"+name+"-parent", name)
+	c, err := cgroup.Locate(l, "/"+name+"-parent", name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,26 +488,39 @@ func TestCgroupV2Path(t *testing.T) {
 
 	// Devices on v2 are a cgroup device eBPF program; the kernel runs it in
 	// hybrid mode as well, so this is the real thing.
-	if err := c.Create(&cgroup.Limits{Devices: cgroup.DefaultDevices}); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Remove()
-	dir := t.TempDir()
-	script := fmt.Sprintf(`cd %s; exec >out 2>&1
+	kmsgRead, _ := cgroup.ParseDeviceRule("c 1:11 r")
+	for _, tc := range []struct {
+		rules []cgroup.DeviceRule
+		want  []string
+	}{
+		{cgroup.DefaultDevices, []string{"made", "block=denied", "kmsg-read=denied", "kmsg-write=denied", "null,zero=ok"}},
+		{append(append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...), kmsgRead), []string{"made", "block=denied", "kmsg-read=ok", "kmsg-write=denied", "null,zero=ok"}},
+	} {
+		if err := c.Create(&cgroup.Limits{Devices: tc.rules}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		script := fmt.Sprintf(`cd %s; exec >out 2>&1
 mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
 (: <blk) 2>&1 | grep -q 'not permitted' && echo block=denied
-(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg=denied
+(: <kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg-read=denied || echo kmsg-read=ok
+(: >>kmsg) 2>&1 | grep -q 'not permitted' && echo kmsg-write=denied
 (: >/dev/null) && (: </dev/zero) && echo null,zero=ok
 `, dir)
-	pid, err = c.Start("/bin/sh", []string{"sh", "-c", script}, os.Environ())
-	if err != nil {
-		t.Fatal(err)
-	}
-	syscall.Wait4(pid, &ws, 0, nil)
-	out, _ := os.ReadFile(filepath.Join(dir, "out"))
-	for _, want := range []string{"made", "block=denied", "kmsg=denied", "null,zero=ok"} {
-		if !strings.Contains(string(out), want+"\n") {
-			t.Errorf("device program: no %q in %q", want, out)
+		pid, err = c.Start("/bin/sh", []string{"sh", "-c", script}, os.Environ())
+		if err != nil {
+			c.Remove()
+			t.Fatal(err)
+		}
+		syscall.Wait4(pid, &ws, 0, nil)
+		if err := c.Remove(); err != nil {
+			t.Error(err)
+		}
+		out, _ := os.ReadFile(filepath.Join(dir, "out"))
+		for _, want := range tc.want {
+			if !strings.Contains(string(out), want+"\n") {
+				t.Errorf("device program of %d rules: no %q in %q", len(tc.rules), want, out)
+			}
 		}
 	}
 }

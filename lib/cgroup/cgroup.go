@@ -14,29 +14,66 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cgroup is one cgroup: a directory in each v1 hierarchy, and one in the
-// v2 hierarchy when there is one.
+// Cgroup is one cgroup: a directory in each v1 hierarchy it joins (see
+// V1Controllers), and one in the v2 hierarchy when there is one.
 type Cgroup struct {
 	Layout *Layout
-	// V1 maps each v1 hierarchy to the cgroup's directory in it.
+	// V1 maps each v1 hierarchy the cgroup joins to its directory in it.
 	V1 map[*Hierarchy]string
 	// V2 is the cgroup's directory in the v2 hierarchy, "" if none.
 	V2 string
-	// created are the parent directories made for it, deepest last.
+	// v1 are the keys of V1 in the layout's order, so that every pass
+	// over the hierarchies goes the same way.
+	v1 []*Hierarchy
+	// created are the directories made for it, parents before children.
 	created []string
+	// stale are the parents that were there before Create: they may hold
+	// cgroups left by a supervisor that was killed (see StaleAge).
+	stale []string
+	// sweeping, when not nil, is closed once the removal of stale cgroups
+	// that ForkExec started is done.
+	sweeping chan struct{}
+}
+
+// alwaysV1 are the v1 controllers whose hierarchies every cgroup joins,
+// whatever its limits: pids counts the tasks (and holds barco run's
+// default limit), devices is a security boundary, memory accounts and
+// tells of the kernel's out-of-memory kills.
+var alwaysV1 = []string{"pids", "devices", "memory"}
+
+// V1Controllers are the v1 controllers whose hierarchies a cgroup with the
+// limits l joins: those of alwaysV1, those the limits set, and cpuacct for
+// the CPU time of --stats on pure v1 (in the hybrid layout it comes from
+// the v2 hierarchy's cpu.stat). Joining a v1 hierarchy costs a mkdir, a
+// thread move and back, and an rmdir on every start; runc joins them all,
+// but a cgroup barco made is never updated, so one without a limit in a
+// hierarchy would only mirror the caller's cgroup there.
+func V1Controllers(l *Limits, stats bool, mode Mode) []string {
+	c := append([]string{}, alwaysV1...)
+	for _, x := range l.Controllers() {
+		if x = v1Name(x); !contains(c, x) {
+			c = append(c, x)
+		}
+	}
+	if stats && mode == Legacy {
+		c = append(c, "cpuacct")
+	}
+	return c
 }
 
 // StaleAge is how old an empty cgroup under the parent must be before
-// Create removes it as left behind by a supervisor that was killed. It
-// spares cgroups that another barco-cgroup has just made and not yet filled.
+// the next run removes it as left behind by a supervisor that was killed.
+// It spares cgroups that another barco-cgroup has just made and not yet
+// filled.
 const StaleAge = 10 * time.Second
 
-// Locate names the cgroup parent/name in every hierarchy of l without
-// creating anything. A relative parent is taken from the process's own
-// cgroup, as runc does: in v1 (and the v2 tree of the hybrid layout) below
-// it, in v2 beside it (below its parent, since a v2 cgroup with processes
-// in it cannot delegate controllers).
-func Locate(l *Layout, parent, name string) (*Cgroup, error) {
+// Locate names the cgroup parent/name, without creating anything, in the
+// v2 hierarchy of l and in each v1 hierarchy that has one of the
+// controllers ctrls (see V1Controllers). A relative parent is taken from
+// the process's own cgroup, as runc does: in v1 (and the v2 tree of the
+// hybrid layout) below it, in v2 beside it (below its parent, since a v2
+// cgroup with processes in it cannot delegate controllers).
+func Locate(l *Layout, parent, name string, ctrls []string) (*Cgroup, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("cgroup name %q: not a single path component", name)
 	}
@@ -49,7 +86,13 @@ func Locate(l *Layout, parent, name string) (*Cgroup, error) {
 		return h.Dir(path.Join(p, name))
 	}
 	for _, h := range l.V1 {
-		c.V1[h] = where(h, h.Own)
+		for _, ctrl := range h.Controllers {
+			if contains(ctrls, ctrl) {
+				c.V1[h] = where(h, h.Own)
+				c.v1 = append(c.v1, h)
+				break
+			}
+		}
 	}
 	if l.V2 == nil {
 		return c, nil
@@ -64,7 +107,7 @@ func Locate(l *Layout, parent, name string) (*Cgroup, error) {
 }
 
 // Dir is the cgroup's directory in the v1 hierarchy of controller ctrl, or
-// "" when no hierarchy has it.
+// "" when no hierarchy has it or the cgroup does not join it.
 func (c *Cgroup) Dir(ctrl string) string {
 	if h := c.Layout.Controller(ctrl); h != nil {
 		return c.V1[h]
@@ -78,7 +121,7 @@ func (c *Cgroup) dirs() []string {
 	if c.V2 != "" {
 		d = append(d, c.V2)
 	}
-	for _, h := range c.Layout.V1 {
+	for _, h := range c.v1 {
 		d = append(d, c.V1[h])
 	}
 	return d
@@ -87,35 +130,71 @@ func (c *Cgroup) dirs() []string {
 // ErrInUse is returned by Create when the cgroup exists already.
 var ErrInUse = errors.New("name already in use")
 
-// Create makes the cgroup in every hierarchy, with its parents, and writes
-// the limits l. Before that it removes stale empty cgroups under the parent
-// (see StaleAge). On failure it removes whatever it made.
-func (c *Cgroup) Create(l *Limits) (err error) {
+// Create makes the cgroup in each of its hierarchies, with the parents it
+// lacks, and writes the limits l. On failure it removes whatever it made.
+//
+// Stale cgroups beside it (see StaleAge) can only be in a parent that was
+// there before; ForkExec removes them in the background once the child
+// runs, and Remove waits for that.
+func (c *Cgroup) Create(l *Limits) error { return c.create(l, false) }
+
+// Open uses the cgroup where it exists and makes it where it does not,
+// then writes the limits l into it (for --exec). On failure it removes
+// only what it made.
+func (c *Cgroup) Open(l *Limits) error { return c.create(l, true) }
+
+func (c *Cgroup) create(l *Limits, reuse bool) (err error) {
 	defer func() {
 		if err != nil {
 			c.Remove()
 		}
 	}()
 	for _, dir := range c.dirs() {
-		err := c.mkdirIn(dir, l, true)
-		if errors.Is(err, os.ErrNotExist) {
-			// Another barco-cgroup removed the parent as it finished.
-			err = c.mkdirIn(dir, l, false)
+		err := c.mkdir(dir)
+		switch {
+		case errors.Is(err, unix.EEXIST) && reuse:
+		case errors.Is(err, unix.EEXIST):
+			return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
+		case err != nil:
+			return err
+		default:
+			c.created = append(c.created, dir)
 		}
-		if err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
-			}
+		if parent := filepath.Dir(dir); !contains(c.created, parent) {
+			c.stale = append(c.stale, parent)
+		}
+	}
+	if c.Layout.Mode == Unified {
+		if err := c.enableControllers(l.Controllers()); err != nil {
 			return err
 		}
-		c.created = append(c.created, dir)
 	}
-	if h := c.Layout.Controller("cpuset"); h != nil {
-		if err := inheritCpuset(c.V1[h]); err != nil {
+	if dir := c.Dir("cpuset"); dir != "" {
+		if err := inheritCpuset(dir); err != nil {
 			return err
 		}
 	}
 	return c.apply(l)
+}
+
+// enableControllers enables the controllers need on the way to the v2
+// cgroup: a controller reaches it only if every cgroup above it enables it
+// for its children, here the parents Create made, top down, then the
+// parent. Enabling one in a parent also reaches the children it has.
+func (c *Cgroup) enableControllers(need []string) error {
+	parent := filepath.Dir(c.V2)
+	var above []string
+	for _, p := range c.created {
+		if strings.HasPrefix(parent, p+"/") {
+			above = append(above, p)
+		}
+	}
+	for _, p := range append(above, parent) {
+		if err := EnableControllers(p, c.Layout.V2.Mount, need); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // apply writes l into the cgroup: into the v1 hierarchies where there
@@ -131,7 +210,7 @@ func (c *Cgroup) apply(l *Limits) error {
 		return nil
 	}
 	dirs := map[string]string{}
-	for _, h := range c.Layout.V1 {
+	for _, h := range c.v1 {
 		for _, ctrl := range h.Controllers {
 			dirs[ctrl] = c.V1[h]
 		}
@@ -139,65 +218,45 @@ func (c *Cgroup) apply(l *Limits) error {
 	return ApplyV1(dirs, l)
 }
 
-// mkdirIn makes dir and the parents it lacks, enables the controllers that
-// l needs in the parent on v2, and clears stale cgroups beside it.
-func (c *Cgroup) mkdirIn(dir string, l *Limits, clean bool) error {
-	parent := filepath.Dir(dir)
-	if err := c.mkdirParents(parent); err != nil {
-		return err
-	}
-	if clean {
-		removeStale(parent)
-	}
-	if c.Layout.Mode == Unified {
-		// A controller reaches the new cgroup only if every cgroup above
-		// it enables it for its children: the parents made here, top
-		// down, then the parent itself.
-		for _, p := range append(c.created, parent) {
-			if p != parent && !strings.HasPrefix(parent, p+"/") {
-				continue
-			}
-			if err := EnableControllers(p, c.Layout.V2.Mount, l.Controllers()); err != nil {
-				return err
-			}
+// mkdir makes the cgroup directory dir. It tries dir alone first, which
+// is all it takes when the parent exists, and makes the parents only when
+// that fails with ENOENT; also when another barco-cgroup removed the
+// parent as it finished, between the two.
+func (c *Cgroup) mkdir(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	for try := 0; err == unix.ENOENT && try < 3; try++ {
+		if perr := c.mkdirParents(filepath.Dir(dir)); perr != nil {
+			return perr
 		}
+		err = unix.Mkdir(dir, 0o755)
 	}
-	return os.Mkdir(dir, 0o755)
-}
-
-// Open uses the cgroup as it is, creating it with the limits l when it
-// does not exist and writing l into it when it does (for --exec).
-func (c *Cgroup) Open(l *Limits) error {
-	err := c.Create(l)
-	if !errors.Is(err, ErrInUse) {
-		return err
-	}
-	c.created = nil
-	return c.apply(l)
-}
-
-func (c *Cgroup) mkdirParents(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
-	if err := c.mkdirParents(filepath.Dir(dir)); err != nil {
-		return err
-	}
-	err := os.Mkdir(dir, 0o755)
-	if err == nil {
-		c.created = append(c.created, dir)
-		if err := inheritCpusetIfV1(c.Layout, dir); err != nil {
-			return err
-		}
-	}
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		return err
+	if err != nil {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	return nil
 }
 
-func inheritCpusetIfV1(l *Layout, dir string) error {
-	if h := l.Controller("cpuset"); h != nil && strings.HasPrefix(dir, h.Mount+"/") {
+// mkdirParents makes dir and the parents it lacks, top down.
+func (c *Cgroup) mkdirParents(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	if err == unix.ENOENT {
+		if perr := c.mkdirParents(filepath.Dir(dir)); perr != nil {
+			return perr
+		}
+		err = unix.Mkdir(dir, 0o755)
+	}
+	switch err {
+	case nil:
+		c.created = append(c.created, dir)
+		return c.inheritCpusetIfV1(dir)
+	case unix.EEXIST:
+		return nil
+	}
+	return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+}
+
+func (c *Cgroup) inheritCpusetIfV1(dir string) error {
+	if h := c.Layout.Controller("cpuset"); h != nil && c.V1[h] != "" && strings.HasPrefix(dir, h.Mount+"/") {
 		return inheritCpuset(dir)
 	}
 	return nil
@@ -222,9 +281,36 @@ func inheritCpuset(dir string) error {
 	return nil
 }
 
-// removeStale removes the empty cgroups under parent older than StaleAge.
-// rmdir refuses a cgroup with processes or children, so only empty ones go.
-func removeStale(parent string) {
+// removeStale removes the stale cgroups in the parents that were there
+// before Create; removeStaleLater does it in the background, and Remove
+// waits for it.
+func (c *Cgroup) removeStale() {
+	for _, parent := range c.stale {
+		removeStaleIn(parent)
+	}
+	c.stale = nil
+}
+
+func (c *Cgroup) removeStaleLater() {
+	if len(c.stale) == 0 || c.sweeping != nil {
+		return
+	}
+	stale := c.stale
+	c.stale = nil
+	done := make(chan struct{})
+	c.sweeping = done
+	go func() {
+		defer close(done)
+		for _, parent := range stale {
+			removeStaleIn(parent)
+		}
+	}()
+}
+
+// removeStaleIn removes the empty cgroups under parent older than
+// StaleAge. rmdir refuses a cgroup with processes or children, so only
+// empty ones go.
+func removeStaleIn(parent string) {
 	ents, err := os.ReadDir(parent)
 	if err != nil {
 		return
@@ -279,7 +365,7 @@ func killProcs(dir string) error {
 
 // Procs lists the processes in the cgroup directory dir.
 func Procs(dir string) ([]int, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	data, err := readAll(dir + "/cgroup.procs")
 	if err != nil {
 		return nil, err
 	}
@@ -295,9 +381,14 @@ func Procs(dir string) ([]int, error) {
 // RemoveTimeout bounds how long Remove waits for killed processes to go.
 const RemoveTimeout = 10 * time.Second
 
-// Remove kills what is left in the cgroup and removes it from every
-// hierarchy, then removes the parents it created if they are empty.
+// Remove kills what is left in the cgroup and removes it from each of its
+// hierarchies, then removes the parents it created if they are empty. It
+// waits first for the removal of stale cgroups that ForkExec started.
 func (c *Cgroup) Remove() error {
+	if c.sweeping != nil {
+		<-c.sweeping
+		c.sweeping = nil
+	}
 	var first error
 	var leaves, parents []string
 	for _, d := range c.created {

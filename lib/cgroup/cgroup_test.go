@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -24,7 +25,7 @@ func fakeLayout(t *testing.T) (*Layout, string) {
 
 func TestCreateRemove(t *testing.T) {
 	l, root := fakeLayout(t)
-	c, err := Locate(l, "barco", "c1")
+	c, err := Locate(l, "barco", "c1", alwaysV1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestCreateRemove(t *testing.T) {
 			t.Errorf("not created in %s: %v", d, err)
 		}
 	}
-	again, _ := Locate(l, "barco", "c1")
+	again, _ := Locate(l, "barco", "c1", alwaysV1)
 	if err := again.Create(&Limits{}); !errors.Is(err, ErrInUse) {
 		t.Errorf("second Create of the same name: %v", err)
 	}
@@ -55,7 +56,7 @@ func TestCreateRemove(t *testing.T) {
 
 func TestCreateFailureLeavesNothing(t *testing.T) {
 	l, root := fakeLayout(t)
-	c, _ := Locate(l, "barco", "c1")
+	c, _ := Locate(l, "barco", "c1", alwaysV1)
 	// The fake memory hierarchy has no memory.limit_in_bytes: the write fails.
 	if err := c.Create(&Limits{Memory: 1 << 20}); err == nil {
 		t.Fatal("Create wrote a limit into a missing control file")
@@ -80,11 +81,22 @@ func TestCreateRemovesStale(t *testing.T) {
 		busy := fakeDir(t, filepath.Join(root, d, "barco/busy"), "cgroup.procs")
 		os.Chtimes(busy, old, old)
 	}
-	c, _ := Locate(l, "barco", "c1")
+	c, _ := Locate(l, "barco", "c1", alwaysV1)
 	if err := c.Create(&Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Remove()
+	// Only where the parent was there before: pids's is new.
+	if want := []string{root + "/unified/barco", root + "/memory/barco"}; !reflect.DeepEqual(c.stale, want) {
+		t.Errorf("parents to clean %q, want %q", c.stale, want)
+	}
+	// Not on the start's critical path: ForkExec starts it, Remove waits.
+	if _, err := os.Stat(filepath.Join(root, "memory/barco/stale")); err != nil {
+		t.Errorf("Create removed a stale cgroup itself: %v", err)
+	}
+	c.removeStaleLater()
+	if err := c.Remove(); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{"unified", "memory"} {
 		if _, err := os.Stat(filepath.Join(root, d, "barco/stale")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("stale cgroup kept in %s", d)
@@ -93,6 +105,34 @@ func TestCreateRemovesStale(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(root, d, "barco", keep)); err != nil {
 				t.Errorf("%s cgroup removed in %s", keep, d)
 			}
+		}
+	}
+}
+
+// Open (--exec) uses the cgroup where it is, makes it where it is not,
+// and if it fails removes only what it made.
+func TestOpenMakesWhatIsMissing(t *testing.T) {
+	l, root := fakeLayout(t)
+	fakeDir(t, root+"/memory/barco/c1")
+	c, _ := Locate(l, "barco", "c1", alwaysV1)
+	if err := c.Open(&Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"unified", "memory", "pids"} {
+		if _, err := os.Stat(filepath.Join(root, d, "barco/c1")); err != nil {
+			t.Errorf("no cgroup in %s after Open: %v", d, err)
+		}
+	}
+	os.Remove(root + "/pids/barco/c1")
+	os.Remove(root + "/pids/barco")
+	c, _ = Locate(l, "barco", "c1", alwaysV1)
+	// The fake pids hierarchy has no pids.max: the write fails.
+	if err := c.Open(&Limits{Pids: 5}); err == nil {
+		t.Fatal("Open wrote a limit into a missing control file")
+	}
+	for d, want := range map[string]bool{"unified/barco/c1": true, "memory/barco/c1": true, "pids/barco": false} {
+		if _, err := os.Stat(filepath.Join(root, d)); (err == nil) != want {
+			t.Errorf("after a failed Open, %s: %v; want it there: %v", d, err, want)
 		}
 	}
 }
@@ -108,7 +148,7 @@ func TestOpenUnified(t *testing.T) {
 	dir := fakeDir(t, parent+"/c1", "cgroup.controllers", "memory.max", "cpu.max")
 	os.WriteFile(dir+"/cgroup.controllers", []byte("cpu memory\n"), 0o644)
 
-	c, err := Locate(l, "barco", "c1")
+	c, err := Locate(l, "barco", "c1", alwaysV1)
 	if err != nil || c.V2 != dir {
 		t.Fatalf("Locate: %v, %v", c, err)
 	}

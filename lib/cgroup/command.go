@@ -24,6 +24,9 @@ func Command() *chain.Stage {
 			"barco-cgroup's own process, which it shares: barco-ns starts its child in the cgroup.",
 		Example: "barco-cgroup --memory 64M --cpus 0.5 --pids 32 --stats -- sh -c 'cat /proc/self/cgroup'",
 		Notes: "A relative PARENT is below the caller's own cgroup (v1) or beside it (v2), as with runc.\n" +
+			"On cgroup v1 the cgroup is made only in the pids, devices and memory hierarchies and in\n" +
+			"those of the limits asked (cpu, cpuset, blkio; cpuacct for --stats on pure v1), plus v2's\n" +
+			"when mounted: runc joins them all, barco what it uses, which costs less at each start.\n" +
 			"Empty cgroups under PARENT older than 10s (left by a supervisor killed with SIGKILL)\n" +
 			"are removed by the next run; by hand:\n" +
 			"  find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +",

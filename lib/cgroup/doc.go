@@ -13,11 +13,20 @@
 // DetectLayout reads the mount table and the process's own cgroups to find
 // the layout: v1 alone (Legacy), v1 controllers with a v2 hierarchy that
 // only tracks processes (Hybrid, as runc and systemd set it up), or v2
-// alone (Unified). Locate names the cgroup PARENT/NAME in every hierarchy;
-// a relative PARENT lies below the process's own cgroup (v1) or beside it
-// (v2), as with runc.
+// alone (Unified). Locate names the cgroup PARENT/NAME in the hierarchies
+// it joins; a relative PARENT lies below the process's own cgroup (v1) or
+// beside it (v2), as with runc.
 //
-// Run creates the cgroup in every hierarchy, writes the limits (ApplyV1,
+// The cgroup is in the v2 hierarchy when one is mounted (process tracking,
+// cgroup.kill) and, on v1, only in the hierarchies it uses (V1Controllers):
+// pids, devices and memory always (the task count, a security boundary,
+// accounting and the out-of-memory notice), cpuacct for --stats on pure
+// v1, and cpu, cpuset, blkio only for a limit that sets them. runc joins
+// every hierarchy; each costs a mkdir, two thread moves and an rmdir per
+// start, and since barco never updates a cgroup's limits, a cgroup without
+// a limit in a hierarchy would only repeat the caller's there.
+//
+// Run creates the cgroup in those hierarchies, writes the limits (ApplyV1,
 // ApplyV2), starts PROGRAM inside it (Start), relays its exit status, says
 // so when the kernel killed it for memory, then kills whatever is left in
 // the cgroup and removes it. A limit whose controller is missing or not
@@ -33,7 +42,8 @@
 // or when barco-cgroup gets SIGINT or SIGTERM (forwarded to PROGRAM first).
 // If barco-cgroup is killed with SIGKILL, PROGRAM gets SIGKILL too (its
 // parent-death signal); the empty cgroup it leaves is removed by the next
-// run with the same parent, once it is older than StaleAge, or by hand:
+// run with the same parent, once it is older than StaleAge (in the
+// background, after that run's program has started), or by hand:
 //
 //	find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +
 package cgroup

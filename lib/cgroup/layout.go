@@ -1,9 +1,7 @@
 package cgroup
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 )
@@ -84,17 +82,23 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(mountinfo)
+	data, err := readAll(mountinfo)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	l := &Layout{}
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for rest := string(data); rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		// Only cgroup mounts matter; looking for " - cgroup" spares splitting
+		// the other lines. A space in a mount point is escaped (\040), so
+		// " - " is only ever the separator of the optional fields.
+		if !strings.Contains(line, " - cgroup") {
+			continue
+		}
 		// 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-		fields := strings.Fields(sc.Text())
+		fields := strings.Fields(line)
 		sep := -1
 		for i, x := range fields {
 			if x == "-" {
@@ -128,9 +132,6 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 			l.V1 = append(l.V1, &Hierarchy{Mount: mount, Root: root, Controllers: ctrls, Own: ownV1(own, ctrls)})
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", mountinfo, err)
-	}
 	switch {
 	case len(l.V1) > 0 && l.V2 != nil:
 		l.Mode = Hybrid
@@ -153,7 +154,7 @@ var knownV1Controllers = map[string]bool{
 // readOwnCgroups maps each controller list of /proc/self/cgroup ("cpu,cpuacct",
 // "" for cgroup v2) and each single controller to the process's cgroup.
 func readOwnCgroups(file string) (map[string]string, error) {
-	data, err := os.ReadFile(file)
+	data, err := readAll(file)
 	if err != nil {
 		return nil, err
 	}

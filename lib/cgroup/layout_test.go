@@ -64,7 +64,7 @@ func TestLocate(t *testing.T) {
 		{"legacy", "barco", "/sys/fs/cgroup/memory/barco/c1", "", "/sys/fs/cgroup/cpu,cpuacct/barco/c1", "/sys/fs/cgroup/pids/barco/c1"},
 	}
 	for _, tc := range cases {
-		c, err := Locate(detect(t, tc.kind), tc.parent, "c1")
+		c, err := Locate(detect(t, tc.kind), tc.parent, "c1", []string{"memory", "cpuacct", "pids"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,12 +77,57 @@ func TestLocate(t *testing.T) {
 	// Hybrid: the v2 cgroup matches the v1 ones, below the caller's.
 	l := detect(t, "hybrid")
 	l.V2.Own = "/a/b"
-	if c, _ := Locate(l, "barco", "c1"); c.V2 != "/sys/fs/cgroup/unified/a/b/barco/c1" {
+	if c, _ := Locate(l, "barco", "c1", alwaysV1); c.V2 != "/sys/fs/cgroup/unified/a/b/barco/c1" {
 		t.Errorf("hybrid v2 below /a/b: %s", c.V2)
 	}
 	for _, bad := range []string{"", ".", "..", "a/b"} {
-		if _, err := Locate(detect(t, "hybrid"), "barco", bad); err == nil || !strings.Contains(err.Error(), "name") {
+		if _, err := Locate(detect(t, "hybrid"), "barco", bad, nil); err == nil || !strings.Contains(err.Error(), "name") {
 			t.Errorf("Locate name %q: %v", bad, err)
 		}
+	}
+}
+
+func TestV1Controllers(t *testing.T) {
+	cases := []struct {
+		l     Limits
+		stats bool
+		mode  Mode
+		want  string
+	}{
+		{Limits{}, false, Hybrid, "pids,devices,memory"},
+		{Limits{Pids: 10, Devices: DefaultDevices, Memory: 1 << 20}, true, Hybrid, "pids,devices,memory"},
+		{Limits{}, true, Legacy, "pids,devices,memory,cpuacct"},
+		{Limits{CPUQuota: 1000}, false, Hybrid, "pids,devices,memory,cpu"},
+		{Limits{CPUWeight: 10, CpusetMems: "0", IOWeight: 5}, false, Legacy, "pids,devices,memory,cpu,cpuset,blkio"},
+	}
+	for _, tc := range cases {
+		if got := strings.Join(V1Controllers(&tc.l, tc.stats, tc.mode), ","); got != tc.want {
+			t.Errorf("V1Controllers(%+v, %v, %v) = %s, want %s", tc.l, tc.stats, tc.mode, got, tc.want)
+		}
+	}
+}
+
+// A cgroup joins only the v1 hierarchies of the controllers asked for;
+// Dir is "" in the others, and the v2 cgroup is there all the same.
+func TestLocateJoinsOnlyWhatIsAsked(t *testing.T) {
+	l := detect(t, "hybrid")
+	c, err := Locate(l, "barco", "c1", alwaysV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.V1) != 3 || c.Dir("pids") == "" || c.Dir("devices") == "" || c.Dir("memory") == "" {
+		t.Errorf("default: v1 dirs %v", c.V1)
+	}
+	for _, ctrl := range []string{"cpu", "cpuacct", "cpuset", "freezer", "blkio"} {
+		if d := c.Dir(ctrl); d != "" {
+			t.Errorf("joined %s without being asked: %s", ctrl, d)
+		}
+	}
+	if c.V2 == "" {
+		t.Error("no v2 cgroup")
+	}
+	want := []string{c.V2, c.Dir("memory"), c.Dir("devices"), c.Dir("pids")}
+	if got := c.dirs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("dirs() = %q, want v2 then the layout's order %q", got, want)
 	}
 }

@@ -1,14 +1,15 @@
 package cgroup
 
 import (
-	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"barco/lib/chain"
+	"golang.org/x/sys/unix"
 )
 
 // Limits are the resource limits of a cgroup. A zero field sets nothing.
@@ -177,12 +178,24 @@ func PlanV2(dir string, l *Limits) []Write {
 	return ws
 }
 
+// apply makes the writes ws, in order. Consecutive writes to one file
+// (the device rules, one per write, as the kernel reads them) share one
+// open: opening a cgroup file costs as much as writing it.
 func apply(ws []Write) error {
-	for _, w := range ws {
-		chain.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
-		if err := writeFile(w.Dir, w.File, w.Value); err != nil {
+	for i := 0; i < len(ws); {
+		j := i + 1
+		for j < len(ws) && ws[j].Dir == ws[i].Dir && ws[j].File == ws[i].File {
+			j++
+		}
+		values := make([]string, 0, j-i)
+		for _, w := range ws[i:j] {
+			chain.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
+			values = append(values, w.Value)
+		}
+		if err := writeFile(ws[i].Dir, ws[i].File, values...); err != nil {
 			return err
 		}
+		i = j
 	}
 	return nil
 }
@@ -198,11 +211,11 @@ func checkV2Controllers(dir string, need []string) error {
 	if len(need) == 0 {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	data, err := readFile(dir, "cgroup.controllers")
 	if err != nil {
 		return err
 	}
-	have := strings.Fields(string(data))
+	have := strings.Fields(data)
 	for _, c := range need {
 		if !contains(have, c) {
 			return fmt.Errorf("controller %s: not delegated to %s (cgroup v2; it has %q)", c, filepath.Dir(dir), strings.Join(have, " "))
@@ -262,33 +275,81 @@ func maxOr(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// writeFile writes value to an existing control file. Control files are
-// never created: a missing one means a missing controller.
-func writeFile(dir, file, value string) error {
-	p := filepath.Join(dir, file)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+// writeFile writes each of values to an existing control file, one write
+// each, through one open. Control files are never created: a missing one
+// means a missing controller. It makes plain system calls: os.OpenFile
+// would also register the descriptor with the runtime's poller, which a
+// control file has no use for, at two more system calls per file.
+func writeFile(dir, file string, values ...string) error {
+	p := dir + "/" + file
+	fd, err := openRetry(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	_, err = f.WriteString(value)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	for _, v := range values {
+		n, err := writeRetry(fd, v)
+		if err == nil && n != len(v) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("write %q to %s: %w", v, p, err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, p, unwrapPath(err))
+	if err := unix.Close(fd); err != nil {
+		return fmt.Errorf("close %s: %w", p, err)
 	}
 	return nil
 }
 
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+// readFile reads a control file, without its surrounding space, with
+// plain system calls as writeFile does.
+func readFile(dir, file string) (string, error) {
+	data, err := readAll(dir + "/" + file)
+	return strings.TrimSpace(string(data)), err
 }
 
-func readFile(dir, file string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, file))
-	return strings.TrimSpace(string(data)), err
+func readAll(p string) ([]byte, error) {
+	fd, err := openRetry(p, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	// Enough for the mount table and the files of a cgroup in one read.
+	data := make([]byte, 0, 8192)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := unix.Read(fd, data[len(data):cap(data)])
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: p, Err: err}
+		case n == 0:
+			return data, nil
+		default:
+			data = data[:len(data)+n]
+		}
+	}
+}
+
+// openRetry and writeRetry retry the call a signal interrupted, as the os
+// package does.
+func openRetry(p string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func writeRetry(fd int, s string) (int, error) {
+	for {
+		n, err := unix.Write(fd, []byte(s))
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }

@@ -1,8 +1,6 @@
 package cgroup
 
 import (
-	"encoding/binary"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -228,26 +226,5 @@ func TestFormatSize(t *testing.T) {
 		if got := FormatSize(n); got != want {
 			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
 		}
-	}
-}
-
-func TestDeviceFilter(t *testing.T) {
-	insns, err := DeviceFilter(DefaultDevices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Every jump must land on a label, and the program must encode.
-	if err := insns.Marshal(io.Discard, binary.LittleEndian); err != nil {
-		t.Fatalf("program does not encode: %v\n%v", err, insns)
-	}
-	if last := insns[len(insns)-2]; last.Constant != 0 || last.Symbol() != "rule10" {
-		t.Errorf("the program does not end by denying: %v", insns)
-	}
-	if _, err := DeviceFilter([]DeviceRule{{'x', 1, 1, "r"}}); err == nil {
-		t.Error("unknown device type accepted")
-	}
-	none, _ := DeviceFilter(nil)
-	if len(none) != 8 {
-		t.Errorf("no rules: want the preamble and a deny, got %v", none)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"barco/lib/chain"
@@ -47,21 +48,21 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr, _ 
 		defer unix.Close(fd)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
-	if len(c.Layout.V1) > 0 {
+	if len(c.v1) > 0 {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		// "0" is the writing thread. Moving it by that name, rather than
 		// by its tid, spares the kernel's global threadgroup lock, whose
 		// first taking waits for an RCU grace period: 10 to 100 ms here.
 		defer func() {
-			for _, h := range c.Layout.V1 {
+			for _, h := range c.v1 {
 				// Back where the thread came from.
 				if err := writeFile(h.Dir(h.Own), "tasks", "0"); err != nil {
 					chain.Debugf("move the thread back: %v", err)
 				}
 			}
 		}()
-		for _, h := range c.Layout.V1 {
+		for _, h := range c.v1 {
 			if err := writeFile(c.V1[h], "tasks", "0"); err != nil {
 				return 0, err
 			}
@@ -86,6 +87,8 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr, _ 
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
+	// Now that the child runs, off the start's critical path.
+	c.removeStaleLater()
 	return pid, nil
 }
 
@@ -125,8 +128,13 @@ func (o *Options) locate() (*Cgroup, error) {
 	if o.Name == "" {
 		o.Name = strconv.Itoa(os.Getpid())
 	}
-	chain.Debugf("%v; cgroup %s/%s", l.Mode, o.Parent, o.Name)
-	return Locate(l, o.Parent, o.Name)
+	ctrls := V1Controllers(&o.Limits, o.Stats, l.Mode)
+	if l.Mode == Unified {
+		chain.Debugf("%v; cgroup %s/%s", l.Mode, o.Parent, o.Name)
+	} else {
+		chain.Debugf("%v; cgroup %s/%s in the hierarchies of %s", l.Mode, o.Parent, o.Name, strings.Join(ctrls, ","))
+	}
+	return Locate(l, o.Parent, o.Name, ctrls)
 }
 
 // Run runs program in a new cgroup with the limits of o, waits for it,
@@ -238,6 +246,7 @@ func Exec(o *Options, program []string) error {
 	if err := c.Open(&o.Limits); err != nil {
 		return err
 	}
+	c.removeStale()
 	if err := c.Join(); err != nil {
 		return err
 	}
