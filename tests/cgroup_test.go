@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -631,4 +632,46 @@ func TestCgroupHandsOverToBarcoNS(t *testing.T) {
 		t.Errorf("no v2 or pids line in the child's /proc/self/cgroup:\n%s", r.Stdout)
 	}
 	noCgroupLeft(t, name)
+}
+
+// Two runs that overlap leave no parent cgroup: the one that made the
+// default parent ends first and sees the other's cgroup in it, and the
+// other did not make it; the last one out removes it.
+func TestCgroupOverlappingRunsLeaveNoParent(t *testing.T) {
+	bin := cgroupBin(t)
+	for p := range barcoParents() {
+		os.Remove(p)
+	}
+	if left := barcoParents(); len(left) > 0 {
+		t.Fatalf("another barco run holds the default parent %v; run this test alone", left)
+	}
+	start := func() (*exec.Cmd, io.Closer) {
+		cmd := exec.Command(bin, "--", "/bin/sh", "-c", "echo ready; read x; exit 0")
+		hold, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+			t.Fatalf("run said %q, %v", line, err)
+		}
+		return cmd, hold
+	}
+	first, holdFirst := start()
+	second, holdSecond := start()
+	for _, run := range []struct {
+		cmd  *exec.Cmd
+		hold io.Closer
+	}{{first, holdFirst}, {second, holdSecond}} {
+		run.hold.Close()
+		if err := run.cmd.Wait(); err != nil {
+			t.Fatalf("%v: %v", run.cmd.Args, err)
+		}
+		if run.cmd == first && len(barcoParents()) == 0 {
+			t.Fatal("the default parent is gone while the second run is in it")
+		}
+	}
+	if left := barcoParents(); len(left) > 0 {
+		t.Errorf("parent cgroups left behind: %v", left)
+	}
 }

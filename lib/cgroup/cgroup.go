@@ -25,6 +25,11 @@ type Cgroup struct {
 	// v1 are the keys of V1 in the layout's order, so that every pass
 	// over the hierarchies goes the same way.
 	v1 []*Hierarchy
+	// SharedParent says the parent is barco's own, DefaultParent: Remove
+	// takes it away when it is empty, whichever run made it. Two runs that
+	// overlap would otherwise leave it, each having seen the other's
+	// cgroup in it at its end.
+	SharedParent bool
 	// created are the directories made for it, parents before children.
 	created []string
 	// stale are the parents that were there before Create: they may hold
@@ -126,6 +131,10 @@ func (c *Cgroup) dirs() []string {
 	}
 	return d
 }
+
+// DefaultParent is the parent cgroup of barco's cgroups unless told
+// otherwise, in every hierarchy.
+const DefaultParent = "barco"
 
 // ErrInUse is returned by Create when the cgroup exists already.
 var ErrInUse = errors.New("name already in use")
@@ -422,6 +431,13 @@ func (c *Cgroup) Remove() error {
 				_ = killProcs(dir)
 			}
 			time.Sleep(time.Millisecond)
+		}
+	}
+	if c.SharedParent {
+		for _, dir := range leaves {
+			if p := filepath.Dir(dir); !contains(parents, p) {
+				parents = append(parents, p)
+			}
 		}
 	}
 	for i := len(parents) - 1; i >= 0; i-- {

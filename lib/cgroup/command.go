@@ -9,7 +9,7 @@ import (
 
 // Command is the barco-cgroup stage.
 func Command() *chain.Stage {
-	o := Options{Parent: "barco"}
+	o := Options{Parent: DefaultParent}
 	l := &o.Limits
 	var exec bool
 	var devices string

@@ -39,7 +39,9 @@
 // # Cleanup
 //
 // The cgroup is removed when PROGRAM exits or is killed, fails to start,
-// or when barco-cgroup gets SIGINT or SIGTERM (forwarded to PROGRAM first).
+// or when barco-cgroup gets SIGINT or SIGTERM (forwarded to PROGRAM first);
+// so is its parent when barco-cgroup made it, or when it is the default
+// parent, barco's own, and empty.
 // If barco-cgroup is killed with SIGKILL, PROGRAM gets SIGKILL too (its
 // parent-death signal); the empty cgroup it leaves is removed by the next
 // run with the same parent, once it is older than StaleAge (in the

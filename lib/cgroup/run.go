@@ -134,7 +134,12 @@ func (o *Options) locate() (*Cgroup, error) {
 	} else {
 		chain.Debugf("%v; cgroup %s/%s in the hierarchies of %s", l.Mode, o.Parent, o.Name, strings.Join(ctrls, ","))
 	}
-	return Locate(l, o.Parent, o.Name, ctrls)
+	c, err := Locate(l, o.Parent, o.Name, ctrls)
+	if err != nil {
+		return nil, err
+	}
+	c.SharedParent = o.Parent == DefaultParent
+	return c, nil
 }
 
 // Run runs program in a new cgroup with the limits of o, waits for it,
