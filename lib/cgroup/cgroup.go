@@ -38,10 +38,6 @@ type Cgroup struct {
 	// sweeping, when not nil, is closed once the removal of stale cgroups
 	// that ForkExec started is done.
 	sweeping chan struct{}
-	// creatingV1, when not nil, is closed once the CreateV1 that
-	// CreateV1Later started is done, with v1Err its error.
-	creatingV1 chan struct{}
-	v1Err      error
 }
 
 // alwaysV1 are the v1 controllers whose hierarchies every cgroup joins,
@@ -126,10 +122,14 @@ func (c *Cgroup) Dir(ctrl string) string {
 
 // dirs are all the cgroup's directories, v2 first.
 func (c *Cgroup) dirs() []string {
-	if c.V2 == "" {
-		return c.v1Dirs()
+	var d []string
+	if c.V2 != "" {
+		d = append(d, c.V2)
 	}
-	return append([]string{c.V2}, c.v1Dirs()...)
+	for _, h := range c.v1 {
+		d = append(d, c.V1[h])
+	}
+	return d
 }
 
 // DefaultParent is the parent cgroup of barco's cgroups unless told
@@ -152,78 +152,13 @@ func (c *Cgroup) Create(l *Limits) error { return c.create(l, false) }
 // only what it made.
 func (c *Cgroup) Open(l *Limits) error { return c.create(l, true) }
 
-// CreateV2 makes the cgroup's v2 directory alone, in the hybrid layout,
-// where v2 has no controllers and so no limits: a child can start there
-// while CreateV1 makes the rest. On failure it removes what it made.
-func (c *Cgroup) CreateV2() (err error) {
-	if c.V2 == "" || c.Layout.Mode != Hybrid {
-		return fmt.Errorf("cgroup %s: no v2 part of its own to make first (%v)", c.V2, c.Layout.Mode)
-	}
-	defer func() {
-		if err != nil {
-			c.Remove()
-		}
-	}()
-	return c.makeDirs([]string{c.V2}, false)
-}
-
-// CreateV1 makes the cgroup in its v1 hierarchies and writes the limits
-// l, after CreateV2 where there is a v2 hierarchy. On failure the caller
-// removes the cgroup (Remove), once what it started there is gone.
-func (c *Cgroup) CreateV1(l *Limits) error {
-	if err := c.makeDirs(c.v1Dirs(), false); err != nil {
-		return err
-	}
-	return c.configure(l)
-}
-
-// CreateV1Later runs CreateV1 in the background; WaitV1 waits for it.
-// Nothing else may touch the cgroup meanwhile but Remove, which waits too.
-func (c *Cgroup) CreateV1Later(l *Limits) {
-	done := make(chan struct{})
-	c.creatingV1 = done
-	go func() {
-		defer close(done)
-		c.v1Err = c.CreateV1(l)
-	}()
-}
-
-// WaitV1 waits for the CreateV1 that CreateV1Later started, and returns
-// its error; nil when none was started.
-func (c *Cgroup) WaitV1() error {
-	if c.creatingV1 == nil {
-		return nil
-	}
-	<-c.creatingV1
-	c.creatingV1 = nil
-	return c.v1Err
-}
-
-// v1Dirs are the cgroup's v1 directories.
-func (c *Cgroup) v1Dirs() []string {
-	var d []string
-	for _, h := range c.v1 {
-		d = append(d, c.V1[h])
-	}
-	return d
-}
-
 func (c *Cgroup) create(l *Limits, reuse bool) (err error) {
 	defer func() {
 		if err != nil {
 			c.Remove()
 		}
 	}()
-	if err := c.makeDirs(c.dirs(), reuse); err != nil {
-		return err
-	}
-	return c.configure(l)
-}
-
-// makeDirs makes the directories dirs of the cgroup; with reuse, one that
-// exists is taken as it is.
-func (c *Cgroup) makeDirs(dirs []string, reuse bool) error {
-	for _, dir := range dirs {
+	for _, dir := range c.dirs() {
 		err := c.mkdir(dir)
 		switch {
 		case errors.Is(err, unix.EEXIST) && reuse:
@@ -238,12 +173,6 @@ func (c *Cgroup) makeDirs(dirs []string, reuse bool) error {
 			c.stale = append(c.stale, parent)
 		}
 	}
-	return nil
-}
-
-// configure writes the limits l into the cgroup made, with what the
-// controllers need for them first.
-func (c *Cgroup) configure(l *Limits) error {
 	if c.Layout.Mode == Unified {
 		if err := c.enableControllers(l.Controllers()); err != nil {
 			return err
@@ -465,7 +394,6 @@ const RemoveTimeout = 10 * time.Second
 // hierarchies, then removes the parents it created if they are empty. It
 // waits first for the removal of stale cgroups that ForkExec started.
 func (c *Cgroup) Remove() error {
-	_ = c.WaitV1()
 	if c.sweeping != nil {
 		<-c.sweeping
 		c.sweeping = nil

@@ -35,45 +35,6 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 // ForkExec is syscall.ForkExec with the child started in the cgroup, as
 // Start does; attr.Sys may carry the caller's own clone flags.
 func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr, _ bool) (int, error) {
-	pid, err := c.forkExec(path, argv, attr, c.v1)
-	if err == nil {
-		// Now that the child runs, off the start's critical path.
-		c.removeStaleLater()
-	}
-	return pid, err
-}
-
-// startJoining is ForkExec for a child that joins its v1 cgroups itself
-// (see chain.Placer), while CreateV1Later makes them: it starts the child
-// in the v2 cgroup alone (CreateV2) and names the v1 cgroups to it in
-// chain.JoinCgroupsEnv. The child runs nothing of the container before it
-// has joined them: it waits for the handshake, which comes after this
-// returns, and so after WaitV1. The v1 mkdirs and limits (about a
-// millisecond here) so overlap with the clone and the child's exec, and
-// the thread moves are gone.
-func (c *Cgroup) startJoining(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
-	join := strings.Join(c.v1Dirs(), "\n")
-	a := *attr
-	a.Env = append(append([]string{}, attr.Env...), chain.JoinCgroupsEnv+"="+join)
-	pid, err := c.forkExec(path, argv, &a, nil)
-	if err != nil {
-		return 0, err
-	}
-	if err := c.WaitV1(); err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		var ws syscall.WaitStatus
-		_, _ = syscall.Wait4(pid, &ws, 0, nil)
-		c.Remove()
-		return 0, chain.InStage("barco-cgroup", err)
-	}
-	chain.Debugf("created %d v1 cgroups; child %d joins them", len(c.V1), pid)
-	c.removeStaleLater()
-	return pid, nil
-}
-
-// forkExec starts the child in the v2 cgroup and in the v1 cgroups of
-// the hierarchies moves, by moving the calling thread there for the fork.
-func (c *Cgroup) forkExec(path string, argv []string, attr *syscall.ProcAttr, moves []*Hierarchy) (int, error) {
 	sysCopy := *attr.Sys
 	sys := &sysCopy
 	attrCopy := *attr
@@ -87,21 +48,21 @@ func (c *Cgroup) forkExec(path string, argv []string, attr *syscall.ProcAttr, mo
 		defer unix.Close(fd)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
-	if len(moves) > 0 {
+	if len(c.v1) > 0 {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		// "0" is the writing thread. Moving it by that name, rather than
 		// by its tid, spares the kernel's global threadgroup lock, whose
 		// first taking waits for an RCU grace period: 10 to 100 ms here.
 		defer func() {
-			for _, h := range moves {
+			for _, h := range c.v1 {
 				// Back where the thread came from.
 				if err := writeFile(h.Dir(h.Own), "tasks", "0"); err != nil {
 					chain.Debugf("move the thread back: %v", err)
 				}
 			}
 		}()
-		for _, h := range moves {
+		for _, h := range c.v1 {
 			if err := writeFile(c.V1[h], "tasks", "0"); err != nil {
 				return 0, err
 			}
@@ -126,6 +87,8 @@ func (c *Cgroup) forkExec(path string, argv []string, attr *syscall.ProcAttr, mo
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
+	// Now that the child runs, off the start's critical path.
+	c.removeStaleLater()
 	return pid, nil
 }
 
@@ -225,37 +188,12 @@ func Run(o *Options, program []string) (int, error) {
 // this process, after making the cgroup: that stage's child starts in the
 // cgroup, as barco-cgroup's own would, and the cgroup goes when the
 // process ends. One fork and one process image less than Start.
-//
-// On cgroup v1 the v1 part is made in the background while that stage
-// prepares and starts its child, which joins it itself where it can (see
-// startJoining).
 func (c *Cgroup) handOver(o *Options, program []string) error {
-	place := c.ForkExec
-	if len(c.v1) > 0 && !strings.Contains(strings.Join(c.v1Dirs(), ""), "\n") {
-		if c.V2 != "" {
-			if err := c.CreateV2(); err != nil {
-				return err
-			}
-		}
-		c.CreateV1Later(&o.Limits)
-		chain.Debugf("created %s, making %d v1 cgroups meanwhile; %s starts its child there", c.V2, len(c.V1), program[0])
-		place = func(path string, argv []string, attr *syscall.ProcAttr, joins bool) (int, error) {
-			if joins {
-				return c.startJoining(path, argv, attr)
-			}
-			if err := c.WaitV1(); err != nil {
-				c.Remove()
-				return 0, chain.InStage("barco-cgroup", err)
-			}
-			return c.ForkExec(path, argv, attr, joins)
-		}
-	} else {
-		if err := c.Create(&o.Limits); err != nil {
-			return err
-		}
-		chain.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
+	if err := c.Create(&o.Limits); err != nil {
+		return err
 	}
-	chain.PlaceChildren(place, func(status int) int {
+	chain.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
+	chain.PlaceChildren(c.ForkExec, func(status int) int {
 		status, err := c.finish(o, status)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "barco-cgroup: %v\n", err)

@@ -22,9 +22,6 @@ type Error struct {
 	Code int
 	Err  error
 	Hint string
-	// Stage is the stage that failed when another reports it: an earlier
-	// stage in the same process, whose Placer failed under a later one.
-	Stage string
 }
 
 func (e *Error) Error() string {
@@ -49,30 +46,6 @@ func Errorf(hint, format string, args ...any) error {
 	return &Error{Code: ExitFailed, Err: fmt.Errorf(format, args...), Hint: hint}
 }
 
-// InStage marks err as a failure of stage, reported by a later stage in
-// the same process; a nil err stays nil.
-func InStage(stage string, err error) error {
-	if err == nil {
-		return nil
-	}
-	e := &Error{Code: ExitCode(err), Err: err, Stage: stage}
-	var inner *Error
-	if errors.As(err, &inner) && inner.Hint != "" {
-		// The hint stays last on the line.
-		e.Err, e.Hint = inner.Err, inner.Hint
-	}
-	return e
-}
-
-// StageOf is the stage err was marked with by InStage, or "".
-func StageOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Stage
-	}
-	return ""
-}
-
 // ExitCode is the status a stage exits with after err.
 func ExitCode(err error) int {
 	var e *Error
@@ -84,9 +57,6 @@ func ExitCode(err error) int {
 
 // Fail prints err as the stage's one line on stderr and exits with its status.
 func Fail(stage string, err error) {
-	if s := StageOf(err); s != "" {
-		stage = s
-	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", stage, err)
 	Exit(ExitCode(err))
 }

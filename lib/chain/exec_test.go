@@ -2,7 +2,6 @@ package chain
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -77,22 +76,5 @@ func TestFlagNames(t *testing.T) {
 		if got := FlagNames(flags, names); got != want {
 			t.Errorf("FlagNames(%#x) = %q, want %q", flags, got, want)
 		}
-	}
-}
-
-func TestInStage(t *testing.T) {
-	if InStage("barco-cgroup", nil) != nil {
-		t.Error("InStage of nil is not nil")
-	}
-	err := InStage("barco-cgroup", WithHint(errors.New("mkdir /x: permission denied"), "run as root"))
-	if StageOf(err) != "barco-cgroup" || err.Error() != "mkdir /x: permission denied (run as root)" || ExitCode(err) != ExitFailed {
-		t.Errorf("InStage: stage %q, %q, code %d", StageOf(err), err, ExitCode(err))
-	}
-	wrapped := fmt.Errorf("clone: %w", InStage("barco-cgroup", &Error{Code: ExitNotFound, Err: errors.New("gone")}))
-	if StageOf(wrapped) != "barco-cgroup" || ExitCode(wrapped) != ExitNotFound {
-		t.Errorf("through a wrap: stage %q, code %d", StageOf(wrapped), ExitCode(wrapped))
-	}
-	if StageOf(errors.New("plain")) != "" {
-		t.Error("a plain error has a stage")
 	}
 }

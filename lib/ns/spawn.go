@@ -175,9 +175,6 @@ func Run(c *Config) (int, error) {
 		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, AmbientCaps: ambient},
 	}, !c.Init)
 	unix.Close(r)
-	if chain.StageOf(err) != "" {
-		return 0, err // the placement's, not the clone's
-	}
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
