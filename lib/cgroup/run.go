@@ -29,12 +29,12 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
 	}
-	return c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}, false)
+	return c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 }
 
 // ForkExec is syscall.ForkExec with the child started in the cgroup, as
 // Start does; attr.Sys may carry the caller's own clone flags.
-func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr, _ bool) (int, error) {
+func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	sysCopy := *attr.Sys
 	sys := &sysCopy
 	attrCopy := *attr

@@ -94,13 +94,7 @@ func setEnviron(env []string) error {
 // stage that set it (barco-ns after barco-cgroup): where that earlier stage
 // would have put the child it no longer forks itself. It does what
 // syscall.ForkExec does.
-//
-// joins says that the child can finish its placement itself: it does the
-// namespace setup (NSSetup) before anything else and execs on the thread
-// that did it. The placer may then start it early, name in attr.Env
-// (JoinCgroupsEnv) the cgroups it joins after the handshake, and make them
-// while it starts; they must exist when the Placer returns.
-type Placer func(path string, argv []string, attr *syscall.ProcAttr, joins bool) (int, error)
+type Placer func(path string, argv []string, attr *syscall.ProcAttr) (int, error)
 
 var (
 	placer  Placer
@@ -119,11 +113,10 @@ func PlaceChildren(p Placer, done func(status int) int) {
 }
 
 // ForkExec starts a child as syscall.ForkExec, placed by the earlier stage
-// in this process if there is one (see PlaceChildren); joins is the
-// Placer's.
-func ForkExec(path string, argv []string, attr *syscall.ProcAttr, joins bool) (int, error) {
+// in this process if there is one (see PlaceChildren).
+func ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	if placer != nil {
-		return placer(path, argv, attr, joins)
+		return placer(path, argv, attr)
 	}
 	return syscall.ForkExec(path, argv, attr)
 }

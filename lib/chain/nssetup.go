@@ -28,9 +28,6 @@ type NSSetup struct {
 	UID, GID int // credentials to take; -1 leaves them
 	Hostname string
 	Loopback bool
-	// CgroupNS asks for a new cgroup namespace, taken once the process is
-	// in its cgroups, so that the namespace is rooted there.
-	CgroupNS bool
 }
 
 // String encodes the setup for NSSetupEnv.
@@ -41,9 +38,6 @@ func (s NSSetup) String() string {
 	}
 	if s.Loopback {
 		parts = append(parts, "lo=1")
-	}
-	if s.CgroupNS {
-		parts = append(parts, "cgroupns=1")
 	}
 	return strings.Join(parts, ",")
 }
@@ -65,8 +59,6 @@ func ParseNSSetup(v string) (NSSetup, error) {
 			s.Hostname = val
 		case "lo":
 			s.Loopback = val == "1"
-		case "cgroupns":
-			s.CgroupNS = val == "1"
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
@@ -114,17 +106,6 @@ func doNSSetup(v string) error {
 		break
 	}
 	Debugf("namespace handshake done: %s", s)
-	if v, ok := os.LookupEnv(JoinCgroupsEnv); ok {
-		os.Unsetenv(JoinCgroupsEnv)
-		if err := joinCgroups(v); err != nil {
-			return err
-		}
-	}
-	if s.CgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("unshare CLONE_NEWCGROUP: %w", err)
-		}
-	}
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("sethostname %q: %w", s.Hostname, err)
@@ -148,34 +129,6 @@ func doNSSetup(v string) error {
 		return fmt.Errorf("prctl PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
 	}
 	return clearInheritable()
-}
-
-// JoinCgroupsEnv names the variable by which a Placer hands a child that
-// finishes its placement itself (see Placer) the cgroup v1 directories it
-// joins, one per line, once the handshake byte has come.
-const JoinCgroupsEnv = "BARCO_CGROUP_JOIN"
-
-// joinCgroups writes "0" to the tasks file of each directory in dirs (one
-// per line). That moves the writing thread alone, the one that goes on to
-// exec, and spares the kernel's threadgroup lock that moving a whole
-// process takes, whose first taking waits for an RCU grace period (10 to
-// 100 ms here). The other threads of this Go process end at the exec.
-func joinCgroups(dirs string) error {
-	for _, dir := range strings.Split(dirs, "\n") {
-		if dir == "" {
-			continue
-		}
-		tasks := dir + "/tasks"
-		fd, err := unix.Open(tasks, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			_, err = unix.Write(fd, []byte("0"))
-			unix.Close(fd)
-		}
-		if err != nil {
-			return fmt.Errorf("join cgroup: %w", &os.PathError{Op: "write", Path: tasks, Err: err})
-		}
-	}
-	return nil
 }
 
 func armParentDeath() error {

@@ -4,7 +4,7 @@ import "testing"
 
 func TestNSSetupRoundTrip(t *testing.T) {
 	for _, s := range []NSSetup{
-		{SyncFD: 4, UID: 0, GID: 0, Hostname: "box", Loopback: true, CgroupNS: true},
+		{SyncFD: 4, UID: 0, GID: 0, Hostname: "box", Loopback: true},
 		{SyncFD: 3, UID: -1, GID: -1},
 	} {
 		got, err := ParseNSSetup(s.String())

@@ -18,10 +18,8 @@
 // minimal init that reaps zombies. Either way the child first does the
 // setup handed to it in BARCO_NS_SETUP (chain.NSSetup): it waits on a pipe
 // until barco-ns has written its uid_map, setgroups and gid_map (the
-// handshake), takes its cgroup namespace (after the handshake, so that it
-// is rooted at the cgroup the process is in by then), sets the hostname,
-// brings loopback up, and becomes root of the user namespace, or
-// --uid/--gid. It enters the namespaces with all its
+// handshake), sets the hostname, brings loopback up, and becomes root of
+// the user namespace, or --uid/--gid. It enters the namespaces with all its
 // capabilities as ambient, because in a new user namespace its exec happens
 // before its uid is mapped; it drops the ambient set after the setup.
 //

@@ -103,13 +103,7 @@ func Run(c *Config) (int, error) {
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
 	}
-	// The child takes its cgroup namespace after the handshake, once it is
-	// in its cgroups, which an earlier stage in this process may finish
-	// only then (see chain.Placer): the namespace is rooted at the cgroup
-	// of the process that makes it.
-	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
-	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname,
-		Loopback: c.Flags&unix.CLONE_NEWNET != 0, CgroupNS: cgroupns != 0}
+	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
 	files = append(files, uintptr(r))
 	if userns {
 		// Become the mapped root unless told otherwise, as unshare --map-root.
@@ -167,13 +161,16 @@ func Run(c *Config) (int, error) {
 		return 0, err
 	}
 	chain.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
-	// The init stays for the container's life, and its other threads would
-	// stay where it started: it does not join its cgroups itself.
+	// The child takes its cgroup namespace once it is in its cgroup, which
+	// an earlier stage in this process may choose as it clones it (see
+	// chain.ForkExec): the namespace's root is the cgroup of the process
+	// that makes it.
+	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
 	pid, err := chain.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, AmbientCaps: ambient},
-	}, !c.Init)
+		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient},
+	})
 	unix.Close(r)
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
