@@ -136,3 +136,35 @@ func TestBarcoPreservedFDsReachProgram(t *testing.T) {
 		t.Errorf("read %q from the preserved descriptor", got[:n])
 	}
 }
+
+// Every process of the container is in every cgroup of the container, v1
+// and v2, with and without --init.
+func TestBarcoProcessesAreInTheirCgroups(t *testing.T) {
+	bin := barcoBin(t)
+	for _, c := range []struct {
+		flags []string
+		procs int // sh and sleep, and the init
+	}{{nil, 2}, {[]string{"--init"}, 3}} {
+		name := "bt-members" + strings.Join(c.flags, "")
+		args := append(append([]string{"run", "--name", name}, c.flags...),
+			"--", "/bin/sh", "-c", "sleep 100 & echo ready; read x; kill $!")
+		cmd := exec.Command(bin, args...)
+		stdin, _ := cmd.StdinPipe()
+		startReady(t, cmd)
+		dirs := findCgroups(t, name)
+		if len(dirs) == 0 {
+			t.Errorf("%v: no cgroup named %s", c.flags, name)
+		}
+		for _, dir := range dirs {
+			pids, err := cgroup.Procs(dir)
+			if err != nil || len(pids) != c.procs {
+				t.Errorf("%v: %s holds pids %v (%v), want the container's %d processes", c.flags, dir, pids, err, c.procs)
+			}
+		}
+		stdin.Close()
+		if code := waitStatus(t, cmd); code != 0 {
+			t.Errorf("%v: status %d", c.flags, code)
+		}
+		noCgroupLeft(t, name)
+	}
+}
