@@ -78,7 +78,7 @@ func newerThanProfile(f *Filter, p *Program, audit, nr uint32) bool {
 		abi = "x32"
 	default:
 		for _, name := range f.Arches {
-			if info, ok := archInfos[name]; ok && info.audit == audit && name != "x32" {
+			if id, ok := archID(name); ok && archInfos[id].audit == audit && id != archX32 {
 				abi = name
 			}
 		}
@@ -176,4 +176,50 @@ func TestDifferentialDefaultProfileARM(t *testing.T) {
 	env.Arch = "arm64"
 	f := mustResolve(t, DefaultProfile(), env)
 	differABIs(t, f, []abi{{"arm64", auditAArch64, 0}, {"arm", 0x40000028, 0}})
+}
+
+// A profile whose program is long enough that the search jumps to
+// argument checks more than 255 instructions ahead: they go through
+// trampolines, and the verdicts stay libseccomp's. One rule a syscall:
+// libseccomp leaves overlapping rules with different actions unspecified.
+func TestDifferentialLongProfile(t *testing.T) {
+	requireAMD64(t)
+	for _, def := range []Action{{Kind: ActAllow}, {Kind: ActErrno, Ret: 1}} {
+		f := &Filter{Default: def, Arches: []string{"amd64", "x86", "x32"}}
+		for i, name := range syscallNames {
+			// libseccomp refuses some argument checks on x86's
+			// multiplexed calls.
+			if nr, ok := BuiltinTable("x86", name); i%2 != 0 || ok && nr < 0 {
+				continue
+			}
+			act := Action{Kind: ActErrno, Ret: uint(2 + i%30)}
+			switch {
+			case i%7 == 0:
+				act = Action{Kind: ActTrap}
+			case def.Kind != ActAllow && i%3 == 0:
+				act = Action{Kind: ActAllow}
+			}
+			// Masked comparisons are checked one by one: a body each.
+			r := Rule{Syscall: name, Action: act, Args: []Arg{{Index: 0, Op: OpMaskedEQ, Value: 0xff, ValueTwo: uint64(i % 40)}}}
+			if i%4 == 0 {
+				r.Args = append(r.Args, Arg{Index: 1, Op: OpMaskedEQ, Value: 1<<63 | 1, ValueTwo: 0})
+			}
+			f.Rules = append(f.Rules, r)
+		}
+		p, err := Compile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jas := 0
+		for _, in := range p.Instructions {
+			if in.Code == opJa {
+				jas++
+			}
+		}
+		if len(p.Instructions) < 1000 || jas == 0 {
+			t.Fatalf("default %s: %d instructions, %d ja: want a program that needs trampolines", def, len(p.Instructions), jas)
+		}
+		t.Logf("default %s: %d instructions, %d ja", def, len(p.Instructions), jas)
+		differ(t, f)
+	}
 }

@@ -45,24 +45,20 @@ func BuiltinTable(arch, name string) (int32, bool) {
 	return nr, nr != noSyscall
 }
 
-// builtinTableCached is BuiltinTable for a caller that asks for one name
-// on each architecture in turn: the name is hashed once.
-func builtinTableCached() SyscallTable {
-	lastArch, lastName := "", ""
-	a, id, archOK, nameOK := 0, 0, false, false
-	return func(arch, name string) (int32, bool) {
-		if arch != lastArch || !archOK {
-			lastArch = arch
-			a, archOK = archID(arch)
+// builtinNumbers numbers the rules of f from the generated tables, for a
+// caller that asks for one rule on each architecture in turn: a name is
+// looked up once.
+func builtinNumbers(f *Filter) numberer {
+	last, id, known := -1, 0, false
+	return func(arch, i int) (int32, bool) {
+		if i != last {
+			last = i
+			id, known = syscallID(f.Rules[i].Syscall)
 		}
-		if name != lastName || !nameOK {
-			lastName = name
-			id, nameOK = syscallID(name)
-		}
-		if !archOK || !nameOK {
+		if !known {
 			return 0, false
 		}
-		nr := syscallNumbers[id][a]
+		nr := syscallNumbers[id][arch]
 		return nr, nr != noSyscall
 	}
 }

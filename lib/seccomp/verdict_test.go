@@ -293,13 +293,14 @@ func TestAssembleRefuses(t *testing.T) {
 	if _, err := Compile(conflict); err == nil || !strings.Contains(err.Error(), "syscall mkdir: conflicting rules errno EPERM and errno EACCES") {
 		t.Errorf("conflicting rules: error %v", err)
 	}
+	// Masked comparisons are checked rule by rule: six instructions each.
 	long := &Filter{Default: Action{Kind: ActAllow}, Arches: []string{"amd64"}}
 	for i := range 1500 {
 		long.Rules = append(long.Rules, Rule{Syscall: "kill", Action: Action{Kind: ActErrno, Ret: 1},
-			Args: []Arg{{Index: 0, Op: OpEQ, Value: uint64(i)}}})
+			Args: []Arg{{Index: 0, Op: OpMaskedEQ, Value: uint64(i), ValueTwo: uint64(i)}}})
 	}
 	if _, err := Compile(long); err == nil || !strings.Contains(err.Error(), "the kernel takes at most 4096") {
-		t.Errorf("1500 conditional rules: error %v", err)
+		t.Errorf("1500 masked conditional rules: error %v", err)
 	}
 }
 
