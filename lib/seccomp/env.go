@@ -34,21 +34,21 @@ func CapNumber(name string) int {
 	return -1
 }
 
-// nativeArches maps GOARCH to libseccomp's architecture names.
-var nativeArches = map[string]string{
-	"386":      "x86",
-	"amd64":    "amd64",
-	"arm":      "arm",
-	"arm64":    "arm64",
-	"loong64":  "loongarch64",
-	"mips":     "mips",
-	"mipsle":   "mipsel",
-	"mips64":   "mips64",
-	"mips64le": "mipsel64",
-	"ppc64":    "ppc64",
-	"ppc64le":  "ppc64le",
-	"riscv64":  "riscv64",
-	"s390x":    "s390x",
+// nativeArch is libseccomp's name of a GOARCH.
+func nativeArch(goarch string) (string, bool) {
+	switch goarch {
+	case "386":
+		return "x86", true
+	case "amd64", "arm", "arm64", "ppc64", "ppc64le", "riscv64", "s390x", "mips", "mips64":
+		return goarch, true
+	case "loong64":
+		return "loongarch64", true
+	case "mipsle":
+		return "mipsel", true
+	case "mips64le":
+		return "mipsel64", true
+	}
+	return "", false
 }
 
 // CapSet says which capability set the conditions are evaluated against.
@@ -73,7 +73,7 @@ func (s CapSet) String() string {
 // running kernel's version and the native architecture.
 func HostEnv(set CapSet) (Env, error) {
 	var env Env
-	arch, ok := nativeArches[runtime.GOARCH]
+	arch, ok := nativeArch(runtime.GOARCH)
 	if !ok {
 		return env, fmt.Errorf("architecture %s: not supported", runtime.GOARCH)
 	}
