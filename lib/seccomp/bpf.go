@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -160,11 +161,11 @@ const (
 )
 
 // An item is one rule applied to one syscall number of a section, packed
-// into an integer so that sorting items orders them by section, then
-// number, then profile order, without moving rules around.
+// into an integer so that sorting items orders them by number, then
+// profile order, without moving rules around.
 //
-//	bits 61-63 section, 29-60 syscall number, 9-28 rule index,
-//	8 args32, 7 multiplexed (x86), 0-6 the multiplexed call number
+//	bits 29-60 syscall number, 9-28 rule index, 8 args32,
+//	7 multiplexed (x86), 0-6 the multiplexed call number
 type item uint64
 
 const (
@@ -172,15 +173,14 @@ const (
 	maxCall  = 1<<7 - 1
 )
 
-func makeItem(sec int, nr uint32, rule int, args32 bool) item {
-	it := item(sec)<<61 | item(nr)<<29 | item(rule)<<9
+func makeItem(nr uint32, rule int, args32 bool) item {
+	it := item(nr)<<29 | item(rule)<<9
 	if args32 {
 		it |= 1 << 8
 	}
 	return it
 }
 
-func (it item) sec() int            { return int(it >> 61) }
 func (it item) nr() uint32          { return uint32(it >> 29) }
 func (it item) rule() int           { return int(it>>9) & (maxRules - 1) }
 func (it item) args32() bool        { return it&(1<<8) != 0 }
@@ -191,6 +191,7 @@ func (it item) withCall(c int) item { return it | 1<<7 | item(c) }
 // section is the part of the filter for one AUDIT_ARCH value.
 type section struct {
 	audit uint32
+	abis  uint8 // archIDs, as bits
 	// Numbers from x32SyscallBit up, other than -1, are a bad
 	// architecture: x86-64 without x32.
 	rejectX32 bool
@@ -221,18 +222,11 @@ type seg struct {
 // unconditional rule's, or the default).
 type body struct {
 	args32  bool
-	rules   []Rule
+	conds   []item
 	final   uint32
 	users   int // sections that jump to it
 	lastUse int // the last of them
 	label   int
-}
-
-func (b *body) same(args32 bool, rules []Rule, final uint32) bool {
-	return b.args32 == args32 && b.final == final &&
-		slices.EqualFunc(b.rules, rules, func(x, y Rule) bool {
-			return x.Action == y.Action && slices.Equal(x.Args, y.Args)
-		})
 }
 
 // compiler is what Assemble knows of a filter between its phases.
@@ -240,15 +234,42 @@ type compiler struct {
 	f        *Filter
 	deny     bool
 	def      uint32
-	sections []*section
-	items    []item
+	sections []section
+	items    []item // of one section
 	// A seg's target is a body (>= 0) or a return value (^index in rets).
 	bodies []body
 	rets   []uint32
-	// Scratch: the conditional rules of one syscall, and the arg0
-	// conditions of the multiplexed x86 calls.
-	rules   []Rule
-	muxArgs []Arg
+	// Scratch: the conditional rules of one syscall, and rules with one
+	// condition.
+	conds   []item
+	singles []single
+}
+
+// rule is the action and conditions of item it: those of its rule, or for
+// a call x86 multiplexes, arg0 == the call number, held in mux.
+func (c *compiler) rule(it item, mux *[1]Arg) (Action, []Arg) {
+	r := &c.f.Rules[it.rule()]
+	if it.mux() {
+		mux[0] = Arg{Index: 0, Op: OpEQ, Value: it.call()}
+		return r.Action, mux[:]
+	}
+	return r.Action, r.Args
+}
+
+// sameBody reports whether b is c.conds then final.
+func (c *compiler) sameBody(b *body, args32 bool, final uint32) bool {
+	if b.args32 != args32 || b.final != final || len(b.conds) != len(c.conds) {
+		return false
+	}
+	for j, it := range b.conds {
+		var m1, m2 [1]Arg
+		act1, args1 := c.rule(it, &m1)
+		act2, args2 := c.rule(c.conds[j], &m2)
+		if act1 != act2 || !slices.Equal(args1, args2) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *compiler) retTarget(v uint32) int32 {
@@ -301,7 +322,8 @@ func assemble(f *Filter, number numberer) (*Program, error) {
 	}
 	p := &Program{}
 	c := &compiler{f: f, deny: denies(f.Default), def: f.Default.value(),
-		rules: make([]Rule, 0, 32), muxArgs: make([]Arg, 0, 32)}
+		sections: make([]section, 0, numArches),
+		conds:    make([]item, 0, 32), singles: make([]single, 0, 64)}
 	var abis []int // the filter's architectures, by archID
 	var secOf [numArches]int
 	for _, name := range f.Arches {
@@ -315,24 +337,48 @@ func assemble(f *Filter, number numberer) (*Program, error) {
 		}
 		abis = append(abis, id)
 		info := archInfos[id]
-		secOf[id] = slices.IndexFunc(c.sections, func(s *section) bool { return s.audit == info.audit })
+		secOf[id] = slices.IndexFunc(c.sections, func(s section) bool { return s.audit == info.audit })
 		if secOf[id] < 0 {
 			secOf[id] = len(c.sections)
-			c.sections = append(c.sections, &section{audit: info.audit, rejectX32: id == archAMD64})
+			c.sections = append(c.sections, section{audit: info.audit, rejectX32: id == archAMD64})
 		}
+		s := &c.sections[secOf[id]]
 		if id == archX32 {
-			c.sections[secOf[id]].rejectX32 = false
+			s.rejectX32 = false
 		}
+		s.abis |= 1 << id
 	}
-	if err := c.number(number, abis, secOf, p); err != nil {
-		return nil, err
+	// Section by section: the items of one at a time are kept.
+	known := make([]bool, len(f.Rules))
+	n := 0
+	for _, s := range c.sections {
+		n = max(n, len(f.Rules)*bits.OnesCount8(s.abis))
 	}
-	if err := c.partition(); err != nil {
-		return nil, err
+	c.items = make([]item, 0, n)
+	segs := make([]seg, 0, len(f.Rules)+16)
+	for i := range c.sections {
+		s := &c.sections[i]
+		if err := c.number(number, s, known); err != nil {
+			return nil, err
+		}
+		start := len(segs)
+		var err error
+		if segs, err = c.sectionSegs(s, i, c.sortItems(), segs); err != nil {
+			return nil, err
+		}
+		s.segs = segs[start:len(segs):len(segs)]
+	}
+	for i, r := range f.Rules {
+		if !known[i] && !slices.Contains(p.Skipped, r.Syscall) {
+			if p.Skipped == nil {
+				p.Skipped = make([]string, 0, 16)
+			}
+			p.Skipped = append(p.Skipped, r.Syscall)
+		}
 	}
 	p.LastSyscalls = make(map[string]uint32, len(abis))
 	for _, id := range abis {
-		if s := c.sections[secOf[id]]; s.hasLast[id] {
+		if s := &c.sections[secOf[id]]; s.hasLast[id] {
 			p.LastSyscalls[syscallArches[id]] = s.last[id]
 		}
 	}
@@ -347,25 +393,25 @@ func assemble(f *Filter, number numberer) (*Program, error) {
 	return p, nil
 }
 
-// number makes the items of every rule on every architecture, and lists
-// the syscalls no architecture knows in p.Skipped.
-func (c *compiler) number(number numberer, abis []int, secOf [numArches]int, p *Program) error {
-	c.items = make([]item, 0, len(c.f.Rules)*len(abis)+len(c.f.Rules)/4)
-	// Rule by rule, each on every architecture, so that a table can look
-	// a name up once.
+// number makes the items of section s in c.items: every rule on each
+// architecture of the section. It marks the rules whose syscall has a
+// number in known.
+func (c *compiler) number(number numberer, s *section, known []bool) error {
+	c.items = c.items[:0]
 	for i, r := range c.f.Rules {
-		known := false
-		for _, id := range abis {
+		for id := range numArches {
+			if s.abis&(1<<id) == 0 {
+				continue
+			}
 			nr, ok := number(id, i)
 			if !ok {
 				continue
 			}
-			sec := secOf[id]
-			s, args32 := c.sections[sec], archInfos[id].args32
+			args32 := archInfos[id].args32
 			if nr >= 0 {
-				known = true
+				known[i] = true
 				s.named(id, uint32(nr))
-				c.items = append(c.items, makeItem(sec, uint32(nr), i, args32))
+				c.items = append(c.items, makeItem(uint32(nr), i, args32))
 				continue
 			}
 			if id != archX86 {
@@ -382,18 +428,92 @@ func (c *compiler) number(number numberer, abis []int, secOf [numArches]int, p *
 			if call < 0 || call > maxCall {
 				return fmt.Errorf("syscall %s: x86 number %d is not libseccomp's for a socketcall or ipc call", r.Syscall, nr)
 			}
-			known = true
+			known[i] = true
 			if direct, ok := x86Direct(r.Syscall); ok {
 				s.named(id, direct)
-				c.items = append(c.items, makeItem(sec, direct, i, true))
+				c.items = append(c.items, makeItem(direct, i, true))
 			}
-			c.items = append(c.items, makeItem(sec, mux, i, true).withCall(int(call)))
-		}
-		if !known && !slices.Contains(p.Skipped, r.Syscall) {
-			p.Skipped = append(p.Skipped, r.Syscall)
+			c.items = append(c.items, makeItem(mux, i, true).withCall(int(call)))
 		}
 	}
 	return nil
+}
+
+// sortItems sorts c.items by number, then profile order. Every number of
+// the generated tables has a slot (see itemSlot), and a radix sort on it
+// in place takes a fraction of the time of a comparison sort; other
+// numbers (from an Assemble caller's table) get the comparison sort.
+func (c *compiler) sortItems() []item {
+	items := c.items
+	for _, it := range items {
+		if _, ok := itemSlot(it); !ok {
+			slices.Sort(items)
+			return items
+		}
+	}
+	radixSort(items, 6)
+	// Only the rules of one number can be out of order now.
+	for i := 1; i < len(items); i++ {
+		for j := i; j > 0 && items[j] < items[j-1]; j-- {
+			items[j], items[j-1] = items[j-1], items[j]
+		}
+	}
+	return items
+}
+
+// radixSort sorts items by the 6 bits of their slot from shift up, then
+// each run of equal bits by the bits below: an American flag sort, which
+// moves items within the slice rather than into a second one.
+func radixSort(items []item, shift uint) {
+	digit := func(it item) int {
+		k, _ := itemSlot(it)
+		return int(k>>shift) & 63
+	}
+	var next, end [64]int32
+	for _, it := range items {
+		end[digit(it)]++
+	}
+	sum := int32(0)
+	for d := range end {
+		next[d] = sum
+		sum += end[d]
+		end[d] = sum
+	}
+	for d := range next {
+		for next[d] < end[d] {
+			e := digit(items[next[d]])
+			if e != d {
+				items[next[d]], items[next[e]] = items[next[e]], items[next[d]]
+			}
+			next[e]++
+		}
+	}
+	if shift == 0 {
+		return
+	}
+	start := int32(0)
+	for d := range end {
+		if end[d]-start > 1 {
+			radixSort(items[start:end[d]], shift-6)
+		}
+		start = end[d]
+	}
+}
+
+// itemSlot is a 12-bit key in the order of an item's number, if the
+// number is one the generated tables have: below 1024, ARM's private ones
+// from 0xf0000, x32's.
+func itemSlot(it item) (uint32, bool) {
+	const armPrivate = 0xf0000
+	switch nr := it.nr(); {
+	case nr < 1024:
+		return nr, true
+	case nr-armPrivate < 16:
+		return 1024 + nr - armPrivate, true
+	case nr-x32SyscallBit < 1024:
+		return 1040 + nr - x32SyscallBit, true
+	}
+	return 0, false
 }
 
 // route is where a syscall number goes before the search: a fixed
@@ -441,27 +561,9 @@ func (s *section) route(nr uint32, deny bool) (ret uint32, fixed bool) {
 	return 0, false
 }
 
-// partition finds the target of every syscall number of every section:
-// it fills the sections' segs, and the bodies they need (equal ones
-// shared).
-func (c *compiler) partition() error {
-	slices.Sort(c.items)
-	segs := make([]seg, 0, len(c.items)/2+16)
-	for i, s := range c.sections {
-		start := len(segs)
-		n, _ := slices.BinarySearchFunc(c.items, i+1, func(it item, sec int) int { return it.sec() - sec })
-		var err error
-		if segs, err = c.sectionSegs(s, i, c.items[:n], segs); err != nil {
-			return err
-		}
-		c.items = c.items[n:]
-		s.segs = segs[start:len(segs):len(segs)]
-	}
-	return nil
-}
-
-// sectionSegs appends to segs the targets of section i, whose items are
-// the first ones of items.
+// sectionSegs appends to segs the target of every syscall number of
+// section i, whose items (sorted) are items, and adds the bodies it needs
+// to c.bodies, sharing equal ones.
 func (c *compiler) sectionSegs(s *section, i int, items []item, segs []seg) ([]seg, error) {
 	start := len(segs)
 	add := func(lo uint32, t int32) {
@@ -500,25 +602,21 @@ func (c *compiler) sectionSegs(s *section, i int, items []item, segs []seg) ([]s
 			nr := items[k].nr()
 			// Every rule of nr: the conditional ones in order, and the
 			// unconditional one, if any.
-			c.rules = c.rules[:0]
+			c.conds = c.conds[:0]
 			var uncond *Rule
 			args32 := false
 			for ; k < len(items) && items[k].nr() == nr; k++ {
 				it := items[k]
 				args32 = it.args32()
-				r := c.f.Rules[it.rule()]
-				if it.mux() {
-					c.muxArgs = append(c.muxArgs, Arg{Index: 0, Op: OpEQ, Value: it.call()})
-					r.Args = c.muxArgs[len(c.muxArgs)-1:]
-				}
-				if len(r.Args) > 0 {
-					c.rules = append(c.rules, r)
-					continue
-				}
-				if uncond != nil && uncond.Action != r.Action {
+				r := &c.f.Rules[it.rule()]
+				switch {
+				case it.mux() || len(r.Args) > 0:
+					c.conds = append(c.conds, it)
+				case uncond != nil && uncond.Action != r.Action:
 					return nil, fmt.Errorf("syscall %s: conflicting rules %s and %s", r.Syscall, uncond.Action, r.Action)
+				default:
+					uncond = r
 				}
-				uncond = &c.f.Rules[it.rule()]
 			}
 			if uint64(nr) > next {
 				add(uint32(next), def)
@@ -527,7 +625,7 @@ func (c *compiler) sectionSegs(s *section, i int, items []item, segs []seg) ([]s
 			if uncond != nil {
 				final = uncond.Action.value()
 			}
-			if len(c.rules) == 0 {
+			if len(c.conds) == 0 {
 				add(nr, c.retTarget(final))
 			} else {
 				add(nr, c.bodyTarget(i, args32, final))
@@ -541,12 +639,14 @@ func (c *compiler) sectionSegs(s *section, i int, items []item, segs []seg) ([]s
 	return segs, nil
 }
 
-// bodyTarget is the body of c.rules then final, used by section i.
+// bodyTarget is the body of c.conds then final, used by section i.
 func (c *compiler) bodyTarget(i int, args32 bool, final uint32) int32 {
-	j := slices.IndexFunc(c.bodies, func(b body) bool { return b.same(args32, c.rules, final) })
-	if j < 0 {
-		j = len(c.bodies)
-		c.bodies = append(c.bodies, body{args32: args32, rules: slices.Clone(c.rules), final: final, lastUse: -1})
+	j := 0
+	for j < len(c.bodies) && !c.sameBody(&c.bodies[j], args32, final) {
+		j++
+	}
+	if j == len(c.bodies) {
+		c.bodies = append(c.bodies, body{args32: args32, conds: slices.Clone(c.conds), final: final, lastUse: -1})
 	}
 	if b := &c.bodies[j]; b.lastUse != i {
 		b.users++
@@ -584,7 +684,7 @@ func (c *compiler) emit() ([]Instruction, error) {
 		}))
 		for j := range c.bodies {
 			if b := &c.bodies[j]; b.users == 1 && b.lastUse == i {
-				a.body(b, rets)
+				c.body(a, b, rets)
 			}
 		}
 		a.emitRets(rets)
@@ -592,11 +692,52 @@ func (c *compiler) emit() ([]Instruction, error) {
 	rets := a.retBlock()
 	for j := range c.bodies {
 		if b := &c.bodies[j]; b.users > 1 {
-			a.body(b, rets)
+			c.body(a, b, rets)
 		}
 	}
 	a.emitRets(rets)
 	return a.finish()
+}
+
+// body checks the conditional rules of b in order, then returns the
+// final action. Return instructions are in rets, after the body.
+func (c *compiler) body(a *assembler, b *body, rets *retBlock) {
+	a.bind(b.label)
+	conds := b.conds
+	for len(conds) > 0 {
+		next := a.label()
+		// The rules ahead that compare one argument, the same, unmasked:
+		// a value group, perhaps.
+		c.singles = c.singles[:0]
+		for _, it := range conds {
+			var m [1]Arg
+			act, args := c.rule(it, &m)
+			if len(args) != 1 || args[0].Op == OpMaskedEQ ||
+				len(c.singles) > 0 && args[0].Index != c.singles[0].arg.Index {
+				break
+			}
+			c.singles = append(c.singles, single{args[0], act.value()})
+		}
+		if n := a.valueGroup(c.singles, b.args32, next, rets); n > 0 {
+			conds = conds[n:]
+		} else {
+			var m [1]Arg
+			act, args := c.rule(conds[0], &m)
+			for j, arg := range args {
+				pass := rets.label(act.value())
+				if j < len(args)-1 {
+					pass = a.label()
+				}
+				a.cond(arg, b.args32, pass, next)
+				if j < len(args)-1 {
+					a.bind(pass)
+				}
+			}
+			conds = conds[1:]
+		}
+		a.bind(next)
+	}
+	a.ret(b.final)
 }
 
 // denies reports whether an action refuses the call; runc's list.

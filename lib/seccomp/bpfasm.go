@@ -18,6 +18,7 @@ type assembler struct {
 	points []point
 	bounds []uint32
 	spans  []span
+	rets   []int64 // by bound: a return value, or -1 for none
 	segs   []seg
 }
 
@@ -32,7 +33,8 @@ type asmInsn struct {
 func newAssembler() *assembler {
 	// Docker's default profile takes about 300 instructions.
 	return &assembler{insns: make([]asmInsn, 0, 512), labels: make([]int32, 0, 512),
-		elems: make([]elem, 0, 128), points: make([]point, 0, 32)}
+		elems: make([]elem, 0, 128), points: make([]point, 0, 32),
+		bounds: make([]uint32, 0, 64), spans: make([]span, 0, 64), rets: make([]int64, 0, 64), segs: make([]seg, 0, 64)}
 }
 
 func (a *assembler) label() int {
@@ -170,28 +172,38 @@ func (a *assembler) trampoline(out *[]asmInsn, l int32) int32 {
 
 // retBlock is a set of return instructions that code before it jumps to.
 type retBlock struct {
-	a      *assembler
-	values []uint32
-	labels []int
+	a    *assembler
+	rets []ret
+	buf  [8]ret // the first rets: a block has a few
 }
 
-func (a *assembler) retBlock() *retBlock { return &retBlock{a: a} }
+type ret struct {
+	value uint32
+	label int32
+}
+
+func (a *assembler) retBlock() *retBlock {
+	r := &retBlock{a: a}
+	r.rets = r.buf[:0]
+	return r
+}
 
 // label is the label of the return of v.
 func (r *retBlock) label(v uint32) int {
-	if i := slices.Index(r.values, v); i >= 0 {
-		return r.labels[i]
+	for _, x := range r.rets {
+		if x.value == v {
+			return int(x.label)
+		}
 	}
-	r.values = append(r.values, v)
-	r.labels = append(r.labels, r.a.label())
-	return r.labels[len(r.labels)-1]
+	r.rets = append(r.rets, ret{v, int32(r.a.label())})
+	return int(r.rets[len(r.rets)-1].label)
 }
 
 // emitRets emits the returns of r that code jumps to.
 func (a *assembler) emitRets(r *retBlock) {
-	for i, v := range r.values {
-		a.bind(r.labels[i])
-		a.ret(v)
+	for _, x := range r.rets {
+		a.bind(int(x.label))
+		a.ret(x.value)
 	}
 }
 
@@ -291,34 +303,6 @@ func argOffsets(i uint) (lo, hi uint32) {
 	return base + 4, base
 }
 
-// body checks the conditional rules of b in order, then returns the
-// final action. Return instructions are in rets, after the body.
-func (a *assembler) body(b *body, rets *retBlock) {
-	a.bind(b.label)
-	rules := b.rules
-	for len(rules) > 0 {
-		next := a.label()
-		if n := a.valueGroup(rules, b.args32, next, rets); n > 0 {
-			rules = rules[n:]
-		} else {
-			r := rules[0]
-			for j, c := range r.Args {
-				pass := rets.label(r.Action.value())
-				if j < len(r.Args)-1 {
-					pass = a.label()
-				}
-				a.cond(c, b.args32, pass, next)
-				if j < len(r.Args)-1 {
-					a.bind(pass)
-				}
-			}
-			rules = rules[1:]
-		}
-		a.bind(next)
-	}
-	a.ret(b.final)
-}
-
 // interval is a range of argument values, both ends included.
 type interval struct{ lo, hi uint64 }
 
@@ -364,20 +348,26 @@ func intervals(c Arg, args32 bool) (in [2]interval, n int, ok bool) {
 	return in, n, true
 }
 
-// valueGroup emits the longest run of rules at the start of rules that
-// each compare the same argument once, against values with the same high
-// word (any with args32): one check of the high word, then a search over
-// the low word's ranges, each leading to the action of the first rule it
-// meets, or to next. It returns how many rules it took, 0 for none.
-func (a *assembler) valueGroup(rules []Rule, args32 bool, next int, rets *retBlock) int {
+// single is a rule with one condition.
+type single struct {
+	arg Arg
+	ret uint32 // its action's return value
+}
+
+// valueGroup emits the longest run at the start of rules that compare the
+// same argument, against values with the same high word (any with
+// args32): one check of the high word, then a search over the low word's
+// ranges, each leading to the return of the first rule it meets, or to
+// next. It returns how many rules it took, 0 for none.
+func (a *assembler) valueGroup(rules []single, args32 bool, next int, rets *retBlock) int {
 	var hiWord uint32
 	hiKnown := false
 	n := 0
 	for _, r := range rules {
-		if len(r.Args) != 1 || r.Args[0].Index != rules[0].Args[0].Index {
+		if r.arg.Index != rules[0].arg.Index {
 			break
 		}
-		in, m, ok := intervals(r.Args[0], args32)
+		in, m, ok := intervals(r.arg, args32)
 		if !ok {
 			break
 		}
@@ -402,9 +392,9 @@ func (a *assembler) valueGroup(rules []Rule, args32 bool, next int, rets *retBlo
 	// starts or ends is a boundary.
 	a.spans, a.bounds = a.spans[:0], append(a.bounds[:0], 0)
 	for _, r := range rules[:n] {
-		in, m, _ := intervals(r.Args[0], args32)
+		in, m, _ := intervals(r.arg, args32)
 		for _, iv := range in[:m] {
-			a.spans = append(a.spans, span{uint32(iv.lo), uint32(iv.hi), r.Action.value()})
+			a.spans = append(a.spans, span{uint32(iv.lo), uint32(iv.hi), r.ret})
 			a.bounds = append(a.bounds, uint32(iv.lo))
 			if uint32(iv.hi) < 0xffffffff {
 				a.bounds = append(a.bounds, uint32(iv.hi)+1)
@@ -413,20 +403,30 @@ func (a *assembler) valueGroup(rules []Rule, args32 bool, next int, rets *retBlo
 	}
 	slices.Sort(a.bounds)
 	a.bounds = slices.Compact(a.bounds)
+	// The return of each range, by its first value: the rules paint
+	// their intervals, the first rule last, so that it wins.
+	a.rets = a.rets[:0]
+	for range a.bounds {
+		a.rets = append(a.rets, -1)
+	}
+	for j := len(a.spans) - 1; j >= 0; j-- {
+		sp := a.spans[j]
+		i, _ := slices.BinarySearch(a.bounds, sp.lo)
+		for ; i < len(a.bounds) && a.bounds[i] <= sp.hi; i++ {
+			a.rets[i] = int64(sp.ret)
+		}
+	}
 	a.segs = a.segs[:0]
-	for _, b := range a.bounds {
+	for i, b := range a.bounds {
 		t := int32(next)
-		for _, sp := range a.spans {
-			if b >= sp.lo && b <= sp.hi {
-				t = int32(rets.label(sp.ret))
-				break
-			}
+		if a.rets[i] >= 0 {
+			t = int32(rets.label(uint32(a.rets[i])))
 		}
 		if len(a.segs) == 0 || a.segs[len(a.segs)-1].target != t {
 			a.segs = append(a.segs, seg{b, t})
 		}
 	}
-	lo, hi := argOffsets(rules[0].Args[0].Index)
+	lo, hi := argOffsets(rules[0].arg.Index)
 	if !args32 {
 		low := a.label()
 		a.ld(hi)

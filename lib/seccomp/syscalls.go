@@ -45,20 +45,24 @@ func BuiltinTable(arch, name string) (int32, bool) {
 	return nr, nr != noSyscall
 }
 
-// builtinNumbers numbers the rules of f from the generated tables, for a
-// caller that asks for one rule on each architecture in turn: a name is
-// looked up once.
+// builtinNumbers numbers the rules of f from the generated tables,
+// looking each name up once.
 func builtinNumbers(f *Filter) numberer {
-	last, id, known := -1, 0, false
+	// By rule: 0 not looked up yet, unknown, else 1 + the index in
+	// syscallNames.
+	const unknown = 1<<16 - 1
+	ids := make([]uint16, len(f.Rules))
 	return func(arch, i int) (int32, bool) {
-		if i != last {
-			last = i
-			id, known = syscallID(f.Rules[i].Syscall)
+		if ids[i] == 0 {
+			ids[i] = unknown
+			if id, ok := syscallID(f.Rules[i].Syscall); ok {
+				ids[i] = uint16(id + 1)
+			}
 		}
-		if !known {
+		if ids[i] == unknown {
 			return 0, false
 		}
-		nr := syscallNumbers[id][arch]
+		nr := syscallNumbers[ids[i]-1][arch]
 		return nr, nr != noSyscall
 	}
 }

@@ -342,3 +342,30 @@ func TestNewerSyscallsGetENOSYS(t *testing.T) {
 		t.Errorf("default allow: nr 1000 = %#x, want allow", got)
 	}
 }
+
+// Assemble takes any table: numbers outside the generated tables' ranges
+// (sorted another way) give the same program shape, shifted.
+func TestAssembleOtherNumbers(t *testing.T) {
+	f := mustResolve(t, DefaultProfile(), amd64Env())
+	f.Arches = []string{"amd64"}
+	const shift = 100000
+	shifted := func(arch, name string) (int32, bool) {
+		nr, ok := BuiltinTable(arch, name)
+		return nr + shift, ok && nr >= 0
+	}
+	p, err := Assemble(f, shifted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, want := asVM(p.Instructions), program(t, f)
+	for nr := uint32(0); nr < 560; nr++ {
+		for _, args := range argVectors() {
+			d, e := seccompData{nr: int32(nr), arch: auditX86_64, args: args}, seccompData{nr: int32(nr + shift), arch: auditX86_64, args: args}
+			got, err1 := runBPF(ours, e.bytes())
+			w, err2 := runBPF(want, d.bytes())
+			if err1 != nil || err2 != nil || got != w {
+				t.Fatalf("nr %d+%d args %#x: %#x, %v; want %#x, %v", nr, shift, args[:2], got, err1, w, err2)
+			}
+		}
+	}
+}
