@@ -1,10 +1,8 @@
 package seccomp
 
 import (
-	"cmp"
-	"encoding/binary"
 	"fmt"
-	"maps"
+	"math/bits"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +23,6 @@ const (
 	opJeqK   = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
 	opJgtK   = 0x25 // BPF_JMP|BPF_JGT|BPF_K
 	opJgeK   = 0x35 // BPF_JMP|BPF_JGE|BPF_K
-	opJsetK  = 0x45 // BPF_JMP|BPF_JSET|BPF_K
 	opRetK   = 0x06 // BPF_RET|BPF_K
 )
 
@@ -72,14 +69,15 @@ type archInfo struct {
 	args32 bool
 }
 
-// Architectures barco generates filters for, by libseccomp name.
-var archInfos = map[string]archInfo{
-	"amd64":   {audit: 0xc000003e},
-	"x32":     {audit: 0xc000003e, args32: true}, // x86-64 audit arch, syscall numbers with bit 30
-	"x86":     {audit: 0x40000003, args32: true},
-	"arm64":   {audit: 0xc00000b7},
-	"arm":     {audit: 0x40000028, args32: true},
-	"riscv64": {audit: 0xc00000f3},
+// archInfos are the architectures barco generates filters for: those of
+// the syscall tables.
+var archInfos = [numArches]archInfo{
+	archAMD64:   {audit: 0xc000003e},
+	archX32:     {audit: 0xc000003e, args32: true}, // x86-64 audit arch, syscall numbers with bit 30
+	archX86:     {audit: 0x40000003, args32: true},
+	archARM64:   {audit: 0xc00000b7},
+	archARM:     {audit: 0x40000028, args32: true},
+	archRISCV64: {audit: 0xc00000f3},
 }
 
 // x32SyscallBit marks x32 syscall numbers (__X32_SYSCALL_BIT).
@@ -91,18 +89,69 @@ const x32SyscallBit = 0x40000000
 // through socketcall(2) (-100 - op) or ipc(2) (-200 - call).
 type SyscallTable func(arch, name string) (nr int32, ok bool)
 
-// Direct x86 syscalls for calls that older kernels had only behind
-// socketcall(2) (Linux 4.3) and ipc(2) (Linux 5.1), from
+// x86Direct is the direct x86 syscall of a call that older kernels had
+// only behind socketcall(2) (Linux 4.3) or ipc(2) (Linux 5.1), from
 // arch/x86/entry/syscalls/syscall_32.tbl. libseccomp knows them but its
-// API returns the pseudo number. The tests check them against libseccomp's
-// own filters.
-var x86Direct = map[string]uint32{
-	"socket": 359, "socketpair": 360, "bind": 361, "connect": 362, "listen": 363,
-	"accept4": 364, "getsockopt": 365, "setsockopt": 366, "getsockname": 367,
-	"getpeername": 368, "sendto": 369, "sendmsg": 370, "recvfrom": 371,
-	"recvmsg": 372, "shutdown": 373, "recvmmsg": 337, "sendmmsg": 345,
-	"semget": 393, "semctl": 394, "shmget": 395, "shmctl": 396, "shmat": 397,
-	"shmdt": 398, "msgget": 399, "msgsnd": 400, "msgrcv": 401, "msgctl": 402,
+// API returns the pseudo number. The tests check them against
+// libseccomp's own filters.
+func x86Direct(name string) (uint32, bool) {
+	switch name {
+	case "socket":
+		return 359, true
+	case "socketpair":
+		return 360, true
+	case "bind":
+		return 361, true
+	case "connect":
+		return 362, true
+	case "listen":
+		return 363, true
+	case "accept4":
+		return 364, true
+	case "getsockopt":
+		return 365, true
+	case "setsockopt":
+		return 366, true
+	case "getsockname":
+		return 367, true
+	case "getpeername":
+		return 368, true
+	case "sendto":
+		return 369, true
+	case "sendmsg":
+		return 370, true
+	case "recvfrom":
+		return 371, true
+	case "recvmsg":
+		return 372, true
+	case "shutdown":
+		return 373, true
+	case "recvmmsg":
+		return 337, true
+	case "sendmmsg":
+		return 345, true
+	case "semget":
+		return 393, true
+	case "semctl":
+		return 394, true
+	case "shmget":
+		return 395, true
+	case "shmctl":
+		return 396, true
+	case "shmat":
+		return 397, true
+	case "shmdt":
+		return 398, true
+	case "msgget":
+		return 399, true
+	case "msgsnd":
+		return 400, true
+	case "msgrcv":
+		return 401, true
+	case "msgctl":
+		return 402, true
+	}
+	return 0, false
 }
 
 // x86 multiplexers.
@@ -111,43 +160,125 @@ const (
 	x86IPC        = 117
 )
 
-// entry is everything the filter does for one syscall number.
-type entry struct {
-	nr     uint32
-	args32 bool
-	conds  []Rule // conditional rules, in profile order
-	uncond *Action
-	body   int // label of the argument checks, -1 if none
+// An item is one rule applied to one syscall number of a section, packed
+// into an integer so that sorting items orders them by number, then
+// profile order, without moving rules around.
+//
+//	bits 29-60 syscall number, 9-28 rule index, 8 args32,
+//	7 multiplexed (x86), 0-6 the multiplexed call number
+type item uint64
+
+const (
+	maxRules = 1 << 20
+	maxCall  = 1<<7 - 1
+)
+
+func makeItem(nr uint32, rule int, args32 bool) item {
+	it := item(nr)<<29 | item(rule)<<9
+	if args32 {
+		it |= 1 << 8
+	}
+	return it
 }
+
+func (it item) nr() uint32          { return uint32(it >> 29) }
+func (it item) rule() int           { return int(it>>9) & (maxRules - 1) }
+func (it item) args32() bool        { return it&(1<<8) != 0 }
+func (it item) mux() bool           { return it&(1<<7) != 0 }
+func (it item) call() uint64        { return uint64(it & maxCall) }
+func (it item) withCall(c int) item { return it | 1<<7 | item(c) }
 
 // section is the part of the filter for one AUDIT_ARCH value.
 type section struct {
 	audit uint32
-	// Numbers with x32SyscallBit set, other than -1, are a bad
+	abis  uint8 // archIDs, as bits
+	// Numbers from x32SyscallBit up, other than -1, are a bad
 	// architecture: x86-64 without x32.
 	rejectX32 bool
-	entries   map[uint32]*entry
-	// The largest syscall number the profile names, by ABI ("amd64",
-	// "x32"): the ones above get ENOSYS (see Assemble).
-	last map[string]uint32
+	// The largest syscall number the profile names, by ABI: the ones
+	// above get ENOSYS (see Assemble).
+	last    [numArches]uint32
+	hasLast [numArches]bool
+	// Every syscall number's target, in order: segs[i] is for the numbers
+	// from segs[i].lo to segs[i+1].lo - 1.
+	segs []seg
 }
 
-func (s *section) add(nr uint32, args32 bool, r Rule) error {
-	e := s.entries[nr]
-	if e == nil {
-		e = &entry{nr: nr, args32: args32, body: -1}
-		s.entries[nr] = e
+func (s *section) named(abi int, nr uint32) {
+	if !s.hasLast[abi] || nr > s.last[abi] {
+		s.last[abi], s.hasLast[abi] = nr, true
 	}
-	if len(r.Args) > 0 {
-		e.conds = append(e.conds, r)
-		return nil
+}
+
+// seg is a range of values with one target: from lo up to the lo of the
+// next seg in its list.
+type seg struct {
+	lo     uint32
+	target int32
+}
+
+// body is everything a syscall does that depends on its arguments: the
+// conditional rules in profile order, then the final return value (the
+// unconditional rule's, or the default).
+type body struct {
+	args32  bool
+	conds   []item
+	final   uint32
+	users   int // sections that jump to it
+	lastUse int // the last of them
+	label   int
+}
+
+// compiler is what Assemble knows of a filter between its phases.
+type compiler struct {
+	f        *Filter
+	deny     bool
+	def      uint32
+	sections []section
+	items    []item // of one section
+	// A seg's target is a body (>= 0) or a return value (^index in rets).
+	bodies []body
+	rets   []uint32
+	// Scratch: the conditional rules of one syscall, and rules with one
+	// condition.
+	conds   []item
+	singles []single
+}
+
+// rule is the action and conditions of item it: those of its rule, or for
+// a call x86 multiplexes, arg0 == the call number, held in mux.
+func (c *compiler) rule(it item, mux *[1]Arg) (Action, []Arg) {
+	r := &c.f.Rules[it.rule()]
+	if it.mux() {
+		mux[0] = Arg{Index: 0, Op: OpEQ, Value: it.call()}
+		return r.Action, mux[:]
 	}
-	if e.uncond != nil && *e.uncond != r.Action {
-		return fmt.Errorf("syscall %s: conflicting rules %s and %s", r.Syscall, *e.uncond, r.Action)
+	return r.Action, r.Args
+}
+
+// sameBody reports whether b is c.conds then final.
+func (c *compiler) sameBody(b *body, args32 bool, final uint32) bool {
+	if b.args32 != args32 || b.final != final || len(b.conds) != len(c.conds) {
+		return false
 	}
-	act := r.Action
-	e.uncond = &act
-	return nil
+	for j, it := range b.conds {
+		var m1, m2 [1]Arg
+		act1, args1 := c.rule(it, &m1)
+		act2, args2 := c.rule(c.conds[j], &m2)
+		if act1 != act2 || !slices.Equal(args1, args2) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) retTarget(v uint32) int32 {
+	i := slices.Index(c.rets, v)
+	if i < 0 {
+		i = len(c.rets)
+		c.rets = append(c.rets, v)
+	}
+	return int32(^i)
 }
 
 // Assemble generates the seccomp BPF program of f, with syscall numbers
@@ -156,8 +287,10 @@ func (s *section) add(nr uint32, args32 bool, r Rule) error {
 // those barco has no code generator for, which cannot occur on a machine
 // whose native architecture (f.Arches[0]) it has one for.
 //
-// The program checks the architecture, then finds the syscall by binary
-// search, then checks the arguments rule by rule. For one syscall,
+// The program checks the architecture, then finds the syscall by a binary
+// search over ranges of numbers that end alike (one compare per range),
+// then, for the syscalls that have conditional rules, checks the
+// arguments; identical checks are emitted once. For one syscall,
 // conditional rules are tried in profile order before the unconditional
 // one; a syscall without a matching rule gets the default action, a
 // foreign architecture SECCOMP_RET_KILL_THREAD, as with libseccomp.
@@ -168,104 +301,88 @@ func (s *section) add(nr uint32, args32 bool, r Rule) error {
 // EPERM would be taken as a real refusal. Program.LastSyscalls has those
 // numbers.
 func Assemble(f *Filter, table SyscallTable) (*Program, error) {
-	p := &Program{LastSyscalls: map[string]uint32{}}
+	return assemble(f, func(arch, rule int) (int32, bool) {
+		return table(syscallArches[arch], f.Rules[rule].Syscall)
+	})
+}
+
+// numberer is a SyscallTable for the rules of one Filter: the number of
+// the syscall of rule i on architecture arch (an archID).
+type numberer func(arch, i int) (nr int32, ok bool)
+
+func assemble(f *Filter, number numberer) (*Program, error) {
 	if len(f.Arches) == 0 {
 		return nil, fmt.Errorf("filter has no architecture")
 	}
-	if _, ok := archInfos[f.Arches[0]]; !ok {
+	if _, ok := archID(f.Arches[0]); !ok {
 		return nil, fmt.Errorf("architecture %s: barco-seccomp does not generate filters for it", f.Arches[0])
 	}
-	var arches []string
-	var sections []*section
-	byAudit := map[uint32]*section{}
+	if len(f.Rules) > maxRules {
+		return nil, fmt.Errorf("filter of %d rules: barco-seccomp takes at most %d", len(f.Rules), maxRules)
+	}
+	p := &Program{}
+	c := &compiler{f: f, deny: denies(f.Default), def: f.Default.value(),
+		sections: make([]section, 0, numArches),
+		conds:    make([]item, 0, 32), singles: make([]single, 0, 64)}
+	var abis []int // the filter's architectures, by archID
+	var secOf [numArches]int
 	for _, name := range f.Arches {
-		info, ok := archInfos[name]
+		id, ok := archID(name)
 		if !ok {
 			p.IgnoredArches = append(p.IgnoredArches, name)
 			continue
 		}
-		arches = append(arches, name)
-		s := byAudit[info.audit]
-		if s == nil {
-			s = &section{audit: info.audit, rejectX32: name == "amd64",
-				entries: make(map[uint32]*entry, len(f.Rules)), last: map[string]uint32{}}
-			byAudit[info.audit] = s
-			sections = append(sections, s)
+		if slices.Contains(abis, id) {
+			continue
 		}
-		if name == "x32" {
+		abis = append(abis, id)
+		info := archInfos[id]
+		secOf[id] = slices.IndexFunc(c.sections, func(s section) bool { return s.audit == info.audit })
+		if secOf[id] < 0 {
+			secOf[id] = len(c.sections)
+			c.sections = append(c.sections, section{audit: info.audit, rejectX32: id == archAMD64})
+		}
+		s := &c.sections[secOf[id]]
+		if id == archX32 {
 			s.rejectX32 = false
 		}
+		s.abis |= 1 << id
 	}
-	known := map[string]bool{}
-	// Architecture by architecture, so that a table can keep its place.
-	for _, arch := range arches {
-		info := archInfos[arch]
-		s := byAudit[info.audit]
-		for _, r := range f.Rules {
-			nr, ok := table(arch, r.Syscall)
-			if !ok {
-				continue
-			}
-			if nr >= 0 {
-				known[r.Syscall] = true
-				s.last[arch] = max(s.last[arch], uint32(nr))
-				if err := s.add(uint32(nr), info.args32, r); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			if arch != "x86" {
-				continue // send/recv and the like: no such syscall here
-			}
-			// x86 multiplexed calls: the direct syscall with the rule as
-			// it is, and the multiplexer with the call number in arg0.
-			// The other arguments are behind a pointer there and cannot
-			// be checked; libseccomp drops them too.
-			known[r.Syscall] = true
-			if direct, ok := x86Direct[r.Syscall]; ok {
-				s.last[arch] = max(s.last[arch], direct)
-				if err := s.add(direct, true, r); err != nil {
-					return nil, err
-				}
-			}
-			mux, call := uint32(x86Socketcall), uint64(-nr-100)
-			if nr <= -200 {
-				mux, call = x86IPC, uint64(-nr-200)
-			}
-			muxRule := Rule{Syscall: r.Syscall, Action: r.Action, Args: []Arg{{Index: 0, Op: OpEQ, Value: call}}}
-			if err := s.add(mux, true, muxRule); err != nil {
-				return nil, err
-			}
+	// Section by section: the items of one at a time are kept.
+	known := make([]bool, len(f.Rules))
+	n := 0
+	for _, s := range c.sections {
+		n = max(n, len(f.Rules)*bits.OnesCount8(s.abis))
+	}
+	c.items = make([]item, 0, n)
+	segs := make([]seg, 0, len(f.Rules)+16)
+	for i := range c.sections {
+		s := &c.sections[i]
+		if err := c.number(number, s, known); err != nil {
+			return nil, err
 		}
+		start := len(segs)
+		var err error
+		if segs, err = c.sectionSegs(s, i, c.sortItems(), segs); err != nil {
+			return nil, err
+		}
+		s.segs = segs[start:len(segs):len(segs)]
 	}
-	seen := map[string]bool{}
-	for _, r := range f.Rules {
-		if !known[r.Syscall] && !seen[r.Syscall] {
-			seen[r.Syscall] = true
+	for i, r := range f.Rules {
+		if !known[i] && !slices.Contains(p.Skipped, r.Syscall) {
+			if p.Skipped == nil {
+				p.Skipped = make([]string, 0, 16)
+			}
 			p.Skipped = append(p.Skipped, r.Syscall)
 		}
 	}
-
-	a := &assembler{
-		prog:   make([]Instruction, 0, maxInstructions),
-		labels: make([]int, 0, maxInstructions),
-		fixups: make([]fixup, 0, maxInstructions),
+	p.LastSyscalls = make(map[string]uint32, len(abis))
+	for _, id := range abis {
+		if s := &c.sections[secOf[id]]; s.hasLast[id] {
+			p.LastSyscalls[syscallArches[id]] = s.last[id]
+		}
 	}
-	badArch := a.label()
-	a.ld(4) // seccomp_data.arch
-	secLabels := make([]int, len(sections))
-	for i, s := range sections {
-		secLabels[i] = a.label()
-		a.jeqFar(s.audit, secLabels[i])
-	}
-	a.bind(badArch)
-	a.ret(retKillThreadValue)
-	for i, s := range sections {
-		a.bind(secLabels[i])
-		a.section(s, f.Default)
-		maps.Copy(p.LastSyscalls, s.last)
-	}
-	prog, err := a.finish()
+	prog, err := c.emit()
 	if err != nil {
 		return nil, err
 	}
@@ -276,127 +393,351 @@ func Assemble(f *Filter, table SyscallTable) (*Program, error) {
 	return p, nil
 }
 
-// assembler lays out instructions with forward jumps to labels.
-type assembler struct {
-	prog   []Instruction
-	labels []int // label -> instruction index, -1 until bound
-	fixups []fixup
-}
-
-type fixup struct {
-	pc             int
-	jt, jf, target int // labels; -1 for none (the offset stays 0)
-}
-
-func (a *assembler) label() int {
-	a.labels = append(a.labels, -1)
-	return len(a.labels) - 1
-}
-
-func (a *assembler) bind(l int) { a.labels[l] = len(a.prog) }
-
-func (a *assembler) emit(code uint16, k uint32) {
-	a.prog = append(a.prog, Instruction{Code: code, K: k})
-}
-
-func (a *assembler) ld(off uint32) { a.emit(opLdAbsW, off) }
-func (a *assembler) ret(v uint32)  { a.emit(opRetK, v) }
-
-// jump emits a conditional jump; jt and jf are labels, or -1 to fall
-// through.
-func (a *assembler) jump(code uint16, k uint32, jt, jf int) {
-	a.fixups = append(a.fixups, fixup{pc: len(a.prog), jt: jt, jf: jf, target: -1})
-	a.emit(code, k)
-}
-
-// ja jumps to a label at any distance.
-func (a *assembler) ja(l int) {
-	a.fixups = append(a.fixups, fixup{pc: len(a.prog), jt: -1, jf: -1, target: l})
-	a.emit(opJa, 0)
-}
-
-// jeqFar jumps to a label at any distance if A == k.
-func (a *assembler) jeqFar(k uint32, l int) {
-	skip := a.label()
-	a.jump(opJeqK, k, -1, skip)
-	a.ja(l)
-	a.bind(skip)
-}
-
-func (a *assembler) finish() ([]Instruction, error) {
-	for _, f := range a.fixups {
-		off := func(l int) (int, error) {
-			if l < 0 {
-				return 0, nil
+// number makes the items of section s in c.items: every rule on each
+// architecture of the section. It marks the rules whose syscall has a
+// number in known.
+func (c *compiler) number(number numberer, s *section, known []bool) error {
+	c.items = c.items[:0]
+	for i, r := range c.f.Rules {
+		for id := range numArches {
+			if s.abis&(1<<id) == 0 {
+				continue
 			}
-			if a.labels[l] < 0 {
-				return 0, fmt.Errorf("BPF assembler: unbound label %d", l)
+			nr, ok := number(id, i)
+			if !ok {
+				continue
 			}
-			d := a.labels[l] - f.pc - 1
-			if d < 0 {
-				return 0, fmt.Errorf("BPF assembler: backward jump at %d", f.pc)
+			args32 := archInfos[id].args32
+			if nr >= 0 {
+				known[i] = true
+				s.named(id, uint32(nr))
+				c.items = append(c.items, makeItem(uint32(nr), i, args32))
+				continue
 			}
-			return d, nil
-		}
-		if f.target >= 0 {
-			d, err := off(f.target)
-			if err != nil {
-				return nil, err
+			if id != archX86 {
+				continue // send/recv and the like: no such syscall here
 			}
-			a.prog[f.pc].K = uint32(d)
-			continue
+			// x86 multiplexed calls: the direct syscall with the rule as
+			// it is, and the multiplexer with the call number in arg0.
+			// The other arguments are behind a pointer there and cannot
+			// be checked; libseccomp drops them too.
+			mux, call := uint32(x86Socketcall), -nr-100
+			if nr <= -200 {
+				mux, call = x86IPC, -nr-200
+			}
+			if call < 0 || call > maxCall {
+				return fmt.Errorf("syscall %s: x86 number %d is not libseccomp's for a socketcall or ipc call", r.Syscall, nr)
+			}
+			known[i] = true
+			if direct, ok := x86Direct(r.Syscall); ok {
+				s.named(id, direct)
+				c.items = append(c.items, makeItem(direct, i, true))
+			}
+			c.items = append(c.items, makeItem(mux, i, true).withCall(int(call)))
 		}
-		jt, err := off(f.jt)
-		if err != nil {
-			return nil, err
-		}
-		jf, err := off(f.jf)
-		if err != nil {
-			return nil, err
-		}
-		if jt > 255 || jf > 255 {
-			return nil, fmt.Errorf("BPF assembler: conditional jump of %d/%d at %d", jt, jf, f.pc)
-		}
-		a.prog[f.pc].Jt, a.prog[f.pc].Jf = uint8(jt), uint8(jf)
 	}
-	return a.prog, nil
+	return nil
 }
 
-// leafSize is how many syscall numbers a leaf of the search tree compares
-// one after the other.
-const leafSize = 8
+// sortItems sorts c.items by number, then profile order. Every number of
+// the generated tables has a slot (see itemSlot), and a radix sort on it
+// in place takes a fraction of the time of a comparison sort; other
+// numbers (from an Assemble caller's table) get the comparison sort.
+func (c *compiler) sortItems() []item {
+	items := c.items
+	for _, it := range items {
+		if _, ok := itemSlot(it); !ok {
+			slices.Sort(items)
+			return items
+		}
+	}
+	radixSort(items, 6)
+	// Only the rules of one number can be out of order now.
+	for i := 1; i < len(items); i++ {
+		for j := i; j > 0 && items[j] < items[j-1]; j-- {
+			items[j], items[j-1] = items[j-1], items[j]
+		}
+	}
+	return items
+}
 
-func (a *assembler) section(s *section, def Action) {
-	a.ld(0) // seccomp_data.nr
-	if s.rejectX32 {
+// radixSort sorts items by the 6 bits of their slot from shift up, then
+// each run of equal bits by the bits below: an American flag sort, which
+// moves items within the slice rather than into a second one.
+func radixSort(items []item, shift uint) {
+	digit := func(it item) int {
+		k, _ := itemSlot(it)
+		return int(k>>shift) & 63
+	}
+	var next, end [64]int32
+	for _, it := range items {
+		end[digit(it)]++
+	}
+	sum := int32(0)
+	for d := range end {
+		next[d] = sum
+		sum += end[d]
+		end[d] = sum
+	}
+	for d := range next {
+		for next[d] < end[d] {
+			e := digit(items[next[d]])
+			if e != d {
+				items[next[d]], items[next[e]] = items[next[e]], items[next[d]]
+			}
+			next[e]++
+		}
+	}
+	if shift == 0 {
+		return
+	}
+	start := int32(0)
+	for d := range end {
+		if end[d]-start > 1 {
+			radixSort(items[start:end[d]], shift-6)
+		}
+		start = end[d]
+	}
+}
+
+// itemSlot is a 12-bit key in the order of an item's number, if the
+// number is one the generated tables have: below 1024, ARM's private ones
+// from 0xf0000, x32's.
+func itemSlot(it item) (uint32, bool) {
+	const armPrivate = 0xf0000
+	switch nr := it.nr(); {
+	case nr < 1024:
+		return nr, true
+	case nr-armPrivate < 16:
+		return 1024 + nr - armPrivate, true
+	case nr-x32SyscallBit < 1024:
+		return 1040 + nr - x32SyscallBit, true
+	}
+	return 0, false
+}
+
+// route is where a syscall number goes before the search: a fixed
+// verdict, or the search (fixed false).
+func (s *section) route(nr uint32, deny bool) (ret uint32, fixed bool) {
+	if s.rejectX32 && nr >= x32SyscallBit && nr != 0xffffffff {
 		// x32 numbers without x32 in the filter are a foreign ABI; -1 is
 		// what a tracer sets to skip a call, and goes on to the default.
-		dispatch := a.label()
-		bad := a.label()
-		a.jump(opJgeK, x32SyscallBit, -1, dispatch)
-		a.jump(opJeqK, 0xffffffff, dispatch, bad)
-		a.bind(bad)
-		a.ret(retKillThreadValue)
-		a.bind(dispatch)
+		return retKillThreadValue, true
 	}
-	if denies(def) {
-		a.enosysAbove(s)
+	if !deny {
+		return 0, false
 	}
-	entries := make([]*entry, 0, len(s.entries))
-	for _, e := range s.entries {
-		entries = append(entries, e)
+	enosys := retErrnoValue | uint32(unix.ENOSYS)
+	amd64Last, hasAMD64 := s.last[archAMD64], s.hasLast[archAMD64]
+	x32Last, hasX32 := s.last[archX32], s.hasLast[archX32]
+	above := func(last uint32) (uint32, bool) {
+		if nr > last {
+			return enosys, true
+		}
+		return 0, false
 	}
-	slices.SortFunc(entries, func(x, y *entry) int { return cmp.Compare(x.nr, y.nr) })
-	defLabel := a.label()
-	a.tree(runs(entries), defLabel)
-	a.bind(defLabel)
-	a.ret(def.value())
-	for _, e := range entries {
-		if e.body >= 0 {
-			a.bind(e.body)
-			a.body(e, def)
+	switch {
+	case hasAMD64 && hasX32:
+		if nr&x32SyscallBit != 0 {
+			return above(x32Last)
+		}
+		return above(amd64Last)
+	case hasAMD64 && !s.rejectX32:
+		// x32 in the filter but no x32 syscall named: only amd64's bound.
+		if nr&x32SyscallBit != 0 {
+			return 0, false
+		}
+		return above(amd64Last)
+	}
+	n, last := 0, uint32(0)
+	for id, has := range s.hasLast {
+		if has {
+			n, last = n+1, s.last[id]
 		}
 	}
+	if n == 1 {
+		return above(last)
+	}
+	return 0, false
+}
+
+// sectionSegs appends to segs the target of every syscall number of
+// section i, whose items (sorted) are items, and adds the bodies it needs
+// to c.bodies, sharing equal ones.
+func (c *compiler) sectionSegs(s *section, i int, items []item, segs []seg) ([]seg, error) {
+	start := len(segs)
+	add := func(lo uint32, t int32) {
+		if n := len(segs); n > start && segs[n-1].target == t {
+			return
+		}
+		segs = append(segs, seg{lo, t})
+	}
+	def := c.retTarget(c.def)
+	// The numbers where route can change: it is fixed between two of them.
+	bounds := make([]uint32, 0, 5+numArches)
+	bounds = append(bounds, 0, x32SyscallBit, 2*x32SyscallBit, 3*x32SyscallBit, 0xffffffff)
+	for id, has := range s.hasLast {
+		if has && s.last[id] < 0xffffffff {
+			bounds = append(bounds, s.last[id]+1)
+		}
+	}
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	k := 0 // next item
+	for bi, lo := range bounds {
+		hi := uint32(0xffffffff)
+		if bi+1 < len(bounds) {
+			hi = bounds[bi+1] - 1
+		}
+		if ret, fixed := s.route(lo, c.deny); fixed {
+			add(lo, c.retTarget(ret))
+			// The rules of these numbers cannot apply.
+			for k < len(items) && items[k].nr() <= hi {
+				k++
+			}
+			continue
+		}
+		next := uint64(lo) // the first number without a target yet
+		for k < len(items) && items[k].nr() <= hi {
+			nr := items[k].nr()
+			// Every rule of nr: the conditional ones in order, and the
+			// unconditional one, if any.
+			c.conds = c.conds[:0]
+			var uncond *Rule
+			args32 := false
+			for ; k < len(items) && items[k].nr() == nr; k++ {
+				it := items[k]
+				args32 = it.args32()
+				r := &c.f.Rules[it.rule()]
+				switch {
+				case it.mux() || len(r.Args) > 0:
+					c.conds = append(c.conds, it)
+				case uncond != nil && uncond.Action != r.Action:
+					return nil, fmt.Errorf("syscall %s: conflicting rules %s and %s", r.Syscall, uncond.Action, r.Action)
+				default:
+					uncond = r
+				}
+			}
+			if uint64(nr) > next {
+				add(uint32(next), def)
+			}
+			final := c.def
+			if uncond != nil {
+				final = uncond.Action.value()
+			}
+			if len(c.conds) == 0 {
+				add(nr, c.retTarget(final))
+			} else {
+				add(nr, c.bodyTarget(i, args32, final))
+			}
+			next = uint64(nr) + 1
+		}
+		if next <= uint64(hi) {
+			add(uint32(next), def)
+		}
+	}
+	return segs, nil
+}
+
+// bodyTarget is the body of c.conds then final, used by section i.
+func (c *compiler) bodyTarget(i int, args32 bool, final uint32) int32 {
+	j := 0
+	for j < len(c.bodies) && !c.sameBody(&c.bodies[j], args32, final) {
+		j++
+	}
+	if j == len(c.bodies) {
+		c.bodies = append(c.bodies, body{args32: args32, conds: slices.Clone(c.conds), final: final, lastUse: -1})
+	}
+	if b := &c.bodies[j]; b.lastUse != i {
+		b.users++
+		b.lastUse = i
+	}
+	return int32(j)
+}
+
+// emit lays the program out: the architecture check, then each section's
+// search, the bodies only it uses and its returns, then the bodies that
+// several sections share, and their returns.
+func (c *compiler) emit() ([]Instruction, error) {
+	a := newAssembler()
+	for i := range c.bodies {
+		c.bodies[i].label = a.label()
+	}
+	a.ld(4) // seccomp_data.arch
+	secLabels := make([]int, len(c.sections))
+	for i, s := range c.sections {
+		secLabels[i] = a.label()
+		next := a.label()
+		a.jump(opJeqK, s.audit, secLabels[i], next)
+		a.bind(next)
+	}
+	a.ret(retKillThreadValue)
+	for i, s := range c.sections {
+		a.bind(secLabels[i])
+		rets := a.retBlock()
+		a.ld(0) // seccomp_data.nr
+		a.search(a.compress(s.segs, func(t int32) int {
+			if t >= 0 {
+				return c.bodies[t].label
+			}
+			return rets.label(c.rets[^t])
+		}))
+		for j := range c.bodies {
+			if b := &c.bodies[j]; b.users == 1 && b.lastUse == i {
+				c.body(a, b, rets)
+			}
+		}
+		a.emitRets(rets)
+	}
+	rets := a.retBlock()
+	for j := range c.bodies {
+		if b := &c.bodies[j]; b.users > 1 {
+			c.body(a, b, rets)
+		}
+	}
+	a.emitRets(rets)
+	return a.finish()
+}
+
+// body checks the conditional rules of b in order, then returns the
+// final action. Return instructions are in rets, after the body.
+func (c *compiler) body(a *assembler, b *body, rets *retBlock) {
+	a.bind(b.label)
+	conds := b.conds
+	for len(conds) > 0 {
+		next := a.label()
+		// The rules ahead that compare one argument, the same, unmasked:
+		// a value group, perhaps.
+		c.singles = c.singles[:0]
+		for _, it := range conds {
+			var m [1]Arg
+			act, args := c.rule(it, &m)
+			if len(args) != 1 || args[0].Op == OpMaskedEQ ||
+				len(c.singles) > 0 && args[0].Index != c.singles[0].arg.Index {
+				break
+			}
+			c.singles = append(c.singles, single{args[0], act.value()})
+		}
+		if n := a.valueGroup(c.singles, b.args32, next, rets); n > 0 {
+			conds = conds[n:]
+		} else {
+			var m [1]Arg
+			act, args := c.rule(conds[0], &m)
+			for j, arg := range args {
+				pass := rets.label(act.value())
+				if j < len(args)-1 {
+					pass = a.label()
+				}
+				a.cond(arg, b.args32, pass, next)
+				if j < len(args)-1 {
+					a.bind(pass)
+				}
+			}
+			conds = conds[1:]
+		}
+		a.bind(next)
+	}
+	a.ret(b.final)
 }
 
 // denies reports whether an action refuses the call; runc's list.
@@ -406,209 +747,4 @@ func denies(act Action) bool {
 		return false
 	}
 	return true
-}
-
-// enosysAbove returns ENOSYS for syscall numbers above the section's last
-// ones, per ABI, and falls through for the others.
-func (a *assembler) enosysAbove(s *section) {
-	enosys := a.label()
-	rest := a.label()
-	amd64Last, hasAMD64 := s.last["amd64"]
-	x32Last, hasX32 := s.last["x32"]
-	switch {
-	case hasAMD64 && hasX32:
-		x32 := a.label()
-		a.jump(opJsetK, x32SyscallBit, x32, -1)
-		a.jump(opJgtK, amd64Last, enosys, rest)
-		a.bind(x32)
-		a.jump(opJgtK, x32Last, enosys, rest)
-	case hasAMD64 && !s.rejectX32:
-		// x32 in the filter but no x32 syscall named: only amd64's check.
-		a.jump(opJsetK, x32SyscallBit, rest, -1)
-		a.jump(opJgtK, amd64Last, enosys, rest)
-	case len(s.last) == 1:
-		for _, last := range s.last {
-			a.jump(opJgtK, last, enosys, rest)
-		}
-	default:
-		a.ja(rest)
-	}
-	a.bind(enosys)
-	a.ret(retErrnoValue | uint32(unix.ENOSYS))
-	a.bind(rest)
-}
-
-// run is a range of consecutive syscall numbers that end alike: one
-// unconditional action for all (simple), or one entry with argument checks.
-type run struct {
-	lo, hi uint32
-	simple bool
-	ret    uint32 // SECCOMP_RET_* of a simple run
-	e      *entry // the entry of a run that is not simple
-}
-
-// runs groups entries (sorted by number) into runs. Docker's allow-list is
-// dense, so ranges make the program about half as long as one comparison
-// per syscall, which the kernel's load time follows.
-func runs(entries []*entry) []run {
-	var out []run
-	for _, e := range entries {
-		if len(e.conds) > 0 || e.uncond == nil {
-			out = append(out, run{lo: e.nr, hi: e.nr, e: e})
-			continue
-		}
-		v := e.uncond.value()
-		if n := len(out); n > 0 && out[n-1].simple && out[n-1].ret == v && out[n-1].hi+1 == e.nr {
-			out[n-1].hi = e.nr
-			continue
-		}
-		out = append(out, run{lo: e.nr, hi: e.nr, simple: true, ret: v})
-	}
-	return out
-}
-
-// tree emits a binary search over runs (sorted, disjoint). A leaf checks
-// its runs in order; simple runs return from the leaf, sharing one return
-// per action, and the others jump to a body emitted later (entry.body).
-func (a *assembler) tree(rs []run, def int) {
-	if len(rs) > leafSize {
-		mid := len(rs) / 2
-		right, left := a.label(), a.label()
-		a.jump(opJgeK, rs[mid].lo, -1, left)
-		a.ja(right)
-		a.bind(left)
-		a.tree(rs[:mid], def)
-		a.bind(right)
-		a.tree(rs[mid:], def)
-		return
-	}
-	var targets [leafSize]int
-	var retValues [leafSize]uint32
-	var retLabels [leafSize]int
-	nrets := 0
-	leafDefault := a.label()
-	for i, r := range rs {
-		if r.simple {
-			j := slices.Index(retValues[:nrets], r.ret)
-			if j < 0 {
-				j = nrets
-				retValues[j], retLabels[j] = r.ret, a.label()
-				nrets++
-			}
-			targets[i] = retLabels[j]
-		} else {
-			targets[i] = a.label()
-		}
-		if r.lo == r.hi {
-			a.jump(opJeqK, r.lo, targets[i], -1)
-			continue
-		}
-		// Above the run: on to the next one. Below it: a gap, as every
-		// earlier run was checked already.
-		next := a.label()
-		a.jump(opJgtK, r.hi, next, -1)
-		a.jump(opJgeK, r.lo, targets[i], leafDefault)
-		a.bind(next)
-	}
-	a.bind(leafDefault)
-	a.ja(def)
-	for j := range nrets {
-		a.bind(retLabels[j])
-		a.ret(retValues[j])
-	}
-	for i, r := range rs {
-		if !r.simple {
-			a.bind(targets[i])
-			r.e.body = a.label()
-			a.ja(r.e.body)
-		}
-	}
-}
-
-// argOffsets are the offsets of the low and high words of argument i in
-// struct seccomp_data, in host byte order.
-func argOffsets(i uint) (lo, hi uint32) {
-	base := uint32(16 + 8*i)
-	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
-		return base, base + 4
-	}
-	return base + 4, base
-}
-
-// body checks the conditional rules of e in order, then returns the
-// unconditional action or the default.
-func (a *assembler) body(e *entry, def Action) {
-	for _, r := range e.conds {
-		next := a.label()
-		for _, c := range r.Args {
-			a.cond(c, e.args32, next)
-		}
-		a.ret(r.Action.value())
-		a.bind(next)
-	}
-	if e.uncond != nil {
-		a.ret(e.uncond.value())
-	} else {
-		a.ret(def.value())
-	}
-}
-
-// cond falls through when argument c.Index meets the condition and jumps
-// to fail when it does not. A 64-bit argument is compared high word first.
-func (a *assembler) cond(c Arg, args32 bool, fail int) {
-	lo, hi := argOffsets(c.Index)
-	vlo, vhi := uint32(c.Value), uint32(c.Value>>32)
-	pass := a.label()
-	defer a.bind(pass)
-	switch c.Op {
-	case OpMaskedEQ:
-		mlo, mhi := vlo, vhi
-		wlo, whi := uint32(c.ValueTwo), uint32(c.ValueTwo>>32)
-		if !args32 {
-			a.ld(hi)
-			a.emit(opAndK, mhi)
-			a.jump(opJeqK, whi, -1, fail)
-		}
-		a.ld(lo)
-		a.emit(opAndK, mlo)
-		a.jump(opJeqK, wlo, -1, fail)
-	case OpEQ:
-		if !args32 {
-			a.ld(hi)
-			a.jump(opJeqK, vhi, -1, fail)
-		}
-		a.ld(lo)
-		a.jump(opJeqK, vlo, -1, fail)
-	case OpNE:
-		if !args32 {
-			a.ld(hi)
-			a.jump(opJeqK, vhi, -1, pass)
-		}
-		a.ld(lo)
-		a.jump(opJeqK, vlo, fail, -1)
-	case OpGT, OpGE:
-		if !args32 {
-			a.ld(hi)
-			a.jump(opJgtK, vhi, pass, -1)
-			a.jump(opJeqK, vhi, -1, fail)
-		}
-		a.ld(lo)
-		op := uint16(opJgtK)
-		if c.Op == OpGE {
-			op = opJgeK
-		}
-		a.jump(op, vlo, -1, fail)
-	case OpLT, OpLE:
-		if !args32 {
-			a.ld(hi)
-			a.jump(opJgtK, vhi, fail, -1)
-			a.jump(opJeqK, vhi, -1, pass)
-		}
-		a.ld(lo)
-		op := uint16(opJgeK) // x < v fails when x >= v
-		if c.Op == OpLE {
-			op = opJgtK
-		}
-		a.jump(op, vlo, fail, -1)
-	}
 }

@@ -22,22 +22,29 @@
 //     architecture validated. It is what --print shows; unit tests run it
 //     for any Env.
 //   - Assemble (bpf.go) is pure too: Filter + syscall numbers -> classic
-//     BPF. It checks the architecture, finds the syscall by binary search
-//     on its number, then checks the arguments rule by rule.
+//     BPF. It checks the architecture, finds the syscall by a binary
+//     search over ranges of numbers that end alike, then checks the
+//     arguments: a run of rules on one argument by a search over its
+//     values, other rules one by one; equal checks are emitted once. The
+//     assembler (bpfasm.go) puts a trampoline after a jump too far for
+//     classic BPF.
 //   - Compile (load.go) numbers the syscalls from libseccomp's tables,
-//     generated into Go (zsyscalls.go, by internal/gensyscalls), and Load
-//     installs the program with seccomp(2), SECCOMP_FILTER_FLAG_TSYNC,
-//     after PR_SET_NO_NEW_PRIVS.
+//     generated into Go as static arrays with a hash index (zsyscalls.go,
+//     by internal/gensyscalls), and Load installs the program with
+//     seccomp(2), SECCOMP_FILTER_FLAG_TSYNC, after PR_SET_NO_NEW_PRIVS.
 //
 // barco generates the BPF itself because libseccomp's compiler takes about
 // 40 ms for Docker's profile on amd64+x86+x32, on every container start;
-// Resolve and Compile together take under 1 ms, and the binary is pure Go
-// (linking libseccomp and a static libc cost another 2 ms a start).
-// libseccomp stays the reference: the tests compile every filter with it
-// as well, and run every syscall number of amd64, x32, x86, arm64 and arm,
-// with crafted arguments, through both programs in a userspace BPF
-// interpreter (bpfvm_test.go); the verdicts must be equal. Another test
-// checks the generated tables against the installed libseccomp.
+// in a new process, Resolve and Compile together take about 0.3 ms, for a
+// program of 280 instructions that the kernel loads in about 0.15 ms, and
+// the binary is pure Go (linking libseccomp and a static libc cost another
+// 2 ms a start). libseccomp stays the reference: the tests compile every
+// filter with it as well, and run every syscall number of amd64, x32, x86,
+// arm64 and arm (every 32-bit value, through the numbers either program
+// compares with), with crafted arguments, through both programs in a
+// userspace BPF interpreter (bpfvm_test.go); the verdicts must be equal.
+// Another test checks the generated tables against the installed
+// libseccomp.
 //
 // # Which capabilities the conditions see
 //

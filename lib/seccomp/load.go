@@ -26,7 +26,7 @@ type Program struct {
 // of milliseconds for Docker's profile on three architectures, too much for
 // every container start.
 func Compile(f *Filter) (*Program, error) {
-	p, err := Assemble(f, builtinTableCached())
+	p, err := assemble(f, builtinNumbers(f))
 	if err != nil {
 		return nil, err
 	}

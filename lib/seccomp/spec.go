@@ -52,15 +52,20 @@ type Action struct {
 	Ret  uint
 }
 
-var actionNames = map[specs.LinuxSeccompAction]ActionKind{
-	specs.ActAllow:       ActAllow,
-	specs.ActErrno:       ActErrno,
-	specs.ActKill:        ActKillThread,
-	specs.ActKillThread:  ActKillThread,
-	specs.ActKillProcess: ActKillProcess,
-	specs.ActTrap:        ActTrap,
-	specs.ActTrace:       ActTrace,
-	specs.ActLog:         ActLog,
+// actionKinds are the profile's action names. This file's tables are
+// slices, not maps: static data, nothing built when a stage starts.
+var actionKinds = [...]struct {
+	name specs.LinuxSeccompAction
+	kind ActionKind
+}{
+	{specs.ActAllow, ActAllow},
+	{specs.ActErrno, ActErrno},
+	{specs.ActKill, ActKillThread},
+	{specs.ActKillThread, ActKillThread},
+	{specs.ActKillProcess, ActKillProcess},
+	{specs.ActTrap, ActTrap},
+	{specs.ActTrace, ActTrace},
+	{specs.ActLog, ActLog},
 }
 
 func (a Action) String() string {
@@ -94,19 +99,23 @@ func parseAction(name specs.LinuxSeccompAction, ret *uint) (Action, error) {
 	if name == specs.ActNotify {
 		return Action{}, errors.New("action SCMP_ACT_NOTIFY: not supported (barco-seccomp has no notification listener)")
 	}
-	kind, ok := actionNames[name]
-	if !ok {
+	a := Action{Kind: -1}
+	for _, k := range actionKinds {
+		if k.name == name {
+			a.Kind = k.kind
+		}
+	}
+	if a.Kind < 0 {
 		return Action{}, fmt.Errorf("unknown action %q", name)
 	}
-	a := Action{Kind: kind}
-	switch kind {
+	switch a.Kind {
 	case ActErrno, ActTrace:
 		// runc's default for both.
 		a.Ret = uint(unix.EPERM)
 		if ret != nil {
 			a.Ret = *ret
 		}
-		if kind == ActErrno && a.Ret > maxErrno {
+		if a.Kind == ActErrno && a.Ret > maxErrno {
 			return Action{}, fmt.Errorf("errnoRet %d: above %d", a.Ret, maxErrno)
 		}
 		if a.Ret > 0xffff {
@@ -133,14 +142,15 @@ const (
 	OpMaskedEQ // (arg & Value) == ValueTwo
 )
 
-var opNames = map[specs.LinuxSeccompOperator]Op{
-	specs.OpEqualTo:      OpEQ,
-	specs.OpNotEqual:     OpNE,
-	specs.OpLessThan:     OpLT,
-	specs.OpLessEqual:    OpLE,
-	specs.OpGreaterThan:  OpGT,
-	specs.OpGreaterEqual: OpGE,
-	specs.OpMaskedEqual:  OpMaskedEQ,
+// opNames are the profile's operator names, by Op.
+var opNames = [...]specs.LinuxSeccompOperator{
+	OpEQ:       specs.OpEqualTo,
+	OpNE:       specs.OpNotEqual,
+	OpLT:       specs.OpLessThan,
+	OpLE:       specs.OpLessEqual,
+	OpGT:       specs.OpGreaterThan,
+	OpGE:       specs.OpGreaterEqual,
+	OpMaskedEQ: specs.OpMaskedEqual,
 }
 
 var opSymbols = [...]string{OpEQ: "==", OpNE: "!=", OpLT: "<", OpLE: "<=", OpGT: ">", OpGE: ">="}
@@ -207,48 +217,56 @@ func (f *Filter) WriteText(w io.Writer) error {
 	return err
 }
 
-// archNames maps the SCMP_ARCH_* names of a profile to libseccomp's.
-var archNames = map[specs.Arch]string{
-	specs.ArchX86:         "x86",
-	specs.ArchX86_64:      "amd64",
-	specs.ArchX32:         "x32",
-	specs.ArchARM:         "arm",
-	specs.ArchAARCH64:     "arm64",
-	specs.ArchMIPS:        "mips",
-	specs.ArchMIPS64:      "mips64",
-	specs.ArchMIPS64N32:   "mips64n32",
-	specs.ArchMIPSEL:      "mipsel",
-	specs.ArchMIPSEL64:    "mipsel64",
-	specs.ArchMIPSEL64N32: "mipsel64n32",
-	specs.ArchPPC:         "ppc",
-	specs.ArchPPC64:       "ppc64",
-	specs.ArchPPC64LE:     "ppc64le",
-	specs.ArchS390:        "s390",
-	specs.ArchS390X:       "s390x",
-	specs.ArchPARISC:      "parisc",
-	specs.ArchPARISC64:    "parisc64",
-	specs.ArchRISCV64:     "riscv64",
-	specs.ArchLOONGARCH64: "loongarch64",
-	specs.ArchM68K:        "m68k",
-	specs.ArchSHEB:        "sheb",
-	specs.ArchSH:          "sh",
+// archNames are the SCMP_ARCH_* names of a profile and libseccomp's.
+var archNames = [...]struct {
+	scmp specs.Arch
+	name string
+}{
+	{specs.ArchX86, "x86"},
+	{specs.ArchX86_64, "amd64"},
+	{specs.ArchX32, "x32"},
+	{specs.ArchARM, "arm"},
+	{specs.ArchAARCH64, "arm64"},
+	{specs.ArchMIPS, "mips"},
+	{specs.ArchMIPS64, "mips64"},
+	{specs.ArchMIPS64N32, "mips64n32"},
+	{specs.ArchMIPSEL, "mipsel"},
+	{specs.ArchMIPSEL64, "mipsel64"},
+	{specs.ArchMIPSEL64N32, "mipsel64n32"},
+	{specs.ArchPPC, "ppc"},
+	{specs.ArchPPC64, "ppc64"},
+	{specs.ArchPPC64LE, "ppc64le"},
+	{specs.ArchS390, "s390"},
+	{specs.ArchS390X, "s390x"},
+	{specs.ArchPARISC, "parisc"},
+	{specs.ArchPARISC64, "parisc64"},
+	{specs.ArchRISCV64, "riscv64"},
+	{specs.ArchLOONGARCH64, "loongarch64"},
+	{specs.ArchM68K, "m68k"},
+	{specs.ArchSHEB, "sheb"},
+	{specs.ArchSH, "sh"},
+}
+
+// archName is libseccomp's name of a profile's SCMP_ARCH_* name.
+func archName(a specs.Arch) (string, bool) {
+	for _, n := range archNames {
+		if n.scmp == a {
+			return n.name, true
+		}
+	}
+	return "", false
 }
 
 // knownArch reports whether name is an architecture a condition may name,
 // in the naming of includes/excludes ("amd64", "x32", "arm64", ...).
 func knownArch(name string) bool {
-	for _, n := range archNames {
-		if n == name {
-			return true
-		}
-	}
-	return false
+	return scmpArch(name) != ""
 }
 
 func scmpArch(native string) specs.Arch {
-	for a, n := range archNames {
-		if n == native {
-			return a
+	for _, n := range archNames {
+		if n.name == native {
+			return n.scmp
 		}
 	}
 	return ""
@@ -362,15 +380,22 @@ func Resolve(p *Profile, env Env) (*Filter, error) {
 	if len(p.LinuxSeccomp.Syscalls) != 0 {
 		return nil, errors.New("profile sets LinuxSeccomp.Syscalls; use Syscalls")
 	}
+	// Room for every rule the syscall groups can make, so that the list
+	// is allocated once.
+	n := 0
+	for _, call := range p.Syscalls {
+		if call != nil {
+			n += (len(call.Names) + 1) * max(1, len(call.Args))
+		}
+	}
+	f.Rules = make([]Rule, 0, n)
 	for i, call := range p.Syscalls {
 		if call == nil {
 			return nil, fmt.Errorf("syscalls[%d]: null", i)
 		}
-		rules, err := resolveCall(call, env, def)
-		if err != nil {
+		if f.Rules, err = resolveCall(call, env, def, f.Rules); err != nil {
 			return nil, fmt.Errorf("syscalls[%d] (%s): %w", i, callLabel(call), err)
 		}
-		f.Rules = append(f.Rules, rules...)
 	}
 	return f, nil
 }
@@ -391,21 +416,22 @@ func resolveArches(p *Profile, env Env, f *Filter) error {
 		return errors.New("profile has both architectures and archMap; use one")
 	}
 	arches := p.Architectures
+	native := scmpArch(env.Arch)
 	for _, m := range p.ArchMap {
-		if _, ok := archNames[m.Arch]; !ok {
+		if _, ok := archName(m.Arch); !ok {
 			return fmt.Errorf("archMap: unknown architecture %q", m.Arch)
 		}
 		for _, s := range m.SubArches {
-			if _, ok := archNames[s]; !ok {
+			if _, ok := archName(s); !ok {
 				return fmt.Errorf("archMap: unknown architecture %q", s)
 			}
 		}
-		if m.Arch == scmpArch(env.Arch) && len(arches) == 0 {
+		if m.Arch == native && len(arches) == 0 {
 			arches = append([]specs.Arch{m.Arch}, m.SubArches...)
 		}
 	}
 	for _, a := range arches {
-		name, ok := archNames[a]
+		name, ok := archName(a)
 		if !ok {
 			return fmt.Errorf("unknown architecture %q", a)
 		}
@@ -482,61 +508,63 @@ func kernelAtLeast(have, want KernelVersion) bool {
 // maxArgs is the number of arguments a syscall has at most.
 const maxArgs = 6
 
-func resolveCall(c *moby.Syscall, env Env, def Action) ([]Rule, error) {
+// resolveCall appends the rules of one syscall group to rules.
+func resolveCall(c *moby.Syscall, env Env, def Action, rules []Rule) ([]Rule, error) {
 	names := c.Names
 	if c.Name != "" {
 		if len(c.Names) != 0 {
-			return nil, errors.New("both name and names; use one")
+			return rules, errors.New("both name and names; use one")
 		}
 		names = []string{c.Name}
 	}
 	if len(names) == 0 {
-		return nil, errors.New("no syscall names")
+		return rules, errors.New("no syscall names")
 	}
 	for _, n := range names {
 		if n == "" {
-			return nil, errors.New("empty syscall name")
+			return rules, errors.New("empty syscall name")
 		}
 	}
 	act, err := parseAction(c.Action, c.ErrnoRet)
 	if err != nil {
-		return nil, err
+		return rules, err
 	}
 	var args []Arg
-	perIndex := make([]int, maxArgs)
+	if len(c.Args) > 0 {
+		args = make([]Arg, 0, len(c.Args))
+	}
+	var perIndex [maxArgs]int
 	for _, a := range c.Args {
 		if a.Index >= maxArgs {
-			return nil, fmt.Errorf("argument index %d: syscalls have 6 arguments (0-5)", a.Index)
+			return rules, fmt.Errorf("argument index %d: syscalls have 6 arguments (0-5)", a.Index)
 		}
-		op, ok := opNames[a.Op]
-		if !ok {
-			return nil, fmt.Errorf("unknown operator %q", a.Op)
+		op := Op(slices.Index(opNames[:], a.Op))
+		if op < 0 {
+			return rules, fmt.Errorf("unknown operator %q", a.Op)
 		}
 		perIndex[a.Index]++
 		args = append(args, Arg{Index: a.Index, Op: op, Value: a.Value, ValueTwo: a.ValueTwo})
 	}
 	ok, err := applies(c, env)
 	if err != nil || !ok {
-		return nil, err
+		return rules, err
 	}
 	// Same as the default: libseccomp refuses such a rule, and it changes
 	// nothing.
 	if act == def {
-		return nil, nil
+		return rules, nil
 	}
 	// Conditions on the same argument are OR-ed, each its own rule, as runc
 	// does (runc issue 2735); conditions on different arguments are AND-ed.
-	sets := [][]Arg{args}
-	if slices.ContainsFunc(perIndex, func(n int) bool { return n > 1 }) {
-		sets = sets[:0]
-		for _, a := range args {
-			sets = append(sets, []Arg{a})
+	if !slices.ContainsFunc(perIndex[:], func(n int) bool { return n > 1 }) {
+		for _, n := range names {
+			rules = append(rules, Rule{Syscall: n, Action: act, Args: args})
 		}
+		return rules, nil
 	}
-	var rules []Rule
 	for _, n := range names {
-		for _, s := range sets {
-			rules = append(rules, Rule{Syscall: n, Action: act, Args: s})
+		for i := range args {
+			rules = append(rules, Rule{Syscall: n, Action: act, Args: args[i : i+1 : i+1]})
 		}
 	}
 	return rules, nil

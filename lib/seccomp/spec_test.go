@@ -186,13 +186,16 @@ func TestParseKernelRelease(t *testing.T) {
 		"6.1.0-18-amd64": {Kernel: 6, Major: 1},
 		"3.12-1-amd64":   {Kernel: 3, Major: 12},
 		"6.18.44-fc":     {Kernel: 6, Major: 18},
+		"10.0":           {Kernel: 10, Major: 0},
 	} {
 		if got, err := ParseKernelRelease(release); err != nil || got != want {
 			t.Errorf("ParseKernelRelease(%q) = %v, %v", release, got, err)
 		}
 	}
-	if _, err := ParseKernelRelease("linux"); err == nil {
-		t.Error("ParseKernelRelease(linux): no error")
+	for _, release := range []string{"linux", "6", "6.", "6.x", ".1", "-6.1", "6.99999999999999999999"} {
+		if got, err := ParseKernelRelease(release); err == nil {
+			t.Errorf("ParseKernelRelease(%q) = %v, no error", release, got)
+		}
 	}
 }
 

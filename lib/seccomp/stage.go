@@ -68,7 +68,13 @@ type Prepared struct {
 // Prepare reads, resolves and compiles the profile for the running
 // process. Nothing is loaded.
 func Prepare(cfg *Config) (*Prepared, error) {
-	start := time.Now()
+	// Timed and reported only under BARCO_DEBUG, and the report waits
+	// until the work is done, so that it does not count itself.
+	debug := chain.Debugging()
+	var start, resolved, compiled time.Time
+	if debug {
+		start = time.Now()
+	}
 	p, err := LoadProfile(cfg.Profile)
 	if err != nil {
 		return nil, err
@@ -88,21 +94,26 @@ func Prepare(cfg *Config) (*Prepared, error) {
 		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
 	}
 	out.Filter = f
-	resolved := time.Now()
-	chain.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
-		cfg.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
+	if debug {
+		resolved = time.Now()
+	}
 	prog, err := Compile(f)
 	if err != nil {
 		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
 	}
 	out.Program = prog
-	for _, name := range prog.IgnoredArches {
-		chain.Debugf("architecture %s: cannot occur on %s, left out", name, env.Arch)
+	if debug {
+		compiled = time.Now()
+		chain.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
+			cfg.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
+		for _, name := range prog.IgnoredArches {
+			chain.Debugf("architecture %s: cannot occur on %s, left out", name, env.Arch)
+		}
+		for _, name := range prog.Skipped {
+			chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, strings.Join(f.Arches, ","))
+		}
+		chain.Debugf("compiled to %d BPF instructions in %v", len(prog.Instructions), compiled.Sub(resolved))
 	}
-	for _, name := range prog.Skipped {
-		chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, strings.Join(f.Arches, ","))
-	}
-	chain.Debugf("compiled to %d BPF instructions in %v", len(prog.Instructions), time.Since(resolved))
 	return out, nil
 }
 
@@ -136,10 +147,15 @@ func (p *Prepared) Load() error {
 	if p.Program == nil {
 		return nil
 	}
-	start := time.Now()
+	var start time.Time
+	if chain.Debugging() {
+		start = time.Now()
+	}
 	if err := p.Program.Load(p.NoNewPrivs); err != nil {
 		return err
 	}
-	chain.Debugf("filter loaded in %v", time.Since(start))
+	if chain.Debugging() {
+		chain.Debugf("filter loaded in %v", time.Since(start))
+	}
 	return nil
 }

@@ -293,13 +293,14 @@ func TestAssembleRefuses(t *testing.T) {
 	if _, err := Compile(conflict); err == nil || !strings.Contains(err.Error(), "syscall mkdir: conflicting rules errno EPERM and errno EACCES") {
 		t.Errorf("conflicting rules: error %v", err)
 	}
+	// Masked comparisons are checked rule by rule: six instructions each.
 	long := &Filter{Default: Action{Kind: ActAllow}, Arches: []string{"amd64"}}
 	for i := range 1500 {
 		long.Rules = append(long.Rules, Rule{Syscall: "kill", Action: Action{Kind: ActErrno, Ret: 1},
-			Args: []Arg{{Index: 0, Op: OpEQ, Value: uint64(i)}}})
+			Args: []Arg{{Index: 0, Op: OpMaskedEQ, Value: uint64(i), ValueTwo: uint64(i)}}})
 	}
 	if _, err := Compile(long); err == nil || !strings.Contains(err.Error(), "the kernel takes at most 4096") {
-		t.Errorf("1500 conditional rules: error %v", err)
+		t.Errorf("1500 masked conditional rules: error %v", err)
 	}
 }
 
@@ -339,5 +340,32 @@ func TestNewerSyscallsGetENOSYS(t *testing.T) {
 	d := seccompData{nr: 1000, arch: auditX86_64}
 	if got, _ := runBPF(allowing, d.bytes()); got != allow {
 		t.Errorf("default allow: nr 1000 = %#x, want allow", got)
+	}
+}
+
+// Assemble takes any table: numbers outside the generated tables' ranges
+// (sorted another way) give the same program shape, shifted.
+func TestAssembleOtherNumbers(t *testing.T) {
+	f := mustResolve(t, DefaultProfile(), amd64Env())
+	f.Arches = []string{"amd64"}
+	const shift = 100000
+	shifted := func(arch, name string) (int32, bool) {
+		nr, ok := BuiltinTable(arch, name)
+		return nr + shift, ok && nr >= 0
+	}
+	p, err := Assemble(f, shifted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, want := asVM(p.Instructions), program(t, f)
+	for nr := uint32(0); nr < 560; nr++ {
+		for _, args := range argVectors() {
+			d, e := seccompData{nr: int32(nr), arch: auditX86_64, args: args}, seccompData{nr: int32(nr + shift), arch: auditX86_64, args: args}
+			got, err1 := runBPF(ours, e.bytes())
+			w, err2 := runBPF(want, d.bytes())
+			if err1 != nil || err2 != nil || got != w {
+				t.Fatalf("nr %d+%d args %#x: %#x, %v; want %#x, %v", nr, shift, args[:2], got, err1, w, err2)
+			}
+		}
 	}
 }
