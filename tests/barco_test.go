@@ -5,7 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"barco/lib/testutil"
 )
@@ -141,4 +145,40 @@ func TestBarcoCgroupNamespaceRoot(t *testing.T) {
 			}
 		}
 	})
+}
+
+// barco run passes on every forwarded signal, those the Go runtime would
+// ignore included (caught only once the container runs).
+func TestBarcoForwardsSignals(t *testing.T) {
+	bin := barcoBin(t)
+	cmd := exec.Command(bin, "run", "--", "/bin/sh", "-c",
+		`for s in USR1 USR2 WINCH HUP; do trap "echo got $s" $s; done; trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done`)
+	rd := startReady(t, cmd)
+	lines := make(chan string)
+	go func() {
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- strings.TrimSpace(line)
+		}
+	}()
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGHUP} {
+		cmd.Process.Signal(sig)
+		want := "got " + strings.TrimPrefix(unix.SignalName(sig), "SIG")
+		select {
+		case line := <-lines:
+			if line != want {
+				t.Errorf("after %v: %q, want %q", sig, line, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("after %v: nothing in 5s, want %q", sig, want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitStatus(t, cmd); code != 7 {
+		t.Errorf("after SIGTERM: status %d, want 7", code)
+	}
 }
