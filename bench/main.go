@@ -3,7 +3,12 @@
 // chains, and runc, crun and bwrap where installed. It is a benchmark, not
 // a test: it reports and never fails the build.
 //
-//	go run ./bench [-runs N] [-warmup N] [-out FILE]
+//	go run ./bench [-runs N] [-rounds N] [-warmup N] [-out FILE]
+//
+// The runs of each command are spread over rounds, and every round runs
+// every command in turn, so that a machine that speeds up or slows down
+// during the benchmark moves all the rows alike: the rows are compared
+// side by side, not one after the other.
 package main
 
 import (
@@ -30,6 +35,9 @@ type result struct {
 	MinMS    float64 `json:"min_ms"`
 	HostKB   int     `json:"host_peak_rss_kb,omitempty"`
 	Error    string  `json:"error,omitempty"`
+	// Times are the measured runs in milliseconds, for the parent bench
+	// when this one runs a round for it (-only).
+	Times []float64 `json:"times_ms,omitempty"`
 }
 
 type bench struct {
@@ -43,9 +51,11 @@ type bench struct {
 
 func main() {
 	runs := flag.Int("runs", 200, "measured runs per command")
-	warmup := flag.Int("warmup", 20, "unmeasured runs first")
+	rounds := flag.Int("rounds", 5, "rounds the runs are spread over, every command in each")
+	warmup := flag.Int("warmup", 20, "unmeasured runs first, per command")
 	out := flag.String("out", "build/bench.json", "where to write the numbers")
 	only := flag.String("only", "", "comma-separated names to run (internal use)")
+	rss := flag.Bool("rss", false, "with -only: the host memory, no timing (internal use)")
 	flag.Parse()
 
 	root, _ := os.Getwd()
@@ -59,23 +69,62 @@ func main() {
 
 	benches := barcoBenches(bin, rootfs)
 	benches = append(benches, others(work, rootfs)...)
-	var results []result
-	for _, b := range benches {
-		if *only != "" && !contains(strings.Split(*only, ","), b.name) {
-			continue
-		}
-		if b.name == "crun" && *only == "" {
-			// crun 1.8 refuses this machine's hybrid cgroup layout unless
-			// the empty v2 mount is hidden: run it in a private mount
-			// namespace with a tmpfs over /sys/fs/cgroup/unified.
-			results = append(results, crunInPrivateMountNS(*runs, *warmup)...)
-			continue
-		}
-		results = append(results, measure(b, *runs, *warmup))
-	}
 	if *only != "" {
+		// One round for the parent bench, raw times included.
+		var results []result
+		for _, b := range benches {
+			if !contains(strings.Split(*only, ","), b.name) {
+				continue
+			}
+			if *rss {
+				results = append(results, result{Name: b.name, HostKB: hostPeakRSS(b.sleepArgv, b.env)})
+			} else {
+				results = append(results, measure(b, *runs, *warmup))
+			}
+		}
 		json.NewEncoder(os.Stdout).Encode(results)
 		return
+	}
+	results := make([]result, len(benches))
+	perRound := max(*runs / *rounds, 1)
+	for round := 0; round < *rounds; round++ {
+		w := 2
+		if round == 0 {
+			w = *warmup
+		}
+		for i, b := range benches {
+			if results[i].Error != "" {
+				continue
+			}
+			var r result
+			if b.name == "crun" {
+				// crun 1.8 refuses this machine's hybrid cgroup layout
+				// unless the empty v2 mount is hidden: run it in a private
+				// mount namespace with a tmpfs over /sys/fs/cgroup/unified.
+				r = crunInPrivateMountNS("-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w))
+			} else {
+				r = measure(b, perRound, w)
+			}
+			if r.Error != "" {
+				results[i] = r
+				continue
+			}
+			results[i].Name, results[i].Command = r.Name, r.Command
+			results[i].Times = append(results[i].Times, r.Times...)
+		}
+	}
+	for i, b := range benches {
+		if results[i].Error != "" {
+			continue
+		}
+		results[i].summarize()
+		switch {
+		case b.name == "crun":
+			results[i].HostKB = crunInPrivateMountNS("-rss").HostKB
+		case b.sleepArgv != nil:
+			results[i].HostKB = hostPeakRSS(b.sleepArgv, b.env)
+		}
+		results[i].Times = nil
 	}
 	printTable(results)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
@@ -180,26 +229,39 @@ func others(work, rootfs string) []bench {
 	return out
 }
 
-func crunInPrivateMountNS(runs, warmup int) []result {
+// summarize sets the statistics from r.Times.
+func (r *result) summarize() {
+	times := append([]float64(nil), r.Times...)
+	sort.Float64s(times)
+	pct := func(p float64) float64 { return times[int(p*float64(len(times)-1))] }
+	r.Runs = len(times)
+	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
+}
+
+// crunInPrivateMountNS runs this bench with -only crun and args in a
+// private mount namespace where /sys/fs/cgroup/unified is hidden.
+func crunInPrivateMountNS(args ...string) result {
 	self, _ := os.Executable()
 	script := `mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup/unified && exec "$@"`
-	cmd := exec.Command("unshare", "-m", "sh", "-c", script, "sh", self, "-only", "crun",
-		"-runs", strconv.Itoa(runs), "-warmup", strconv.Itoa(warmup))
+	cmd := exec.Command("unshare", append([]string{"-m", "sh", "-c", script, "sh", self, "-only", "crun"}, args...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	var rs []result
 	if err == nil {
 		err = json.Unmarshal(out, &rs)
 	}
-	if err != nil {
-		return []result{{Name: "crun", Error: err.Error()}}
+	if err == nil && len(rs) != 1 {
+		err = fmt.Errorf("crun: %d results", len(rs))
 	}
-	return rs
+	if err != nil {
+		return result{Name: "crun", Error: err.Error()}
+	}
+	return rs[0]
 }
 
-// measure times argv runs times after warmup runs.
+// measure times argv runs times after warmup runs, into r.Times.
 func measure(b bench, runs, warmup int) result {
-	r := result{Name: b.name, Command: strings.Join(append(append([]string(nil), b.env...), b.argv...), " "), Runs: runs}
+	r := result{Name: b.name, Command: strings.Join(append(append([]string(nil), b.env...), b.argv...), " ")}
 	null, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	defer null.Close()
 	path, err := exec.LookPath(b.argv[0])
@@ -230,20 +292,13 @@ func measure(b bench, runs, warmup int) result {
 			return r
 		}
 	}
-	times := make([]float64, 0, runs)
 	for i := 0; i < runs; i++ {
 		d, err := runOnce()
 		if err != nil {
 			r.Error = err.Error()
 			return r
 		}
-		times = append(times, float64(d.Microseconds())/1000)
-	}
-	sort.Float64s(times)
-	pct := func(p float64) float64 { return times[int(p*float64(len(times)-1))] }
-	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
-	if b.sleepArgv != nil {
-		r.HostKB = hostPeakRSS(b.sleepArgv, b.env)
+		r.Times = append(r.Times, float64(d.Microseconds())/1000)
 	}
 	return r
 }
