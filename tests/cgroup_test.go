@@ -400,6 +400,9 @@ mknod blk b 7 0 && mknod kmsg c 1 11 && echo made
 		{[]string{"--devices", "all"}, []string{"made", "kmsg=ok", "null=ok"}},
 		{[]string{"--devices", "default"}, []string{"made", "block=denied", "kmsg=denied", "null=ok", "urandom=ok", "full=ok"}},
 		{[]string{"--device-allow", "c 1:11 r"}, []string{"made", "block=denied", "kmsg=ok", "null=ok"}},
+		// A rule of type a is for both types, with its numbers and access:
+		// not v1's "a", which allows every device.
+		{[]string{"--device-allow", "a 1:11 r"}, []string{"made", "block=denied", "kmsg=ok", "null=ok"}},
 	}
 	for _, c := range cases {
 		argv := append(append([]string{bin, "--name", name}, c.args...), "--", "sh", "-c", script)

@@ -125,6 +125,13 @@ func PlanV1(dirs map[string]string, l *Limits) ([]Write, error) {
 		// Deny everything, then allow the rules one by one, as runc does.
 		add("devices", "devices.deny", "a")
 		for _, r := range l.Devices {
+			if r.Type == 'a' {
+				// v1 reads any line starting with "a" as "allow every
+				// device": write the rule once per type instead.
+				r.Type = 'c'
+				add("devices", "devices.allow", r.String())
+				r.Type = 'b'
+			}
 			add("devices", "devices.allow", r.String())
 		}
 	}
