@@ -169,7 +169,9 @@ func (c *Cgroup) create(l *Limits, reuse bool) (err error) {
 		default:
 			c.created = append(c.created, dir)
 		}
-		if parent := filepath.Dir(dir); !contains(c.created, parent) {
+		// Only barco's own parent is swept: an empty cgroup in a user's
+		// --parent may be another manager's, made and configured there.
+		if parent := filepath.Dir(dir); c.SharedParent && !contains(c.created, parent) {
 			c.stale = append(c.stale, parent)
 		}
 	}

@@ -82,6 +82,7 @@ func TestCreateRemovesStale(t *testing.T) {
 		os.Chtimes(busy, old, old)
 	}
 	c, _ := Locate(l, "barco", "c1", alwaysV1)
+	c.SharedParent = true // barco's own parent: the only one swept
 	if err := c.Create(&Limits{}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,8 @@ func Command() *chain.Stage {
 			"On cgroup v1 the cgroup is made only in the pids, devices and memory hierarchies and in\n" +
 			"those of the limits asked (cpu, cpuset, blkio; cpuacct for --stats on pure v1), plus v2's\n" +
 			"when mounted: runc joins them all, barco what it uses, which costs less at each start.\n" +
-			"Empty cgroups under PARENT older than 10s (left by a supervisor killed with SIGKILL)\n" +
-			"are removed by the next run; by hand:\n" +
+			"Empty cgroups under the default parent older than 10s (left by a supervisor killed\n" +
+			"with SIGKILL) are removed by the next run; under a --parent of yours, by hand:\n" +
 			"  find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +",
 	}
 	size := func(p *int64) func(string) error {

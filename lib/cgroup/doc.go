@@ -43,9 +43,10 @@
 // so is its parent when barco-cgroup made it, or when it is the default
 // parent, barco's own, and empty.
 // If barco-cgroup is killed with SIGKILL, PROGRAM gets SIGKILL too (its
-// parent-death signal); the empty cgroup it leaves is removed by the next
-// run with the same parent, once it is older than StaleAge (in the
-// background, after that run's program has started), or by hand:
+// parent-death signal); the empty cgroup it leaves under the default
+// parent is removed by the next run, once it is older than StaleAge (in
+// the background, after that run's program has started). An empty cgroup
+// in a --parent of the user's may be another manager's, and stays; by hand:
 //
 //	find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +
 package cgroup
