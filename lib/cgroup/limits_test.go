@@ -228,3 +228,17 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+// v1 reads any devices.allow line that starts with "a" as "every device,
+// every access": a rule of type a goes in as one rule per type.
+func TestPlanV1DeviceRuleOfBothTypes(t *testing.T) {
+	dirs := v1Tree(t)
+	ws, err := PlanV1(dirs, &Limits{Devices: []DeviceRule{{Type: 'a', Major: 1, Minor: 11, Access: "r"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"devices/devices.deny=a", "devices/devices.allow=c 1:11 r", "devices/devices.allow=b 1:11 r"}
+	if got := strs(ws); !reflect.DeepEqual(got, want) {
+		t.Errorf("PlanV1:\n got %q\nwant %q", got, want)
+	}
+}
