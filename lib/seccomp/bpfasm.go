@@ -476,35 +476,26 @@ func (a *assembler) cond(c Arg, args32 bool, pass, fail int) {
 		a.bind(low)
 		a.ld(lo)
 		a.jump(opJeqK, vlo, fail, pass)
-	case OpGT, OpGE:
+	case OpGT, OpGE, OpLT, OpLE:
+		// x < v is not x >= v, and x <= v is not x > v: the same
+		// compares with the exits swapped.
+		yes, no := pass, fail
+		if c.Op == OpLT || c.Op == OpLE {
+			yes, no = fail, pass
+		}
 		if !args32 {
 			eq := a.label()
 			a.ld(hi)
-			a.jump(opJgtK, vhi, pass, eq)
+			a.jump(opJgtK, vhi, yes, eq)
 			a.bind(eq)
-			a.jump(opJeqK, vhi, low, fail)
+			a.jump(opJeqK, vhi, low, no)
 		}
 		a.bind(low)
 		a.ld(lo)
 		op := uint16(opJgtK)
-		if c.Op == OpGE {
+		if c.Op == OpGE || c.Op == OpLT {
 			op = opJgeK
 		}
-		a.jump(op, vlo, pass, fail)
-	case OpLT, OpLE:
-		if !args32 {
-			eq := a.label()
-			a.ld(hi)
-			a.jump(opJgtK, vhi, fail, eq)
-			a.bind(eq)
-			a.jump(opJeqK, vhi, low, pass)
-		}
-		a.bind(low)
-		a.ld(lo)
-		op := uint16(opJgeK) // x < v fails when x >= v
-		if c.Op == OpLE {
-			op = opJgtK
-		}
-		a.jump(op, vlo, fail, pass)
+		a.jump(op, vlo, yes, no)
 	}
 }
