@@ -376,7 +376,7 @@ func killProcs(dir string) error {
 
 // Procs lists the processes in the cgroup directory dir.
 func Procs(dir string) ([]int, error) {
-	data, err := readAll(dir + "/cgroup.procs")
+	data, err := chain.ReadFile(dir + "/cgroup.procs")
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"barco/lib/chain"
 )
 
 // Mode is the way cgroups are mounted on a machine.
@@ -82,7 +84,7 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := readAll(mountinfo)
+	data, err := chain.ReadFile(mountinfo)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +156,7 @@ var knownV1Controllers = map[string]bool{
 // readOwnCgroups maps each controller list of /proc/self/cgroup ("cpu,cpuacct",
 // "" for cgroup v2) and each single controller to the process's cgroup.
 func readOwnCgroups(file string) (map[string]string, error) {
-	data, err := readAll(file)
+	data, err := chain.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}

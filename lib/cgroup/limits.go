@@ -312,33 +312,8 @@ func writeFile(dir, file string, values ...string) error {
 // readFile reads a control file, without its surrounding space, with
 // plain system calls as writeFile does.
 func readFile(dir, file string) (string, error) {
-	data, err := readAll(dir + "/" + file)
+	data, err := chain.ReadFile(dir + "/" + file)
 	return strings.TrimSpace(string(data)), err
-}
-
-func readAll(p string) ([]byte, error) {
-	fd, err := openRetry(p, unix.O_RDONLY|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	defer unix.Close(fd)
-	// Enough for the mount table and the files of a cgroup in one read.
-	data := make([]byte, 0, 8192)
-	for {
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)]
-		}
-		n, err := unix.Read(fd, data[len(data):cap(data)])
-		switch {
-		case err == unix.EINTR:
-		case err != nil:
-			return nil, &os.PathError{Op: "read", Path: p, Err: err}
-		case n == 0:
-			return data, nil
-		default:
-			data = data[:len(data)+n]
-		}
-	}
 }
 
 // openRetry and writeRetry retry the call a signal interrupted, as the os
