@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"barco/lib/chain"
-
 	"golang.org/x/sys/unix"
 )
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"barco/lib/chain"
-
 	"golang.org/x/sys/unix"
 )
 

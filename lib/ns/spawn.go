@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"barco/lib/chain"
-
 	"golang.org/x/sys/unix"
 )
 
