@@ -97,10 +97,18 @@ func setEnviron(env []string) error {
 type Placer func(path string, argv []string, attr *syscall.ProcAttr) (int, error)
 
 var (
-	placer  Placer
-	atExit  []func(status int) int
-	exiting bool
+	placer   Placer
+	atExit   []func(status int) int
+	cleanups []func()
+	exiting  bool
 )
+
+// OnFailure registers undo to run if this process exits instead of
+// exec'ing: after an error in this stage, in a stage linked after it, or
+// in the exec of PROGRAM. A successful exec drops it, since the next
+// program needs what undo would take away (barco-mount's mount points).
+// The last registered runs first.
+func OnFailure(undo func()) { cleanups = append(cleanups, undo) }
 
 // PlaceChildren makes ForkExec start children through p, and Exit run
 // done first, for a stage that hands its process to a linked stage that
@@ -121,11 +129,25 @@ func ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	return syscall.ForkExec(path, argv, attr)
 }
 
-// Exit ends the process with status, after the work that earlier stages in
-// this process left for its end (see PlaceChildren), last first.
+// Exit ends the process with status, after the undo work registered with
+// OnFailure and the work that earlier stages in this process left for its
+// end (see PlaceChildren), last first.
 func Exit(status int) {
 	if !exiting {
 		exiting = true
+		if len(cleanups) > 0 {
+			// On another thread than the caller's: a stage changes the
+			// credentials of its own locked thread only (barco-caps), and
+			// the undo needs the privileges the stage began with.
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := len(cleanups) - 1; i >= 0; i-- {
+					cleanups[i]()
+				}
+			}()
+			<-done
+		}
 		for i := len(atExit) - 1; i >= 0; i-- {
 			status = atExit[i](status)
 		}

@@ -54,9 +54,10 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		if err != nil {
 			return err
 		}
-		err = chain.Exec(program, os.Environ())
-		root.Undo()
-		return err
+		// Whatever fails from here on, in this stage or in one linked
+		// after it, exits through chain.Exit, which undoes the rootfs.
+		chain.OnFailure(root.Undo)
+		return chain.Exec(program, os.Environ())
 	}
 	return st
 }
