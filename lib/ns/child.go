@@ -20,8 +20,8 @@ func RunChild() error {
 	mode := os.Getenv(childEnv)
 	os.Unsetenv(childEnv)
 	program := os.Args[1:]
-	if mode == "init" {
-		code, err := runInit(program)
+	if mode == "init" || mode == "init-stage" {
+		code, err := runInit(program, mode == "init-stage")
 		if err != nil {
 			return err
 		}
@@ -34,14 +34,21 @@ func RunChild() error {
 // its child, forwards signals to it, reaps every process that ends up as
 // its child, and returns PROGRAM's status. When it exits, the kernel kills
 // whatever is left in the pid namespace.
-func runInit(program []string) (int, error) {
+//
+// With stage set, program[0] is the path of the next stage, which barco-ns
+// resolved: it starts with the chain's environment and descriptors as they
+// are, as Exec would give them to a stage.
+func runInit(program []string, stage bool) (int, error) {
 	// Keep the container's processes out of PID 1's /proc entries.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
 	}
-	path, env, err := chain.Prepare(program, os.Environ())
-	if err != nil {
-		return 0, err
+	path, env := program[0], os.Environ()
+	if !stage {
+		var err error
+		if path, env, err = chain.Prepare(program, env); err != nil {
+			return 0, err
+		}
 	}
 	sup := chain.NewSupervisor()
 	files := []uintptr{0, 1, 2}

@@ -127,6 +127,11 @@ func Run(c *Config) (int, error) {
 		mode := "exec"
 		if c.Init {
 			mode = "init"
+			if chain.IsStage(c.Program[0]) {
+				// The init's child is the next stage, not the container's
+				// program: it keeps the chain's environment and descriptors.
+				mode = "init-stage"
+			}
 		}
 		path = "/proc/self/exe"
 		if c.Init && !ownerUnmapped("/proc/self/exe", c) {
