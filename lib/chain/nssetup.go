@@ -98,10 +98,13 @@ func doNSSetup(v string) error {
 		if err == unix.EINTR {
 			continue
 		}
+		if err != nil {
+			return fmt.Errorf("namespace handshake: read fd %d: %w", s.SyncFD, err)
+		}
 		if n != 1 {
 			// barco-ns is gone; the parent-death signal may have been
 			// armed too late to fire.
-			os.Exit(ExitFailed)
+			return fmt.Errorf("namespace handshake: fd %d closed before the uid/gid maps were written (barco-ns exited)", s.SyncFD)
 		}
 		break
 	}
