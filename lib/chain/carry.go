@@ -102,7 +102,6 @@ func carry(path, name string, minFD int) (int, string, error) {
 	if err != nil {
 		return -1, "", fmt.Errorf("carry stage %s: %w", name, err)
 	}
-	defer f.Close()
 	how := "the host file, which nothing in this user namespace may write"
 	if !unwritableHere(f) {
 		f.Close()
@@ -111,6 +110,8 @@ func carry(path, name string, minFD int) (int, string, error) {
 		}
 		how = "a sealed memfd copy"
 	}
+	// The descriptor that passes on is the duplicate below.
+	defer f.Close()
 	// A fresh descriptor without close-on-exec, above those the program
 	// keeps, so that it passes from stage to stage.
 	kept, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, minFD)
