@@ -51,14 +51,25 @@ func (s *Supervisor) WaitReaping(pid int) (syscall.WaitStatus, error) {
 }
 
 func (s *Supervisor) wait(pid, waitFor int) (syscall.WaitStatus, error) {
-	done := make(chan struct{})
-	defer close(done)
+	// Signals go through a pidfd: once wait4 below has reaped pid, its
+	// number may name another process, which kill(2) would then hit. The
+	// child is not reaped yet here, so the pidfd is its own.
+	send := func(sig syscall.Signal) error { return unix.Kill(pid, sig) }
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		defer unix.Close(fd)
+		send = func(sig syscall.Signal) error { return unix.PidfdSendSignal(fd, sig, nil, 0) }
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	// The forwarder ends before the pidfd is closed, so that it never
+	// signals through a reused descriptor number.
+	defer func() { close(done); <-stopped }()
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case sig := <-s.sigs:
 				Debugf("forward %v to pid %d", sig, pid)
-				_ = unix.Kill(pid, sig.(syscall.Signal))
+				_ = send(sig.(syscall.Signal))
 			case <-done:
 				return
 			}
