@@ -6,6 +6,7 @@ LDFLAGS := -s -w -X barco/lib/chain.Version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 BINS    := $(addprefix bin/,$(CMDS))
 ROOTFS  := build/rootfs
+STATICCHECK ?= v0.8.2
 
 .PHONY: all setup rootfs test lint unit demo bench clean FORCE
 
@@ -30,6 +31,7 @@ $(ROOTFS)/.barco-rootfs: scripts/mkrootfs
 lint:
 	@out=$$(gofmt -l cmd lib tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 # Unit tests only: no root, no built binaries.
 unit:

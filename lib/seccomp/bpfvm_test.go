@@ -173,31 +173,10 @@ func runBPF(prog []bpfInsn, data []byte) (uint32, error) {
 // SECCOMP_RET_* of linux/seccomp.h.
 const (
 	retKillProcess uint32 = 0x80000000
-	retKillThread         = 0x00000000
-	retTrap               = 0x00030000
-	retErrno              = 0x00050000
-	retTrace              = 0x7ff00000
-	retLog                = 0x7ffc0000
-	retAllow              = 0x7fff0000
+	retKillThread  uint32 = 0x00000000
+	retTrap        uint32 = 0x00030000
+	retErrno       uint32 = 0x00050000
+	retTrace       uint32 = 0x7ff00000
+	retLog         uint32 = 0x7ffc0000
+	retAllow       uint32 = 0x7fff0000
 )
-
-// retOf is the return value the kernel expects for an Action.
-func retOf(a Action) uint32 {
-	switch a.Kind {
-	case ActAllow:
-		return retAllow
-	case ActErrno:
-		return retErrno | uint32(a.Ret)
-	case ActKillThread:
-		return retKillThread
-	case ActKillProcess:
-		return retKillProcess
-	case ActTrap:
-		return retTrap
-	case ActTrace:
-		return retTrace | uint32(a.Ret)
-	case ActLog:
-		return retLog
-	}
-	panic("unknown action")
-}

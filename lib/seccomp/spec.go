@@ -402,7 +402,9 @@ func Resolve(p *Profile, env Env) (*Filter, error) {
 
 func callLabel(c *moby.Syscall) string {
 	names := c.Names
+	//lint:ignore SA1019 old profiles still use "name"; Docker reads it too
 	if c.Name != "" {
+		//lint:ignore SA1019 as above
 		names = append([]string{c.Name}, names...)
 	}
 	if len(names) > 3 {
@@ -511,10 +513,12 @@ const maxArgs = 6
 // resolveCall appends the rules of one syscall group to rules.
 func resolveCall(c *moby.Syscall, env Env, def Action, rules []Rule) ([]Rule, error) {
 	names := c.Names
+	//lint:ignore SA1019 old profiles still use "name"; Docker reads it too
 	if c.Name != "" {
 		if len(c.Names) != 0 {
 			return rules, errors.New("both name and names; use one")
 		}
+		//lint:ignore SA1019 as above
 		names = []string{c.Name}
 	}
 	if len(names) == 0 {

@@ -94,9 +94,6 @@ var (
 	enosys = uint32(retErrno | uint32(unix.ENOSYS))
 )
 
-const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
-	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
-
 func TestDefaultProfileVerdicts(t *testing.T) {
 	requireAMD64(t)
 	f, err := Resolve(DefaultProfile(), amd64Env())
