@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,10 +10,19 @@ import (
 // TestMain removes the barco parent cgroups that the tests made and left
 // (a test that SIGKILLs barco-cgroup leaves its parent behind, as a real
 // crash would), so that a test run leaves the machine as it found it.
-// Parents that were there before the run stay.
+// Parents that were there before the run stay. It also fails the run if
+// any test changed the shared build/rootfs: tests write into copies.
 func TestMain(m *testing.M) {
 	before := barcoParents()
+	rootfs, _ := filepath.Abs("../build/rootfs")
+	rootfsBefore, listErr := listTree(rootfs)
 	code := m.Run()
+	if listErr == nil {
+		if after, err := listTree(rootfs); err == nil && after != rootfsBefore {
+			fmt.Fprintf(os.Stderr, "the tests changed %s:\n%s\n", rootfs, lineDiff(rootfsBefore, after))
+			code = 1
+		}
+	}
 	for p := range barcoParents() {
 		if !before[p] {
 			os.Remove(p) // fails, harmlessly, if something still uses it

@@ -304,7 +304,7 @@ func TestSeccompInRealChain(t *testing.T) {
 		testutil.RequireRoot(t)
 		probe := seccompProbe(t)
 		r := testutil.Run(t, nil, testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
-			testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe)+":/probe:ro", "--",
+			testutil.Bin(t, "barco-mount"), "--rootfs", testutil.CopyRootfs(t, 0), "-v", filepath.Dir(probe)+":/probe:ro", "--",
 			"barco-seccomp", "--",
 			"/bin/sh", "-c", `grep Seccomp: /proc/self/status | tr -d '\t' | tr : ' '
 	/probe/seccomp-probe add_key keyctl socket-alg socket-inet
@@ -334,7 +334,7 @@ func TestSeccompAfterBarcoCaps(t *testing.T) {
 		probe := seccompProbe(t)
 		run := func(capsArgs []string, script string) testutil.Result {
 			argv := []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "-n", "--",
-				testutil.Bin(t, "barco-mount"), "--rootfs", testutil.Rootfs(t), "-v", filepath.Dir(probe) + ":/probe:ro", "--",
+				testutil.Bin(t, "barco-mount"), "--rootfs", testutil.CopyRootfs(t, 0), "-v", filepath.Dir(probe) + ":/probe:ro", "--",
 				"barco-caps"}
 			argv = append(append(argv, capsArgs...), "--", "barco-seccomp", "--", "/bin/sh", "-c", script)
 			return testutil.Run(t, nil, argv...)

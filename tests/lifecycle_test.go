@@ -1,0 +1,159 @@
+package tests
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"barco/lib/testutil"
+)
+
+// treeListing is every entry under dir with its type, mode, owner and
+// size, one a line, as a user would compare two `ls -lnR` outputs.
+func treeListing(t *testing.T, dir string) string {
+	t.Helper()
+	l, err := listTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func listTree(dir string) (string, error) {
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		size := fi.Size()
+		if fi.IsDir() {
+			size = 0 // a directory's size depends on its history, not its entries
+		}
+		rel, _ := filepath.Rel(dir, p)
+		lines = append(lines, fmt.Sprintf("%s %v %d:%d %d", rel, fi.Mode(), st.Uid, st.Gid, size))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", dir, err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n"), nil
+}
+
+// A start that fails after barco-mount has made its mount points, in
+// barco-mount itself or in a stage linked after it, leaves the rootfs as
+// it was: the mount points it created are gone again.
+func TestFailedStartLeavesRootfsUnchanged(t *testing.T) {
+	bin := barcoBin(t)
+	for _, c := range []struct {
+		name   string
+		owner  int // of the rootfs copy
+		argv   func(rootfs string) []string
+		status int
+		stderr string
+	}{
+		{"no-userns-missing-program", 0, func(r string) []string {
+			return []string{bin, "run", "--no-userns", "--rootfs", r, "-v", "/etc:/v3", "--tmpfs", "/t4", "--", "/nonexistent"}
+		}, 127, "barco-seccomp: exec /nonexistent: no such file or directory"},
+		{"userns-missing-program", 100000, func(r string) []string {
+			return []string{bin, "run", "--rootfs", r, "-v", "/etc:/v3", "--tmpfs", "/t4/deeper", "--", "/nonexistent"}
+		}, 127, "barco-seccomp: exec /nonexistent: no such file or directory"},
+		{"caps-unknown-user", 0, func(r string) []string {
+			return []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "--", testutil.Bin(t, "barco-mount"), "--rootfs", r,
+				"-v", "/etc:/v2", "--", "barco-caps", "--user", "nosuch", "--", "true"}
+		}, 125, "barco-caps: user nosuch: not found in /etc/passwd"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rootfs := testutil.CopyRootfs(t, c.owner)
+			before := treeListing(t, rootfs)
+			r := testutil.Run(t, nil, c.argv(rootfs)...)
+			if r.Code != c.status || strings.TrimSpace(r.Stderr) != c.stderr {
+				t.Errorf("status %d, stderr %q; want %d, %q", r.Code, r.Stderr, c.status, c.stderr)
+			}
+			if after := treeListing(t, rootfs); after != before {
+				t.Errorf("rootfs changed by a failed start:\n%s", lineDiff(before, after))
+			}
+		})
+	}
+}
+
+// lineDiff lists the lines only in a (-) and only in b (+).
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	am, bm := in(a), in(b)
+	var out []string
+	for l := range am {
+		if !bm[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range bm {
+		if !am[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+// --init is PID 1 above the next stage, which still gets the chain's
+// environment: the descriptors kept by --preserve-fds reach PROGRAM, and
+// BARCO_EXEC_STAGES=1 still makes every stage exec its own binary.
+func TestInitKeepsTheChainsEnvironment(t *testing.T) {
+	bin := barcoBin(t)
+	f, err := os.CreateTemp(t.TempDir(), "fd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintln(f, "through fd 3")
+	if _, err := f.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--init", "--preserve-fds", "1", "--", "/bin/sh", "-c", "cat <&3")
+	cmd.ExtraFiles = []*os.File{f}
+	out, err := cmd.Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != "through fd 3" {
+		t.Errorf("--init --preserve-fds 1: %q, %v; want %q", got, err, "through fd 3")
+	}
+
+	r := testutil.Run(t, []string{"BARCO_EXEC_STAGES=1"}, bin, "run", "--init", "--debug", "--", "/bin/true")
+	if r.Code != 0 {
+		t.Fatalf("status %d: %s", r.Code, r.Stderr)
+	}
+	if strings.Contains(r.Stderr, "in this process") {
+		t.Errorf("BARCO_EXEC_STAGES=1 with --init: a stage still ran linked:\n%s", r.Stderr)
+	}
+	for _, s := range []string{"exec barco-caps (carried", "exec barco-seccomp (carried"} {
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("BARCO_EXEC_STAGES=1 with --init: no %q in the debug log:\n%s", s, r.Stderr)
+		}
+	}
+}
+
+// A handshake descriptor that is not open is one line and status 125.
+func TestBadHandshakeFDIsOneLine(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := testutil.Run(t, []string{"BARCO_NS_SETUP=fd=9,uid=-1,gid=-1"}, testutil.Bin(t, "barco-seccomp"), "--", "true")
+	want := "barco-seccomp: namespace handshake: read fd 9: bad file descriptor"
+	if r.Code != 125 || strings.TrimSpace(r.Stderr) != want {
+		t.Errorf("status %d, stderr %q; want 125, %q", r.Code, r.Stderr, want)
+	}
+}
