@@ -32,9 +32,10 @@ type Cgroup struct {
 	SharedParent bool
 	// created are the directories made for it, parents before children.
 	created []string
-	// stale are the parents that were there before Create: they may hold
-	// cgroups left by a supervisor that was killed (see StaleAge).
-	stale []string
+	// Records is the directory of ownership records (DefaultRecordDir);
+	// "" keeps none, and sweeps nothing.
+	Records  string
+	recorded bool
 	// sweeping, when not nil, is closed once the removal of stale cgroups
 	// that ForkExec started is done.
 	sweeping chan struct{}
@@ -65,12 +66,6 @@ func V1Controllers(l *Limits, stats bool, mode Mode) []string {
 	}
 	return c
 }
-
-// StaleAge is how old an empty cgroup under the parent must be before
-// the next run removes it as left behind by a supervisor that was killed.
-// It spares cgroups that another barco-cgroup has just made and not yet
-// filled.
-const StaleAge = 10 * time.Second
 
 // Locate names the cgroup parent/name, without creating anything, in the
 // v2 hierarchy of l and in each v1 hierarchy that has one of the
@@ -142,9 +137,10 @@ var ErrInUse = errors.New("name already in use")
 // Create makes the cgroup in each of its hierarchies, with the parents it
 // lacks, and writes the limits l. On failure it removes whatever it made.
 //
-// Stale cgroups beside it (see StaleAge) can only be in a parent that was
-// there before; ForkExec removes them in the background once the child
-// runs, and Remove waits for that.
+// The calling process is recorded as its owner first (see
+// DefaultRecordDir). A cgroup of the same name whose recorded owner is gone
+// is stale and removed first. Other stale cgroups are removed in the
+// background once the child runs (ForkExec), and Remove waits for that.
 func (c *Cgroup) Create(l *Limits) error { return c.create(l, false) }
 
 // Open uses the cgroup where it exists and makes it where it does not,
@@ -158,21 +154,25 @@ func (c *Cgroup) create(l *Limits, reuse bool) (err error) {
 			c.Remove()
 		}
 	}()
+	if !reuse {
+		if c.Records != "" && removeIfStale(recordPath(c.Records, c.dirs())) {
+			chain.Debugf("a stale cgroup of the same name was removed")
+		}
+		if err := c.writeRecord(); err != nil {
+			// Without a record the cgroup is only never swept.
+			chain.Debugf("%v", err)
+		}
+	}
 	for _, dir := range c.dirs() {
 		err := c.mkdir(dir)
 		switch {
 		case errors.Is(err, unix.EEXIST) && reuse:
 		case errors.Is(err, unix.EEXIST):
-			return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name, or rmdir it if it is stale")
+			return chain.WithHint(fmt.Errorf("cgroup %s: %w", dir, ErrInUse), "choose another --name")
 		case err != nil:
 			return err
 		default:
 			c.created = append(c.created, dir)
-		}
-		// Only barco's own parent is swept: an empty cgroup in a user's
-		// --parent may be another manager's, made and configured there.
-		if parent := filepath.Dir(dir); c.SharedParent && !contains(c.created, parent) {
-			c.stale = append(c.stale, parent)
 		}
 	}
 	if c.Layout.Mode == Unified {
@@ -292,52 +292,18 @@ func inheritCpuset(dir string) error {
 	return nil
 }
 
-// removeStale removes the stale cgroups in the parents that were there
-// before Create; removeStaleLater does it in the background, and Remove
-// waits for it.
-func (c *Cgroup) removeStale() {
-	for _, parent := range c.stale {
-		removeStaleIn(parent)
-	}
-	c.stale = nil
-}
-
+// removeStaleLater removes, in the background, the recorded cgroups
+// whose owner is gone (see DefaultRecordDir); Remove waits for it.
 func (c *Cgroup) removeStaleLater() {
-	if len(c.stale) == 0 || c.sweeping != nil {
+	if c.Records == "" || c.sweeping != nil {
 		return
 	}
-	stale := c.stale
-	c.stale = nil
 	done := make(chan struct{})
 	c.sweeping = done
 	go func() {
 		defer close(done)
-		for _, parent := range stale {
-			removeStaleIn(parent)
-		}
+		sweep(c.Records)
 	}()
-}
-
-// removeStaleIn removes the empty cgroups under parent older than
-// StaleAge. rmdir refuses a cgroup with processes or children, so only
-// empty ones go.
-func removeStaleIn(parent string) {
-	ents, err := os.ReadDir(parent)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < StaleAge {
-			continue
-		}
-		if err := unix.Rmdir(filepath.Join(parent, e.Name())); err == nil {
-			chain.Debugf("removed stale cgroup %s", filepath.Join(parent, e.Name()))
-		}
-	}
 }
 
 // Kill kills every process left in the cgroup: through cgroup.kill where
@@ -445,6 +411,9 @@ func (c *Cgroup) Remove() error {
 	for i := len(parents) - 1; i >= 0; i-- {
 		// Another barco-cgroup may be using the parent: then it stays.
 		_ = unix.Rmdir(parents[i])
+	}
+	if first == nil {
+		c.removeRecord()
 	}
 	c.created = nil
 	return first

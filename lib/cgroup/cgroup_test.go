@@ -2,11 +2,12 @@ package cgroup
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"reflect"
+	"strings"
 	"testing"
-	"time"
 )
 
 // fakeLayout is a hybrid layout whose hierarchies are plain directories
@@ -71,42 +72,57 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestCreateRemovesStale(t *testing.T) {
+// A cgroup is recorded with its owner while it exists; a recorded cgroup
+// whose owner is gone is removed by the next run, whose own name it may
+// even hold, and a cgroup with no record (--exec's, another manager's) is
+// never touched.
+func TestCreateRemovesOnlyStaleRecordedCgroups(t *testing.T) {
 	l, root := fakeLayout(t)
-	old := time.Now().Add(-2 * StaleAge)
-	for _, d := range []string{"unified", "memory"} {
-		stale := fakeDir(t, filepath.Join(root, d, "barco/stale"))
-		os.Chtimes(stale, old, old)
-		fakeDir(t, filepath.Join(root, d, "barco/fresh"))
-		busy := fakeDir(t, filepath.Join(root, d, "barco/busy"), "cgroup.procs")
-		os.Chtimes(busy, old, old)
-	}
-	c, _ := Locate(l, "barco", "c1", alwaysV1)
-	c.SharedParent = true // barco's own parent: the only one swept
-	if err := c.Create(&Limits{}); err != nil {
+	records := t.TempDir()
+	// A process that is gone: a child that has exited and been reaped.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	// Only where the parent was there before: pids's is new.
-	if want := []string{root + "/unified/barco", root + "/memory/barco"}; !reflect.DeepEqual(c.stale, want) {
-		t.Errorf("parents to clean %q, want %q", c.stale, want)
+	staleRecord := func(name string) {
+		c, _ := Locate(l, "barco", name, alwaysV1)
+		for _, d := range c.dirs() {
+			fakeDir(t, d)
+		}
+		text := fmt.Sprintf("owner %d 1\n%s\n", dead.Process.Pid, strings.Join(c.dirs(), "\n"))
+		if err := os.WriteFile(recordPath(records, c.dirs()), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Not on the start's critical path: ForkExec starts it, Remove waits.
-	if _, err := os.Stat(filepath.Join(root, "memory/barco/stale")); err != nil {
-		t.Errorf("Create removed a stale cgroup itself: %v", err)
+	staleRecord("stale")
+	staleRecord("c1") // a stale cgroup with the name of the next run
+	foreign := fakeDir(t, filepath.Join(root, "memory/barco/exec-made"))
+
+	c, _ := Locate(l, "barco", "c1", alwaysV1)
+	c.Records = records
+	if err := c.Create(&Limits{}); err != nil {
+		t.Fatalf("Create over a stale cgroup of the same name: %v", err)
+	}
+	rec, err := os.ReadFile(recordPath(records, c.dirs()))
+	if want := fmt.Sprintf("owner %d ", os.Getpid()); err != nil || !strings.HasPrefix(string(rec), want) {
+		t.Errorf("record %q, %v; want it to start %q", rec, err, want)
 	}
 	c.removeStaleLater()
 	if err := c.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"unified", "memory"} {
-		if _, err := os.Stat(filepath.Join(root, d, "barco/stale")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("stale cgroup kept in %s", d)
-		}
-		for _, keep := range []string{"fresh", "busy"} {
-			if _, err := os.Stat(filepath.Join(root, d, "barco", keep)); err != nil {
-				t.Errorf("%s cgroup removed in %s", keep, d)
+	for _, d := range []string{"unified", "memory", "pids"} {
+		for _, name := range []string{"stale", "c1"} {
+			if _, err := os.Stat(filepath.Join(root, d, "barco", name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("cgroup %s kept in %s", name, d)
 			}
 		}
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("a cgroup without a record was removed: %v", err)
+	}
+	if ents, _ := os.ReadDir(records); len(ents) != 0 {
+		t.Errorf("records left: %v", ents)
 	}
 }
 

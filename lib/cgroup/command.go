@@ -9,7 +9,7 @@ import (
 
 // Command is the barco-cgroup stage.
 func Command() *chain.Stage {
-	o := Options{Parent: DefaultParent}
+	o := Options{Parent: DefaultParent, Records: DefaultRecordDir}
 	l := &o.Limits
 	var exec bool
 	var devices string
@@ -27,9 +27,9 @@ func Command() *chain.Stage {
 			"On cgroup v1 the cgroup is made only in the pids, devices and memory hierarchies and in\n" +
 			"those of the limits asked (cpu, cpuset, blkio; cpuacct for --stats on pure v1), plus v2's\n" +
 			"when mounted: runc joins them all, barco what it uses, which costs less at each start.\n" +
-			"Empty cgroups under the default parent older than 10s (left by a supervisor killed\n" +
-			"with SIGKILL) are removed by the next run; under a --parent of yours, by hand:\n" +
-			"  find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +",
+			"Each run's cgroup is recorded with its owner in /run/barco/cgroups; the next run removes\n" +
+			"the empty ones whose owner is gone (a supervisor killed with SIGKILL). A cgroup made\n" +
+			"with --exec has no record and stays for its owner.",
 	}
 	size := func(p *int64) func(string) error {
 		return func(v string) (err error) { *p, err = ParseSize(v); return err }

@@ -43,10 +43,10 @@
 // so is its parent when barco-cgroup made it, or when it is the default
 // parent, barco's own, and empty.
 // If barco-cgroup is killed with SIGKILL, PROGRAM gets SIGKILL too (its
-// parent-death signal); the empty cgroup it leaves under the default
-// parent is removed by the next run, once it is older than StaleAge (in
-// the background, after that run's program has started). An empty cgroup
-// in a --parent of the user's may be another manager's, and stays; by hand:
-//
-//	find /sys/fs/cgroup -type d -path '*/barco/NAME' -exec rmdir {} +
+// parent-death signal). Each cgroup made for a run is recorded in
+// /run/barco/cgroups with its owner, the supervisor's pid and start time;
+// the next run removes every recorded cgroup whose owner is gone (in the
+// background, after that run's program has started), and one that holds
+// the new run's name first. A cgroup without a record, made with --exec or
+// by another manager, is never removed.
 package cgroup

@@ -109,6 +109,9 @@ type Options struct {
 	Parent, Name string
 	Limits       Limits
 	Stats        bool // print the stats at exit
+	// Records is where the cgroups of runs are recorded with their owner
+	// (DefaultRecordDir); "" keeps no record.
+	Records string
 	// Mountinfo and ProcCgroup are /proc/self/mountinfo and
 	// /proc/self/cgroup, or test copies.
 	Mountinfo, ProcCgroup string
@@ -139,6 +142,7 @@ func (o *Options) locate() (*Cgroup, error) {
 		return nil, err
 	}
 	c.SharedParent = o.Parent == DefaultParent
+	c.Records = o.Records
 	return c, nil
 }
 
@@ -251,7 +255,6 @@ func Exec(o *Options, program []string) error {
 	if err := c.Open(&o.Limits); err != nil {
 		return err
 	}
-	c.removeStale()
 	if err := c.Join(); err != nil {
 		return err
 	}

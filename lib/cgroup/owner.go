@@ -1,0 +1,136 @@
+package cgroup
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRecordDir holds a record of each cgroup barco-cgroup made for one
+// run and removes at its end: which directories it is, and which process
+// owns it. A cgroup whose owner is gone is stale and barco's to remove; a
+// cgroup without a record (made with --exec, or by another manager) is
+// never touched.
+const DefaultRecordDir = "/run/barco/cgroups"
+
+// An owner is a process, named by its pid and its start time, so that a
+// reused pid is not taken for the owner.
+type owner struct {
+	pid   int
+	start string // field 22 of /proc/PID/stat
+}
+
+func processStart(pid int) (string, error) {
+	data, err := chain.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data[i+1:]))
+	if i < 0 || len(f) < 20 {
+		return "", fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return f[19], nil
+}
+
+func (o owner) alive() bool {
+	start, err := processStart(o.pid)
+	return err == nil && start == o.start
+}
+
+// recordPath is the record of the cgroup whose directories are dirs: one
+// file per cgroup, named after its first directory.
+func recordPath(recordDir string, dirs []string) string {
+	return filepath.Join(recordDir, hex.EncodeToString([]byte(dirs[0])))
+}
+
+// writeRecord records the calling process as the owner of c, before any
+// of its directories exists, so that no stale cgroup is without a record.
+func (c *Cgroup) writeRecord() error {
+	if c.Records == "" {
+		return nil
+	}
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("owner %d %s\n%s\n", os.Getpid(), start, strings.Join(c.dirs(), "\n"))
+	if err := os.MkdirAll(c.Records, 0o700); err != nil {
+		return fmt.Errorf("cgroup record: %w", err)
+	}
+	p := recordPath(c.Records, c.dirs())
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		return fmt.Errorf("cgroup record: %w", err)
+	}
+	c.recorded = true
+	return nil
+}
+
+func (c *Cgroup) removeRecord() {
+	if c.recorded {
+		_ = os.Remove(recordPath(c.Records, c.dirs()))
+		c.recorded = false
+	}
+}
+
+func readRecord(p string) (owner, []string, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return owner{}, nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	f := strings.Fields(lines[0])
+	if len(f) != 3 || f[0] != "owner" || len(lines) < 2 {
+		return owner{}, nil, fmt.Errorf("cgroup record %s: malformed", p)
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return owner{}, nil, fmt.Errorf("cgroup record %s: malformed", p)
+	}
+	return owner{pid: pid, start: f[2]}, lines[1:], nil
+}
+
+// removeIfStale removes the cgroup of the record at p if its owner is
+// gone: its empty directories, then the record once none is left. It
+// reports whether the cgroup is gone.
+func removeIfStale(p string) bool {
+	o, dirs, err := readRecord(p)
+	if err != nil || o.alive() {
+		return false
+	}
+	gone := true
+	for _, d := range dirs {
+		// rmdir refuses a cgroup that still has processes or children.
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+			chain.Debugf("stale cgroup %s of pid %d: %v", d, o.pid, err)
+			gone = false
+		}
+	}
+	if gone {
+		_ = os.Remove(p)
+		chain.Debugf("removed stale cgroup %s of pid %d", dirs[0], o.pid)
+	}
+	return gone
+}
+
+// sweep removes every recorded cgroup whose owner is gone.
+func sweep(recordDir string) {
+	if recordDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(recordDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		removeIfStale(filepath.Join(recordDir, e.Name()))
+	}
+}
