@@ -361,14 +361,7 @@ func TestCgroupSupervisorKilled(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	// The next run under the default parent removes the stale cgroup,
-	// once it is old enough not to be a sibling's that is just starting.
-	old := time.Now().Add(-2 * cgroup.StaleAge)
-	for _, dir := range left {
-		if err := os.Chtimes(dir, old, old); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The next run removes the stale cgroup: its recorded owner is gone.
 	if r := testutil.Run(t, nil, bin, "--", "true"); r.Code != 0 {
 		t.Fatalf("next run: status %d, stderr %s", r.Code, r.Stderr)
 	}
@@ -694,14 +687,50 @@ func TestCgroupSweepSparesForeignCgroups(t *testing.T) {
 	if err := os.MkdirAll(foreign, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-2 * cgroup.StaleAge)
-	if err := os.Chtimes(foreign, old, old); err != nil {
-		t.Fatal(err)
-	}
 	if r := testutil.Run(t, nil, bin, "--parent", parent, "--name", name, "--", "true"); r.Code != 0 {
 		t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
 	}
 	if _, err := os.Stat(foreign); err != nil {
 		t.Errorf("the run removed %s, a cgroup it did not make: %v", foreign, err)
+	}
+}
+
+// A cgroup made with --exec stays for its owner: later runs do not take it
+// for a stale one, however old it is.
+func TestCgroupSweepSparesExecCgroups(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer removeCgroups(t, name)
+	if r := testutil.Run(t, nil, bin, "--exec", "--name", name, "--pids", "10", "--", "true"); r.Code != 0 {
+		t.Fatalf("--exec: status %d, stderr %s", r.Code, r.Stderr)
+	}
+	made := findCgroups(t, name)
+	if len(made) == 0 {
+		t.Fatal("--exec made no cgroup")
+	}
+	if r := testutil.Run(t, nil, bin, "--", "true"); r.Code != 0 {
+		t.Fatalf("next run: status %d, stderr %s", r.Code, r.Stderr)
+	}
+	if left := findCgroups(t, name); len(left) != len(made) {
+		t.Errorf("the next run removed --exec's cgroup: had %q, now %q", made, left)
+	}
+}
+
+// A stale cgroup that holds the name of a new run (a killed supervisor's,
+// named after a pid that is reused) does not block that run.
+func TestCgroupStaleNameIsReclaimed(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	cmd, _ := startHeld(t, bin, "--name", name, "--", "sh", "-c", "echo ready; read x")
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(testutil.Timeout)
+	for _, dir := range findCgroups(t, name) {
+		for pids, _ := cgroup.Procs(dir); len(pids) > 0 && time.Now().Before(deadline); pids, _ = cgroup.Procs(dir) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	r := testutil.Run(t, nil, bin, "--name", name, "--", "echo", "ran")
+	if r.Code != 0 || r.Stdout != "ran\n" {
+		t.Errorf("run over a stale cgroup of its name: status %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
 	}
 }
