@@ -75,9 +75,13 @@ func TestBarcoOriginalInvocation(t *testing.T) {
 		t.Errorf("original invocation: %q, status %d, %s", r.Stdout, r.Code, r.Stderr)
 	}
 	// The original demo mounts the host root.
-	r = testutil.Run(t, nil, bin, "-u", "0", "-m", "/", "-c", "/bin/sh", "-a", "-c")
-	if r.Code == 125 {
-		t.Errorf("barco -m /: status %d, %s", r.Code, r.Stderr)
+	host, err := os.ReadFile("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = testutil.Run(t, nil, bin, "-u", "0", "-m", "/", "-c", "/bin/cat", "-a", "/etc/hostname")
+	if r.Code != 0 || r.Stdout != string(host) {
+		t.Errorf("barco -m / -c /bin/cat -a /etc/hostname: %q, status %d, %s; want the host's %q", r.Stdout, r.Code, r.Stderr, host)
 	}
 }
 

@@ -82,6 +82,10 @@ func TestCarryOwnerMappedElsewhereIsCopied(t *testing.T) {
 		"--uid-map", "0:100000:65536", "--uid-map", "65536:0:1", "--gid-map", "0:100000:65536",
 		"--", filepath.Join(bindir, "barco-mount"), "--rootfs", rootfs,
 		"--", "barco-ns", "-u", "--", "/bin/sh", "-c", "/h $PPID 65536")
+	// The helper must have got as far as the attempt, and been refused.
+	if r.Code != 4 || !strings.HasPrefix(r.Stdout, "fchmod: ") {
+		t.Errorf("the helper did not try the fchmod: status %d, stdout %q, stderr %s", r.Code, r.Stdout, r.Stderr)
+	}
 	st, err := os.Stat(ns)
 	if err != nil {
 		t.Fatal(err)

@@ -38,10 +38,7 @@ func killNSAndCheck(t *testing.T, args ...string) {
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 125 {
-			return // refused --init without -p: fine
-		}
-		t.Fatalf("read PROGRAM's pid: %v", err)
+		t.Fatalf("read PROGRAM's pid: %v (barco-ns %v)", err, cmd.ProcessState)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(line))
 	if err != nil {
