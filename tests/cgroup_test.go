@@ -201,12 +201,12 @@ func TestCgroupProcessIsInTheCgroup(t *testing.T) {
 				if ctrl == "" && layout.V2 == nil || ctrl != "" && layout.Controller(ctrl) == nil {
 					continue
 				}
-				if !strings.HasSuffix(cg[ctrl], "/barco/"+name) {
+				if !strings.HasSuffix(cg[ctrl], "/"+testParent+"/"+name) {
 					t.Errorf("%q: the %s is not in the cgroup in hierarchy %q: %q", c.args, who, ctrl, cg[ctrl])
 				}
 			}
 			for _, ctrl := range c.out {
-				if p, ok := cg[ctrl]; ok && strings.HasSuffix(p, "/barco/"+name) {
+				if p, ok := cg[ctrl]; ok && strings.HasSuffix(p, "/"+testParent+"/"+name) {
 					t.Errorf("%q: the %s is in the cgroup in hierarchy %s, which no limit needs", c.args, who, ctrl)
 				}
 			}
@@ -541,10 +541,10 @@ func TestCgroupDescriptorsAndNextStage(t *testing.T) {
 	cmd = exec.Command(bin, "--name", name, "--", "barco-cgroup", "--name", "inner", "--", "cat", "/proc/self/cgroup")
 	cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin")
 	out, err = cmd.Output()
-	inner := "/barco/" + name + "/barco/inner\n"
+	inner := "/" + testParent + "/" + name + "/" + testParent + "/inner\n"
 	if hostLayout(t).Mode == cgroup.Unified {
 		// v2 puts a cgroup beside the caller's (see cgroup.Locate).
-		inner = "/barco/barco/inner\n"
+		inner = "/" + testParent + "/" + testParent + "/inner\n"
 	}
 	if err != nil || !strings.Contains(string(out), "0::"+inner) {
 		t.Errorf("nested barco-cgroup: %q, %v", out, err)
@@ -617,7 +617,7 @@ func TestCgroupHandsOverToBarcoNS(t *testing.T) {
 	for _, l := range testutil.Lines(r.Stdout) {
 		if strings.HasPrefix(l, "0::") || strings.Contains(l, ":pids:") {
 			checked++
-			if !strings.HasSuffix(l, "/barco/"+name) {
+			if !strings.HasSuffix(l, "/"+testParent+"/"+name) {
 				t.Errorf("barco-ns's child is not in the cgroup %s: %s", name, l)
 			}
 		}

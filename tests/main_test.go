@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"barco/lib/cgroup"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 // Parents that were there before the run stay. It also fails the run if
 // any test changed the shared build/rootfs: tests write into copies.
 func TestMain(m *testing.M) {
+	// The tests' own parent cgroup, so that barco containers running on
+	// the machine meanwhile neither see nor disturb the tests' cgroups.
+	os.Setenv(cgroup.ParentEnv, testParent)
 	before := barcoParents()
 	rootfs, _ := filepath.Abs("../build/rootfs")
 	rootfsBefore, listErr := listTree(rootfs)
@@ -31,10 +35,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// barcoParents lists the default parent cgroup "barco" in every hierarchy.
+// testParent is the parent cgroup of this test run (BARCO_CGROUP_PARENT).
+var testParent = fmt.Sprintf("barco-test-%d", os.Getpid())
+
+// barcoParents lists the tests' parent cgroup in every hierarchy.
 func barcoParents() map[string]bool {
 	found := map[string]bool{}
-	for _, pattern := range []string{"/sys/fs/cgroup/barco", "/sys/fs/cgroup/*/barco", "/sys/fs/cgroup/*/*/*/barco"} {
+	for _, pattern := range []string{"/sys/fs/cgroup/" + testParent, "/sys/fs/cgroup/*/" + testParent, "/sys/fs/cgroup/*/*/*/" + testParent} {
 		matches, _ := filepath.Glob(pattern)
 		for _, m := range matches {
 			found[m] = true

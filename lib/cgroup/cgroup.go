@@ -25,7 +25,7 @@ type Cgroup struct {
 	// v1 are the keys of V1 in the layout's order, so that every pass
 	// over the hierarchies goes the same way.
 	v1 []*Hierarchy
-	// SharedParent says the parent is barco's own, DefaultParent: Remove
+	// SharedParent says the parent is barco's own (OwnParent): Remove
 	// takes it away when it is empty, whichever run made it. Two runs that
 	// overlap would otherwise leave it, each having seen the other's
 	// cgroup in it at its end.
@@ -130,6 +130,20 @@ func (c *Cgroup) dirs() []string {
 // DefaultParent is the parent cgroup of barco's cgroups unless told
 // otherwise, in every hierarchy.
 const DefaultParent = "barco"
+
+// ParentEnv names the variable that replaces DefaultParent as barco's own
+// parent, shared by its runs and removed when empty: a test suite, or a
+// second installation, keeps its cgroups apart from the machine's.
+const ParentEnv = "BARCO_CGROUP_PARENT"
+
+// OwnParent is barco's own parent cgroup: $BARCO_CGROUP_PARENT, else
+// DefaultParent.
+func OwnParent() string {
+	if p := os.Getenv(ParentEnv); p != "" {
+		return p
+	}
+	return DefaultParent
+}
 
 // ErrInUse is returned by Create when the cgroup exists already.
 var ErrInUse = errors.New("name already in use")

@@ -9,7 +9,7 @@ import (
 
 // Command is the barco-cgroup stage.
 func Command() *chain.Stage {
-	o := Options{Parent: DefaultParent, Records: DefaultRecordDir}
+	o := Options{Parent: OwnParent(), Records: DefaultRecordDir}
 	l := &o.Limits
 	var exec bool
 	var devices string
@@ -74,7 +74,7 @@ func Command() *chain.Stage {
 	})
 	st.Options.Bool(&o.Stats, "stats", 0, "print peak memory, CPU time and peak task count on stderr at exit")
 	st.Options.String(&o.Name, "name", 'n', "NAME", "name of the cgroup (default: the pid of barco-cgroup)")
-	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: barco)")
+	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
 	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place; nothing is removed")
 
 	st.Main = func(program []string) error {

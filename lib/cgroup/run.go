@@ -141,7 +141,7 @@ func (o *Options) locate() (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.SharedParent = o.Parent == DefaultParent
+	c.SharedParent = o.Parent == OwnParent()
 	c.Records = o.Records
 	return c, nil
 }
