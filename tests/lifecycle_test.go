@@ -52,9 +52,14 @@ func listTree(dir string) (string, error) {
 }
 
 // A start that fails after barco-mount has made its mount points, in
-// barco-mount itself or in a stage linked after it, leaves the rootfs as
-// it was: the mount points it created are gone again.
+// barco-mount itself or in any stage after it, linked or exec'd, leaves the
+// rootfs as it was: the mount points it created are gone again. So does a
+// run that succeeds.
 func TestFailedStartLeavesRootfsUnchanged(t *testing.T) {
+	bothStageModes(t, testStartLeavesRootfsUnchanged)
+}
+
+func testStartLeavesRootfsUnchanged(t *testing.T) {
 	bin := barcoBin(t)
 	for _, c := range []struct {
 		name   string
@@ -69,6 +74,12 @@ func TestFailedStartLeavesRootfsUnchanged(t *testing.T) {
 		{"userns-missing-program", 100000, func(r string) []string {
 			return []string{bin, "run", "--rootfs", r, "-v", "/etc:/v3", "--tmpfs", "/t4/deeper", "--", "/nonexistent"}
 		}, 127, "barco-seccomp: exec /nonexistent: no such file or directory"},
+		{"init-missing-program", 100000, func(r string) []string {
+			return []string{bin, "run", "--init", "--rootfs", r, "-v", "/etc:/v3", "--", "/nonexistent"}
+		}, 127, "barco-seccomp: exec /nonexistent: no such file or directory"},
+		{"success", 100000, func(r string) []string {
+			return []string{bin, "run", "--rootfs", r, "-v", "/etc:/v3:ro", "--tmpfs", "/t4", "--", "true"}
+		}, 0, ""},
 		{"caps-unknown-user", 0, func(r string) []string {
 			return []string{testutil.Bin(t, "barco-ns"), "-m", "-p", "--", testutil.Bin(t, "barco-mount"), "--rootfs", r,
 				"-v", "/etc:/v2", "--", "barco-caps", "--user", "nosuch", "--", "true"}

@@ -2,6 +2,7 @@ package mount
 
 import (
 	"os"
+	"path/filepath"
 
 	"barco/lib/chain"
 )
@@ -50,6 +51,11 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		if cfg.Rootfs == "" {
 			return &chain.OptionError{Option: "--rootfs", Msg: "is required"}
 		}
+		// For the report to the supervisor, which sees the host's paths.
+		rootfs, err := filepath.Abs(cfg.Rootfs)
+		if err != nil {
+			return err
+		}
 		root, err := Enter(&cfg, func() error { return chain.CarryStages(program) })
 		if err != nil {
 			return err
@@ -57,6 +63,9 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		// Whatever fails from here on, in this stage or in one linked
 		// after it, exits through chain.Exit, which undoes the rootfs.
 		chain.OnFailure(root.Undo)
+		if err := reportCreated(rootfs, root.created); err != nil {
+			return err
+		}
 		return chain.Exec(program, os.Environ())
 	}
 	return st

@@ -434,9 +434,9 @@ func mask(p string, dir bool) error {
 }
 
 // Undo removes, after a failure, what Enter made in the rootfs: the
-// mounts on the entries it created, then the entries themselves. It is
-// called after a failed exec, so that a failed start leaves the rootfs as
-// it found it.
+// mounts on the entries it created, then the entries themselves. It runs
+// when the process exits instead of exec'ing (chain.OnFailure), so that a
+// failed start leaves the rootfs as it found it.
 func (r *Root) Undo() {
 	if r == nil {
 		return

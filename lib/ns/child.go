@@ -3,9 +3,12 @@ package ns
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"barco/lib/chain"
+	"barco/lib/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,6 +57,19 @@ func runInit(program []string, stage bool) (int, error) {
 	files := []uintptr{0, 1, 2}
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
+	}
+	if v := os.Getenv(mount.CreatedFDEnv); stage && v != "" {
+		// barco-mount's report goes past the init, to barco-ns.
+		if fd, err := strconv.Atoi(v); err == nil {
+			kept := env[:0:0]
+			for _, kv := range env {
+				if !strings.HasPrefix(kv, mount.CreatedFDEnv+"=") {
+					kept = append(kept, kv)
+				}
+			}
+			env = append(kept, mount.CreatedFDEnv+"="+strconv.Itoa(len(files)))
+			files = append(files, uintptr(fd))
+		}
 	}
 	// The init outlives every mount change that follows, in the container:
 	// it must hold nothing of the host. Its working directory moves to the

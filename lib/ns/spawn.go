@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"barco/lib/chain"
+	"barco/lib/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -104,6 +105,25 @@ func Run(c *Config) (int, error) {
 	}
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
 	files = append(files, uintptr(r))
+	// A barco-mount in the chain reports the entries it creates in the
+	// rootfs, which only this side of the mount namespace can remove once
+	// the container is gone (see mount.CreatedFDEnv).
+	created := -1
+	var createdEnv string
+	if chain.IsStage(c.Program[0]) && c.Flags&unix.CLONE_NEWPID != 0 {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			unix.Close(r)
+			return 0, fmt.Errorf("pipe for created entries: %w", err)
+		}
+		created = p[0]
+		// Read once the child is gone, without waiting for a writer.
+		_ = unix.SetNonblock(created, true)
+		defer unix.Close(created)
+		defer unix.Close(p[1])
+		createdEnv = mount.CreatedFDEnv + "=" + strconv.Itoa(len(files))
+		files = append(files, uintptr(p[1]))
+	}
 	if userns {
 		// Become the mapped root unless told otherwise, as unshare --map-root.
 		if setup.UID < 0 {
@@ -158,6 +178,9 @@ func Run(c *Config) (int, error) {
 		env = append(env, childEnv+"="+mode)
 	}
 	env = append(env, chain.NSSetupEnv+"="+setup.String())
+	if createdEnv != "" {
+		env = append(env, createdEnv)
+	}
 
 	ambient, err := childAmbientCaps(userns)
 	if err != nil {
@@ -205,6 +228,11 @@ func Run(c *Config) (int, error) {
 		return 0, err
 	}
 	chain.Debugf("child exited: %v", ws)
+	if created >= 0 {
+		// The child was PID 1 of the new pid namespace: nothing of the
+		// container is left to use the mount points.
+		mount.RemoveCreated(created)
+	}
 	return chain.ExitStatus(ws), nil
 }
 
