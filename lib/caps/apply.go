@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"unsafe"
 
 	"barco/lib/chain"
+	"barco/lib/creds"
 
 	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/cap"
@@ -44,48 +44,28 @@ func fromProc(proc *cap.Set, flag cap.Flag) Set {
 }
 
 // setIdentity keeps the capabilities across the switch of user, then sets
-// gid, supplementary groups and uid. The syscall package's wrappers act on
-// every thread already (AllThreadsSyscall); PR_SET_KEEPCAPS goes through
-// libcap's psx, and the kernel resets it at exec. CAP_SETUID and
-// CAP_SETGID are effective: Apply made every permitted capability
-// effective first.
+// gid, supplementary groups and uid, on the calling thread (see package
+// creds). CAP_SETUID and CAP_SETGID are effective: Apply made every
+// permitted capability effective first.
 func setIdentity(p *Plan) error {
 	id := p.Identity
 	if p.ChangeUser {
-		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
+		if err := creds.KeepCaps(); err != nil {
+			return err
 		}
-		if err := threadSyscall(unix.SYS_SETRESGID, uintptr(id.GID), uintptr(id.GID), uintptr(id.GID)); err != nil {
+		if err := creds.SetGID(id.GID); err != nil {
 			return hintIDs(fmt.Errorf("setresgid %d: %w", id.GID, err))
 		}
 	}
 	if p.ChangeUser || p.ChangeGroups {
-		gids := make([]uint32, len(id.Groups))
-		for i, g := range id.Groups {
-			gids[i] = uint32(g)
-		}
-		var ptr uintptr
-		if len(gids) > 0 {
-			ptr = uintptr(unsafe.Pointer(&gids[0]))
-		}
-		if err := threadSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), ptr, 0); err != nil {
+		if err := creds.SetGroups(id.Groups); err != nil {
 			return hintIDs(fmt.Errorf("setgroups %v: %w", id.Groups, err))
 		}
 	}
 	if p.ChangeUser {
-		if err := threadSyscall(unix.SYS_SETRESUID, uintptr(id.UID), uintptr(id.UID), uintptr(id.UID)); err != nil {
+		if err := creds.SetUID(id.UID); err != nil {
 			return hintIDs(fmt.Errorf("setresuid %d: %w", id.UID, err))
 		}
-	}
-	return nil
-}
-
-// threadSyscall changes the calling thread only. Go's own wrappers
-// (syscall.Setresuid, ...) change every thread, which costs a signal to
-// each of them.
-func threadSyscall(nr, a1, a2, a3 uintptr) error {
-	if _, _, errno := unix.RawSyscall(nr, a1, a2, a3); errno != 0 {
-		return errno
 	}
 	return nil
 }
@@ -93,12 +73,7 @@ func threadSyscall(nr, a1, a2, a3 uintptr) error {
 // capset sets the permitted, effective and inheritable sets of the calling
 // thread.
 func capset(permitted, effective, inheritable Set) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	data := [2]unix.CapUserData{
-		{Permitted: uint32(permitted), Effective: uint32(effective), Inheritable: uint32(inheritable)},
-		{Permitted: uint32(permitted >> 32), Effective: uint32(effective >> 32), Inheritable: uint32(inheritable >> 32)},
-	}
-	return unix.Capset(&hdr, &data[0])
+	return creds.Set(creds.Sets{Permitted: uint64(permitted), Effective: uint64(effective), Inheritable: uint64(inheritable)})
 }
 
 // Apply gives the calling thread the plan's user, groups and capabilities.
@@ -123,12 +98,11 @@ func capset(permitted, effective, inheritable Set) error {
 // change of uid clears.
 func Apply(p *Plan, caller Caller) error {
 	runtime.LockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var cur [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &cur[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
+	cur, err := creds.Get()
+	if err != nil {
+		return err
 	}
-	inheritable := Set(cur[0].Inheritable) | Set(cur[1].Inheritable)<<32
+	inheritable := Set(cur.Inheritable)
 	// The steps below need CAP_SETPCAP, CAP_SETGID and CAP_SETUID
 	// effective, not just permitted.
 	if err := capset(caller.Permitted, caller.Permitted, inheritable); err != nil {
@@ -149,18 +123,18 @@ func Apply(p *Plan, caller Caller) error {
 		return fmt.Errorf("capset permitted %s effective %s inheritable %s: %w",
 			p.Permitted.Hex(), p.Effective.Hex(), p.Inheritable.Hex(), err)
 	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("clear the ambient set: %w", err)
+	if err := creds.ClearAmbient(); err != nil {
+		return err
 	}
 	for _, v := range p.Ambient.Values() {
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(v), 0, 0); err != nil {
+		if err := creds.RaiseAmbient(int(v)); err != nil {
 			return hintPerm(fmt.Errorf("raise %s in the ambient set: %w", v, err),
 				"SECBIT_NO_CAP_AMBIENT_RAISE may be set")
 		}
 	}
 	if p.NoNewPrivs {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+		if err := creds.NoNewPrivs(); err != nil {
+			return err
 		}
 	}
 	chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"barco/lib/creds"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,8 +47,8 @@ func execve(fd int, path string, argv, env []string) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if parentDeathSignal != 0 {
-		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(parentDeathSignal), 0, 0, 0); err != nil {
-			return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
+		if err := creds.ParentDeathSignal(parentDeathSignal); err != nil {
+			return err
 		}
 	}
 	if fd >= 0 {

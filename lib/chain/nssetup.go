@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"barco/lib/creds"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,48 +129,36 @@ func doNSSetup(v string) error {
 			return err
 		}
 	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
+	if err := creds.ClearAmbient(); err != nil {
+		return err
 	}
 	return clearInheritable()
 }
 
 func armParentDeath() error {
 	parentDeathSignal = int(unix.SIGKILL)
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
-	}
-	return nil
+	return creds.ParentDeathSignal(parentDeathSignal)
 }
 
 // setIDs drops the supplementary groups and takes gid, then uid: after the
 // uid the process could no longer change its groups. It changes the
-// calling thread only, which the caller has locked: Go's wrappers change
-// every thread by signalling each, which cost 0.4 to 1.5 ms per start
-// here. The stage goes on, and execs, on this thread; the others only run
-// the Go runtime until the exec ends them (as in barco-caps).
+// calling thread only, which the caller has locked, and the stage goes on,
+// and execs, on this thread (see package creds).
 func setIDs(uid, gid int) error {
 	// EPERM: setgroups is denied in this user namespace (an unprivileged
 	// caller's); there are no groups to drop then.
-	if err := threadSyscall(unix.SYS_SETGROUPS, 0, 0, 0); err != nil && err != unix.EPERM {
+	if err := creds.SetGroups(nil); err != nil && err != unix.EPERM {
 		return fmt.Errorf("setgroups []: %w", err)
 	}
 	if gid >= 0 {
-		if err := threadSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); err != nil {
+		if err := creds.SetGID(gid); err != nil {
 			return fmt.Errorf("setresgid %d: %w", gid, err)
 		}
 	}
 	if uid >= 0 {
-		if err := threadSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); err != nil {
+		if err := creds.SetUID(uid); err != nil {
 			return fmt.Errorf("setresuid %d: %w", uid, err)
 		}
-	}
-	return nil
-}
-
-func threadSyscall(nr, a1, a2, a3 uintptr) error {
-	if _, _, errno := unix.RawSyscall(nr, a1, a2, a3); errno != 0 {
-		return errno
 	}
 	return nil
 }
@@ -177,14 +166,13 @@ func threadSyscall(nr, a1, a2, a3 uintptr) error {
 // clearInheritable empties the inheritable set, which the kernel required
 // for raising the ambient set.
 func clearInheritable() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
+	s, err := creds.Get()
+	if err != nil {
+		return err
 	}
-	data[0].Inheritable, data[1].Inheritable = 0, 0
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
+	s.Inheritable = 0
+	if err := creds.Set(s); err != nil {
+		return fmt.Errorf("capset: clear the inheritable set: %w", err)
 	}
 	return nil
 }

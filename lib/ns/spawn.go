@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"barco/lib/chain"
+	"barco/lib/creds"
 	"barco/lib/mount"
 	"golang.org/x/sys/unix"
 )
@@ -325,13 +326,12 @@ func childAmbientCaps(userns bool) ([]uintptr, error) {
 		}
 		return caps, nil
 	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return nil, fmt.Errorf("capget: %w", err)
+	sets, err := creds.Get()
+	if err != nil {
+		return nil, err
 	}
 	for c := uintptr(0); c <= last; c++ {
-		held := data[c/32].Permitted&(1<<(c%32)) != 0
+		held := c < 64 && sets.Permitted&(1<<c) != 0
 		if inBounding, _ := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0); held && inBounding == 1 {
 			caps = append(caps, c)
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"barco/lib/creds"
 	"golang.org/x/sys/unix"
 )
 
@@ -130,13 +131,12 @@ func readCaps(set CapSet) ([]string, error) {
 		}
 		return caps, nil
 	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return nil, fmt.Errorf("capget: %w", err)
+	sets, err := creds.Get()
+	if err != nil {
+		return nil, err
 	}
 	for i, name := range capNames {
-		if data[i/32].Permitted&(1<<(uint(i)%32)) != 0 {
+		if sets.Permitted&(1<<uint(i)) != 0 {
 			caps = append(caps, name)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"barco/lib/chain"
+	"barco/lib/creds"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,8 +51,8 @@ func (p *Program) Load(noNewPrivs bool) error {
 	// locked: exec follows.
 	runtime.LockOSThread()
 	if noNewPrivs {
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+		if err := creds.NoNewPrivs(); err != nil {
+			return err
 		}
 	}
 	fprog := unix.SockFprog{
