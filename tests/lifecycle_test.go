@@ -168,3 +168,20 @@ func TestBadHandshakeFDIsOneLine(t *testing.T) {
 		t.Errorf("status %d, stderr %q; want 125, %q", r.Code, r.Stderr, want)
 	}
 }
+
+// The pipe barco-ns hands to barco-mount never reaches PROGRAM, neither
+// as a descriptor nor as a variable, even when no barco-mount takes it.
+func TestCreatedPipeDoesNotReachProgram(t *testing.T) {
+	testutil.RequireRoot(t)
+	r := testutil.Run(t, nil, testutil.Bin(t, "barco-ns"), "-p", "--", "barco-caps", "--",
+		"/bin/sh", "-c", `env | grep -E "^BARCO_(MOUNT|STAGE|NS)_"; for fd in /proc/self/fd/*; do echo "fd ${fd##*/}"; done`)
+	if r.Code != 0 {
+		t.Fatalf("status %d: %s", r.Code, r.Stderr)
+	}
+	// The shell's glob of /proc/self/fd lists 0, 1 and 2, plus the
+	// directory it reads, which is gone by the time it prints.
+	want := "fd 0\nfd 1\nfd 2\n"
+	if r.Stdout != want && r.Stdout != want+"fd 3\n" {
+		t.Errorf("PROGRAM got %q, want only fds 0-2 and no BARCO_ variable", r.Stdout)
+	}
+}

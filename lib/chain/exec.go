@@ -27,6 +27,11 @@ var Stages = []string{"barco-cgroup", "barco-ns", "barco-mount", "barco-caps", "
 // as runc's --preserve-fds.
 const PreserveFDsEnv = "BARCO_PRESERVE_FDS"
 
+// CreatedFDEnv names the pipe on which barco-mount reports the entries it
+// makes in the rootfs to barco-ns (see package mount). It is a stage's
+// variable, never given to the container's program.
+const CreatedFDEnv = "BARCO_MOUNT_CREATED_FD"
+
 // DefaultPath is used to find PROGRAM when the environment has no PATH.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -125,7 +130,7 @@ func resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv)}, nil
 	}
 	if len(carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))

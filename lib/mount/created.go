@@ -19,7 +19,8 @@ import (
 // the entries are mount points, and a stage after barco-mount may have lost
 // the privilege to unmount them, or be a binary of its own that knows
 // nothing of them.
-const CreatedFDEnv = "BARCO_MOUNT_CREATED_FD"
+// chain.Exec keeps it from the container's program.
+const CreatedFDEnv = chain.CreatedFDEnv
 
 // reportCreated writes the rootfs (an absolute path) and the entries Enter created in it to
 // the pipe named by CreatedFDEnv, if there is one, and closes it.
