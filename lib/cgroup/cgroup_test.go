@@ -183,3 +183,31 @@ func TestOpenUnified(t *testing.T) {
 		t.Errorf("Open removed a cgroup it did not make: %v", err)
 	}
 }
+
+// A run whose name a live run holds fails as in use and leaves that run's
+// record alone, so that its cgroup is still swept should its owner die.
+func TestCreateInUseKeepsTheOwnersRecord(t *testing.T) {
+	l, _ := fakeLayout(t)
+	records := t.TempDir()
+	first, _ := Locate(l, "barco", "c1", alwaysV1)
+	first.Records = records
+	if err := first.Create(&Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordPath(records, first.dirs())
+	before, _ := os.ReadFile(rec)
+	second, _ := Locate(l, "barco", "c1", alwaysV1)
+	second.Records = records
+	if err := second.Create(&Limits{}); !errors.Is(err, ErrInUse) {
+		t.Errorf("second Create: %v, want %v", err, ErrInUse)
+	}
+	if after, err := os.ReadFile(rec); err != nil || string(after) != string(before) {
+		t.Errorf("the owner's record became %q, %v; was %q", after, err, before)
+	}
+	if err := first.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rec); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("record left after Remove: %v", err)
+	}
+}

@@ -41,9 +41,14 @@ func processStart(pid int) (string, error) {
 	return f[19], nil
 }
 
+// alive reports whether the owner may still run: only a pid that is gone,
+// or that names a later process, makes it dead.
 func (o owner) alive() bool {
 	start, err := processStart(o.pid)
-	return err == nil && start == o.start
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		return false
+	}
+	return err != nil || start == o.start
 }
 
 // recordPath is the record of the cgroup whose directories are dirs: one
@@ -66,8 +71,20 @@ func (c *Cgroup) writeRecord() error {
 	if err := os.MkdirAll(c.Records, 0o700); err != nil {
 		return fmt.Errorf("cgroup record: %w", err)
 	}
+	// O_EXCL: a record there is another run's, alive, or a stale one
+	// that could not be removed; the mkdir then fails as in use, and
+	// that record stays its owner's.
 	p := recordPath(c.Records, c.dirs())
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("cgroup record: %w", err)
+	}
+	_, err = f.WriteString(text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
 		return fmt.Errorf("cgroup record: %w", err)
 	}
 	c.recorded = true

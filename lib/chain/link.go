@@ -110,6 +110,13 @@ var (
 // The last registered runs first.
 func OnFailure(undo func()) { cleanups = append(cleanups, undo) }
 
+// DropOnFailure forgets the undo work registered with OnFailure, for a
+// stage that is about to make it unsafe to run: a seccomp filter applies
+// to every thread, and may deny the undo's syscalls or kill the thread that
+// tries them. What is left is then the supervisor's to remove (barco-ns
+// removes barco-mount's mount points).
+func DropOnFailure() { cleanups = nil }
+
 // PlaceChildren makes ForkExec start children through p, and Exit run
 // done first, for a stage that hands its process to a linked stage that
 // forks: it keeps its place in the chain, around that stage's child, with

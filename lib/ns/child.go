@@ -61,6 +61,8 @@ func runInit(program []string, stage bool) (int, error) {
 	if v := os.Getenv(mount.CreatedFDEnv); stage && v != "" {
 		// barco-mount's report goes past the init, to barco-ns.
 		if fd, err := strconv.Atoi(v); err == nil {
+			// The stage gets it at the number below only.
+			syscall.CloseOnExec(fd)
 			kept := env[:0:0]
 			for _, kv := range env {
 				if !strings.HasPrefix(kv, mount.CreatedFDEnv+"=") {

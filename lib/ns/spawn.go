@@ -180,7 +180,15 @@ func Run(c *Config) (int, error) {
 	}
 	env = append(env, chain.NSSetupEnv+"="+setup.String())
 	if createdEnv != "" {
-		env = append(env, createdEnv)
+		// Replacing one a chain around this one passed down: the first
+		// of two entries is the one a Go program reads.
+		kept := env[:0:0]
+		for _, kv := range env {
+			if !strings.HasPrefix(kv, mount.CreatedFDEnv+"=") {
+				kept = append(kept, kv)
+			}
+		}
+		env = append(kept, createdEnv)
 	}
 
 	ambient, err := childAmbientCaps(userns)

@@ -52,6 +52,11 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 				return err
 			}
 		}
+		// The filter binds every thread, the one that would undo an
+		// earlier stage's work too (see chain.DropOnFailure).
+		if prep.Program != nil {
+			chain.DropOnFailure()
+		}
 		if err := prep.Load(); err != nil {
 			return err
 		}
