@@ -56,6 +56,13 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		if err != nil {
 			return err
 		}
+		// Read before Enter, while the host's paths can be reached. A
+		// rootfs that cannot be read is Enter's to report; with no id,
+		// the supervisor removes nothing.
+		var rootfsID string
+		if os.Getenv(CreatedFDEnv) != "" {
+			rootfsID, _ = RootfsID(rootfs)
+		}
 		root, err := Enter(&cfg, func() error { return chain.CarryStages(program) })
 		if err != nil {
 			return err
@@ -63,7 +70,7 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		// Whatever fails from here on, in this stage or in one linked
 		// after it, exits through chain.Exit, which undoes the rootfs.
 		chain.OnFailure(root.Undo)
-		if err := reportCreated(rootfs, root.created); err != nil {
+		if err := reportCreated(rootfs, rootfsID, root.created); err != nil {
 			return err
 		}
 		return chain.Exec(program, os.Environ())

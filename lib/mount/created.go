@@ -22,9 +22,14 @@ import (
 // chain.Exec keeps it from the container's program.
 const CreatedFDEnv = chain.CreatedFDEnv
 
-// reportCreated writes the rootfs (an absolute path) and the entries Enter created in it to
+// reportCreated writes the rootfs (an absolute path, and its device and
+// inode) and the entries Enter created in it to
 // the pipe named by CreatedFDEnv, if there is one, and closes it.
-func reportCreated(rootfs string, created []string) error {
+//
+// id is RootfsID of the rootfs, taken on the host before pivot_root: the
+// supervisor removes only inside this very directory, whatever has become
+// of the path meanwhile.
+func reportCreated(rootfs, id string, created []string) error {
 	v := os.Getenv(CreatedFDEnv)
 	if v == "" {
 		return nil
@@ -35,7 +40,7 @@ func reportCreated(rootfs string, created []string) error {
 		return fmt.Errorf("%s=%q: not a descriptor", CreatedFDEnv, v)
 	}
 	defer unix.Close(fd)
-	msg := strings.Join(append([]string{rootfs}, created...), "\x00") + "\x00"
+	msg := strings.Join(append([]string{rootfs, id}, created...), "\x00") + "\x00"
 	if _, err := unix.Write(fd, []byte(msg)); err != nil {
 		return fmt.Errorf("report created entries to fd %d: %w", fd, err)
 	}
@@ -60,7 +65,7 @@ func RemoveCreated(r int) {
 		}
 	}
 	parts := strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
-	if len(parts) < 2 {
+	if len(parts) < 3 {
 		return
 	}
 	root, err := unix.Open(parts[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -69,7 +74,13 @@ func RemoveCreated(r int) {
 		return
 	}
 	defer unix.Close(root)
-	created := parts[1:]
+	var st unix.Stat_t
+	if err := unix.Fstat(root, &st); err != nil || fmt.Sprintf("%d:%d", st.Dev, st.Ino) != parts[1] {
+		// The path no longer names the rootfs barco-mount used.
+		chain.Debugf("remove created entries: %s is not the rootfs it was (%s)", parts[0], parts[1])
+		return
+	}
+	created := parts[2:]
 	for i := len(created) - 1; i >= 0; i-- {
 		if err := removeEmpty(root, created[i]); err != nil {
 			chain.Debugf("remove %s from %s: %v", created[i], parts[0], err)
@@ -106,4 +117,13 @@ func removeEmpty(root int, p string) error {
 		}
 	}
 	return nil
+}
+
+// RootfsID is the device and inode of dir, as reportCreated sends it.
+func RootfsID(dir string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return "", &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
 }

@@ -34,7 +34,11 @@ func TestRemoveCreated(t *testing.T) {
 	}
 	defer unix.Close(p[0])
 	t.Setenv(CreatedFDEnv, strconv.Itoa(p[1]))
-	if err := reportCreated(rootfs, []string{"/a", "/a/b", "/a/b/empty", "/full", "/written", "/link-parent", "/link-parent/victim"}); err != nil {
+	id, err := RootfsID(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reportCreated(rootfs, id, []string{"/a", "/a/b", "/a/b/empty", "/full", "/written", "/link-parent", "/link-parent/victim"}); err != nil {
 		t.Fatal(err)
 	}
 	unix.SetNonblock(p[0], true)
@@ -50,5 +54,37 @@ func TestRemoveCreated(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "victim")); err != nil {
 		t.Errorf("a directory outside the rootfs was removed: %v", err)
+	}
+}
+
+// A rootfs path that names another directory by the time the supervisor
+// reads the report (the container swapped it) is left alone.
+func TestRemoveCreatedChecksTheRootfs(t *testing.T) {
+	base := t.TempDir()
+	rootfs, other := filepath.Join(base, "rootfs"), filepath.Join(base, "other")
+	for _, d := range []string{rootfs, other, filepath.Join(other, "empty")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	t.Setenv(CreatedFDEnv, strconv.Itoa(p[1]))
+	id, err := RootfsID(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reportCreated(rootfs, id, []string{"/empty"}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(rootfs)
+	os.Symlink(other, rootfs)
+	unix.SetNonblock(p[0], true)
+	RemoveCreated(p[0])
+	if _, err := os.Stat(filepath.Join(other, "empty")); err != nil {
+		t.Errorf("removed from a directory that was not the rootfs: %v", err)
 	}
 }
