@@ -169,14 +169,3 @@ func runBPF(prog []bpfInsn, data []byte) (uint32, error) {
 	}
 	return 0, fmt.Errorf("fell off the end of the program")
 }
-
-// SECCOMP_RET_* of linux/seccomp.h.
-const (
-	retKillProcess uint32 = 0x80000000
-	retKillThread  uint32 = 0x00000000
-	retTrap        uint32 = 0x00030000
-	retErrno       uint32 = 0x00050000
-	retTrace       uint32 = 0x7ff00000
-	retLog         uint32 = 0x7ffc0000
-	retAllow       uint32 = 0x7fff0000
-)

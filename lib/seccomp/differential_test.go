@@ -108,7 +108,7 @@ func differABIs(t *testing.T, f *Filter, abis []abi) {
 				// barco returns ENOSYS where runc would (and libseccomp
 				// alone does not).
 				if want == f.Default.value() && newerThanProfile(f, compiled, a.audit, nr) {
-					want = retErrno | uint32(unix.ENOSYS)
+					want = retErrnoValue | uint32(unix.ENOSYS)
 				}
 				if got != want {
 					if bad++; bad <= 20 {

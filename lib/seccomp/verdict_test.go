@@ -89,9 +89,9 @@ func requireAMD64(t *testing.T) {
 }
 
 var (
-	allow  = uint32(retAllow)
-	eperm  = uint32(retErrno | uint32(unix.EPERM))
-	enosys = uint32(retErrno | uint32(unix.ENOSYS))
+	allow  = uint32(retAllowValue)
+	eperm  = uint32(retErrnoValue | uint32(unix.EPERM))
+	enosys = uint32(retErrnoValue | uint32(unix.ENOSYS))
 )
 
 func TestDefaultProfileVerdicts(t *testing.T) {
@@ -149,7 +149,7 @@ func TestDefaultProfileVerdicts(t *testing.T) {
 	// A syscall from an architecture outside the filter kills (libseccomp's
 	// bad-architecture action).
 	d := seccompData{nr: 0, arch: auditAArch64}
-	if ret, err := runBPF(prog, d.bytes()); err != nil || ret&0xffff0000 != retKillThread {
+	if ret, err := runBPF(prog, d.bytes()); err != nil || ret&0xffff0000 != retKillThreadValue {
 		t.Errorf("aarch64 syscall = %#x, %v; want kill", ret, err)
 	}
 }
@@ -222,14 +222,14 @@ func TestCustomProfileVerdicts(t *testing.T) {
 		args []uint64
 		want uint32
 	}{
-		{"mkdir", nil, retErrno | uint32(unix.EACCES)},
-		{"mkdirat", nil, retErrno | uint32(unix.EACCES)},
+		{"mkdir", nil, retErrnoValue | uint32(unix.EACCES)},
+		{"mkdirat", nil, retErrnoValue | uint32(unix.EACCES)},
 		{"rmdir", nil, allow},
-		{"getpid", nil, retKillProcess},
-		{"getppid", nil, retKillThread},
-		{"getuid", nil, retTrap},
-		{"getgid", nil, retLog},
-		{"geteuid", nil, retTrace | 7},
+		{"getpid", nil, retKillProcessValue},
+		{"getppid", nil, retKillThreadValue},
+		{"getuid", nil, retTrapValue},
+		{"getgid", nil, retLogValue},
+		{"geteuid", nil, retTraceValue | 7},
 		{"getegid", nil, eperm},
 		// Different arguments: AND.
 		{"kill", []uint64{1, 9}, eperm},
