@@ -28,21 +28,8 @@ func TestRemoveCreated(t *testing.T) {
 	os.Remove(filepath.Join(rootfs, "link-parent"))
 	os.Symlink(outside, filepath.Join(rootfs, "link-parent"))
 
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(p[0])
-	t.Setenv(CreatedFDEnv, strconv.Itoa(p[1]))
-	id, err := RootfsID(rootfs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reportCreated(rootfs, id, []string{"/a", "/a/b", "/a/b/empty", "/full", "/written", "/link-parent", "/link-parent/victim"}); err != nil {
-		t.Fatal(err)
-	}
-	unix.SetNonblock(p[0], true)
-	RemoveCreated(p[0])
+	r := report(t, rootfs, "/a", "/a/b", "/a/b/empty", "/full", "/written", "/link-parent", "/link-parent/victim")
+	RemoveCreated(r)
 
 	for p, want := range map[string]bool{
 		"a": false, "full/kept": true, "written": true, "link-parent": true,
@@ -67,24 +54,32 @@ func TestRemoveCreatedChecksTheRootfs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	r := report(t, rootfs, "/empty")
+	os.Remove(rootfs)
+	os.Symlink(other, rootfs)
+	RemoveCreated(r)
+	if _, err := os.Stat(filepath.Join(other, "empty")); err != nil {
+		t.Errorf("removed from a directory that was not the rootfs: %v", err)
+	}
+}
+
+// report is barco-mount's report of created entries in rootfs, as the
+// read end of its pipe, ready for RemoveCreated.
+func report(t *testing.T, rootfs string, created ...string) int {
+	t.Helper()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(p[0])
+	t.Cleanup(func() { unix.Close(p[0]) })
 	t.Setenv(CreatedFDEnv, strconv.Itoa(p[1]))
 	id, err := RootfsID(rootfs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reportCreated(rootfs, id, []string{"/empty"}); err != nil {
+	if err := reportCreated(rootfs, id, created); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(rootfs)
-	os.Symlink(other, rootfs)
 	unix.SetNonblock(p[0], true)
-	RemoveCreated(p[0])
-	if _, err := os.Stat(filepath.Join(other, "empty")); err != nil {
-		t.Errorf("removed from a directory that was not the rootfs: %v", err)
-	}
+	return p[0]
 }
