@@ -68,14 +68,21 @@ func (c *Cgroup) writeRecord() error {
 		return err
 	}
 	text := fmt.Sprintf("owner %d %s\n%s\n", os.Getpid(), start, strings.Join(c.dirs(), "\n"))
-	if err := os.MkdirAll(c.Records, 0o700); err != nil {
-		return fmt.Errorf("cgroup record: %w", err)
-	}
 	// O_EXCL: a record there is another run's, alive, or a stale one
 	// that could not be removed; the mkdir then fails as in use, and
 	// that record stays its owner's.
 	p := recordPath(c.Records, c.dirs())
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	var f *os.File
+	// A second try: another run's removeRecord may take the empty
+	// directory away between the two calls.
+	for try := 0; try < 2; try++ {
+		if err = os.MkdirAll(c.Records, 0o700); err != nil {
+			return fmt.Errorf("cgroup record: %w", err)
+		}
+		if f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("cgroup record: %w", err)
 	}
@@ -91,10 +98,16 @@ func (c *Cgroup) writeRecord() error {
 	return nil
 }
 
+// removeRecord removes c's record, and the record directory and, for the
+// default one, its parent (/run/barco) when they are left empty, so that a machine where no
+// barco runs has no trace of it. Another run's record keeps them.
 func (c *Cgroup) removeRecord() {
 	if c.recorded {
 		_ = os.Remove(recordPath(c.Records, c.dirs()))
 		c.recorded = false
+		if os.Remove(c.Records) == nil && c.Records == DefaultRecordDir {
+			_ = os.Remove(filepath.Dir(c.Records))
+		}
 	}
 }
 
