@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"barco/lib/chain"
 	"barco/lib/creds"
@@ -76,9 +75,9 @@ func capset(permitted, effective, inheritable Set) error {
 	return creds.Set(creds.Sets{Permitted: uint64(permitted), Effective: uint64(effective), Inheritable: uint64(inheritable)})
 }
 
-// Apply gives the calling thread the plan's user, groups and capabilities.
-// It locks the calling goroutine to its thread for good, and the caller
-// execs right afterwards on that thread (chain.Exec): credentials and
+// Apply gives the calling thread the plan's user, groups and capabilities,
+// and logs on log what it did. It locks the calling goroutine to its thread for good, and the caller
+// execs right afterwards on that thread (chain.Process.Exec): credentials and
 // capability sets are per thread, and the exec'ing thread's are the only
 // ones the program gets, since execve ends every other thread. Changing
 // every thread instead (syscall.AllThreadsSyscall, libcap's psx) signals
@@ -94,10 +93,12 @@ func capset(permitted, effective, inheritable Set) error {
 // effective. The permitted, effective and inheritable sets are set in
 // one capset; the ambient set last, because the kernel clears it on a
 // switch away from uid 0 and only accepts what is permitted and
-// inheritable. chain.Exec sets the parent-death signal again, which the
+// inheritable. Exec sets the parent-death signal again, which the
 // change of uid clears.
-func Apply(p *Plan, caller Caller) error {
-	runtime.LockOSThread()
+func Apply(p *Plan, caller Caller, log *chain.Log) error {
+	if err := creds.LockThread(); err != nil {
+		return err
+	}
 	cur, err := creds.Get()
 	if err != nil {
 		return err
@@ -114,7 +115,7 @@ func Apply(p *Plan, caller Caller) error {
 				return hintPerm(fmt.Errorf("drop %s from the bounding set: %w", v, err), "needs CAP_SETPCAP")
 			}
 		}
-		chain.Debugf("dropped %d capabilities from the bounding set", len(drop.Values()))
+		log.Debugf("dropped %d capabilities from the bounding set", len(drop.Values()))
 	}
 	if err := setIdentity(p); err != nil {
 		return err
@@ -137,7 +138,7 @@ func Apply(p *Plan, caller Caller) error {
 			return err
 		}
 	}
-	chain.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
+	log.Debugf("applied: bounding %s, effective %s, ambient %s, uid %d",
 		p.Bounding.Hex(), p.Effective.Hex(), p.Ambient.Hex(), p.Identity.UID)
 	return nil
 }

@@ -60,25 +60,25 @@ user and groups stay as they are.`,
 	o.Bool(&spec.NoNewPrivs, "no-new-privs", 0, "set no_new_privs: setuid bits and file capabilities grant nothing")
 	o.Bool(&printOnly, "print", 0, "print the resolved sets, user and groups; apply nothing, run nothing")
 
-	st.Main = func(program []string) error {
+	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if !printOnly && len(program) == 0 {
-			return &chain.OptionError{Msg: "no PROGRAM given"}
+			return 0, &chain.OptionError{Msg: "no PROGRAM given"}
 		}
 		caller, err := CurrentCaller()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		plan, err := Resolve(spec, caller, HostAccounts)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if printOnly {
-			return plan.Write(os.Stdout)
+			return 0, plan.Write(p.Stdout)
 		}
-		if err := Apply(plan, caller); err != nil {
-			return err
+		if err := Apply(plan, caller, p.Log); err != nil {
+			return 0, err
 		}
-		return chain.Exec(program, os.Environ())
+		return p.Exec(program, os.Environ())
 	}
 	return st
 }

@@ -39,6 +39,8 @@ type Cgroup struct {
 	// sweeping, when not nil, is closed once the removal of stale cgroups
 	// that ForkExec started is done.
 	sweeping chan struct{}
+	// Log is the stage's debug log.
+	Log *chain.Log
 }
 
 // alwaysV1 are the v1 controllers whose hierarchies every cgroup joins,
@@ -169,12 +171,12 @@ func (c *Cgroup) create(l *Limits, reuse bool) (err error) {
 		}
 	}()
 	if !reuse {
-		if c.Records != "" && removeIfStale(recordPath(c.Records, c.dirs())) {
-			chain.Debugf("a stale cgroup of the same name was removed")
+		if c.Records != "" && removeIfStale(recordPath(c.Records, c.dirs()), c.Log) {
+			c.Log.Debugf("a stale cgroup of the same name was removed")
 		}
 		if err := c.writeRecord(); err != nil {
 			// Without a record the cgroup is only never swept.
-			chain.Debugf("%v", err)
+			c.Log.Debugf("%v", err)
 		}
 	}
 	for _, dir := range c.dirs() {
@@ -226,7 +228,7 @@ func (c *Cgroup) enableControllers(need []string) error {
 // are any (in hybrid mode v2 has no controllers), else into v2.
 func (c *Cgroup) apply(l *Limits) error {
 	if c.Layout.Mode == Unified {
-		if err := ApplyV2(c.V2, l); err != nil {
+		if err := ApplyV2(c.V2, l, c.Log); err != nil {
 			return err
 		}
 		if l.Devices != nil {
@@ -240,7 +242,7 @@ func (c *Cgroup) apply(l *Limits) error {
 			dirs[ctrl] = c.V1[h]
 		}
 	}
-	return ApplyV1(dirs, l)
+	return ApplyV1(dirs, l, c.Log)
 }
 
 // mkdir makes the cgroup directory dir. It tries dir alone first, which
@@ -316,7 +318,7 @@ func (c *Cgroup) removeStaleLater() {
 	c.sweeping = done
 	go func() {
 		defer close(done)
-		sweep(c.Records)
+		sweep(c.Records, c.Log)
 	}()
 }
 
@@ -404,7 +406,7 @@ func (c *Cgroup) Remove() error {
 				break
 			}
 			if !killed {
-				chain.Debugf("kill what is left in %s", dir)
+				c.Log.Debugf("kill what is left in %s", dir)
 				if err := c.Kill(); err != nil && first == nil {
 					first = err
 				}

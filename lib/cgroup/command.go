@@ -2,7 +2,6 @@ package cgroup
 
 import (
 	"fmt"
-	"os"
 
 	"barco/lib/chain"
 )
@@ -77,25 +76,20 @@ func Command() *chain.Stage {
 	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
 	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place; nothing is removed")
 
-	st.Main = func(program []string) error {
+	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if l.MemorySwap > 0 && (l.Memory <= 0 || l.MemorySwap < l.Memory) {
-			return fmt.Errorf("--memory-swap %s: needs --memory, no larger than it", FormatSize(l.MemorySwap))
+			return 0, fmt.Errorf("--memory-swap %s: needs --memory, no larger than it", FormatSize(l.MemorySwap))
 		}
 		switch {
 		case devices == "all" && len(allow) > 0:
-			return fmt.Errorf("--device-allow: no use with --devices all")
+			return 0, fmt.Errorf("--device-allow: no use with --devices all")
 		case devices == "default" || len(allow) > 0:
 			l.Devices = append(append([]DeviceRule{}, DefaultDevices...), allow...)
 		}
 		if exec {
-			return Exec(&o, program)
+			return Exec(p, &o, program)
 		}
-		status, err := Run(&o, program)
-		if err != nil {
-			return err
-		}
-		os.Exit(status)
-		return nil
+		return Run(p, &o, program)
 	}
 	return st
 }

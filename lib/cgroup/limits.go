@@ -64,14 +64,14 @@ type Write struct {
 
 func (w Write) String() string { return w.File + "=" + w.Value }
 
-// ApplyV1 writes l into a cgroup v1 cgroup whose directory in the hierarchy
+// ApplyV1 writes l, logging each write on log, into a cgroup v1 cgroup whose directory in the hierarchy
 // of each controller is dirs[controller] ("memory", "cpu", "blkio", ...).
-func ApplyV1(dirs map[string]string, l *Limits) error {
+func ApplyV1(dirs map[string]string, l *Limits, log *chain.Log) error {
 	ws, err := PlanV1(dirs, l)
 	if err != nil {
 		return err
 	}
-	return apply(ws)
+	return apply(ws, log)
 }
 
 // PlanV1 is the list of writes that ApplyV1 makes, in order. A controller
@@ -138,14 +138,14 @@ func PlanV1(dirs map[string]string, l *Limits) ([]Write, error) {
 	return ws, nil
 }
 
-// ApplyV2 writes l into the cgroup v2 cgroup dir. The controllers must be
+// ApplyV2 writes l, logging each write on log, into the cgroup v2 cgroup dir. The controllers must be
 // enabled in it already (see EnableControllers); one that is not is an
 // error naming it.
-func ApplyV2(dir string, l *Limits) error {
+func ApplyV2(dir string, l *Limits, log *chain.Log) error {
 	if err := checkV2Controllers(dir, l.Controllers()); err != nil {
 		return err
 	}
-	return apply(PlanV2(dir, l))
+	return apply(PlanV2(dir, l), log)
 }
 
 // PlanV2 is the list of writes that ApplyV2 makes, in order. Device rules
@@ -188,7 +188,7 @@ func PlanV2(dir string, l *Limits) []Write {
 // apply makes the writes ws, in order. Consecutive writes to one file
 // (the device rules, one per write, as the kernel reads them) share one
 // open: opening a cgroup file costs as much as writing it.
-func apply(ws []Write) error {
+func apply(ws []Write, log *chain.Log) error {
 	for i := 0; i < len(ws); {
 		j := i + 1
 		for j < len(ws) && ws[j].Dir == ws[i].Dir && ws[j].File == ws[i].File {
@@ -196,7 +196,7 @@ func apply(ws []Write) error {
 		}
 		values := make([]string, 0, j-i)
 		for _, w := range ws[i:j] {
-			chain.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
+			log.Debugf("write %q to %s", w.Value, filepath.Join(w.Dir, w.File))
 			values = append(values, w.Value)
 		}
 		if err := writeFile(ws[i].Dir, ws[i].File, values...); err != nil {

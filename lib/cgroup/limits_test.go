@@ -80,7 +80,7 @@ func TestPlanV1(t *testing.T) {
 	if got := strs(ws); !reflect.DeepEqual(got, want) {
 		t.Errorf("PlanV1:\n got %q\nwant %q", got, want)
 	}
-	if err := ApplyV1(dirs, &Limits{Memory: 32 << 20, Pids: -1}); err != nil {
+	if err := ApplyV1(dirs, &Limits{Memory: 32 << 20, Pids: -1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, dirs["memory"], "memory.limit_in_bytes"); got != "33554432" {
@@ -121,7 +121,7 @@ func TestPlanV1MissingController(t *testing.T) {
 func TestApplyV1MissingFile(t *testing.T) {
 	dirs := v1Tree(t)
 	os.Remove(filepath.Join(dirs["cpu"], "cpu.cfs_quota_us"))
-	if err := ApplyV1(dirs, &Limits{CPUQuota: 50000}); err == nil || !strings.Contains(err.Error(), "cpu.cfs_quota_us") {
+	if err := ApplyV1(dirs, &Limits{CPUQuota: 50000}, nil); err == nil || !strings.Contains(err.Error(), "cpu.cfs_quota_us") {
 		t.Errorf("write to a missing control file: %v", err)
 	}
 }
@@ -164,13 +164,13 @@ func TestApplyV2(t *testing.T) {
 	}
 	dir := fakeDir(t, parent+"/c1", "cgroup.controllers", "memory.max", "pids.max")
 	os.WriteFile(dir+"/cgroup.controllers", []byte("memory pids\n"), 0o644)
-	if err := ApplyV2(dir, l); err != nil {
+	if err := ApplyV2(dir, l, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, dir, "memory.max") + " " + read(t, dir, "pids.max"); got != "33554432 16" {
 		t.Errorf("memory.max pids.max = %q", got)
 	}
-	err := ApplyV2(dir, &Limits{CPUWeight: 5})
+	err := ApplyV2(dir, &Limits{CPUWeight: 5}, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "controller cpu: not delegated") || !strings.Contains(err.Error(), "cgroup v2") {
 		t.Errorf("ApplyV2 without the cpu controller: %v", err)
 	}

@@ -131,7 +131,7 @@ func readRecord(p string) (owner, []string, error) {
 // removeIfStale removes the cgroup of the record at p if its owner is
 // gone: its empty directories, then the record once none is left. It
 // reports whether the cgroup is gone.
-func removeIfStale(p string) bool {
+func removeIfStale(p string, log *chain.Log) bool {
 	o, dirs, err := readRecord(p)
 	if err != nil || o.alive() {
 		return false
@@ -140,19 +140,19 @@ func removeIfStale(p string) bool {
 	for _, d := range dirs {
 		// rmdir refuses a cgroup that still has processes or children.
 		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
-			chain.Debugf("stale cgroup %s of pid %d: %v", d, o.pid, err)
+			log.Debugf("stale cgroup %s of pid %d: %v", d, o.pid, err)
 			gone = false
 		}
 	}
 	if gone {
 		_ = os.Remove(p)
-		chain.Debugf("removed stale cgroup %s of pid %d", dirs[0], o.pid)
+		log.Debugf("removed stale cgroup %s of pid %d", dirs[0], o.pid)
 	}
 	return gone
 }
 
 // sweep removes every recorded cgroup whose owner is gone.
-func sweep(recordDir string) {
+func sweep(recordDir string, log *chain.Log) {
 	if recordDir == "" {
 		return
 	}
@@ -161,6 +161,6 @@ func sweep(recordDir string) {
 		return
 	}
 	for _, e := range ents {
-		removeIfStale(filepath.Join(recordDir, e.Name()))
+		removeIfStale(filepath.Join(recordDir, e.Name()), log)
 	}
 }

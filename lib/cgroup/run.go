@@ -58,7 +58,7 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 			for _, h := range c.v1 {
 				// Back where the thread came from.
 				if err := writeFile(h.Dir(h.Own), "tasks", "0"); err != nil {
-					chain.Debugf("move the thread back: %v", err)
+					c.Log.Debugf("move the thread back: %v", err)
 				}
 			}
 		}()
@@ -117,7 +117,7 @@ type Options struct {
 	Mountinfo, ProcCgroup string
 }
 
-func (o *Options) locate() (*Cgroup, error) {
+func (o *Options) locate(log *chain.Log) (*Cgroup, error) {
 	if o.Mountinfo == "" {
 		o.Mountinfo = "/proc/self/mountinfo"
 	}
@@ -133,9 +133,9 @@ func (o *Options) locate() (*Cgroup, error) {
 	}
 	ctrls := V1Controllers(&o.Limits, o.Stats, l.Mode)
 	if l.Mode == Unified {
-		chain.Debugf("%v; cgroup %s/%s", l.Mode, o.Parent, o.Name)
+		log.Debugf("%v; cgroup %s/%s", l.Mode, o.Parent, o.Name)
 	} else {
-		chain.Debugf("%v; cgroup %s/%s in the hierarchies of %s", l.Mode, o.Parent, o.Name, strings.Join(ctrls, ","))
+		log.Debugf("%v; cgroup %s/%s in the hierarchies of %s", l.Mode, o.Parent, o.Name, strings.Join(ctrls, ","))
 	}
 	c, err := Locate(l, o.Parent, o.Name, ctrls)
 	if err != nil {
@@ -143,40 +143,41 @@ func (o *Options) locate() (*Cgroup, error) {
 	}
 	c.SharedParent = o.Parent == OwnParent()
 	c.Records = o.Records
+	c.Log = log
 	return c, nil
 }
 
 // Run runs program in a new cgroup with the limits of o, waits for it,
 // kills what it left and removes the cgroup. It returns the status to exit
 // with: the program's, as chain.ExitStatus makes it.
-func Run(o *Options, program []string) (int, error) {
+func Run(p *chain.Process, o *Options, program []string) (int, error) {
 	// Catch SIGINT and SIGTERM before anything exists that they could
 	// leave behind; they are forwarded to the program once it runs.
-	sup := chain.NewSupervisor()
+	sup := p.Supervisor()
 	// Keep catching them after the program ends, until the cgroup is gone:
 	// a SIGTERM during the cleanup must not cut it short.
 	signal.Notify(make(chan os.Signal, 1), chain.ForwardedSignals...)
-	c, err := o.locate()
+	c, err := o.locate(p.Log)
 	if err != nil {
 		return 0, err
 	}
-	if chain.IsLinked(program[0]) {
-		return 0, c.handOver(o, program)
+	if p.IsLinked(program[0]) {
+		return c.handOver(p, o, program)
 	}
-	path, env, err := chain.Prepare(program, os.Environ())
+	path, env, err := p.Prepare(program, os.Environ())
 	if err != nil {
 		return 0, err
 	}
 	if err := c.Create(&o.Limits); err != nil {
 		return 0, err
 	}
-	chain.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
+	c.Log.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
 	pid, err := c.Start(path, program, env)
 	if err != nil {
 		c.Remove()
 		return 0, err
 	}
-	chain.Debugf("started %s as pid %d", path, pid)
+	c.Log.Debugf("started %s as pid %d", path, pid)
 	ws, werr := sup.Wait(pid)
 	status, err := c.finish(o, chain.ExitStatus(ws))
 	if err != nil {
@@ -191,21 +192,20 @@ func Run(o *Options, program []string) (int, error) {
 // handOver runs program, a stage linked into this binary (barco-ns), in
 // this process, after making the cgroup: that stage's child starts in the
 // cgroup, as barco-cgroup's own would, and the cgroup goes when the
-// process ends. One fork and one process image less than Start.
-func (c *Cgroup) handOver(o *Options, program []string) error {
+// stage returns. One fork and one process image less than Start.
+func (c *Cgroup) handOver(p *chain.Process, o *Options, program []string) (int, error) {
 	if err := c.Create(&o.Limits); err != nil {
-		return err
+		return 0, err
 	}
-	chain.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
-	chain.PlaceChildren(c.ForkExec, func(status int) int {
-		status, err := c.finish(o, status)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "barco-cgroup: %v\n", err)
-			return chain.ExitFailed
-		}
-		return status
-	})
-	return chain.Exec(program, os.Environ())
+	c.Log.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
+	p.PlaceChildren(c.ForkExec)
+	status, err := p.Exec(program, os.Environ())
+	p.PlaceChildren(nil)
+	if err != nil {
+		c.Remove()
+		return 0, err
+	}
+	return c.finish(o, status)
 }
 
 // finish is the end of a run whose program ended with status: the
@@ -226,7 +226,7 @@ func (c *Cgroup) finish(o *Options, status int) (int, error) {
 	if err := c.Remove(); err != nil {
 		return 0, err
 	}
-	chain.Debugf("removed the cgroup; exit %d", status)
+	c.Log.Debugf("removed the cgroup; exit %d", status)
 	return status, nil
 }
 
@@ -247,16 +247,16 @@ func printStats(s Stats) {
 // Exec creates the cgroup if it does not exist (else uses it), writes the
 // limits, moves the calling process into it and execs program, as cgexec
 // does. The cgroup stays; its owner removes it.
-func Exec(o *Options, program []string) error {
-	c, err := o.locate()
+func Exec(p *chain.Process, o *Options, program []string) (int, error) {
+	c, err := o.locate(p.Log)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.Open(&o.Limits); err != nil {
-		return err
+		return 0, err
 	}
 	if err := c.Join(); err != nil {
-		return err
+		return 0, err
 	}
-	return chain.Exec(program, os.Environ())
+	return p.Exec(program, os.Environ())
 }

@@ -19,9 +19,6 @@ import (
 // removed before the container's program starts.
 const StageFDsEnv = "BARCO_STAGE_FDS"
 
-// carried maps a stage name to the descriptor of its sealed in-memory copy.
-var carried = parseStageFDs(os.Getenv(StageFDsEnv))
-
 func parseStageFDs(v string) map[string]int {
 	m := map[string]int{}
 	for _, item := range strings.Split(v, ",") {
@@ -53,7 +50,7 @@ func formatStageFDs(m map[string]int) string {
 
 // Carried reports whether this stage runs from a carried copy, that is
 // inside a container after barco-mount.
-func Carried() bool { return len(carried) > 0 }
+func (p *Process) Carried() bool { return len(p.carried) > 0 }
 
 // CarryStages prepares the stages named in argv for the crossing of
 // pivot_root: each bare stage name found in argv is opened, the binary of
@@ -67,7 +64,7 @@ func Carried() bool { return len(carried) > 0 }
 // is carried as it is. Otherwise (no user namespace, say) the stage gets a
 // sealed memfd copy, as runc does. Only the stages named are carried,
 // because a copy is most of the cost of crossing.
-func CarryStages(argv []string) error {
+func (p *Process) CarryStages(argv []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -78,23 +75,23 @@ func CarryStages(argv []string) error {
 		minFD += n
 	}
 	for _, name := range argv {
-		if !IsStage(name) || linkedStage(name) != nil {
+		if !IsStage(name) || p.linkedStage(name) != nil {
 			continue
 		}
-		if _, done := carried[name]; done {
+		if _, done := p.carried[name]; done {
 			continue
 		}
 		fd, how, err := carry(filepath.Join(dir, name), name, minFD)
 		if err != nil {
 			return err
 		}
-		carried[name] = fd
-		Debugf("carry %s as %s, fd %d", name, how, fd)
+		p.carried[name] = fd
+		p.Log.Debugf("carry %s as %s, fd %d", name, how, fd)
 	}
-	if len(carried) == 0 {
+	if len(p.carried) == 0 {
 		return nil
 	}
-	return os.Setenv(StageFDsEnv, formatStageFDs(carried))
+	return os.Setenv(StageFDsEnv, formatStageFDs(p.carried))
 }
 
 func carry(path, name string, minFD int) (int, string, error) {

@@ -3,7 +3,6 @@ package chain
 import (
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 )
 
@@ -53,12 +52,6 @@ func ExitCode(err error) int {
 		return e.Code
 	}
 	return ExitFailed
-}
-
-// Fail prints err as the stage's one line on stderr and exits with its status.
-func Fail(stage string, err error) {
-	fmt.Fprintf(os.Stderr, "%s: %v\n", stage, err)
-	Exit(ExitCode(err))
 }
 
 // ExitStatus turns a wait status into the status to relay: the program's

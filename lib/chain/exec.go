@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,24 +34,15 @@ const CreatedFDEnv = "BARCO_MOUNT_CREATED_FD"
 // DefaultPath is used to find PROGRAM when the environment has no PATH.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// parentDeathSignal is the signal this process gets when its parent dies,
-// read at start, on the main thread. The kernel keeps it per thread and
-// clears it on any change of credentials, and a Go program may exec from
-// another thread than the one it started on: Exec sets it again on the
-// thread that execs, so that a container never outlives its supervisor.
-var parentDeathSignal = func() int {
-	var sig int
-	_ = unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0)
-	return sig
-}()
-
 // execve is unix.Exec (or execveat on fd >= 0) from a thread that has the
-// parent-death signal set.
-func execve(fd int, path string, argv, env []string) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if parentDeathSignal != 0 {
-		if err := creds.ParentDeathSignal(parentDeathSignal); err != nil {
+// parent-death signal set. The goroutine stays locked to that thread if
+// the exec fails: the process then ends, and the thread with it.
+func (p *Process) execve(fd int, path string, argv, env []string) error {
+	if err := creds.LockThread(); err != nil {
+		return err
+	}
+	if p.parentDeathSignal != 0 {
+		if err := creds.ParentDeathSignal(p.parentDeathSignal); err != nil {
 			return err
 		}
 	}
@@ -84,21 +74,23 @@ func IsStage(name string) bool {
 // A stage linked into the running binary runs in this process instead
 // (see Link).
 //
-// On success Exec does not return. Its error carries exit status 126 or 127
-// where the program could not be executed or found, 125 otherwise.
-func Exec(argv []string, env []string) error {
-	if mk := linkedStage(argv[0]); mk != nil {
-		return runLinked(mk, argv, env)
+// On success Exec does not return, unless the stage ran in this process:
+// then it returns the status that stage ended with. Its error carries exit
+// status 126 or 127 where the program could not be executed or found, 125
+// otherwise.
+func (p *Process) Exec(argv []string, env []string) (int, error) {
+	if mk := p.linkedStage(argv[0]); mk != nil {
+		return p.runLinked(mk, argv, env)
 	}
-	if len(atExit) > 0 {
-		return fmt.Errorf("exec %s: a stage earlier in this process has work left for its end (PlaceChildren), which an exec would lose", argv[0])
+	if p.placer != nil {
+		return 0, fmt.Errorf("exec %s: a stage earlier in this process has work left for its end (PlaceChildren), which an exec would lose", argv[0])
 	}
-	t, err := resolve(argv, env)
+	t, err := p.resolve(argv, env)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	Debugf("exec %s %q", t.name, argv[1:])
-	return execError(t.name, execve(t.fd, t.path, argv, t.env))
+	p.Log.Debugf("exec %s %q", t.name, argv[1:])
+	return 0, execError(t.name, p.execve(t.fd, t.path, argv, t.env))
 }
 
 // Prepare does what Exec does before the exec itself, for a stage that
@@ -106,8 +98,8 @@ func Exec(argv []string, env []string) error {
 // argv[0] and the environment to give it, and for a program that is not a
 // stage it marks every descriptor but 0, 1, 2 and the kept ones
 // close-on-exec. A carried stage is returned as its /proc/self/fd path.
-func Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
-	t, err := resolve(argv, env)
+func (p *Process) Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
+	t, err := p.resolve(argv, env)
 	return t.path, t.env, err
 }
 
@@ -119,7 +111,7 @@ type target struct {
 	env  []string // the environment to give it
 }
 
-func resolve(argv []string, env []string) (target, error) {
+func (p *Process) resolve(argv []string, env []string) (target, error) {
 	name := argv[0]
 	pathList := envValue(env, "PATH", DefaultPath)
 	if !IsStage(name) {
@@ -132,15 +124,15 @@ func resolve(argv []string, env []string) (target, error) {
 		}
 		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv)}, nil
 	}
-	if len(carried) > 0 {
-		env = withEnv(env, StageFDsEnv, formatStageFDs(carried))
+	if len(p.carried) > 0 {
+		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))
 	}
-	if fd, ok := carried[name]; ok {
+	if fd, ok := p.carried[name]; ok {
 		return target{name: name + " (carried, fd " + strconv.Itoa(fd) + ")", path: "/proc/self/fd/" + strconv.Itoa(fd), fd: fd, env: env}, nil
 	}
 	path, err := stagePath(name, pathList)
 	if err != nil {
-		if len(carried) > 0 {
+		if len(p.carried) > 0 {
 			return target{}, &Error{Code: ExitNotFound, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
 		}
 		return target{}, err

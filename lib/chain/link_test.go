@@ -7,17 +7,17 @@ import (
 )
 
 func TestLinkedStageHonoursExecStages(t *testing.T) {
-	defer func() { delete(linked, "barco-caps") }()
-	Link(func() *Stage { return &Stage{Name: "barco-caps"} })
+	p := NewProcess(Stdio{})
+	p.Link(func() *Stage { return &Stage{Name: "barco-caps"} })
 	t.Setenv(ExecStagesEnv, "")
-	if linkedStage("barco-caps") == nil {
+	if !p.IsLinked("barco-caps") {
 		t.Error("barco-caps is linked, but Exec would exec it")
 	}
-	if linkedStage("barco-seccomp") != nil {
+	if p.IsLinked("barco-seccomp") {
 		t.Error("barco-seccomp is not linked, but Exec would run it in this process")
 	}
 	t.Setenv(ExecStagesEnv, "1")
-	if linkedStage("barco-caps") != nil {
+	if p.IsLinked("barco-caps") {
 		t.Errorf("with %s=1, Exec would still run barco-caps in this process", ExecStagesEnv)
 	}
 }

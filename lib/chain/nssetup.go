@@ -3,7 +3,6 @@ package chain
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,7 +14,7 @@ import (
 // NSSetupEnv names the variable by which barco-ns hands the first process
 // in its new namespaces the setup to do there before anything else:
 // "fd=4,uid=0,gid=0,hostname=box,lo=1". Every stage does it at start (see
-// Stage.Run), so that barco-ns can exec the next stage straight into the
+// Process.Run), so that barco-ns can exec the next stage straight into the
 // namespaces instead of through a helper process of its own.
 const NSSetupEnv = "BARCO_NS_SETUP"
 
@@ -73,13 +72,13 @@ func ParseNSSetup(v string) (NSSetup, error) {
 	return s, nil
 }
 
-// doNSSetup runs in the first process inside barco-ns's namespaces. It
+// nsSetup runs in the first process inside barco-ns's namespaces. It
 // came in with every capability as ambient (in a new user namespace its
 // uid is not mapped yet when it execs, which would otherwise cost it all
 // of them); it waits for the maps, does the setup, takes its credentials,
 // and gives up the ambient set, so that the next exec gets the capabilities
 // of its uid as usual.
-func doNSSetup(v string) error {
+func (p *Process) nsSetup(v string) error {
 	s, err := ParseNSSetup(v)
 	if err != nil {
 		return err
@@ -88,8 +87,10 @@ func doNSSetup(v string) error {
 	syscall.CloseOnExec(s.SyncFD)
 	// The credentials below are set on this thread only, and the stage's
 	// goroutine stays on it up to its exec (see setIDs).
-	runtime.LockOSThread()
-	if err := armParentDeath(); err != nil {
+	if err := creds.LockThread(); err != nil {
+		return err
+	}
+	if err := p.armParentDeath(); err != nil {
 		return err
 	}
 	// The handshake: block until barco-ns has written the maps.
@@ -109,7 +110,7 @@ func doNSSetup(v string) error {
 		}
 		break
 	}
-	Debugf("namespace handshake done: %s", s)
+	p.Log.Debugf("namespace handshake done: %s", s)
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("sethostname %q: %w", s.Hostname, err)
@@ -125,7 +126,7 @@ func doNSSetup(v string) error {
 			return err
 		}
 		// A change of credentials clears the parent-death signal.
-		if err := armParentDeath(); err != nil {
+		if err := p.armParentDeath(); err != nil {
 			return err
 		}
 	}
@@ -135,9 +136,9 @@ func doNSSetup(v string) error {
 	return clearInheritable()
 }
 
-func armParentDeath() error {
-	parentDeathSignal = int(unix.SIGKILL)
-	return creds.ParentDeathSignal(parentDeathSignal)
+func (p *Process) armParentDeath() error {
+	p.parentDeathSignal = int(unix.SIGKILL)
+	return creds.ParentDeathSignal(p.parentDeathSignal)
 }
 
 // setIDs drops the supplementary groups and takes gid, then uid: after the

@@ -21,21 +21,26 @@ var ForwardedSignals = []os.Signal{
 // the start and Wait.
 type Supervisor struct {
 	sigs chan os.Signal
+	log  *Log
+	done func(*Supervisor)
 }
 
-// theSupervisor is the process's one Supervisor: a stage that hands its
+// Supervisor starts catching ForwardedSignals, or returns the Supervisor
+// an earlier stage in this process started: a stage that hands its
 // process to a linked stage (see PlaceChildren) catches the signals from
-// its start, and the later stage forwards them to its child.
-var theSupervisor *Supervisor
-
-// NewSupervisor starts catching ForwardedSignals, or returns the
-// Supervisor an earlier stage in this process started.
-func NewSupervisor() *Supervisor {
-	if theSupervisor == nil {
-		theSupervisor = &Supervisor{sigs: make(chan os.Signal, 16)}
-		signal.Notify(theSupervisor.sigs, ForwardedSignals...)
+// its start, and the later stage forwards them to its child. The
+// Supervisor's Wait ends it.
+func (p *Process) Supervisor() *Supervisor {
+	if p.supervisor == nil {
+		p.supervisor = &Supervisor{sigs: make(chan os.Signal, 16), log: p.Log,
+			done: func(s *Supervisor) {
+				if p.supervisor == s {
+					p.supervisor = nil
+				}
+			}}
+		signal.Notify(p.supervisor.sigs, ForwardedSignals...)
 	}
-	return theSupervisor
+	return p.supervisor
 }
 
 // Wait forwards caught signals to pid until it exits, and returns its wait
@@ -68,7 +73,7 @@ func (s *Supervisor) wait(pid, waitFor int) (syscall.WaitStatus, error) {
 		for {
 			select {
 			case sig := <-s.sigs:
-				Debugf("forward %v to pid %d", sig, pid)
+				s.log.Debugf("forward %v to pid %d", sig, pid)
 				_ = send(sig.(syscall.Signal))
 			case <-done:
 				return
@@ -82,9 +87,7 @@ func (s *Supervisor) wait(pid, waitFor int) (syscall.WaitStatus, error) {
 			continue
 		}
 		signal.Stop(s.sigs)
-		if theSupervisor == s {
-			theSupervisor = nil
-		}
+		s.done(s)
 		if err != nil {
 			return 0, os.NewSyscallError("wait4", err)
 		}

@@ -12,19 +12,53 @@
 // and the new program gets the credentials of the one that called it. The
 // other threads keep the credentials the stage began with until then, and
 // run only the Go runtime, or undo work that needs exactly those (see
-// chain.OnFailure).
+// chain.Process.OnFailure).
 //
 // Every function here acts on the calling thread only, with the raw
-// syscall.
+// syscall. The rule is checked: LockThread makes the calling goroutine's
+// thread the process's credentials thread, and every function that changes
+// credentials fails, changing nothing, on any other thread.
 package creds
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// lockedTID is the thread LockThread locked, 0 before.
+var lockedTID atomic.Int32
+
+// ErrNotLockedThread is the error of a change of credentials on a thread
+// that LockThread did not lock.
+var ErrNotLockedThread = errors.New("credentials change on a thread that is not the locked credentials thread (creds.LockThread)")
+
+// LockThread locks the calling goroutine to its thread for good and makes
+// that thread the one whose credentials change. A second call on the same
+// thread does nothing more; on another thread it fails, since the process
+// would then have two threads with changed credentials and exec from one.
+func LockThread() error {
+	runtime.LockOSThread()
+	tid := int32(unix.Gettid())
+	if lockedTID.CompareAndSwap(0, tid) || lockedTID.Load() == tid {
+		return nil
+	}
+	runtime.UnlockOSThread()
+	return fmt.Errorf("lock thread %d for credentials: thread %d already is", tid, lockedTID.Load())
+}
+
+// onLockedThread checks that the caller runs on the LockThread thread.
+func onLockedThread() error {
+	if tid := lockedTID.Load(); tid == 0 || tid != int32(unix.Gettid()) {
+		return ErrNotLockedThread
+	}
+	return nil
+}
 
 // Sets are the permitted, effective and inheritable capability sets, one
 // bit per capability number.
@@ -50,6 +84,9 @@ func Get() (Sets, error) {
 // Set sets the calling thread's capability sets. The error is the bare
 // errno, for the caller to say which change failed.
 func Set(s Sets) error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
 		{Permitted: uint32(s.Permitted), Effective: uint32(s.Effective), Inheritable: uint32(s.Inheritable)},
@@ -59,6 +96,9 @@ func Set(s Sets) error {
 }
 
 func thread(nr, a1, a2, a3 uintptr) error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	if _, _, errno := unix.RawSyscall(nr, a1, a2, a3); errno != 0 {
 		return errno
 	}
@@ -92,6 +132,9 @@ func SetUID(uid int) error {
 // KeepCaps keeps the permitted set across a change away from uid 0, until
 // the next exec.
 func KeepCaps() error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
 	}
@@ -100,6 +143,9 @@ func KeepCaps() error {
 
 // ClearAmbient empties the ambient set.
 func ClearAmbient() error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
 	}
@@ -109,11 +155,17 @@ func ClearAmbient() error {
 // RaiseAmbient adds capability c to the ambient set; the kernel wants it
 // permitted and inheritable. The error is the bare errno.
 func RaiseAmbient(c int) error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	return unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
 }
 
 // NoNewPrivs sets no_new_privs, which every later exec keeps.
 func NoNewPrivs() error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
 	}
@@ -125,6 +177,9 @@ func NoNewPrivs() error {
 // credentials, so a stage sets it again after one, on the thread that
 // execs.
 func ParentDeathSignal(sig int) error {
+	if err := onLockedThread(); err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
 	}

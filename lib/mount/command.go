@@ -47,14 +47,15 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
 	o.Bool(&cfg.NoMasks, "no-masks", 0, "do not mask or make read-only the paths below")
 	o.Bool(&cfg.Force, "force", 0, "run even in the host's mount namespace")
-	st.Main = func(program []string) error {
+	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if cfg.Rootfs == "" {
-			return &chain.OptionError{Option: "--rootfs", Msg: "is required"}
+			return 0, &chain.OptionError{Option: "--rootfs", Msg: "is required"}
 		}
+		cfg.Log = p.Log
 		// For the report to the supervisor, which sees the host's paths.
 		rootfs, err := filepath.Abs(cfg.Rootfs)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		// Read before Enter, while the host's paths can be reached. A
 		// rootfs that cannot be read is Enter's to report; with no id,
@@ -63,17 +64,18 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		if os.Getenv(CreatedFDEnv) != "" {
 			rootfsID, _ = RootfsID(rootfs)
 		}
-		root, err := Enter(&cfg, func() error { return chain.CarryStages(program) })
+		root, err := Enter(&cfg, func() error { return p.CarryStages(program) })
 		if err != nil {
-			return err
+			return 0, err
 		}
 		// Whatever fails from here on, in this stage or in one linked
-		// after it, exits through chain.Exit, which undoes the rootfs.
-		chain.OnFailure(root.Undo)
+		// after it, ends the process instead of an exec, and the rootfs is
+		// undone.
+		p.OnFailure(root.Undo)
 		if err := reportCreated(rootfs, rootfsID, root.created); err != nil {
-			return err
+			return 0, err
 		}
-		return chain.Exec(program, os.Environ())
+		return p.Exec(program, os.Environ())
 	}
 	return st
 }

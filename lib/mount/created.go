@@ -52,7 +52,7 @@ func reportCreated(rootfs, id string, created []string) error {
 // empty directory or an empty file, deepest first. It runs on the host,
 // after the container has ended; paths are resolved inside the rootfs, so
 // that nothing the container did to them can lead the removal outside.
-func RemoveCreated(r int) {
+func RemoveCreated(r int, log *chain.Log) {
 	var data []byte
 	buf := make([]byte, 4096)
 	for {
@@ -70,23 +70,23 @@ func RemoveCreated(r int) {
 	}
 	root, err := unix.Open(parts[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		chain.Debugf("remove created entries: open %s: %v", parts[0], err)
+		log.Debugf("remove created entries: open %s: %v", parts[0], err)
 		return
 	}
 	defer unix.Close(root)
 	var st unix.Stat_t
 	if err := unix.Fstat(root, &st); err != nil || fmt.Sprintf("%d:%d", st.Dev, st.Ino) != parts[1] {
 		// The path no longer names the rootfs barco-mount used.
-		chain.Debugf("remove created entries: %s is not the rootfs it was (%s)", parts[0], parts[1])
+		log.Debugf("remove created entries: %s is not the rootfs it was (%s)", parts[0], parts[1])
 		return
 	}
 	created := parts[2:]
 	for i := len(created) - 1; i >= 0; i-- {
 		if err := removeEmpty(root, created[i]); err != nil {
-			chain.Debugf("remove %s from %s: %v", created[i], parts[0], err)
+			log.Debugf("remove %s from %s: %v", created[i], parts[0], err)
 		}
 	}
-	chain.Debugf("removed the %d entries barco-mount made in %s", len(created), parts[0])
+	log.Debugf("removed the %d entries barco-mount made in %s", len(created), parts[0])
 }
 
 func removeEmpty(root int, p string) error {

@@ -29,7 +29,7 @@ func TestRemoveCreated(t *testing.T) {
 	os.Symlink(outside, filepath.Join(rootfs, "link-parent"))
 
 	r := report(t, rootfs, "/a", "/a/b", "/a/b/empty", "/full", "/written", "/link-parent", "/link-parent/victim")
-	RemoveCreated(r)
+	RemoveCreated(r, nil)
 
 	for p, want := range map[string]bool{
 		"a": false, "full/kept": true, "written": true, "link-parent": true,
@@ -57,7 +57,7 @@ func TestRemoveCreatedChecksTheRootfs(t *testing.T) {
 	r := report(t, rootfs, "/empty")
 	os.Remove(rootfs)
 	os.Symlink(other, rootfs)
-	RemoveCreated(r)
+	RemoveCreated(r, nil)
 	if _, err := os.Stat(filepath.Join(other, "empty")); err != nil {
 		t.Errorf("removed from a directory that was not the rootfs: %v", err)
 	}

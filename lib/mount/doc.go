@@ -37,7 +37,7 @@
 // Enter refuses the host's mount namespace (that of PID 1) unless Force is
 // set. On failure it leaves nothing on the host: the mounts live in this
 // namespace only, and the entries it created in DIR are removed (Undo).
-// barco-mount registers the same Undo with chain.OnFailure, for a failure
+// barco-mount registers the same Undo with chain.Process.OnFailure, for a failure
 // in a stage linked after it. A stage exec'd after it cannot undo, and may
 // have lost the privilege to unmount: for that, barco-mount reports the
 // entries to barco-ns (CreatedFDEnv), which removes those still empty once

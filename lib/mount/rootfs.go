@@ -68,6 +68,7 @@ func (h *host) close() {
 type Root struct {
 	created  []string // entries Enter made in the rootfs, for Undo
 	readOnly bool
+	log      *chain.Log
 }
 
 // Enter builds the container filesystem in cfg.Rootfs and makes it the
@@ -95,7 +96,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	if err := checkRootfs(cfg.Rootfs, uns); err != nil {
 		return nil, err
 	}
-	chain.Debugf("rootfs %s; nested user namespace: %v", cfg.Rootfs, uns.nested)
+	cfg.Log.Debugf("rootfs %s; nested user namespace: %v", cfg.Rootfs, uns.nested)
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, chain.WithHint(err, "barco-mount needs CAP_SYS_ADMIN over its mount namespace: with a user namespace, a new mount namespace too (barco-ns -U -m)")
@@ -116,9 +117,9 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
 		return nil, err
 	}
-	chain.Debugf("pivot_root into %s", cfg.Rootfs)
+	cfg.Log.Debugf("pivot_root into %s", cfg.Rootfs)
 
-	r := &Root{}
+	r := &Root{log: cfg.Log}
 	if err := r.build(cfg, h, uns); err != nil {
 		r.Undo()
 		return nil, accessHint(err, uns)
@@ -193,7 +194,7 @@ func (h *host) take(cfg *Config, uns userNS) error {
 		if errors.Is(err, unix.EPERM) {
 			// sysfs needs a network namespace owned by our user namespace;
 			// without one, the host's /sys read-only, as rootless runc does.
-			chain.Debugf("sysfs not allowed here; binding the host's /sys read-only")
+			cfg.Log.Debugf("sysfs not allowed here; binding the host's /sys read-only")
 			fd, err = cloneTree("/sys", unix.AT_RECURSIVE)
 			if err == nil {
 				h.sys = fd
@@ -267,12 +268,12 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			return err
 		}
 	}
-	chain.Debugf("default filesystem ready")
+	cfg.Log.Debugf("default filesystem ready")
 	for i, v := range cfg.Volumes {
 		if err := r.attach(h.root, h.volumes[i], v.Dest, inRoot, h.volDir[i]); err != nil {
 			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
 		}
-		chain.Debugf("volume %s on %s", v.Source, v.Dest)
+		cfg.Log.Debugf("volume %s on %s", v.Source, v.Dest)
 	}
 	for _, t := range cfg.Tmpfs {
 		fd, err := newMount("tmpfs", msToAttrs(t.Flags), splitData(t.Data))
@@ -369,7 +370,7 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 			return err
 		}
 		// Only for an IPC namespace owned by our user namespace.
-		chain.Debugf("no /dev/mqueue: %v", err)
+		r.log.Debugf("no /dev/mqueue: %v", err)
 	}
 	links := [][2]string{
 		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
@@ -435,7 +436,7 @@ func mask(p string, dir bool) error {
 
 // Undo removes, after a failure, what Enter made in the rootfs: the
 // mounts on the entries it created, then the entries themselves. It runs
-// when the process exits instead of exec'ing (chain.OnFailure), so that a
+// when the process exits instead of exec'ing (chain.Process.OnFailure), so that a
 // failed start leaves the rootfs as it found it.
 func (r *Root) Undo() {
 	if r == nil {
@@ -453,7 +454,7 @@ func (r *Root) Undo() {
 			err = unix.Unlink(p)
 		}
 		if err != nil {
-			chain.Debugf("undo: remove %s: %v", p, err)
+			r.log.Debugf("undo: remove %s: %v", p, err)
 		}
 	}
 	r.created = nil

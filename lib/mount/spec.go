@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"barco/lib/chain"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +29,8 @@ type Config struct {
 	// Proc is where the host's procfs is mounted, for the namespace check
 	// and the user-namespace test; "/proc" when empty.
 	Proc string
+	// Log is the stage's debug log.
+	Log *chain.Log
 }
 
 // Volume is one --volume SRC:DST[:ro|rw].

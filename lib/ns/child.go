@@ -18,19 +18,15 @@ func IsChild() bool { return os.Getenv(childEnv) != "" }
 
 // RunChild is the re-executed barco-ns inside the namespaces, after the
 // setup of chain.NSSetup is done: it execs PROGRAM (os.Args[1:]), or runs it
-// under a minimal init. It returns only on failure.
-func RunChild() error {
+// under a minimal init and returns its status.
+func RunChild(p *chain.Process) (int, error) {
 	mode := os.Getenv(childEnv)
 	os.Unsetenv(childEnv)
 	program := os.Args[1:]
 	if mode == "init" || mode == "init-stage" {
-		code, err := runInit(program, mode == "init-stage")
-		if err != nil {
-			return err
-		}
-		os.Exit(code)
+		return runInit(p, program, mode == "init-stage")
 	}
-	return chain.Exec(program, os.Environ())
+	return p.Exec(program, os.Environ())
 }
 
 // runInit is a minimal init, as tini or docker --init: it starts PROGRAM as
@@ -41,7 +37,7 @@ func RunChild() error {
 // With stage set, program[0] is the path of the next stage, which barco-ns
 // resolved: it starts with the chain's environment and descriptors as they
 // are, as Exec would give them to a stage.
-func runInit(program []string, stage bool) (int, error) {
+func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	// Keep the container's processes out of PID 1's /proc entries.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
@@ -49,11 +45,11 @@ func runInit(program []string, stage bool) (int, error) {
 	path, env := program[0], os.Environ()
 	if !stage {
 		var err error
-		if path, env, err = chain.Prepare(program, env); err != nil {
+		if path, env, err = p.Prepare(program, env); err != nil {
 			return 0, err
 		}
 	}
-	sup := chain.NewSupervisor()
+	sup := p.Supervisor()
 	files := []uintptr{0, 1, 2}
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
@@ -92,7 +88,7 @@ func runInit(program []string, stage bool) (int, error) {
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
-	chain.Debugf("init: started %s as pid %d", path, pid)
+	p.Log.Debugf("init: started %s as pid %d", path, pid)
 	ws, err := sup.WaitReaping(pid)
 	if err != nil {
 		return 0, err

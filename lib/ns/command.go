@@ -36,19 +36,14 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 	o.Int(&cfg.GID, "gid", 0, "GID", "run PROGRAM as GID (default 0 with -U)")
 	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 
-	st.Main = func(program []string) error {
+	st.Main = func(p *chain.Process, program []string) (int, error) {
 		cfg.Program = program
 		if err := cfg.DefaultMaps(mapRoot, "/etc/subuid", "/etc/subgid", "/etc/passwd"); err != nil {
-			return err
+			return 0, err
 		}
-		status, err := Run(&cfg)
-		if err != nil {
-			return err
-		}
-		chain.Exit(status)
-		return nil
+		return Run(p, &cfg)
 	}
-	st.Helper = func() func() error {
+	st.Helper = func() func(*chain.Process) (int, error) {
 		if IsChild() {
 			return RunChild
 		}

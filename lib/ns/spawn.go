@@ -85,12 +85,12 @@ func (c *Config) Validate() error {
 // barco-ns hands it in BARCO_NS_SETUP (see chain.NSSetup): it waits until
 // the uid and gid maps are written (the handshake), sets the hostname,
 // brings up loopback and takes its credentials.
-func Run(c *Config) (int, error) {
+func Run(p *chain.Process, c *Config) (int, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
 	userns := c.Flags&unix.CLONE_NEWUSER != 0
-	sup := chain.NewSupervisor()
+	sup := p.Supervisor()
 	// A plain pipe: an *os.File would set up the runtime's poller for one
 	// byte.
 	var pipe [2]int
@@ -140,7 +140,7 @@ func Run(c *Config) (int, error) {
 	var err error
 	argv := c.Program
 	if chain.IsStage(c.Program[0]) && !c.Init {
-		if path, env, err = chain.Prepare(c.Program, env); err != nil {
+		if path, env, err = p.Prepare(c.Program, env); err != nil {
 			unix.Close(r)
 			return 0, err
 		}
@@ -171,7 +171,7 @@ func Run(c *Config) (int, error) {
 		if chain.IsStage(c.Program[0]) {
 			// The init runs from a memfd and cannot find the stages next
 			// to itself: name the one to run by its path.
-			if argv[1], _, err = chain.Prepare(c.Program, env); err != nil {
+			if argv[1], _, err = p.Prepare(c.Program, env); err != nil {
 				unix.Close(r)
 				return 0, err
 			}
@@ -196,13 +196,13 @@ func Run(c *Config) (int, error) {
 		unix.Close(r)
 		return 0, err
 	}
-	chain.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
+	p.Log.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
 	// The child takes its cgroup namespace once it is in its cgroup, which
 	// an earlier stage in this process may choose as it clones it (see
-	// chain.ForkExec): the namespace's root is the cgroup of the process
+	// Process.ForkExec): the namespace's root is the cgroup of the process
 	// that makes it.
 	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
-	pid, err := chain.ForkExec(path, argv, &syscall.ProcAttr{
+	pid, err := p.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient},
@@ -211,14 +211,14 @@ func Run(c *Config) (int, error) {
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
-	chain.Debugf("child pid %d", pid)
+	p.Log.Debugf("child pid %d", pid)
 
 	if userns {
 		mw := c.Maps
 		if mw == nil {
 			mw = DirectMapWriter{DenySetgroups: os.Geteuid() != 0}
 		}
-		chain.Debugf("write maps uid %v gid %v", c.UIDMaps, c.GIDMaps)
+		p.Log.Debugf("write maps uid %v gid %v", c.UIDMaps, c.GIDMaps)
 		if err := mw.WriteMaps(pid, c.UIDMaps, c.GIDMaps); err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
@@ -236,11 +236,11 @@ func Run(c *Config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	chain.Debugf("child exited: %v", ws)
+	p.Log.Debugf("child exited: %v", ws)
 	if created >= 0 {
 		// The child was PID 1 of the new pid namespace: nothing of the
 		// container is left to use the mount points.
-		mount.RemoveCreated(created)
+		mount.RemoveCreated(created, p.Log)
 	}
 	return chain.ExitStatus(ws), nil
 }

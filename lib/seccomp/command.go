@@ -34,33 +34,34 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 	o.Bool(&cfg.AllowNewPrivs, "allow-new-privs", 0, "do not set no_new_privs (loading then needs CAP_SYS_ADMIN)")
 	o.Bool(&print, "print", 0, "print the resolved rules and exit, loading nothing")
 
-	st.Main = func(program []string) error {
+	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if len(program) == 0 && !print {
-			return &chain.OptionError{Msg: "no PROGRAM given"}
+			return 0, &chain.OptionError{Msg: "no PROGRAM given"}
 		}
+		cfg.Log = p.Log
 		prep, err := Prepare(&cfg)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if print {
-			return prep.WriteText(os.Stdout)
+			return 0, prep.WriteText(p.Stdout)
 		}
 		// Find PROGRAM before the filter is in force, so that a missing
 		// program is reported as such whatever the profile denies.
 		if !chain.IsStage(program[0]) {
 			if _, err := chain.LookPath(program[0], pathOf()); err != nil {
-				return err
+				return 0, err
 			}
 		}
 		// The filter binds every thread, the one that would undo an
-		// earlier stage's work too (see chain.DropOnFailure).
+		// earlier stage's work too (see chain.Process.DropOnFailure).
 		if prep.Program != nil {
-			chain.DropOnFailure()
+			p.DropOnFailure()
 		}
 		if err := prep.Load(); err != nil {
-			return err
+			return 0, err
 		}
-		return chain.Exec(program, os.Environ())
+		return p.Exec(program, os.Environ())
 	}
 	return st
 }

@@ -3,7 +3,6 @@ package seccomp
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"barco/lib/chain"
@@ -49,7 +48,9 @@ func (p *Program) Load(noNewPrivs bool) error {
 	// no_new_privs is set per thread: prctl and seccomp must run on the
 	// same one (TSYNC then gives both to every thread). The thread stays
 	// locked: exec follows.
-	runtime.LockOSThread()
+	if err := creds.LockThread(); err != nil {
+		return err
+	}
 	if noNewPrivs {
 		if err := creds.NoNewPrivs(); err != nil {
 			return err

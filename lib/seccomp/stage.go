@@ -21,6 +21,7 @@ const (
 type Config struct {
 	Profile       string // ProfileDefault, ProfileUnconfined or a file
 	AllowNewPrivs bool   // do not set no_new_privs
+	Log           *chain.Log
 }
 
 // capSet is the set the conditions read: see the package documentation.
@@ -63,6 +64,7 @@ type Prepared struct {
 	Filter     *Filter
 	Program    *Program
 	NoNewPrivs bool
+	log        *chain.Log
 }
 
 // Prepare reads, resolves and compiles the profile for the running
@@ -70,7 +72,7 @@ type Prepared struct {
 func Prepare(cfg *Config) (*Prepared, error) {
 	// Timed and reported only under BARCO_DEBUG, and the report waits
 	// until the work is done, so that it does not count itself.
-	debug := chain.Debugging()
+	debug, log := cfg.Log.On(), cfg.Log
 	var start, resolved, compiled time.Time
 	if debug {
 		start = time.Now()
@@ -79,9 +81,9 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Prepared{Profile: cfg.Profile, CapSet: cfg.capSet(), NoNewPrivs: !cfg.AllowNewPrivs}
+	out := &Prepared{Profile: cfg.Profile, CapSet: cfg.capSet(), NoNewPrivs: !cfg.AllowNewPrivs, log: cfg.Log}
 	if p == nil {
-		chain.Debugf("profile unconfined: no filter is loaded")
+		log.Debugf("profile unconfined: no filter is loaded")
 		return out, nil
 	}
 	env, err := HostEnv(out.CapSet)
@@ -104,15 +106,15 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	out.Program = prog
 	if debug {
 		compiled = time.Now()
-		chain.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
+		log.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
 			cfg.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
 		for _, name := range prog.IgnoredArches {
-			chain.Debugf("architecture %s: cannot occur on %s, left out", name, env.Arch)
+			log.Debugf("architecture %s: cannot occur on %s, left out", name, env.Arch)
 		}
 		for _, name := range prog.Skipped {
-			chain.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, strings.Join(f.Arches, ","))
+			log.Debugf("syscall %s: unknown to libseccomp on %s, skipped", name, strings.Join(f.Arches, ","))
 		}
-		chain.Debugf("compiled to %d BPF instructions in %v", len(prog.Instructions), compiled.Sub(resolved))
+		log.Debugf("compiled to %d BPF instructions in %v", len(prog.Instructions), compiled.Sub(resolved))
 	}
 	return out, nil
 }
@@ -148,14 +150,14 @@ func (p *Prepared) Load() error {
 		return nil
 	}
 	var start time.Time
-	if chain.Debugging() {
+	if p.log.On() {
 		start = time.Now()
 	}
 	if err := p.Program.Load(p.NoNewPrivs); err != nil {
 		return err
 	}
-	if chain.Debugging() {
-		chain.Debugf("filter loaded in %v", time.Since(start))
+	if p.log.On() {
+		p.log.Debugf("filter loaded in %v", time.Since(start))
 	}
 	return nil
 }

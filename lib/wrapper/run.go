@@ -13,7 +13,7 @@ var ErrNotRoot = errors.New("barco needs root for now: rootless containers are n
 // Run runs the container: it execs the chain, or with --tty starts it on a
 // new pseudo-terminal and stays to relay. It returns the status to exit
 // with, or an error before anything started.
-func Run(s *Spec) (int, error) {
+func Run(p *chain.Process, s *Spec) (int, error) {
 	if os.Geteuid() != 0 {
 		return 0, ErrNotRoot
 	}
@@ -23,9 +23,9 @@ func Run(s *Spec) (int, error) {
 	}
 	argv := Argv(stages)
 	if s.TTY {
-		return runOnPTY(argv, env)
+		return runOnPTY(p, argv, env)
 	}
-	return 0, chain.Exec(argv, env)
+	return p.Exec(argv, env)
 }
 
 // Resolve validates the spec and gives the chain and its environment.

@@ -16,14 +16,14 @@ import (
 // and barco's own terminal, which it puts in raw mode: keys such as Ctrl-C
 // then reach the container's terminal and its foreground job, not barco.
 // The terminal is restored however the container ends.
-func runOnPTY(argv, env []string) (int, error) {
+func runOnPTY(p *chain.Process, argv, env []string) (int, error) {
 	master, slave, err := openPTY()
 	if err != nil {
 		return 0, err
 	}
 	defer master.Close()
 
-	path, env, err := chain.Prepare(argv, env)
+	path, env, err := p.Prepare(argv, env)
 	if err != nil {
 		slave.Close()
 		return 0, err
@@ -35,7 +35,7 @@ func runOnPTY(argv, env []string) (int, error) {
 		copyWinsize(in, int(master.Fd()))
 	}
 
-	sup := chain.NewSupervisor()
+	sup := p.Supervisor()
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, unix.SIGWINCH)
 	defer signal.Stop(winch)

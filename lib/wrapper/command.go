@@ -1,0 +1,97 @@
+package wrapper
+
+import (
+	"fmt"
+
+	"barco/lib/chain"
+)
+
+const usage = `Usage: barco run [OPTIONS] [--] PROGRAM [ARG...]
+       barco chain [OPTIONS] [--] PROGRAM [ARG...]
+       barco -u UID -m DIR -c CMD [-a ARG] [-v]
+
+Run PROGRAM in a container made by the standard chain of barco stages:
+
+  barco-cgroup -- barco-ns -- barco-mount -- barco-caps -- barco-seccomp -- PROGRAM
+
+Commands:
+  run     run a container (see barco run --help for the options and defaults)
+  chain   print the chain barco run would exec, as a shell command
+
+The third form is the original barco command line: -u is the uid inside the
+container, -m the directory mounted as its root, -c the command, -a its one
+argument, -v verbose.
+
+Example:
+  barco run -- /bin/sh -c 'echo hello from $(hostname)'
+  barco -u 0 -m / -c /bin/ls -a / -v
+`
+
+const defaults = `Defaults: a user namespace (container root is host uid 100000, or the
+caller's /etc/subuid range); new pid, mount, UTS, IPC, cgroup, time and
+network namespaces (loopback only); a cgroup named after the container with
+a pids limit of ` + DefaultPidsLimit + ` and the default devices only; Docker's
+14 capabilities; Docker's seccomp profile with no-new-privs; a clean
+environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
+barco needs root for now.`
+
+// Command is the barco command: its subcommands, or the original command
+// line. It is a stage without options of its own, whose Main dispatches.
+func Command() *chain.Stage {
+	return &chain.Stage{Name: "barco", Unparsed: true, Main: dispatch}
+}
+
+// dispatch is barco's Main, given its whole command line: the top-level
+// --help and --version are its own, not a stage's.
+func dispatch(p *chain.Process, args []string) (int, error) {
+	switch {
+	case len(args) > 0 && (args[0] == "run" || args[0] == "chain"):
+		return p.Run(subcommand(args[0]), args[1:]), nil
+	case IsLegacy(args):
+		spec, err := ParseLegacy(args)
+		if err != nil {
+			return 0, err
+		}
+		return Run(p, spec)
+	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h"):
+		fmt.Fprint(p.Stdout, usage)
+		return 0, nil
+	case len(args) == 1 && args[0] == "--version":
+		fmt.Fprintf(p.Stdout, "barco %s\n", chain.Version)
+		return 0, nil
+	case len(args) == 0:
+		return 0, &chain.OptionError{Msg: "no command given: run, chain, or the original -u/-m/-c syntax"}
+	}
+	return 0, &chain.OptionError{Msg: fmt.Sprintf("unknown command %q", args[0])}
+}
+
+// subcommand is `barco run` or `barco chain`.
+func subcommand(name string) *chain.Stage {
+	var spec Spec
+	st := &chain.Stage{
+		Name:     "barco " + name,
+		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
+		Summary:  "Run PROGRAM in a new container.",
+		Notes:    defaults,
+		Example:  "barco run --name web -v /srv/www:/www:ro --memory 256M --cap-add net_bind_service -- httpd -f -h /www",
+	}
+	if name == "chain" {
+		st.Summary = "Print the chain `barco run` would exec with these options, as a shell command\n" +
+			"that runs the same container when pasted into a shell."
+		st.Example = "barco chain --memory 64M -- /bin/sh -c 'echo hi' | sh"
+	}
+	spec.Declare(&st.Options)
+	st.Main = func(p *chain.Process, program []string) (int, error) {
+		spec.Program = program
+		if name == "chain" {
+			stages, env, err := spec.Resolve()
+			if err != nil {
+				return 0, err
+			}
+			fmt.Fprint(p.Stdout, ShellChain(stages, env))
+			return 0, nil
+		}
+		return Run(p, &spec)
+	}
+	return st
+}
