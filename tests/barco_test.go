@@ -46,6 +46,7 @@ func TestBarcoDefaultContainer(t *testing.T) {
 	echo env=$(env | cut -d= -f1 | sort | tr '\n' ,)
 	mount -t tmpfs none /tmp 2>/dev/null && echo mount=allowed || echo mount=refused
 	hostname evil 2>/dev/null && echo sethostname=allowed || echo sethostname=refused
+	echo etc-passwd-owner=$(stat -c %u:%g /etc/passwd)
 	touch /etc/barco-test 2>/dev/null && echo rootfs=writable || echo rootfs=readonly-for-container-root
 	`)
 		for _, want := range []string{
@@ -53,7 +54,7 @@ func TestBarcoDefaultContainer(t *testing.T) {
 			"CapEff:00000000a80425fb", "Seccomp:2", "NoNewPrivs:1",
 			"uidmap=0 100000 65536",
 			"env=HOME,HOSTNAME,PATH,PWD,SHLVL,TERM,",
-			"mount=refused", "sethostname=refused", "rootfs=readonly-for-container-root",
+			"mount=refused", "sethostname=refused", "etc-passwd-owner=0:0", "rootfs=writable",
 		} {
 			if !strings.Contains(out, want+"\n") {
 				t.Errorf("inside the default container: no %q in\n%s", want, out)
@@ -63,7 +64,7 @@ func TestBarcoDefaultContainer(t *testing.T) {
 			t.Errorf("host hostname changed to %q", h)
 		}
 		if _, err := os.Stat(filepath.Join(testutil.Rootfs(t), "etc", "barco-test")); err == nil {
-			t.Error("container root wrote into the rootfs on the host")
+			t.Error("the container's write went into the rootfs on the host")
 		}
 	})
 }

@@ -28,6 +28,9 @@ type NSSetup struct {
 	UID, GID int // credentials to take; -1 leaves them
 	Hostname string
 	Loopback bool
+	// Idmapped is the number of idmapped mounts that come with the
+	// handshake byte, over SyncFD, then a unix socket (barco-ns --idmap).
+	Idmapped int
 }
 
 // String encodes the setup for NSSetupEnv.
@@ -38,6 +41,9 @@ func (s NSSetup) String() string {
 	}
 	if s.Loopback {
 		parts = append(parts, "lo=1")
+	}
+	if s.Idmapped > 0 {
+		parts = append(parts, "idmap="+strconv.Itoa(s.Idmapped))
 	}
 	return strings.Join(parts, ",")
 }
@@ -59,6 +65,8 @@ func ParseNSSetup(v string) (NSSetup, error) {
 			s.Hostname = val
 		case "lo":
 			s.Loopback = val == "1"
+		case "idmap":
+			s.Idmapped, err = strconv.Atoi(val)
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
@@ -94,21 +102,14 @@ func (p *Process) nsSetup(v string) error {
 		return err
 	}
 	// The handshake: block until barco-ns has written the maps.
-	var b [1]byte
-	for {
-		n, err := unix.Read(s.SyncFD, b[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("namespace handshake: read fd %d: %w", s.SyncFD, err)
-		}
-		if n != 1 {
-			// barco-ns is gone; the parent-death signal may have been
-			// armed too late to fire.
-			return fmt.Errorf("namespace handshake: fd %d closed before the uid/gid maps were written (barco-ns exited)", s.SyncFD)
-		}
-		break
+	fds, err := receiveHandshake(s)
+	if err != nil {
+		return err
+	}
+	if len(fds) > 0 {
+		// Kept across the exec of the next stage, which takes them;
+		// PROGRAM never gets them (see Exec).
+		os.Setenv(IdmappedFDsEnv, FormatFDs(fds))
 	}
 	p.Log.Debugf("namespace handshake done: %s", s)
 	if s.Hostname != "" {
@@ -134,6 +135,88 @@ func (p *Process) nsSetup(v string) error {
 		return err
 	}
 	return clearInheritable()
+}
+
+// IdmappedFDsEnv names the descriptors of the idmapped mounts barco-ns
+// made for the chain (barco-ns --idmap), comma-separated, for barco-mount
+// to take; a descriptor's mount is matched by the directory it clones.
+const IdmappedFDsEnv = "BARCO_IDMAPPED_FDS"
+
+// receiveHandshake reads the handshake byte and, with s.Idmapped, the
+// descriptors that come with it.
+func receiveHandshake(s NSSetup) ([]int, error) {
+	var b [1]byte
+	var oob []byte
+	if s.Idmapped > 0 {
+		oob = make([]byte, unix.CmsgSpace(4*s.Idmapped))
+	}
+	for {
+		var n, oobn int
+		var err error
+		if oob == nil {
+			n, err = unix.Read(s.SyncFD, b[:])
+		} else {
+			n, oobn, _, _, err = unix.Recvmsg(s.SyncFD, b[:], oob, 0)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("namespace handshake: read fd %d: %w", s.SyncFD, err)
+		}
+		if n != 1 {
+			// barco-ns is gone; the parent-death signal may have been
+			// armed too late to fire.
+			return nil, fmt.Errorf("namespace handshake: fd %d closed before the uid/gid maps were written (barco-ns exited)", s.SyncFD)
+		}
+		if oob == nil {
+			return nil, nil
+		}
+		return parseRights(oob[:oobn], s.Idmapped)
+	}
+}
+
+func parseRights(oob []byte, want int) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("namespace handshake: idmapped mounts: %w", err)
+	}
+	var fds []int
+	for i := range msgs {
+		got, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			return nil, fmt.Errorf("namespace handshake: idmapped mounts: %w", err)
+		}
+		fds = append(fds, got...)
+	}
+	if len(fds) != want {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("namespace handshake: %d idmapped mounts came, %d were announced", len(fds), want)
+	}
+	return fds, nil
+}
+
+// FormatFDs and ParseFDs are the form of IdmappedFDsEnv.
+func FormatFDs(fds []int) string {
+	s := make([]string, len(fds))
+	for i, fd := range fds {
+		s[i] = strconv.Itoa(fd)
+	}
+	return strings.Join(s, ",")
+}
+
+// ParseFDs reads a comma-separated list of descriptors; what is not one
+// is left out.
+func ParseFDs(v string) []int {
+	var fds []int
+	for _, f := range strings.Split(v, ",") {
+		if fd, err := strconv.Atoi(f); err == nil && fd > 2 {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }
 
 func (p *Process) armParentDeath() error {

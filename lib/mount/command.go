@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -42,6 +43,9 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		return err
 	})
 	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "the program's working directory (default /)")
+	o.Bool(&cfg.Overlay, "overlay", 0, "an ephemeral root: writes go to an overlay layer in a tmpfs, and DIR stays unchanged")
+	o.String(&cfg.OverlaySize, "overlay-size", 0, "SIZE", "the size bound of --overlay's tmpfs, as tmpfs's size= (default "+DefaultOverlaySize+")")
+	o.String(&cfg.Persist, "persist", 0, "PDIR", "as --overlay, but the written layer is kept in PDIR/upper across runs (PDIR must exist)")
 	o.Bool(&cfg.NoProc, "no-proc", 0, "do not mount /proc")
 	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
@@ -50,6 +54,12 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if cfg.Rootfs == "" {
 			return 0, &chain.OptionError{Option: "--rootfs", Msg: "is required"}
+		}
+		if cfg.ReadOnly && (cfg.Overlay || cfg.Persist != "") {
+			return 0, &chain.OptionError{Option: "--read-only", Msg: "and --overlay or --persist exclude each other"}
+		}
+		if cfg.OverlaySize != "" && !validSize(cfg.OverlaySize) {
+			return 0, &chain.OptionError{Option: "--overlay-size", Msg: fmt.Sprintf("%q: not a size (N, Nk, Nm, Ng or N%%)", cfg.OverlaySize)}
 		}
 		cfg.Log = p.Log
 		// For the report to the supervisor, which sees the host's paths.
@@ -71,9 +81,13 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		// Whatever fails from here on, in this stage or in one linked
 		// after it, ends the process instead of an exec, and the rootfs is
 		// undone.
-		p.OnFailure(root.Undo)
-		if err := reportCreated(rootfs, rootfsID, root.created); err != nil {
-			return 0, err
+		// Under an overlay the mount points are in its upper layer, not
+		// in DIR: nothing to undo or report.
+		if !cfg.Overlay && cfg.Persist == "" {
+			p.OnFailure(root.Undo)
+			if err := reportCreated(rootfs, rootfsID, root.created); err != nil {
+				return 0, err
+			}
 		}
 		return p.Exec(program, os.Environ())
 	}

@@ -217,9 +217,29 @@ func (h *host) take(cfg *Config, uns userNS) error {
 			h.devices = append(h.devices, fd)
 		}
 	}
-	fd, err := cloneTree(cfg.Rootfs, unix.AT_RECURSIVE)
-	if err != nil {
-		return accessHint(err, uns)
+	// The rootfs: the idmapped clone barco-ns made of it, if there is one,
+	// else a clone made here.
+	pool := takeIdmappedPool()
+	defer pool.close()
+	fd := pool.take(cfg.Rootfs)
+	if fd >= 0 {
+		cfg.Log.Debugf("rootfs %s: the idmapped mount barco-ns made", cfg.Rootfs)
+	} else {
+		var err error
+		if fd, err = cloneTree(cfg.Rootfs, unix.AT_RECURSIVE); err != nil {
+			return accessHint(err, uns)
+		}
+	}
+	if cfg.Overlay || cfg.Persist != "" {
+		err := unix.MoveMount(fd, "", unix.AT_FDCWD, cfg.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		unix.Close(fd)
+		if err != nil {
+			return &os.PathError{Op: "move_mount rootfs onto", Path: cfg.Rootfs, Err: err}
+		}
+		if fd, err = overlayRoot(cfg, cfg.Rootfs, uns); err != nil {
+			return err
+		}
+		cfg.Log.Debugf("overlay root: upper layer in %s", map[bool]string{true: cfg.Persist, false: "a tmpfs"}[cfg.Persist != ""])
 	}
 	h.root = fd
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, cfg.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
@@ -477,7 +497,11 @@ func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
 	defer unix.Close(fs)
 	// The source names the mount in mountinfo, as mount(8)'s would.
 	for _, o := range append([][2]string{{"source", fstype}}, opts...) {
-		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
+		set := func() error { return unix.FsconfigSetString(fs, o[0], o[1]) }
+		if o[1] == "" {
+			set = func() error { return unix.FsconfigSetFlag(fs, o[0]) }
+		}
+		if err := set(); err != nil {
 			return -1, fmt.Errorf("mount %s: option %s=%s: %w", fstype, o[0], o[1], err)
 		}
 	}

@@ -19,6 +19,13 @@ type Config struct {
 	Tmpfs    []Tmpfs  // extra tmpfs mounts, after the volumes
 	Workdir  string   // the program's working directory; "/" when empty
 	Force    bool     // run even in the host's mount namespace
+	// Overlay puts an overlay on the rootfs whose upper layer, a tmpfs of
+	// OverlaySize, takes every write and goes with the container.
+	Overlay     bool
+	OverlaySize string
+	// Persist, when set, is the directory that keeps the overlay's upper
+	// layer (Persist/upper, Persist/work) across runs.
+	Persist string
 
 	// The parts of the default filesystem, each of which can be left out.
 	NoProc  bool // no /proc

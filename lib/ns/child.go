@@ -29,6 +29,17 @@ func RunChild(p *chain.Process) (int, error) {
 	return p.Exec(program, os.Environ())
 }
 
+// withEnv is env with name set to value, replacing any value it had.
+func withEnv(env []string, name, value string) []string {
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			kept = append(kept, kv)
+		}
+	}
+	return append(kept, name+"="+value)
+}
+
 // runInit is a minimal init, as tini or docker --init: it starts PROGRAM as
 // its child, forwards signals to it, reaps every process that ends up as
 // its child, and returns PROGRAM's status. When it exits, the kernel kills
@@ -59,15 +70,19 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		if fd, err := strconv.Atoi(v); err == nil {
 			// The stage gets it at the number below only.
 			syscall.CloseOnExec(fd)
-			kept := env[:0:0]
-			for _, kv := range env {
-				if !strings.HasPrefix(kv, mount.CreatedFDEnv+"=") {
-					kept = append(kept, kv)
-				}
-			}
-			env = append(kept, mount.CreatedFDEnv+"="+strconv.Itoa(len(files)))
+			env = withEnv(env, mount.CreatedFDEnv, strconv.Itoa(len(files)))
 			files = append(files, uintptr(fd))
 		}
+	}
+	// The idmapped mounts go to the stage too; the init keeps none of them.
+	idmapped := chain.ParseFDs(os.Getenv(chain.IdmappedFDsEnv))
+	if stage && len(idmapped) > 0 {
+		moved := make([]int, len(idmapped))
+		for i, fd := range idmapped {
+			moved[i] = len(files)
+			files = append(files, uintptr(fd))
+		}
+		env = withEnv(env, chain.IdmappedFDsEnv, chain.FormatFDs(moved))
 	}
 	// The init outlives every mount change that follows, in the container:
 	// it must hold nothing of the host. Its working directory moves to the
@@ -85,6 +100,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	// not die with it.
 	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+	closeAll(idmapped)
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}

@@ -34,6 +34,8 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 	o.Func("gid-map", 0, "C:H:N", "map N gids from C inside to H outside (repeatable; default: as --uid-map)", idMapOption(&cfg.GIDMaps))
 	o.Int(&cfg.UID, "uid", 0, "UID", "run PROGRAM as UID (inside the user namespace; default 0 with -U)")
 	o.Int(&cfg.GID, "gid", 0, "GID", "run PROGRAM as GID (default 0 with -U)")
+	o.Func("idmap", 0, "DIR", "hand the next stage a read-only clone of DIR whose ids are mapped through the new user namespace (repeatable; needs -U)",
+		func(v string) error { cfg.Idmap = append(cfg.Idmap, v); return nil })
 	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {

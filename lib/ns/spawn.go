@@ -41,6 +41,9 @@ type Config struct {
 	Init     bool // run a minimal init as PID 1
 	Program  []string
 	Maps     MapWriter // writes the maps; DirectMapWriter when nil
+	// Idmap are directories to hand the child as read-only idmapped
+	// mounts through the new user namespace (see idmappedMounts).
+	Idmap []string
 }
 
 // childEnv marks barco-ns re-executed as the first process inside its
@@ -54,6 +57,13 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Hostname) > 64 || strings.ContainsAny(c.Hostname, ",= \t\n/") {
 		return fmt.Errorf("--hostname %q: not a hostname (at most 64 letters, digits, - and .)", c.Hostname)
+	}
+	if c.Flags&unix.CLONE_NEWUSER == 0 && len(c.Idmap) > 0 {
+		return errors.New("--idmap needs a new user namespace (-U)")
+	}
+	var err error
+	if c.Idmap, err = idmapDirs(c.Idmap); err != nil {
+		return err
 	}
 	if c.Flags&unix.CLONE_NEWUSER == 0 {
 		if len(c.UIDMaps) > 0 || len(c.GIDMaps) > 0 {
@@ -91,10 +101,15 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	userns := c.Flags&unix.CLONE_NEWUSER != 0
 	sup := p.Supervisor()
-	// A plain pipe: an *os.File would set up the runtime's poller for one
-	// byte.
+	// A plain pipe, or a socket pair when the handshake carries idmapped
+	// mounts: an *os.File would set up the runtime's poller for one byte.
 	var pipe [2]int
-	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+	if len(c.Idmap) > 0 {
+		var err error
+		if pipe, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {
+			return 0, fmt.Errorf("handshake socket pair: %w", err)
+		}
+	} else if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("handshake pipe: %w", err)
 	}
 	r, w := pipe[0], pipe[1]
@@ -104,7 +119,8 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
 		files = append(files, uintptr(fd))
 	}
-	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
+	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname,
+		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap)}
 	files = append(files, uintptr(r))
 	// A barco-mount in the chain reports the entries it creates in the
 	// rootfs, which only this side of the mount namespace can remove once
@@ -227,10 +243,10 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	// The write end stays open for as long as barco-ns lives: the child
 	// reads its end of file as barco-ns's death.
-	if _, err := unix.Write(w, []byte{1}); err != nil {
+	if err := handshake(w, pid, c.Idmap); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		_, _ = sup.Wait(pid)
-		return 0, fmt.Errorf("handshake with child %d: %w", pid, err)
+		return 0, err
 	}
 	ws, err := sup.Wait(pid)
 	if err != nil {
@@ -243,6 +259,26 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		mount.RemoveCreated(created, p.Log)
 	}
 	return chain.ExitStatus(ws), nil
+}
+
+// handshake tells the child pid that its maps are written, with the
+// idmapped mounts of dirs, made now that its user namespace has them.
+func handshake(w, pid int, dirs []string) error {
+	if len(dirs) == 0 {
+		if _, err := unix.Write(w, []byte{1}); err != nil {
+			return fmt.Errorf("handshake with child %d: %w", pid, err)
+		}
+		return nil
+	}
+	fds, err := idmappedMounts(pid, dirs)
+	if err != nil {
+		return err
+	}
+	defer closeAll(fds)
+	if err := unix.Sendmsg(w, []byte{1}, unix.UnixRights(fds...), nil, 0); err != nil {
+		return fmt.Errorf("handshake with child %d: %w", pid, err)
+	}
+	return nil
 }
 
 func cloneError(flags uintptr, path string, err error) error {

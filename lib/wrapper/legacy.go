@@ -44,7 +44,9 @@ func ParseLegacy(args []string) (*Spec, error) {
 	if cmd == "" || dir == "" {
 		return nil, errors.New("the original syntax needs -m DIR and -c CMD: barco -u UID -m DIR -c CMD [-a ARG] [-v]")
 	}
-	s := &Spec{Rootfs: dir, User: uid, Debug: verbose, Program: []string{cmd}}
+	// The original wrote straight into DIR (often /, whose mounts an
+	// overlay or an idmap would not carry): so does this form.
+	s := &Spec{Rootfs: dir, User: uid, Debug: verbose, NoOverlay: true, Program: []string{cmd}}
 	if arg != "" {
 		s.Program = append(s.Program, arg)
 	}

@@ -21,6 +21,11 @@ func Run(p *chain.Process, s *Spec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if s.Persist != "" {
+		if err := s.preparePersist(); err != nil {
+			return 0, err
+		}
+	}
 	argv := Argv(stages)
 	if s.TTY {
 		return runOnPTY(p, argv, env)

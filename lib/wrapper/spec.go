@@ -24,6 +24,8 @@ import (
 type Spec struct {
 	Name, Hostname, Rootfs string
 	ReadOnly               bool
+	Persist                string
+	NoIdmap, NoOverlay     bool
 	Volumes, Tmpfs         []string
 	Workdir                string
 	User                   string
@@ -56,6 +58,9 @@ func (s *Spec) Declare(o *chain.Options) {
 	o.String(&s.Hostname, "hostname", 0, "NAME", "hostname inside (default: --name, else barco)")
 	o.String(&s.Rootfs, "rootfs", 0, "DIR", "root filesystem (default: the bundled busybox rootfs)")
 	o.Bool(&s.ReadOnly, "read-only", 0, "mount the root filesystem read-only")
+	o.String(&s.Persist, "persist", 0, "DIR", "keep what the container writes to / in DIR across runs (made if missing, owned by the container's root)")
+	o.Bool(&s.NoIdmap, "no-idmap", 0, "do not idmap the root filesystem: its files keep their host owners, unmapped ones show as nobody")
+	o.Bool(&s.NoOverlay, "no-overlay", 0, "write straight into the root filesystem, as runc does (implies --no-idmap)")
 	o.Strings(&s.Volumes, "volume", 'v', "SRC:DST[:ro]", "bind mount SRC at DST (repeatable)")
 	o.Strings(&s.Tmpfs, "tmpfs", 0, "DST[:OPTS]", "mount a tmpfs at DST (repeatable)")
 	o.String(&s.Workdir, "workdir", 'w', "DIR", "working directory inside (default /)")
@@ -102,6 +107,15 @@ func (s *Spec) Validate() error {
 	}
 	if s.NoUserNS && len(s.UserNS) > 0 {
 		return fmt.Errorf("--userns and --no-userns exclude each other")
+	}
+	exclusive := 0
+	for _, set := range []bool{s.ReadOnly, s.Persist != "", s.NoOverlay} {
+		if set {
+			exclusive++
+		}
+	}
+	if exclusive > 1 {
+		return fmt.Errorf("--read-only, --persist and --no-overlay exclude each other")
 	}
 	if s.Rootfs != "" {
 		st, err := os.Stat(s.Rootfs)
@@ -182,10 +196,22 @@ func (s *Spec) Stages() ([][]string, error) {
 	if s.Init {
 		ns = append(ns, "--init")
 	}
+	if s.idmapped() {
+		ns = append(ns, "--idmap", rootfs)
+	}
 
 	mnt := []string{"barco-mount", "--rootfs", rootfs}
-	if s.ReadOnly {
+	switch {
+	case s.ReadOnly:
 		mnt = append(mnt, "--read-only")
+	case s.Persist != "":
+		persist, err := filepath.Abs(s.Persist)
+		if err != nil {
+			return nil, err
+		}
+		mnt = append(mnt, "--persist", persist)
+	case !s.NoOverlay:
+		mnt = append(mnt, "--overlay")
 	}
 	for _, v := range s.Volumes {
 		src, rest, _ := strings.Cut(v, ":")
@@ -216,6 +242,12 @@ func (s *Spec) Stages() ([][]string, error) {
 
 	return [][]string{cg, ns, mnt, caps, sc, s.Program}, nil
 }
+
+// idmapped says whether the root filesystem is idmapped: under a user
+// namespace, unless asked not to. A write straight into the image must not
+// go through an idmapped mount (it would store the container's root as the
+// host's), so --no-overlay has none either.
+func (s *Spec) idmapped() bool { return !s.NoUserNS && !s.NoIdmap && !s.NoOverlay }
 
 func appendOpt(argv []string, name, value string) []string {
 	if value == "" {
