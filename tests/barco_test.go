@@ -51,7 +51,7 @@ func TestBarcoDefaultContainer(t *testing.T) {
 	`)
 		for _, want := range []string{
 			"pid=1", "hostname=barco", "host-processes=invisible", "uid=0",
-			"CapEff:00000000a80425fb", "Seccomp:2", "NoNewPrivs:1",
+			"CapEff:00000000800405fb", "Seccomp:2", "NoNewPrivs:1",
 			"uidmap=0 100000 65536",
 			"env=HOME,HOSTNAME,PATH,PWD,SHLVL,TERM,",
 			"mount=refused", "sethostname=refused", "etc-passwd-owner=0:0", "rootfs=writable",

@@ -63,3 +63,9 @@ func TestSetString(t *testing.T) {
 		t.Errorf("hex %q", got)
 	}
 }
+
+func TestPodmanDefault(t *testing.T) {
+	if got := PodmanDefault.Hex(); got != "00000000800405fb" {
+		t.Errorf("PodmanDefault = %s, want 00000000800405fb (podman's CapBnd)", got)
+	}
+}

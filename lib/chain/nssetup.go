@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -119,6 +120,9 @@ func (p *Process) nsSetup(v string) error {
 	}
 	if s.Loopback {
 		if err := loopbackUp(); err != nil {
+			return err
+		}
+		if err := allowPing(); err != nil {
 			return err
 		}
 	}
@@ -259,6 +263,51 @@ func clearInheritable() error {
 		return fmt.Errorf("capset: clear the inheritable set: %w", err)
 	}
 	return nil
+}
+
+// allowPing lets every group of the new network namespace open ICMP echo
+// sockets (net.ipv4.ping_group_range), as podman does: ping then works
+// without CAP_NET_RAW, which barco run does not give. The kernel takes only
+// gids mapped in the writer's user namespace as the bounds: the range is 0
+// to the highest one mapped (in the initial namespace, the sysctl's top).
+func allowPing() error {
+	high := uint64(math.MaxInt32)
+	if b, err := ReadFile("/proc/self/gid_map"); err == nil {
+		if top, ok := highestMapped(string(b)); ok && top < high {
+			high = top
+		}
+	}
+	const path = "/proc/sys/net/ipv4/ping_group_range"
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte("0 "+strconv.FormatUint(high, 10))); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// highestMapped is the highest id inside a /proc/PID/[ug]id_map.
+func highestMapped(idMap string) (uint64, bool) {
+	var top uint64
+	found := false
+	for _, line := range strings.Split(idMap, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		inside, err1 := strconv.ParseUint(f[0], 10, 32)
+		count, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil || count == 0 {
+			continue
+		}
+		if last := inside + count - 1; !found || last > top {
+			top, found = last, true
+		}
+	}
+	return top, found
 }
 
 // loopbackUp sets IFF_UP on lo, as `ip link set lo up`.

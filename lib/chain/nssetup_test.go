@@ -18,3 +18,21 @@ func TestNSSetupRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestHighestMapped(t *testing.T) {
+	for _, tc := range []struct {
+		idMap string
+		want  uint64
+		ok    bool
+	}{
+		{"         0     100000      65536\n", 65535, true},
+		{"0 0 4294967295\n", 4294967294, true},
+		{"0 1000 1\n1 100000 65536\n", 65536, true},
+		{"", 0, false},
+	} {
+		got, ok := highestMapped(tc.idMap)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("highestMapped(%q) = %d, %v; want %d, %v", tc.idMap, got, ok, tc.want, tc.ok)
+		}
+	}
+}

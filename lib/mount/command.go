@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"barco/lib/chain"
 )
@@ -46,6 +47,8 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 	o.Bool(&cfg.Overlay, "overlay", 0, "an ephemeral root: writes go to an overlay layer in a tmpfs, and DIR stays unchanged")
 	o.String(&cfg.OverlaySize, "overlay-size", 0, "SIZE", "the size bound of --overlay's tmpfs, as tmpfs's size= (default "+DefaultOverlaySize+")")
 	o.String(&cfg.Persist, "persist", 0, "PDIR", "as --overlay, but the written layer is kept in PDIR/upper across runs (PDIR must exist)")
+	o.String(&cfg.Hosts, "hosts", 0, "NAME", "give the container its own /etc/hostname (NAME) and /etc/hosts (localhost and NAME)")
+	o.String(&cfg.ResolvConf, "resolv-conf", 0, "FILE", "give the container its own /etc/resolv.conf, a copy of the host's FILE")
 	o.Bool(&cfg.NoProc, "no-proc", 0, "do not mount /proc")
 	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
@@ -60,6 +63,9 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		}
 		if cfg.OverlaySize != "" && !validSize(cfg.OverlaySize) {
 			return 0, &chain.OptionError{Option: "--overlay-size", Msg: fmt.Sprintf("%q: not a size (N, Nk, Nm, Ng or N%%)", cfg.OverlaySize)}
+		}
+		if strings.ContainsAny(cfg.Hosts, " \t\n/") {
+			return 0, &chain.OptionError{Option: "--hosts", Msg: fmt.Sprintf("%q: not a hostname", cfg.Hosts)}
 		}
 		cfg.Log = p.Log
 		// For the report to the supervisor, which sees the host's paths.

@@ -54,10 +54,12 @@ type host struct {
 	devices []int // clones of the host's device nodes, in a user namespace
 	volumes []int // clones of the volume sources, in order
 	volDir  []bool
+	etc     int       // a tmpfs holding etcFiles, or -1
+	etcList []etcFile // what it holds
 }
 
 func (h *host) close() {
-	for _, fd := range append(append([]int{h.root, h.proc, h.sys}, h.devices...), h.volumes...) {
+	for _, fd := range append(append([]int{h.root, h.proc, h.sys, h.etc}, h.devices...), h.volumes...) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -104,7 +106,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		return nil, err
 	}
 
-	h := &host{root: -1, proc: -1, sys: -1}
+	h := &host{root: -1, proc: -1, sys: -1, etc: -1}
 	defer h.close()
 	if err := h.take(cfg, uns); err != nil {
 		return nil, err
@@ -207,6 +209,16 @@ func (h *host) take(cfg *Config, uns userNS) error {
 			return err
 		}
 	}
+	files, err := etcFiles(cfg)
+	if err != nil {
+		return err
+	}
+	if len(files) > 0 {
+		if h.etc, err = writeEtcFiles(files); err != nil {
+			return err
+		}
+		h.etcList = files
+	}
 	if !cfg.NoDev && uns.nested {
 		// A user namespace cannot mknod: bind the host's nodes instead.
 		for _, d := range devices {
@@ -285,6 +297,11 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 	}
 	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
 		if err := maskPaths(!cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
+			return err
+		}
+	}
+	if h.etc >= 0 {
+		if err := r.bindEtcFiles(h.root, h.etc, h.etcList); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,9 @@ type Config struct {
 	// Persist, when set, is the directory that keeps the overlay's upper
 	// layer (Persist/upper, Persist/work) across runs.
 	Persist string
+	// Hosts, when set, is the name for the container's own /etc/hostname
+	// and /etc/hosts; ResolvConf a host file to copy to /etc/resolv.conf.
+	Hosts, ResolvConf string
 
 	// The parts of the default filesystem, each of which can be left out.
 	NoProc  bool // no /proc

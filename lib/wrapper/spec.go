@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"barco/lib/caps"
 	"barco/lib/chain"
 )
 
@@ -224,23 +225,32 @@ func (s *Spec) Stages() ([][]string, error) {
 		mnt = append(mnt, "--tmpfs", t)
 	}
 	mnt = appendOpt(mnt, "--workdir", s.Workdir)
+	// The files of /etc every container has; not written into an image
+	// that --no-overlay leaves as the container's own.
+	if !s.NoOverlay {
+		mnt = append(mnt, "--hosts", s.hostname())
+		if s.Net == "host" {
+			mnt = append(mnt, "--resolv-conf", "/etc/resolv.conf")
+		}
+	}
 
-	caps := []string{"barco-caps"}
-	caps = appendOpt(caps, "--user", s.User)
+	// podman's default set, not barco-caps' own (Docker's): see caps.PodmanDefault.
+	capsArgv := []string{"barco-caps", "--caps", strings.ReplaceAll(caps.PodmanDefault.String(), "cap_", "")}
+	capsArgv = appendOpt(capsArgv, "--user", s.User)
 	if len(s.GroupAdd) > 0 {
-		caps = append(caps, "--groups", strings.Join(s.GroupAdd, ","))
+		capsArgv = append(capsArgv, "--groups", strings.Join(s.GroupAdd, ","))
 	}
 	for _, c := range s.CapAdd {
-		caps = append(caps, "--cap-add", c)
+		capsArgv = append(capsArgv, "--cap-add", c)
 	}
 	for _, c := range s.CapDrop {
-		caps = append(caps, "--cap-drop", c)
+		capsArgv = append(capsArgv, "--cap-drop", c)
 	}
 
 	sc := []string{"barco-seccomp"}
 	sc = appendOpt(sc, "--profile", s.Seccomp)
 
-	return [][]string{cg, ns, mnt, caps, sc, s.Program}, nil
+	return [][]string{cg, ns, mnt, capsArgv, sc, s.Program}, nil
 }
 
 // idmapped says whether the root filesystem is idmapped: under a user

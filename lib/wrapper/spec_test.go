@@ -31,9 +31,9 @@ func TestDefaultChain(t *testing.T) {
 	}
 	want := [][]string{
 		{"barco-cgroup", "--pids", DefaultPidsLimit, "--devices", "default"},
-		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-T", "-n", "--hostname", "barco"},
-		{"barco-mount", "--rootfs", "/srv/r"},
-		{"barco-caps"},
+		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-T", "-n", "--hostname", "barco", "--idmap", "/srv/r"},
+		{"barco-mount", "--rootfs", "/srv/r", "--overlay", "--hosts", "barco"},
+		{"barco-caps", "--caps", "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap"},
 		{"barco-seccomp"},
 		{"sh", "-c", "true"},
 	}
@@ -51,9 +51,9 @@ func TestOptionsReachStages(t *testing.T) {
 	stages, _ := s.Stages()
 	got := strings.Join(Argv(stages), " ")
 	want := "barco-cgroup --name web --memory 64M --memory-swap 64M --cpus 0.5 --cpu-weight 50 --cpuset-cpus 0 --devices default -- " +
-		"barco-ns -U -p -m -u -i -C -T --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init -- " +
-		"barco-mount --rootfs /r --read-only --volume /a:/b:ro --tmpfs /t --workdir /b -- " +
-		"barco-caps --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
+		"barco-ns -U -p -m -u -i -C -T --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init --idmap /r -- " +
+		"barco-mount --rootfs /r --read-only --volume /a:/b:ro --tmpfs /t --workdir /b --hosts web --resolv-conf /etc/resolv.conf -- " +
+		"barco-caps --caps chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
 		"barco-seccomp --profile unconfined -- prog"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
@@ -110,5 +110,34 @@ func TestLegacy(t *testing.T) {
 	}
 	if !IsLegacy([]string{"-u", "0"}) || IsLegacy([]string{"run"}) {
 		t.Error("IsLegacy")
+	}
+}
+
+// The root filesystem's modes: an idmapped overlay by default; the image
+// is written only with --no-overlay, and then never through an idmap.
+func TestRootfsModes(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		ns, mount  string
+		notInChain string
+	}{
+		{nil, "--idmap /r", "--rootfs /r --overlay", ""},
+		{[]string{"--read-only"}, "--idmap /r", "--rootfs /r --read-only", "--overlay"},
+		{[]string{"--persist", "/p"}, "--idmap /r", "--rootfs /r --persist /p", "--overlay"},
+		{[]string{"--no-idmap"}, "", "--rootfs /r --overlay", "--idmap"},
+		{[]string{"--no-overlay"}, "", "--rootfs /r", "--idmap"},
+		{[]string{"--no-userns"}, "", "--rootfs /r --overlay", "--idmap"},
+	} {
+		s := parseRun(t, append(append([]string{"--rootfs", "/r"}, tc.args...), "prog")...)
+		stages := must(s.Stages())
+		ns, mnt, all := strings.Join(stages[1], " "), strings.Join(stages[2], " "), strings.Join(Argv(stages), " ")
+		if !strings.Contains(ns, tc.ns) || !strings.Contains(mnt, tc.mount) || (tc.notInChain != "" && strings.Contains(all, tc.notInChain)) {
+			t.Errorf("%q: barco-ns %q, barco-mount %q", tc.args, ns, mnt)
+		}
+	}
+	for _, bad := range [][]string{{"--read-only", "--persist", "/p"}, {"--no-overlay", "--read-only"}} {
+		if err := parseRun(t, append(bad, "prog")...).Validate(); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
 	}
 }
