@@ -48,6 +48,7 @@ user and groups stay as they are.`,
 	o.Func("cap-add", 0, "LIST", "add capabilities (repeatable)", listOption(&spec.Add))
 	o.Func("cap-drop", 0, "LIST", "drop capabilities (repeatable; all keeps only --cap-add)", listOption(&spec.Drop))
 	o.Func("ambient", 0, "LIST", "add capabilities and keep them across exec in the ambient set (repeatable)", listOption(&spec.Ambient))
+	o.Func("bound", 0, "LIST", "keep in the bounding set only, with --no-new-privs: held by no process, but a binary whose file capabilities name them still starts (Debian's ping: cap_net_raw=ep)", listOption(&spec.Bound))
 	o.String(&spec.User, "user", 'u', "UID|NAME[:GID|GROUP]", "run PROGRAM as this user and group")
 	o.Func("groups", 0, "LIST", "supplementary groups, names or numbers (repeatable)", func(v string) error {
 		for _, g := range strings.Split(v, ",") {

@@ -13,6 +13,7 @@ type Spec struct {
 	Add        List     // --cap-add
 	Drop       List     // --cap-drop; "all" drops the base set, keeping only Add
 	Ambient    List     // --ambient: also added, and passed on through exec
+	Bound      List     // --bound: kept in the bounding set only; needs NoNewPrivs
 	User       string   // --user UID|NAME[:GID|GROUP]; "" keeps the caller's
 	Groups     []string // --groups
 	NoNewPrivs bool
@@ -108,13 +109,21 @@ func Resolve(spec Spec, caller Caller, acc Accounts) (*Plan, error) {
 		raised = named & keep
 		amb = raised
 	}
-	if missing := keep &^ caller.Bounding; missing != 0 {
+	// In the bounding set only: no process holds them, since no_new_privs
+	// keeps every exec from gaining a capability (root's own rule and file
+	// capabilities alike), yet the kernel still starts a binary whose file
+	// capabilities name them, which it refuses when they are out of bounds.
+	bound := spec.Bound.resolve(all) &^ keep
+	if bound != 0 && !spec.NoNewPrivs {
+		return nil, fmt.Errorf("--bound %s: needs --no-new-privs, or root would hold them after its next exec", bound)
+	}
+	if missing := (keep | bound) &^ caller.Bounding; missing != 0 {
 		return nil, fmt.Errorf("capability %s: not in the caller's bounding set", missing)
 	}
 	if missing := raised &^ caller.Permitted; missing != 0 {
 		return nil, fmt.Errorf("capability %s: not held by the caller", missing)
 	}
-	p.Bounding = keep
+	p.Bounding = keep | bound
 	p.Permitted, p.Effective = raised, raised
 	p.Inheritable, p.Ambient = amb, amb
 	return p, nil

@@ -153,3 +153,23 @@ func TestPlanWriteUnchangedUser(t *testing.T) {
 		}
 	}
 }
+
+// --bound keeps capabilities in the bounding set only, and only with
+// no_new_privs, which keeps root from taking them at its next exec.
+func TestPlanBound(t *testing.T) {
+	a := testAccounts(t)
+	base := PodmanDefault
+	spec := Spec{Caps: &List{Set: base}, Bound: list(t, "net_raw"), NoNewPrivs: true}
+	p, err := Resolve(spec, fullRoot, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Bounding.Hex() != "00000000800425fb" || p.Permitted != base || p.Effective != base || p.Ambient != 0 {
+		t.Errorf("bounding %s permitted %s effective %s ambient %s; want net_raw in the bounding set only",
+			p.Bounding.Hex(), p.Permitted.Hex(), p.Effective.Hex(), p.Ambient.Hex())
+	}
+	spec.NoNewPrivs = false
+	if _, err := Resolve(spec, fullRoot, a); err == nil || !strings.Contains(err.Error(), "--no-new-privs") {
+		t.Errorf("--bound without --no-new-privs: %v, want a refusal", err)
+	}
+}

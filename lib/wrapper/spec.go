@@ -234,8 +234,13 @@ func (s *Spec) Stages() ([][]string, error) {
 		}
 	}
 
-	// podman's default set, not barco-caps' own (Docker's): see caps.PodmanDefault.
-	capsArgv := []string{"barco-caps", "--caps", strings.ReplaceAll(caps.PodmanDefault.String(), "cap_", "")}
+	// podman's default set, not barco-caps' own (Docker's): see
+	// caps.PodmanDefault. NET_RAW stays in the bounding set alone, where
+	// no_new_privs (set here already, not only by barco-seccomp, so that no
+	// exec in between lets root take it) keeps it from every process, while
+	// a ping with file capabilities (cap_net_raw=ep) still starts, and then
+	// pings through an ICMP socket.
+	capsArgv := []string{"barco-caps", "--caps", strings.ReplaceAll(caps.PodmanDefault.String(), "cap_", ""), "--bound", "net_raw", "--no-new-privs"}
 	capsArgv = appendOpt(capsArgv, "--user", s.User)
 	if len(s.GroupAdd) > 0 {
 		capsArgv = append(capsArgv, "--groups", strings.Join(s.GroupAdd, ","))

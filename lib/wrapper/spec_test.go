@@ -33,7 +33,7 @@ func TestDefaultChain(t *testing.T) {
 		{"barco-cgroup", "--pids", DefaultPidsLimit, "--devices", "default"},
 		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-T", "-n", "--hostname", "barco", "--idmap", "/srv/r"},
 		{"barco-mount", "--rootfs", "/srv/r", "--overlay", "--hosts", "barco"},
-		{"barco-caps", "--caps", "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap"},
+		{"barco-caps", "--caps", "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap", "--bound", "net_raw", "--no-new-privs"},
 		{"barco-seccomp"},
 		{"sh", "-c", "true"},
 	}
@@ -53,7 +53,7 @@ func TestOptionsReachStages(t *testing.T) {
 	want := "barco-cgroup --name web --memory 64M --memory-swap 64M --cpus 0.5 --cpu-weight 50 --cpuset-cpus 0 --devices default -- " +
 		"barco-ns -U -p -m -u -i -C -T --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init --idmap /r -- " +
 		"barco-mount --rootfs /r --read-only --volume /a:/b:ro --tmpfs /t --workdir /b --hosts web --resolv-conf /etc/resolv.conf -- " +
-		"barco-caps --caps chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
+		"barco-caps --caps chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap --bound net_raw --no-new-privs --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
 		"barco-seccomp --profile unconfined -- prog"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
