@@ -6,9 +6,10 @@ LDFLAGS := -s -w -X barco/lib/chain.Version=$(VERSION)
 CMDS    := $(notdir $(wildcard cmd/*))
 BINS    := $(addprefix bin/,$(CMDS))
 ROOTFS  := build/rootfs
+DEBIAN  := build/debian
 STATICCHECK ?= v0.8.2
 
-.PHONY: all setup rootfs test lint unit demo bench clean FORCE
+.PHONY: all setup rootfs debian test lint unit demo bench clean FORCE
 
 all: $(BINS)
 
@@ -28,6 +29,13 @@ rootfs: $(ROOTFS)/.barco-rootfs
 $(ROOTFS)/.barco-rootfs: scripts/mkrootfs
 	scripts/mkrootfs $(ROOTFS)
 
+# A Debian root filesystem for the tests of a real distribution (about a
+# minute, once per machine).
+debian: $(DEBIAN)/.barco-rootfs
+
+$(DEBIAN)/.barco-rootfs: scripts/mkdebian
+	scripts/mkdebian $(DEBIAN)
+
 lint:
 	@out=$$(gofmt -l cmd lib tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
@@ -38,7 +46,7 @@ unit:
 	$(GO) test -count=1 ./lib/...
 
 # Every test. The end-to-end tests in tests/ run bin/* as root on $(ROOTFS).
-test: setup all rootfs lint
+test: setup all rootfs debian lint
 	$(GO) test -count=1 -timeout 30m ./...
 
 # A container on the default rootfs, through the whole chain.

@@ -49,6 +49,7 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 	o.String(&cfg.Persist, "persist", 0, "PDIR", "as --overlay, but the written layer is kept in PDIR/upper across runs (PDIR must exist)")
 	o.String(&cfg.Hosts, "hosts", 0, "NAME", "give the container its own /etc/hostname (NAME) and /etc/hosts (localhost and NAME)")
 	o.String(&cfg.ResolvConf, "resolv-conf", 0, "FILE", "give the container its own /etc/resolv.conf, a copy of the host's FILE")
+	o.Bool(&cfg.Cgroupfs, "cgroupfs", 0, "mount the container's cgroups read-only on /sys/fs/cgroup (cgroup2; on v1 a tmpfs with each hierarchy)")
 	o.Bool(&cfg.NoProc, "no-proc", 0, "do not mount /proc")
 	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")

@@ -56,6 +56,7 @@ type host struct {
 	volDir  []bool
 	etc     int       // a tmpfs holding etcFiles, or -1
 	etcList []etcFile // what it holds
+	cgroups []cgroupMount
 }
 
 func (h *host) close() {
@@ -108,7 +109,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 
 	h := &host{root: -1, proc: -1, sys: -1, etc: -1}
 	defer h.close()
-	if err := h.take(cfg, uns); err != nil {
+	if err := h.take(cfg, proc, uns); err != nil {
 		return nil, err
 	}
 	if err := beforePivot(); err != nil {
@@ -160,7 +161,7 @@ func accessHint(err error, uns userNS) error {
 
 // take opens, before pivot_root, everything the container takes from the
 // host, and attaches a clone of the rootfs at cfg.Rootfs for pivot_root.
-func (h *host) take(cfg *Config, uns userNS) error {
+func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	for _, v := range cfg.Volumes {
 		fd, err := unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE)
 		if err != nil {
@@ -206,6 +207,12 @@ func (h *host) take(cfg *Config, uns userNS) error {
 			h.sys = fd
 		}
 		if err != nil {
+			return err
+		}
+	}
+	if cfg.Cgroupfs && !cfg.NoSys {
+		var err error
+		if h.cgroups, err = readCgroupMounts(proc); err != nil {
 			return err
 		}
 	}
@@ -288,6 +295,11 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 	if h.sys >= 0 {
 		if err := r.attach(h.root, h.sys, "/sys", noSymlinks, true); err != nil {
 			return err
+		}
+		if cfg.Cgroupfs {
+			if err := mountCgroupfs(h.cgroups, cfg.Log); err != nil {
+				return err
+			}
 		}
 	}
 	if h.proc >= 0 {

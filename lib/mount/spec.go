@@ -29,6 +29,8 @@ type Config struct {
 	// Hosts, when set, is the name for the container's own /etc/hostname
 	// and /etc/hosts; ResolvConf a host file to copy to /etc/resolv.conf.
 	Hosts, ResolvConf string
+	// Cgroupfs shows the container its cgroups on /sys/fs/cgroup.
+	Cgroupfs bool
 
 	// The parts of the default filesystem, each of which can be left out.
 	NoProc  bool // no /proc

@@ -71,6 +71,16 @@ func Rootfs(t testing.TB) string {
 	return p
 }
 
+// DebianRootfs is the Debian root filesystem (run `make debian`).
+func DebianRootfs(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), "build", "debian")
+	if _, err := os.Stat(filepath.Join(p, ".barco-rootfs")); err != nil {
+		t.Fatalf("%s is not built (run make debian): %v", p, err)
+	}
+	return p
+}
+
 // Result is what a finished command left.
 type Result struct {
 	Stdout, Stderr string

@@ -201,7 +201,7 @@ func (s *Spec) Stages() ([][]string, error) {
 		ns = append(ns, "--idmap", rootfs)
 	}
 
-	mnt := []string{"barco-mount", "--rootfs", rootfs}
+	mnt := []string{"barco-mount", "--rootfs", rootfs, "--cgroupfs"}
 	switch {
 	case s.ReadOnly:
 		mnt = append(mnt, "--read-only")
