@@ -139,6 +139,10 @@ func barcoBenches(bin, rootfs string) []bench {
 	b := func(n string) string { return filepath.Join(bin, n) }
 	ns := []string{b("barco-ns"), "-U", "-p", "-m", "-u", "-i", "-C", "-n", "--hostname", "bench", "--"}
 	mount := []string{"barco-mount", "--rootfs", rootfs, "--"}
+	// The default root of barco run: idmapped on the host side, overlaid
+	// inside.
+	nsIdmap := append(append(append([]string(nil), ns[:len(ns)-1]...), "--idmap", rootfs), "--")
+	mountOverlay := []string{"barco-mount", "--rootfs", rootfs, "--overlay", "--"}
 	caps := []string{"barco-caps", "--"}
 	seccomp := []string{"barco-seccomp", "--"}
 	cat := func(parts ...[]string) []string {
@@ -158,6 +162,7 @@ func barcoBenches(bin, rootfs string) []bench {
 		{"barco-cgroup", []string{b("barco-cgroup"), "--pids", "4096", "--devices", "default", "--"}, "/bin/true"},
 		{"barco-ns", ns, "/bin/true"},
 		{"barco-ns + mount", cat(ns, mount), "/bin/true"},
+		{"barco-ns --idmap + mount --overlay", cat(nsIdmap, mountOverlay), "/bin/true"},
 		{"barco-ns + mount + caps", cat(ns, mount, caps), "/bin/true"},
 		{"barco-ns + mount + caps + seccomp", cat(ns, mount, caps, seccomp), "/bin/true"},
 		{"barco run (full chain)", []string{b("barco"), "run", "--"}, "/bin/true"},

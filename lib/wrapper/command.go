@@ -30,8 +30,11 @@ Example:
 const defaults = `Defaults: a user namespace (container root is host uid 100000, or the
 caller's /etc/subuid range); new pid, mount, UTS, IPC, cgroup, time and
 network namespaces (loopback only); a cgroup named after the container with
-a pids limit of ` + DefaultPidsLimit + ` and the default devices only; Docker's
-14 capabilities; Docker's seccomp profile with no-new-privs; a clean
+a pids limit of ` + DefaultPidsLimit + ` and the default devices only; the
+root filesystem idmapped (container root owns the image's files) under an
+overlay whose writes vanish at exit, with the container's own /etc/hostname,
+/etc/hosts and /sys/fs/cgroup; podman's 11 capabilities (NET_RAW in the
+bounding set only); Docker's seccomp profile with no-new-privs; a clean
 environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
 barco needs root for now.`
 

@@ -67,7 +67,7 @@ func (s *Spec) Declare(o *chain.Options) {
 	o.String(&s.Workdir, "workdir", 'w', "DIR", "working directory inside (default /)")
 	o.String(&s.User, "user", 'u', "USER[:GROUP]", "user inside, by id or by name in the rootfs's /etc/passwd (default root)")
 	o.Strings(&s.GroupAdd, "group-add", 0, "GROUP", "add a supplementary group (repeatable)")
-	o.Strings(&s.CapAdd, "cap-add", 0, "CAP", "add capabilities to Docker's default set (repeatable, comma lists)")
+	o.Strings(&s.CapAdd, "cap-add", 0, "CAP", "add capabilities to the default set (repeatable, comma lists)")
 	o.Strings(&s.CapDrop, "cap-drop", 0, "CAP", "drop capabilities (repeatable, comma lists; all drops every one)")
 	o.Func("security-opt", 0, "seccomp=PROFILE", "seccomp profile: default, unconfined or a JSON file", func(v string) error {
 		k, p, ok := strings.Cut(v, "=")
