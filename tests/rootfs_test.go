@@ -203,3 +203,26 @@ func TestDebianRootfs(t *testing.T) {
 	}
 	checkImageUnchanged(t, rootfs, before)
 }
+
+// -v SRC:DST:idmap shows SRC's files with their host owners, as the root
+// does, read-only; a plain volume keeps the user namespace's view.
+func TestIdmappedVolume(t *testing.T) {
+	src := testutil.SearchableTempDir(t)
+	f := filepath.Join(src, "f")
+	if err := os.WriteFile(f, []byte("data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(f, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	out := barcoRun(t, "-v", src+":/idmapped:idmap", "-v", src+":/plain", "--", "/bin/sh", "-c",
+		"stat -c 'idmapped=%u:%g' /idmapped/f; stat -c 'plain=%u:%g' /plain/f; touch /idmapped/x 2>/dev/null && echo write=allowed || echo write=refused")
+	for _, want := range []string{"idmapped=1000:1000\n", "plain=65534:65534\n", "write=refused\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(src, "x")); err == nil {
+		t.Error("a write through the idmapped volume reached the host")
+	}
+}

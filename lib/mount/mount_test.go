@@ -179,3 +179,16 @@ func TestMakeInStaysInRoot(t *testing.T) {
 		t.Errorf("noSymlinks on a symlink: %v, want ELOOP", err)
 	}
 }
+
+func TestParseVolumeIdmap(t *testing.T) {
+	v, err := ParseVolume("/srv/data:/data:idmap")
+	if err != nil || !v.Idmap || !v.ReadOnly || v.Source != "/srv/data" || v.Dest != "/data" {
+		t.Errorf("ParseVolume idmap: %+v, %v; want an idmapped read-only volume", v, err)
+	}
+	if _, err := ParseVolume("/a:/b:ro,idmap"); err != nil {
+		t.Errorf("ro,idmap: %v", err)
+	}
+	if _, err := ParseVolume("/a:/b:idmapped"); err == nil {
+		t.Error("an unknown option was accepted")
+	}
+}

@@ -162,9 +162,16 @@ func accessHint(err error, uns userNS) error {
 // take opens, before pivot_root, everything the container takes from the
 // host, and attaches a clone of the rootfs at cfg.Rootfs for pivot_root.
 func (h *host) take(cfg *Config, proc string, uns userNS) error {
+	pool := takeIdmappedPool()
+	defer pool.close()
 	for _, v := range cfg.Volumes {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE)
-		if err != nil {
+		var fd int
+		var err error
+		if v.Idmap {
+			if fd = pool.take(v.Source); fd < 0 {
+				return fmt.Errorf("volume %s:%s:idmap: no idmapped mount of %s came from barco-ns (barco-ns -U --idmap %s)", v.Source, v.Dest, v.Source, v.Source)
+			}
+		} else if fd, err = unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE); err != nil {
 			return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
 		}
 		h.volumes = append(h.volumes, fd)
@@ -173,7 +180,7 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 			return &os.PathError{Op: "stat", Path: v.Source, Err: err}
 		}
 		h.volDir = append(h.volDir, st.Mode&unix.S_IFMT == unix.S_IFDIR)
-		if v.ReadOnly {
+		if v.ReadOnly && !v.Idmap {
 			if err := setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, v.Source); err != nil {
 				return err
 			}
@@ -238,8 +245,6 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	}
 	// The rootfs: the idmapped clone barco-ns made of it, if there is one,
 	// else a clone made here.
-	pool := takeIdmappedPool()
-	defer pool.close()
 	fd := pool.take(cfg.Rootfs)
 	if fd >= 0 {
 		cfg.Log.Debugf("rootfs %s: the idmapped mount barco-ns made", cfg.Rootfs)

@@ -50,6 +50,9 @@ type Volume struct {
 	Source   string // host path
 	Dest     string // absolute path in the container
 	ReadOnly bool
+	// Idmap takes the read-only idmapped clone of Source that barco-ns
+	// made (barco-ns --idmap SOURCE) instead of a plain bind.
+	Idmap bool
 }
 
 // Tmpfs is one --tmpfs DST[:OPTIONS].
@@ -59,7 +62,8 @@ type Tmpfs struct {
 	Data  string  // size=...,mode=...
 }
 
-// ParseVolume parses SRC:DST[:ro|rw]. DST must be absolute and not /.
+// ParseVolume parses SRC:DST[:OPTS], OPTS a comma list of ro, rw and idmap.
+// DST must be absolute and not /.
 func ParseVolume(s string) (Volume, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
@@ -72,12 +76,20 @@ func ParseVolume(s string) (Volume, error) {
 	}
 	v.Dest = dest
 	if len(parts) == 3 {
-		switch parts[2] {
-		case "ro":
+		for _, o := range strings.Split(parts[2], ",") {
+			switch o {
+			case "ro":
+				v.ReadOnly = true
+			case "rw":
+			case "idmap":
+				v.Idmap = true
+			default:
+				return Volume{}, fmt.Errorf("%q: unknown option %q (want ro, rw or idmap)", s, o)
+			}
+		}
+		if v.Idmap {
+			// barco-ns makes idmapped clones read-only: see ns.idmappedMounts.
 			v.ReadOnly = true
-		case "rw":
-		default:
-			return Volume{}, fmt.Errorf("%q: unknown mode %q (want ro or rw)", s, parts[2])
 		}
 	}
 	return v, nil

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,7 +63,7 @@ func (s *Spec) Declare(o *chain.Options) {
 	o.String(&s.Persist, "persist", 0, "DIR", "keep what the container writes to / in DIR across runs (made if missing, owned by the container's root)")
 	o.Bool(&s.NoIdmap, "no-idmap", 0, "do not idmap the root filesystem: its files keep their host owners, unmapped ones show as nobody")
 	o.Bool(&s.NoOverlay, "no-overlay", 0, "write straight into the root filesystem, as runc does (implies --no-idmap)")
-	o.Strings(&s.Volumes, "volume", 'v', "SRC:DST[:ro]", "bind mount SRC at DST (repeatable)")
+	o.Strings(&s.Volumes, "volume", 'v', "SRC:DST[:OPTS]", "bind mount SRC at DST; OPTS ro, or idmap: container root owns what host root owns, read-only (repeatable)")
 	o.Strings(&s.Tmpfs, "tmpfs", 0, "DST[:OPTS]", "mount a tmpfs at DST (repeatable)")
 	o.String(&s.Workdir, "workdir", 'w', "DIR", "working directory inside (default /)")
 	o.String(&s.User, "user", 'u', "USER[:GROUP]", "user inside, by id or by name in the rootfs's /etc/passwd (default root)")
@@ -200,6 +201,17 @@ func (s *Spec) Stages() ([][]string, error) {
 	if s.idmapped() {
 		ns = append(ns, "--idmap", rootfs)
 	}
+	volumes := make([]string, len(s.Volumes))
+	for i, v := range s.Volumes {
+		src, rest, _ := strings.Cut(v, ":")
+		if abs, err := filepath.Abs(src); err == nil && src != "" {
+			src = abs
+		}
+		volumes[i] = src + ":" + rest
+		if _, opts, _ := strings.Cut(rest, ":"); !s.NoUserNS && slices.Contains(strings.Split(opts, ","), "idmap") {
+			ns = append(ns, "--idmap", src)
+		}
+	}
 
 	mnt := []string{"barco-mount", "--rootfs", rootfs, "--cgroupfs"}
 	switch {
@@ -214,11 +226,7 @@ func (s *Spec) Stages() ([][]string, error) {
 	case !s.NoOverlay:
 		mnt = append(mnt, "--overlay")
 	}
-	for _, v := range s.Volumes {
-		src, rest, _ := strings.Cut(v, ":")
-		if abs, err := filepath.Abs(src); err == nil && src != "" {
-			v = abs + ":" + rest
-		}
+	for _, v := range volumes {
 		mnt = append(mnt, "--volume", v)
 	}
 	for _, t := range s.Tmpfs {
