@@ -48,6 +48,17 @@ user and groups stay as they are.`,
 	o.Func("cap-add", 0, "LIST", "add capabilities (repeatable)", listOption(&spec.Add))
 	o.Func("cap-drop", 0, "LIST", "drop capabilities (repeatable; all keeps only --cap-add)", listOption(&spec.Drop))
 	o.Func("ambient", 0, "LIST", "add capabilities and keep them across exec in the ambient set (repeatable)", listOption(&spec.Ambient))
+	exact := func(pick func(*ExactSets) *List) func(string) error {
+		return func(v string) error {
+			if spec.Exact == nil {
+				spec.Exact = &ExactSets{}
+			}
+			return listOption(pick(spec.Exact))(v)
+		}
+	}
+	o.Func("permitted", 0, "LIST", "the permitted set exactly, instead of one derived from the user (with --effective and --inheritable)", exact(func(e *ExactSets) *List { return &e.Permitted }))
+	o.Func("effective", 0, "LIST", "the effective set exactly (a subset of --permitted)", exact(func(e *ExactSets) *List { return &e.Effective }))
+	o.Func("inheritable", 0, "LIST", "the inheritable set exactly", exact(func(e *ExactSets) *List { return &e.Inheritable }))
 	o.Func("bound", 0, "LIST", "keep in the bounding set only, with --no-new-privs: held by no process, but a binary whose file capabilities name them still starts (Debian's ping: cap_net_raw=ep)", listOption(&spec.Bound))
 	o.String(&spec.User, "user", 'u', "UID|NAME[:GID|GROUP]", "run PROGRAM as this user and group")
 	o.Func("groups", 0, "LIST", "supplementary groups, names or numbers (repeatable)", func(v string) error {

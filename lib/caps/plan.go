@@ -14,9 +14,18 @@ type Spec struct {
 	Drop       List     // --cap-drop; "all" drops the base set, keeping only Add
 	Ambient    List     // --ambient: also added, and passed on through exec
 	Bound      List     // --bound: kept in the bounding set only; needs NoNewPrivs
+	// Exact, when not nil, gives the permitted, effective and inheritable
+	// sets as they are (an OCI config's), instead of deriving them from
+	// the user; the ambient set is Ambient.
+	Exact *ExactSets
 	User       string   // --user UID|NAME[:GID|GROUP]; "" keeps the caller's
 	Groups     []string // --groups
 	NoNewPrivs bool
+}
+
+// ExactSets are the sets --permitted, --effective and --inheritable give.
+type ExactSets struct {
+	Permitted, Effective, Inheritable List
 }
 
 // Caller is the state of the calling process that a plan starts from.
@@ -126,7 +135,30 @@ func Resolve(spec Spec, caller Caller, acc Accounts) (*Plan, error) {
 	p.Bounding = keep | bound
 	p.Permitted, p.Effective = raised, raised
 	p.Inheritable, p.Ambient = amb, amb
+	if spec.Exact != nil {
+		return p, p.exact(spec, all, caller)
+	}
 	return p, nil
+}
+
+// exact sets the permitted, effective and inheritable sets as given, each
+// within the bounding set, with the kernel's rules checked here so that a
+// wrong set is one clear line rather than a capset EPERM.
+func (p *Plan) exact(spec Spec, all Set, caller Caller) error {
+	e := spec.Exact
+	p.Permitted = e.Permitted.resolve(all)
+	p.Effective = e.Effective.resolve(all)
+	p.Inheritable = e.Inheritable.resolve(all)
+	p.Ambient = spec.Ambient.resolve(all)
+	switch {
+	case p.Effective&^p.Permitted != 0:
+		return fmt.Errorf("effective capability %s: not permitted", p.Effective&^p.Permitted)
+	case p.Ambient&^(p.Permitted&p.Inheritable) != 0:
+		return fmt.Errorf("ambient capability %s: not both permitted and inheritable", p.Ambient&^(p.Permitted&p.Inheritable))
+	case p.Permitted&^caller.Permitted != 0:
+		return fmt.Errorf("capability %s: not held by the caller", p.Permitted&^caller.Permitted)
+	}
+	return nil
 }
 
 // Write prints the plan for --print: the five sets by mask and name, as

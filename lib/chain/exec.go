@@ -89,6 +89,11 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if t.fd < 0 && !IsStage(argv[0]) {
+		if err := p.Gate(); err != nil {
+			return 0, err
+		}
+	}
 	p.Log.Debugf("exec %s %q", t.name, argv[1:])
 	return 0, execError(t.name, p.execve(t.fd, t.path, argv, t.env))
 }
@@ -122,7 +127,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv)}, nil
 	}
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))

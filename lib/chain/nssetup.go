@@ -32,6 +32,9 @@ type NSSetup struct {
 	// Idmapped is the number of idmapped mounts that come with the
 	// handshake byte, over SyncFD, then a unix socket (barco-ns --idmap).
 	Idmapped int
+	// Detached: barco-ns does not stay (barco-ns --detach), so the child
+	// must not die with it.
+	Detached bool
 }
 
 // String encodes the setup for NSSetupEnv.
@@ -45,6 +48,9 @@ func (s NSSetup) String() string {
 	}
 	if s.Idmapped > 0 {
 		parts = append(parts, "idmap="+strconv.Itoa(s.Idmapped))
+	}
+	if s.Detached {
+		parts = append(parts, "detached=1")
 	}
 	return strings.Join(parts, ",")
 }
@@ -68,6 +74,8 @@ func ParseNSSetup(v string) (NSSetup, error) {
 			s.Loopback = val == "1"
 		case "idmap":
 			s.Idmapped, err = strconv.Atoi(val)
+		case "detached":
+			s.Detached = val == "1"
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
@@ -94,6 +102,7 @@ func (p *Process) nsSetup(v string) error {
 	}
 	os.Unsetenv(NSSetupEnv)
 	syscall.CloseOnExec(s.SyncFD)
+	p.detached = s.Detached
 	// The credentials below are set on this thread only, and the stage's
 	// goroutine stays on it up to its exec (see setIDs).
 	if err := creds.LockThread(); err != nil {
@@ -223,7 +232,13 @@ func ParseFDs(v string) []int {
 	return fds
 }
 
+// armParentDeath ties this process to barco-ns: when barco-ns dies, so does
+// it. A detached child (barco-ns --detach) outlives barco-ns by design, and
+// learns of its death before the handshake by the end of file.
 func (p *Process) armParentDeath() error {
+	if p.detached {
+		return nil
+	}
 	p.parentDeathSignal = int(unix.SIGKILL)
 	return creds.ParentDeathSignal(p.parentDeathSignal)
 }

@@ -53,6 +53,9 @@ type Process struct {
 	// one it started on: Exec sets it again on the thread that execs, so
 	// that a container never outlives its supervisor.
 	parentDeathSignal int
+	// detached is set in the first process of a detached barco-ns, which
+	// must outlive it (see armParentDeath).
+	detached bool
 }
 
 // Stdio is the standard input, output and error a Process gives its stages.
@@ -134,7 +137,7 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 		status, err = work()
 	}
 	if err != nil {
-		fmt.Fprintf(p.Stderr, "%s: %v\n", st.Name, err)
+		p.reportLine(fmt.Sprintf("%s: %v", st.Name, err))
 		status = ExitCode(err)
 	}
 	p.undo(mark)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,12 @@ type Config struct {
 	// Idmap are directories to hand the child as read-only idmapped
 	// mounts through the new user namespace (see idmappedMounts).
 	Idmap []string
+	// PIDFile, when set, gets the child's pid (bare digits, as runc's).
+	PIDFile string
+	// Detach returns once the child is set up, instead of supervising it:
+	// the child outlives barco-ns, and is reparented to the nearest
+	// subreaper (an OCI engine's shim), which waits for it.
+	Detach bool
 }
 
 // childEnv marks barco-ns re-executed as the first process inside its
@@ -120,14 +127,22 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		files = append(files, uintptr(fd))
 	}
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname,
-		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap)}
+		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap), Detached: c.Detach}
 	files = append(files, uintptr(r))
+	// The chain's own descriptors go to the child at the next numbers.
+	var chainEnv []string
+	for _, name := range chain.ChainFDEnvs {
+		if fd, err := strconv.Atoi(os.Getenv(name)); err == nil && fd > 2 {
+			chainEnv = append(chainEnv, name+"="+strconv.Itoa(len(files)))
+			files = append(files, uintptr(fd))
+		}
+	}
 	// A barco-mount in the chain reports the entries it creates in the
 	// rootfs, which only this side of the mount namespace can remove once
 	// the container is gone (see mount.CreatedFDEnv).
 	created := -1
 	var createdEnv string
-	if chain.IsStage(c.Program[0]) && c.Flags&unix.CLONE_NEWPID != 0 {
+	if chain.IsStage(c.Program[0]) && c.Flags&unix.CLONE_NEWPID != 0 && !c.Detach {
 		var p [2]int
 		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 			unix.Close(r)
@@ -198,13 +213,11 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	if createdEnv != "" {
 		// Replacing one a chain around this one passed down: the first
 		// of two entries is the one a Go program reads.
-		kept := env[:0:0]
-		for _, kv := range env {
-			if !strings.HasPrefix(kv, mount.CreatedFDEnv+"=") {
-				kept = append(kept, kv)
-			}
-		}
-		env = append(kept, createdEnv)
+		env = withEnv(env, mount.CreatedFDEnv, strings.TrimPrefix(createdEnv, mount.CreatedFDEnv+"="))
+	}
+	for _, kv := range chainEnv {
+		name, value, _ := strings.Cut(kv, "=")
+		env = withEnv(env, name, value)
 	}
 
 	ambient, err := childAmbientCaps(userns)
@@ -248,6 +261,17 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		_, _ = sup.Wait(pid)
 		return 0, err
 	}
+	if c.PIDFile != "" {
+		if err := writePIDFile(c.PIDFile, pid); err != nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			_, _ = sup.Wait(pid)
+			return 0, err
+		}
+	}
+	if c.Detach {
+		p.Log.Debugf("child %d set up; detached", pid)
+		return 0, nil
+	}
 	ws, err := sup.Wait(pid)
 	if err != nil {
 		return 0, err
@@ -259,6 +283,20 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		mount.RemoveCreated(created, p.Log)
 	}
 	return chain.ExitStatus(ws), nil
+}
+
+// writePIDFile writes pid to path as bare digits, as runc does, through a
+// rename, so that a reader never sees a partial file.
+func writePIDFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
 }
 
 // handshake tells the child pid that its maps are written, with the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"barco/lib/chain"
+	"barco/lib/oci"
 )
 
 const usage = `Usage: barco run [OPTIONS] [--] PROGRAM [ARG...]
@@ -48,6 +49,8 @@ func Command() *chain.Stage {
 // --help and --version are its own, not a stage's.
 func dispatch(p *chain.Process, args []string) (int, error) {
 	switch {
+	case oci.IsCommand(args):
+		return oci.Main(p, args)
 	case len(args) > 0 && (args[0] == "run" || args[0] == "chain"):
 		return p.Run(subcommand(args[0]), args[1:]), nil
 	case IsLegacy(args):

@@ -1,0 +1,66 @@
+package cgroup
+
+import (
+	"strconv"
+)
+
+// Args are the barco-cgroup options that ask for l, for a front end that
+// builds the chain from limits it computed (an OCI config's resources).
+// Devices nil is no device control; else the rules follow the defaults,
+// which --devices default allows anyway.
+func (l *Limits) Args() []string {
+	var a []string
+	add := func(name, value string) { a = append(a, name, value) }
+	if l.Memory > 0 {
+		add("--memory", strconv.FormatInt(l.Memory, 10))
+	}
+	if l.MemorySwap > 0 {
+		add("--memory-swap", strconv.FormatInt(l.MemorySwap, 10))
+	}
+	if l.CPUQuota > 0 {
+		add("--cpus", strconv.FormatFloat(float64(l.CPUQuota)/DefaultCPUPeriod, 'f', -1, 64))
+	}
+	if l.CPUWeight > 0 {
+		add("--cpu-weight", strconv.FormatUint(l.CPUWeight, 10))
+	}
+	if l.CpusetCPUs != "" {
+		add("--cpuset-cpus", l.CpusetCPUs)
+	}
+	if l.CpusetMems != "" {
+		add("--cpuset-mems", l.CpusetMems)
+	}
+	if l.Pids > 0 {
+		add("--pids", strconv.FormatInt(l.Pids, 10))
+	}
+	if l.IOWeight > 0 {
+		add("--io-weight", strconv.FormatUint(l.IOWeight, 10))
+	}
+	if l.Devices != nil {
+		add("--devices", "default")
+		for _, r := range l.Devices {
+			if !isDefaultDevice(r) {
+				add("--device-allow", r.String())
+			}
+		}
+	}
+	return a
+}
+
+func isDefaultDevice(r DeviceRule) bool {
+	for _, d := range DefaultDevices {
+		if d == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Dirs are the cgroup's directories o names, in every hierarchy it joins,
+// v2 first; nothing is made.
+func (o *Options) Dirs() ([]string, error) {
+	c, err := o.locate(nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.dirs(), nil
+}

@@ -1,0 +1,88 @@
+package chain
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReportFDEnv names a descriptor on which the stages report to the program
+// that started the chain instead of on stderr, which is then the
+// container's own (an OCI runtime's create): each stage's failure line,
+// and "ready" once the chain waits at its start gate (StartFDEnv).
+const ReportFDEnv = "BARCO_REPORT_FD"
+
+// StartFDEnv names an O_PATH descriptor of a FIFO, the start gate: before
+// it execs PROGRAM, the chain opens the FIFO for writing, which blocks
+// until the container is started by opening it for reading, as runc's
+// exec.fifo. The container then exists, with PROGRAM not yet run.
+const StartFDEnv = "BARCO_START_FD"
+
+// ChainFDEnvs name the descriptors that go down the chain with the
+// environment: a stage that starts the next one as a child (barco-ns)
+// passes each of them on, and PROGRAM gets none.
+var ChainFDEnvs = []string{ReportFDEnv, StartFDEnv}
+
+// reportFD is the descriptor of ReportFDEnv, or -1.
+func reportFD() int {
+	if v := os.Getenv(ReportFDEnv); v != "" {
+		if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+			return fd
+		}
+	}
+	return -1
+}
+
+// reportLine writes line where the chain reports: the report descriptor,
+// else stderr.
+func (p *Process) reportLine(line string) {
+	if fd := reportFD(); fd >= 0 {
+		if _, err := unix.Write(fd, []byte(line+"\n")); err == nil {
+			return
+		}
+	}
+	fmt.Fprintln(p.Stderr, line)
+}
+
+// Gate waits at the start gate (StartFDEnv), if the chain has one: it
+// reports "ready", closes the report descriptor, since what follows is
+// PROGRAM's, and blocks until the container is started. Exec calls it
+// before PROGRAM; a stage that is about to lose the means to open a file
+// (a seccomp filter) calls it first.
+func (p *Process) Gate() error {
+	v := os.Getenv(StartFDEnv)
+	if v == "" {
+		return nil
+	}
+	os.Unsetenv(StartFDEnv)
+	fifo, err := strconv.Atoi(v)
+	if err != nil || fifo < 3 {
+		return fmt.Errorf("%s=%q: not a descriptor", StartFDEnv, v)
+	}
+	defer unix.Close(fifo)
+	if fd := reportFD(); fd >= 0 {
+		p.reportLine("ready")
+		os.Unsetenv(ReportFDEnv)
+		unix.Close(fd)
+	}
+	p.Log.Debugf("wait at the start gate, fd %d", fifo)
+	var w int
+	for {
+		// Reopened through /proc: the O_PATH descriptor cannot be written,
+		// and an open for writing blocks until a reader comes.
+		w, err = unix.Open("/proc/self/fd/"+v, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("start gate: open fd %d for writing: %w", fifo, err)
+	}
+	defer unix.Close(w)
+	if _, err := unix.Write(w, []byte{0}); err != nil {
+		return fmt.Errorf("start gate: write fd %d: %w", fifo, err)
+	}
+	return nil
+}

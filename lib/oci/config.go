@@ -1,0 +1,513 @@
+package oci
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"barco/lib/caps"
+	"barco/lib/cgroup"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// loadConfig reads BUNDLE/config.json and checks what create needs of it.
+func loadConfig(bundle string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
+	}
+	if !versionRE.MatchString(s.Version) {
+		return nil, fmt.Errorf("config.json: ociVersion %q: not a version of the runtime spec 1.x", s.Version)
+	}
+	if s.Process == nil {
+		return nil, errors.New("config.json: no process: there is nothing to run")
+	}
+	if len(s.Process.Args) == 0 {
+		return nil, errors.New("config.json: process.args is empty")
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return nil, errors.New("config.json: no root.path")
+	}
+	if s.Linux == nil {
+		return nil, errors.New("config.json: no linux section")
+	}
+	return &s, nil
+}
+
+var versionRE = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)
+
+// stageChain is a config translated into the standard chain of stages: what
+// create runs, and what delete must undo.
+type stageChain struct {
+	stages [][]string // one argv per stage, PROGRAM last
+	env    []string   // the chain's environment: the process's own
+	cgroup cgroup.Options
+}
+
+// unsupported is the error for a part of the config barco cannot honour:
+// create refuses it rather than run a container that differs from it.
+func unsupported(what string) error {
+	return fmt.Errorf("config.json: %s: not supported by barco", what)
+}
+
+// translate turns the config of a bundle into the chain of stages that
+// makes the container, with the same options a person would give them.
+// pidFile is where barco-ns writes the init's pid.
+func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
+	c := &stageChain{}
+	cg, err := cgroupStage(s, id, &c.cgroup)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := nsStage(s, pidFile)
+	if err != nil {
+		return nil, err
+	}
+	mnt, err := mountStage(s, bundle)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := capsStage(s)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := seccompStage(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProcess(s); err != nil {
+		return nil, err
+	}
+	c.stages = [][]string{cg, ns, mnt, cp, sc, s.Process.Args}
+	c.env = s.Process.Env
+	return c, nil
+}
+
+func checkProcess(s *specs.Spec) error {
+	p := s.Process
+	switch {
+	case p.Terminal:
+		return unsupported("process.terminal")
+	case len(p.Rlimits) > 0:
+		return unsupported("process.rlimits")
+	case p.OOMScoreAdj != nil:
+		return unsupported("process.oomScoreAdj")
+	case p.ApparmorProfile != "":
+		return errors.New("config.json: process.apparmorProfile: this machine has no AppArmor to apply it")
+	case p.SelinuxLabel != "":
+		return errors.New("config.json: process.selinuxLabel: this machine has no SELinux to apply it")
+	case p.User.Umask != nil:
+		return unsupported("process.user.umask")
+	}
+	l := s.Linux
+	switch {
+	case len(l.Sysctl) > 0:
+		return unsupported("linux.sysctl")
+	case len(l.Devices) > 0:
+		return unsupported("linux.devices")
+	case l.MountLabel != "":
+		return errors.New("config.json: linux.mountLabel: this machine has no SELinux to apply it")
+	case l.IntelRdt != nil:
+		return unsupported("linux.intelRdt")
+	case l.Personality != nil:
+		return unsupported("linux.personality")
+	}
+	if s.Hooks != nil && (len(s.Hooks.CreateContainer) > 0 || len(s.Hooks.StartContainer) > 0) {
+		return unsupported("hooks createContainer and startContainer")
+	}
+	return nil
+}
+
+// cgroupStage is barco-cgroup --exec: the chain joins the cgroup that the
+// config's cgroupsPath names (absolute, or relative to barco's own), made
+// with the config's limits; delete removes it.
+func cgroupStage(s *specs.Spec, id string, o *cgroup.Options) ([]string, error) {
+	p := s.Linux.CgroupsPath
+	if p == "" {
+		p = path.Join("/", cgroup.OwnParent(), id)
+	}
+	if strings.Contains(p, ":") {
+		return nil, errors.New("config.json: cgroupsPath " + strconv.Quote(p) + ": a systemd slice:prefix:name path; barco has no systemd cgroup driver")
+	}
+	clean := path.Clean(p)
+	if clean == "/" || clean == "." || strings.HasPrefix(clean, "../") || clean == ".." {
+		return nil, fmt.Errorf("config.json: cgroupsPath %q: not a cgroup of the container's own", p)
+	}
+	o.Parent, o.Name = path.Dir(clean), path.Base(clean)
+	if o.Parent == "." {
+		o.Parent = ""
+	}
+	if err := limits(s.Linux.Resources, &o.Limits); err != nil {
+		return nil, err
+	}
+	argv := []string{"barco-cgroup", "--exec", "--parent", o.Parent, "--name", o.Name}
+	return append(argv, o.Limits.Args()...), nil
+}
+
+// limits reads linux.resources; zeros mean unset, as the engines write
+// them.
+func limits(r *specs.LinuxResources, l *cgroup.Limits) error {
+	if r == nil {
+		return nil
+	}
+	if m := r.Memory; m != nil {
+		if m.Limit != nil && *m.Limit > 0 {
+			l.Memory = *m.Limit
+		}
+		if m.Swap != nil && *m.Swap > 0 {
+			l.MemorySwap = *m.Swap
+		}
+		if (m.Reservation != nil && *m.Reservation > 0) || (m.Kernel != nil && *m.Kernel > 0) ||
+			(m.KernelTCP != nil && *m.KernelTCP > 0) || (m.Swappiness != nil && *m.Swappiness > 0 && *m.Swappiness != 60) {
+			return unsupported("linux.resources.memory reservation, kernel, kernelTCP or swappiness")
+		}
+	}
+	if c := r.CPU; c != nil {
+		if c.Shares != nil && *c.Shares > 0 {
+			// cpu.shares 2-262144 to cpu.weight 1-10000, as runc converts.
+			l.CPUWeight = 1 + ((*c.Shares-2)*9999)/262142
+		}
+		if c.Quota != nil && *c.Quota > 0 {
+			period := uint64(cgroup.DefaultCPUPeriod)
+			if c.Period != nil && *c.Period > 0 {
+				period = *c.Period
+			}
+			l.CPUQuota = *c.Quota * cgroup.DefaultCPUPeriod / int64(period)
+		}
+		l.CpusetCPUs, l.CpusetMems = c.Cpus, c.Mems
+		if (c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0) || (c.RealtimePeriod != nil && *c.RealtimePeriod != 0) {
+			return unsupported("linux.resources.cpu realtime")
+		}
+	}
+	if p := r.Pids; p != nil && p.Limit > 0 {
+		l.Pids = p.Limit
+	}
+	if b := r.BlockIO; b != nil && ((b.Weight != nil && *b.Weight > 0) || len(b.WeightDevice) > 0 ||
+		len(b.ThrottleReadBpsDevice)+len(b.ThrottleWriteBpsDevice)+len(b.ThrottleReadIOPSDevice)+len(b.ThrottleWriteIOPSDevice) > 0) {
+		return unsupported("linux.resources.blockIO")
+	}
+	if len(r.HugepageLimits) > 0 {
+		return unsupported("linux.resources.hugepageLimits")
+	}
+	if r.Network != nil && (r.Network.ClassID != nil || len(r.Network.Priorities) > 0) {
+		return unsupported("linux.resources.network")
+	}
+	if len(r.Unified) > 0 {
+		return unsupported("linux.resources.unified")
+	}
+	devs, err := deviceRules(r.Devices)
+	if err != nil {
+		return err
+	}
+	l.Devices = devs
+	return nil
+}
+
+// deviceRules reads the device cgroup rules. A list that starts by denying
+// every device (what the engines write) is the default devices that every
+// container has, plus the rules that allow more; one that denies none is
+// no device control.
+func deviceRules(rules []specs.LinuxDeviceCgroup) ([]cgroup.DeviceRule, error) {
+	denyAll := -1
+	for i, r := range rules {
+		if !r.Allow && (r.Type == "" || r.Type == "a") && r.Major == nil && r.Minor == nil {
+			denyAll = i
+		}
+	}
+	if denyAll < 0 {
+		for _, r := range rules {
+			if !r.Allow {
+				return nil, unsupported("linux.resources.devices: a deny rule without a deny-all rule first")
+			}
+		}
+		return nil, nil
+	}
+	out := append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...)
+	for _, r := range rules[denyAll+1:] {
+		if !r.Allow {
+			// Denied already by the deny-all, unless allowed in between.
+			continue
+		}
+		t := r.Type
+		if t == "" {
+			t = "a"
+		}
+		d := cgroup.DeviceRule{Type: t[0], Major: -1, Minor: -1, Access: r.Access}
+		if r.Major != nil {
+			d.Major = *r.Major
+		}
+		if r.Minor != nil {
+			d.Minor = *r.Minor
+		}
+		if d.Access == "" {
+			d.Access = "rwm"
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+var nsOptions = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "-p", specs.NetworkNamespace: "-n", specs.MountNamespace: "-m",
+	specs.IPCNamespace: "-i", specs.UTSNamespace: "-u", specs.UserNamespace: "-U",
+	specs.CgroupNamespace: "-C", specs.TimeNamespace: "-T",
+}
+
+// nsStage is barco-ns --detach: it makes the namespaces, writes the
+// init's pid, and leaves the init to the engine's subreaper.
+func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
+	argv := []string{"barco-ns", "--detach", "--pid-file", pidFile}
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, n := range s.Linux.Namespaces {
+		opt, ok := nsOptions[n.Type]
+		if !ok {
+			return nil, fmt.Errorf("config.json: namespace type %q: unknown", n.Type)
+		}
+		if seen[n.Type] {
+			return nil, fmt.Errorf("config.json: namespace %s: given twice", n.Type)
+		}
+		seen[n.Type] = true
+		if n.Path != "" {
+			return nil, unsupported("joining namespace " + string(n.Type) + " by path")
+		}
+		argv = append(argv, opt)
+	}
+	if seen[specs.UserNamespace] {
+		if len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0 {
+			return nil, errors.New("config.json: a user namespace without uidMappings and gidMappings")
+		}
+		for _, m := range s.Linux.UIDMappings {
+			argv = append(argv, "--uid-map", fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size))
+		}
+		for _, m := range s.Linux.GIDMappings {
+			argv = append(argv, "--gid-map", fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size))
+		}
+		// barco-ns makes the init root of the namespace; barco-caps then
+		// takes the process's own user.
+	} else if len(s.Linux.UIDMappings)+len(s.Linux.GIDMappings) > 0 {
+		return nil, errors.New("config.json: uidMappings and gidMappings need a user namespace")
+	}
+	if s.Hostname != "" {
+		if !seen[specs.UTSNamespace] {
+			return nil, errors.New("config.json: hostname needs a uts namespace of the container's own")
+		}
+		argv = append(argv, "--hostname", s.Hostname)
+	}
+	if s.Domainname != "" {
+		return nil, unsupported("domainname")
+	}
+	if !seen[specs.MountNamespace] {
+		return nil, unsupported("a container without a mount namespace of its own")
+	}
+	return argv, nil
+}
+
+// The mounts every container gets from barco-mount; a config that lacks
+// one of them gets barco-mount's --no-* option.
+var defaultMounts = map[string]string{
+	"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs",
+	"/dev/mqueue": "mqueue", "/sys": "sysfs", "/sys/fs/cgroup": "cgroup",
+}
+
+// mountStage is barco-mount with the config's root and mounts. The default
+// filesystem of the runtime spec is barco-mount's own; other mounts are
+// volumes (bind) and tmpfs.
+func mountStage(s *specs.Spec, bundle string) ([]string, error) {
+	root := s.Root.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundle, root)
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{"barco-mount", "--rootfs", root}
+	if s.Root.Readonly {
+		argv = append(argv, "--read-only")
+	}
+	have := map[string]bool{}
+	var extra []string
+	for _, m := range s.Mounts {
+		dest := path.Clean(m.Destination)
+		if !path.IsAbs(dest) {
+			return nil, fmt.Errorf("config.json: mount destination %q: not absolute", m.Destination)
+		}
+		if t, ok := defaultMounts[dest]; ok && (m.Type == t || (t == "cgroup" && m.Type == "cgroup2")) {
+			have[dest] = true
+			continue
+		}
+		opt, err := mountOption(m, dest)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, opt...)
+	}
+	if !have["/proc"] {
+		argv = append(argv, "--no-proc")
+	}
+	if !have["/dev"] {
+		argv = append(argv, "--no-dev")
+	}
+	if !have["/sys"] {
+		argv = append(argv, "--no-sys")
+	}
+	if have["/sys/fs/cgroup"] {
+		argv = append(argv, "--cgroupfs")
+	}
+	argv = append(argv, extra...)
+	if cwd := s.Process.Cwd; cwd != "" && cwd != "/" {
+		if !path.IsAbs(cwd) {
+			return nil, fmt.Errorf("config.json: process.cwd %q: not absolute", cwd)
+		}
+		argv = append(argv, "--workdir", cwd)
+	}
+	if len(s.Linux.MaskedPaths) > 0 || len(s.Linux.ReadonlyPaths) > 0 {
+		// barco-mount masks the runtime spec's default paths, which are
+		// the engines' lists; other lists are not honoured yet.
+		if !sameAsDefaults(s.Linux.MaskedPaths, s.Linux.ReadonlyPaths) {
+			return nil, unsupported("linux.maskedPaths and readonlyPaths other than the default ones")
+		}
+	} else {
+		argv = append(argv, "--no-masks")
+	}
+	if p := s.Linux.RootfsPropagation; p != "" && p != "private" && p != "rprivate" {
+		return nil, unsupported("linux.rootfsPropagation " + p)
+	}
+	return argv, nil
+}
+
+// mountOption is the barco-mount option for one mount of the config.
+func mountOption(m specs.Mount, dest string) ([]string, error) {
+	bind := m.Type == "bind" || m.Type == "" || m.Type == "none"
+	ro := false
+	var data []string
+	for _, o := range m.Options {
+		switch o {
+		case "bind", "rbind":
+			bind = true
+		case "ro":
+			ro = true
+		case "rw", "private", "rprivate", "nosuid", "nodev", "relatime", "strictatime", "noatime":
+			// barco-mount's volumes are private, nosuid and nodev are the
+			// tmpfs defaults: nothing to add.
+		case "noexec", "exec":
+			data = append(data, o)
+		default:
+			if k, _, ok := strings.Cut(o, "="); ok && (k == "size" || k == "mode" || k == "nr_inodes") {
+				data = append(data, o)
+				continue
+			}
+			return nil, unsupported(fmt.Sprintf("mount option %q on %s", o, dest))
+		}
+	}
+	switch {
+	case bind:
+		v := m.Source + ":" + dest
+		if ro {
+			v += ":ro"
+		}
+		return []string{"--volume", v}, nil
+	case m.Type == "tmpfs":
+		if ro {
+			data = append(data, "ro")
+		}
+		v := dest
+		if len(data) > 0 {
+			v += ":" + strings.Join(data, ",")
+		}
+		return []string{"--tmpfs", v}, nil
+	}
+	return nil, unsupported(fmt.Sprintf("mount of type %q on %s", m.Type, dest))
+}
+
+// sameAsDefaults reports whether the lists hold nothing beyond barco-mount's
+// masked and read-only paths, which are the runtime spec's defaults.
+func sameAsDefaults(masked, readonly []string) bool {
+	known := map[string]bool{}
+	for _, p := range []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts",
+		"/sys/firmware", "/sys/devices/virtual/powercap", "/sys/fs/selinux", "/sys/dev/block",
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"} {
+		known[p] = true
+	}
+	for _, p := range append(append([]string{}, masked...), readonly...) {
+		if !known[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// capsStage is barco-caps with the process's user and capabilities.
+func capsStage(s *specs.Spec) ([]string, error) {
+	p := s.Process
+	argv := []string{"barco-caps"}
+	set := func(names []string) (string, error) {
+		var out []string
+		for _, n := range names {
+			if _, err := caps.ParseList(n); err != nil {
+				return "", fmt.Errorf("config.json: capability %q: %w", n, err)
+			}
+			out = append(out, strings.ToLower(strings.TrimPrefix(strings.ToUpper(n), "CAP_")))
+		}
+		if len(out) == 0 {
+			return "none", nil
+		}
+		return strings.Join(out, ","), nil
+	}
+	c := p.Capabilities
+	if c == nil {
+		c = &specs.LinuxCapabilities{}
+	}
+	// The five sets as given; the kernel then applies its exec rules, as
+	// under runc (root's permitted set is its bounding set).
+	for _, s := range []struct {
+		opt   string
+		names []string
+	}{
+		{"--caps", c.Bounding}, {"--permitted", c.Permitted}, {"--effective", c.Effective},
+		{"--inheritable", c.Inheritable}, {"--ambient", c.Ambient},
+	} {
+		list, err := set(s.names)
+		if err != nil {
+			return nil, err
+		}
+		argv = append(argv, s.opt, list)
+	}
+	user := strconv.FormatUint(uint64(p.User.UID), 10) + ":" + strconv.FormatUint(uint64(p.User.GID), 10)
+	argv = append(argv, "--user", user)
+	if len(p.User.AdditionalGids) > 0 {
+		gids := make([]string, len(p.User.AdditionalGids))
+		for i, g := range p.User.AdditionalGids {
+			gids[i] = strconv.FormatUint(uint64(g), 10)
+		}
+		argv = append(argv, "--groups", strings.Join(gids, ","))
+	}
+	if p.NoNewPrivileges {
+		argv = append(argv, "--no-new-privs")
+	}
+	return argv, nil
+}
+
+// seccompStage is barco-seccomp: no filter unless the config has one.
+func seccompStage(s *specs.Spec) ([]string, error) {
+	argv := []string{"barco-seccomp"}
+	if s.Linux.Seccomp == nil {
+		argv = append(argv, "--profile", "unconfined")
+		if !s.Process.NoNewPrivileges {
+			argv = append(argv, "--allow-new-privs")
+		}
+		return argv, nil
+	}
+	return nil, unsupported("linux.seccomp")
+}

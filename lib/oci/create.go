@@ -1,0 +1,240 @@
+package oci
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"barco/lib/chain"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// fifoName is the start gate in the state directory: the init opens it for
+// writing before it execs the process, and start opens it for reading.
+const fifoName = "exec.fifo"
+
+// createOptions are create's (and run's) own options.
+type createOptions struct {
+	bundle, pidFile, consoleSocket string
+	preserveFDs                    int
+}
+
+// create makes the container: its init runs the chain up to the start
+// gate, and is left to the caller's subreaper; no barco process stays.
+func create(g *globals, id string, o createOptions) (err error) {
+	if o.consoleSocket != "" {
+		return errors.New("--console-socket: not supported by barco yet (process.terminal)")
+	}
+	if err := checkID(id); err != nil {
+		return err
+	}
+	bundle := o.bundle
+	if bundle == "" {
+		bundle = "."
+	}
+	bundleAbs, err := filepath.Abs(bundle)
+	if err != nil {
+		return err
+	}
+	spec, err := loadConfig(bundleAbs)
+	if err != nil {
+		return err
+	}
+	c, err := newContainer(g.root, id)
+	if err != nil {
+		return err
+	}
+	st := &State{State: specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating,
+		Bundle: bundle, Annotations: spec.Annotations}, Created: time.Now().UTC(), Owner: "root", Config: spec}
+	defer func() {
+		if err != nil {
+			c.destroy(st, g)
+		}
+		c.close()
+	}()
+	ch, err := translate(spec, bundleAbs, id, c.path("pid"))
+	if err != nil {
+		return err
+	}
+	dirs, err := ch.cgroup.Dirs()
+	if err != nil {
+		return err
+	}
+	// Recorded before they exist: delete --force after a create killed
+	// halfway still finds them.
+	st.CgroupDirs = missingDirs(dirs)
+	if err := c.save(st); err != nil {
+		return err
+	}
+	if err := runChain(g, c, ch, bundleAbs, o.preserveFDs); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(c.path("pid"))
+	if err != nil {
+		return fmt.Errorf("pid of the init: %w", err)
+	}
+	st.Pid, err = strconv.Atoi(string(data))
+	if err != nil {
+		return fmt.Errorf("pid of the init: %q: %w", data, err)
+	}
+	st.InitStart = startTime(st.Pid)
+	st.Status = specs.StateCreated
+	if err := c.save(st); err != nil {
+		return err
+	}
+	if spec.Hooks != nil {
+		for _, hooks := range [][]specs.Hook{spec.Hooks.Prestart, spec.Hooks.CreateRuntime} { //lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
+			if err := runHooks(hooks, &st.State); err != nil {
+				return err
+			}
+		}
+	}
+	if o.pidFile != "" {
+		if err := writeFileAtomic(o.pidFile, []byte(strconv.Itoa(st.Pid))); err != nil {
+			return fmt.Errorf("--pid-file: %w", err)
+		}
+	}
+	return nil
+}
+
+// runChain starts the chain with the container's stdio (create's own fds
+// 0-2, unchanged) and waits until its init is at the start gate. The
+// stages report on a pipe of their own, not on that stdio.
+func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve int) error {
+	if err := unix.Mkfifo(c.path(fifoName), 0o622); err != nil {
+		return fmt.Errorf("start gate: %w", err)
+	}
+	// mkfifo takes the umask off; the container's root, whoever it is on
+	// the host, must be able to open it for writing.
+	if err := os.Chmod(c.path(fifoName), 0o622); err != nil {
+		return fmt.Errorf("start gate: %w", err)
+	}
+	fifo, err := unix.Open(c.path(fifoName), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("start gate: %w", err)
+	}
+	defer unix.Close(fifo)
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("report pipe: %w", err)
+	}
+	r := os.NewFile(uintptr(pipe[0]), "report")
+	defer r.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		unix.Close(pipe[1])
+		return err
+	}
+	argv := barcoArgv(ch.stages)
+	path := filepath.Join(filepath.Dir(self), argv[0])
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+preserve; fd++ {
+		files = append(files, uintptr(fd))
+	}
+	env := append([]string{}, ch.env...)
+	if preserve > 0 {
+		env = append(env, chain.PreserveFDsEnv+"="+strconv.Itoa(preserve))
+	}
+	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(len(files)))
+	files = append(files, uintptr(pipe[1]))
+	env = append(env, chain.StartFDEnv+"="+strconv.Itoa(len(files)))
+	files = append(files, uintptr(fifo))
+	if g.debug {
+		env = append(env, "BARCO_DEBUG=1")
+	}
+	g.debugf("create %s: %s", c.ID, strings.Join(argv, " "))
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: bundle, Env: env, Files: files})
+	unix.Close(pipe[1])
+	if err != nil {
+		return fmt.Errorf("start %s: %w", path, err)
+	}
+	var lines []string
+	ready := false
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if sc.Text() == "ready" {
+			ready = true
+			break
+		}
+		lines = append(lines, sc.Text())
+	}
+	var ws unix.WaitStatus
+	for {
+		_, err = unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if ready && err == nil && ws.Exited() && ws.ExitStatus() == 0 {
+		return nil
+	}
+	if len(lines) > 0 {
+		// The stage's own line: "barco-mount: rootfs ...".
+		return &chain.Error{Code: chain.ExitFailed, Err: errors.New(strings.Join(lines, "; "))}
+	}
+	return fmt.Errorf("the chain of stages ended before the container was created (%s)", describe(ws))
+}
+
+func describe(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return "exit status " + strconv.Itoa(ws.ExitStatus())
+}
+
+// barcoArgv joins the stages into one command line, "--" between them.
+func barcoArgv(stages [][]string) []string {
+	var argv []string
+	for i, st := range stages {
+		if i > 0 {
+			argv = append(argv, "--")
+		}
+		argv = append(argv, st...)
+	}
+	return argv
+}
+
+// missingDirs are the directories of dirs, and of their parents, that do
+// not exist yet, deepest first: what create makes, and delete removes.
+func missingDirs(dirs []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		for p := d; p != "/" && p != "."; p = filepath.Dir(p) {
+			if _, err := os.Stat(p); err == nil {
+				break
+			}
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	// Deepest first, whatever the hierarchy.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && strings.Count(out[j], "/") > strings.Count(out[j-1], "/"); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}

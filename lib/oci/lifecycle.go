@@ -1,0 +1,367 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"barco/lib/cgroup"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// start lets a created container run: it opens the start gate, on which
+// the init waits, and returns once the init has gone through it.
+func start(g *globals, id string) error {
+	c, err := openContainer(g.root, id)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	if st.Status != specs.StateCreated {
+		return fmt.Errorf("container %s is %s: only a created container can be started", id, st.Status)
+	}
+	fd, err := unix.Open(c.path(fifoName), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("start gate of %s: %w", id, err)
+	}
+	defer unix.Close(fd)
+	// The init, blocked opening the gate for writing, now writes one byte.
+	var b [1]byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := unix.Read(fd, b[:])
+		if n == 1 {
+			break
+		}
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return fmt.Errorf("start gate of %s: %w", id, err)
+		}
+		if !initAlive(st.Pid, st.InitStart) {
+			return fmt.Errorf("container %s: its init died before it was started", id)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s: its init did not pass the start gate in 10 s", id)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	if err := os.Remove(c.path(fifoName)); err != nil {
+		return fmt.Errorf("start gate of %s: %w", id, err)
+	}
+	st.Status = specs.StateRunning
+	if err := c.save(st); err != nil {
+		return err
+	}
+	if h := st.Config.Hooks; h != nil {
+		// A failing poststart hook only warns: the process runs already.
+		if err := runHooks(h.Poststart, &st.State); err != nil {
+			g.warnf("poststart hook: %v", err)
+		}
+	}
+	return nil
+}
+
+// stateJSON is what `state` prints: the runtime spec's state.
+func stateJSON(g *globals, id string) ([]byte, error) {
+	c, err := openContainer(g.root, id)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	st, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	out := st.State
+	if out.Status == specs.StateStopped {
+		out.Pid = 0
+	}
+	return json.MarshalIndent(out, "", "  ")
+}
+
+// kill sends sig to the container's init, or with all to every process in
+// its cgroup, which also works once the init is gone (execs may be left).
+func kill(g *globals, id string, sig unix.Signal, all bool) error {
+	c, err := openContainer(g.root, id)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	if all {
+		return signalCgroup(st, sig)
+	}
+	switch st.Status {
+	case specs.StateCreated, specs.StateRunning:
+		return signalInit(st, sig)
+	}
+	return fmt.Errorf("container %s is %s: nothing to signal", id, st.Status)
+}
+
+// signalInit signals the init through a pidfd, after checking that the pid
+// is still the init's: the pid of an init already reaped may be reused.
+func signalInit(st *State, sig unix.Signal) error {
+	pidfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("container %s: its init is gone", st.ID)
+		}
+		return fmt.Errorf("pidfd_open %d: %w", st.Pid, err)
+	}
+	defer unix.Close(pidfd)
+	if !initAlive(st.Pid, st.InitStart) {
+		return fmt.Errorf("container %s: its init is gone", st.ID)
+	}
+	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signal %s to init %d: %w", unix.SignalName(sig), st.Pid, err)
+	}
+	return nil
+}
+
+// signalCgroup signals every process in the container's cgroup, as far as
+// create made it (a container in a cgroup of another's is not signalled
+// through it).
+func signalCgroup(st *State, sig unix.Signal) error {
+	for _, pid := range cgroupPids(st) {
+		_ = unix.Kill(pid, sig)
+	}
+	if st.Status == specs.StateCreated || st.Status == specs.StateRunning {
+		return signalInit(st, sig)
+	}
+	return nil
+}
+
+// cgroupPids are the processes in the container's own cgroup, in the
+// first of its hierarchies that lists any.
+func cgroupPids(st *State) []int {
+	dirs := st.leafDirs()
+	for _, d := range dirs {
+		if pids, err := cgroup.Procs(d); err == nil && len(pids) > 0 {
+			return pids
+		}
+	}
+	return nil
+}
+
+// leafDirs are the container's own cgroup directories: the deepest ones
+// create made, one per hierarchy.
+func (st *State) leafDirs() []string {
+	var out []string
+	for _, d := range st.CgroupDirs {
+		leaf := true
+		for _, o := range out {
+			if strings.HasPrefix(o, d+"/") {
+				leaf = false
+			}
+		}
+		if leaf {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// remove deletes a container: a stopped one, or with force any, after
+// killing what runs in it. An unknown id with force is no error, as
+// containerd's shim relies on.
+func remove(g *globals, id string, force bool) error {
+	c, err := openContainer(g.root, id)
+	if err != nil {
+		var nf errNotFound
+		if force && errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	defer c.close()
+	st, err := c.load()
+	if err != nil {
+		return err
+	}
+	if st.Status != specs.StateStopped && st.Status != specs.StateCreating && !force {
+		return fmt.Errorf("container %s is %s: stop it first, or delete --force", id, st.Status)
+	}
+	return c.destroy(st, g)
+}
+
+// destroy kills what is left of the container, removes the cgroups create
+// made and the state, and runs the poststop hooks.
+func (c *Container) destroy(st *State, g *globals) error {
+	if st.Pid > 0 && initAlive(st.Pid, st.InitStart) {
+		_ = signalInit(st, unix.SIGKILL)
+	}
+	for _, pid := range cgroupPids(st) {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	if st.Pid > 0 {
+		waitGone(st.Pid, st.InitStart, 10*time.Second)
+	}
+	var first error
+	for _, d := range st.CgroupDirs {
+		if err := removeCgroupDir(d); err != nil && first == nil {
+			first = err
+		}
+	}
+	if st.Config != nil && st.Config.Hooks != nil && st.Status != specs.StateCreating {
+		st.Status = specs.StateStopped
+		// A failing poststop hook only warns; the next ones still run.
+		for _, h := range st.Config.Hooks.Poststop {
+			if err := runHooks([]specs.Hook{h}, &st.State); err != nil {
+				g.warnf("poststop hook: %v", err)
+			}
+		}
+	}
+	if err := c.remove(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// waitGone waits until the init has exited (a zombie counts as gone: its
+// reaper is the caller's subreaper, not barco).
+func waitGone(pid int, start uint64, limit time.Duration) {
+	for deadline := time.Now().Add(limit); initAlive(pid, start) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// removeCgroupDir removes one cgroup directory, killing what is still in
+// it first and retrying while the kernel lets the processes go.
+func removeCgroupDir(dir string) error {
+	var err error
+	for i := 0; i < 500; i++ {
+		err = unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		if pids, _ := cgroup.Procs(dir); len(pids) > 0 {
+			for _, pid := range pids {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("remove cgroup %s: %w", dir, err)
+}
+
+// runHooks runs hooks in order, each with the state on its stdin, within
+// its timeout; the first that fails is the error. A hook may exit without
+// reading its stdin.
+func runHooks(hooks []specs.Hook, st *specs.State) error {
+	if len(hooks) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	for _, h := range hooks {
+		if err := runHook(h, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runHook(h specs.Hook, state []byte) error {
+	ctx := context.Background()
+	if h.Timeout != nil {
+		if *h.Timeout <= 0 {
+			return fmt.Errorf("hook %s: timeout %d: not positive", h.Path, *h.Timeout)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, h.Path)
+	if len(h.Args) > 0 {
+		cmd.Args = h.Args
+	} else {
+		cmd.Args = []string{h.Path}
+	}
+	cmd.Env = h.Env
+	// A Reader, not a pipe we write: a hook that never reads its stdin
+	// costs no EPIPE.
+	cmd.Stdin = bytes.NewReader(state)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("hook %s: timed out after %d s", h.Path, *h.Timeout)
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			return fmt.Errorf("hook %s: %w: %s", h.Path, err, msg)
+		}
+		return fmt.Errorf("hook %s: %w", h.Path, err)
+	}
+	return nil
+}
+
+// parseSignal reads a signal as runc does: a number, or a name with or
+// without SIG.
+func parseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("signal %s: out of range", s)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("signal %q: unknown", s)
+}
+
+// listRows are the containers for `list`.
+func listRows(g *globals) ([]State, error) {
+	ids, err := listIDs(g.root)
+	if err != nil {
+		return nil, err
+	}
+	var out []State
+	for _, id := range ids {
+		c, err := openContainer(g.root, id)
+		if err != nil {
+			continue
+		}
+		st, err := c.load()
+		c.close()
+		if err == nil {
+			out = append(out, *st)
+		}
+	}
+	return out, nil
+}
+
+// bundleDir is the default bundle: the working directory, as runc's.
+func bundleDir(b string) string {
+	if b == "" {
+		return "."
+	}
+	return filepath.Clean(b)
+}

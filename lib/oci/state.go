@@ -1,0 +1,249 @@
+package oci
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is where containers' state lives unless --root says.
+const DefaultRoot = "/run/barco"
+
+// reservedIDs are names in the root directory that are not containers:
+// barco-cgroup keeps its records in /run/barco/cgroups.
+var reservedIDs = map[string]bool{"cgroups": true}
+
+var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
+
+// checkID refuses an id that is not a plain name: it names a directory.
+func checkID(id string) error {
+	if id == "" {
+		return errors.New("no container id given")
+	}
+	if len(id) > 1024 || !validID.MatchString(id) || reservedIDs[id] {
+		return fmt.Errorf("container id %q: not a valid id (letters, digits, and _ . + - after the first)", id)
+	}
+	return nil
+}
+
+// State is what barco keeps of a container between commands, in
+// ROOT/ID/state.json. It is written whole through a rename, so that a
+// command never reads half of it, whenever barco is killed.
+type State struct {
+	specs.State
+	// InitStart is the init's start time (field 22 of /proc/PID/stat), so
+	// that a reused pid is not taken for the init.
+	InitStart uint64    `json:"initStart,omitempty"`
+	Created   time.Time `json:"created"`
+	Owner     string    `json:"owner"`
+	// CgroupDirs are the cgroup directories create made, deepest first:
+	// delete removes them and nothing else.
+	CgroupDirs []string `json:"cgroupDirs,omitempty"`
+	// Config is the container's config as create read it: later changes
+	// to config.json do not matter.
+	Config *specs.Spec `json:"config"`
+}
+
+// Container is one container's state directory, locked for the command.
+type Container struct {
+	ID  string
+	Dir string
+	fd  int // the directory, flock'ed
+}
+
+// lockDir opens dir and takes an exclusive flock on it: commands on one
+// container run one after the other.
+func lockDir(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return fd, nil
+}
+
+// newContainer makes the state directory of a new container, locked.
+func newContainer(root, id string) (*Container, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", root, err)
+	}
+	dir := filepath.Join(root, id)
+	if err := unix.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("container %s: already exists", id)
+		}
+		return nil, fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	fd, err := lockDir(dir)
+	if err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	return &Container{ID: id, Dir: dir, fd: fd}, nil
+}
+
+// errNotFound is the error of a command on a container that does not exist.
+type errNotFound struct{ id string }
+
+func (e errNotFound) Error() string { return fmt.Sprintf("container %s: does not exist", e.id) }
+
+// openContainer locks the state directory of an existing container.
+func openContainer(root, id string) (*Container, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	fd, err := lockDir(dir)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, errNotFound{id}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	// Deleted while this command waited for the lock.
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); errors.Is(err, os.ErrNotExist) {
+		unix.Close(fd)
+		return nil, errNotFound{id}
+	}
+	return &Container{ID: id, Dir: dir, fd: fd}, nil
+}
+
+func (c *Container) close() {
+	if c.fd >= 0 {
+		unix.Close(c.fd)
+		c.fd = -1
+	}
+}
+
+func (c *Container) path(name string) string { return filepath.Join(c.Dir, name) }
+
+// load reads the state and brings its status up to date.
+func (c *Container) load() (*State, error) {
+	data, err := os.ReadFile(c.path("state.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errNotFound{c.ID}
+		}
+		return nil, fmt.Errorf("container %s: %w", c.ID, err)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("container %s: state.json: %w", c.ID, err)
+	}
+	s.Status = c.status(&s)
+	return &s, nil
+}
+
+// status is the container's status now: stopped once its init is gone,
+// created while the init waits at the start gate, else running.
+func (c *Container) status(s *State) specs.ContainerState {
+	if s.Status == specs.StateCreating || s.Status == specs.StateStopped {
+		return s.Status
+	}
+	if s.Pid <= 0 || !initAlive(s.Pid, s.InitStart) {
+		return specs.StateStopped
+	}
+	if _, err := os.Stat(c.path(fifoName)); err == nil {
+		return specs.StateCreated
+	}
+	return specs.StateRunning
+}
+
+// save writes the state through a rename.
+func (c *Container) save(s *State) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := c.path(".state.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write state of %s: %w", c.ID, err)
+	}
+	if err := os.Rename(tmp, c.path("state.json")); err != nil {
+		return fmt.Errorf("write state of %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// remove deletes the state directory; the lock goes with it.
+func (c *Container) remove() error {
+	err := os.RemoveAll(c.Dir)
+	c.close()
+	if err != nil {
+		return fmt.Errorf("remove state of %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// startTime is field 22 of /proc/PID/stat, the process's start time in
+// clock ticks since boot; 0 if the process is gone.
+func startTime(pid int) uint64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return 0
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
+}
+
+// initAlive reports whether pid is still the container's init: alive, not
+// a zombie, and started when the init did.
+func initAlive(pid int, start uint64) bool {
+	t := startTime(pid)
+	return t != 0 && (start == 0 || t == start)
+}
+
+// listIDs lists the containers under root.
+func listIDs(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && checkID(e.Name()) == nil {
+			if _, err := os.Stat(filepath.Join(root, e.Name(), "state.json")); err == nil {
+				ids = append(ids, e.Name())
+			}
+		}
+	}
+	return ids, nil
+}
