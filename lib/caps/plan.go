@@ -9,15 +9,15 @@ import (
 
 // Spec is what the command line asks for.
 type Spec struct {
-	Caps       *List    // --caps: the set to keep; nil means DockerDefault
-	Add        List     // --cap-add
-	Drop       List     // --cap-drop; "all" drops the base set, keeping only Add
-	Ambient    List     // --ambient: also added, and passed on through exec
-	Bound      List     // --bound: kept in the bounding set only; needs NoNewPrivs
+	Caps    *List // --caps: the set to keep; nil means DockerDefault
+	Add     List  // --cap-add
+	Drop    List  // --cap-drop; "all" drops the base set, keeping only Add
+	Ambient List  // --ambient: also added, and passed on through exec
+	Bound   List  // --bound: kept in the bounding set only; needs NoNewPrivs
 	// Exact, when not nil, gives the permitted, effective and inheritable
 	// sets as they are (an OCI config's), instead of deriving them from
 	// the user; the ambient set is Ambient.
-	Exact *ExactSets
+	Exact      *ExactSets
 	User       string   // --user UID|NAME[:GID|GROUP]; "" keeps the caller's
 	Groups     []string // --groups
 	NoNewPrivs bool

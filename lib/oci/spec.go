@@ -86,9 +86,9 @@ func writeFeatures(w io.Writer) error {
 		MountOptions: []string{"bind", "rbind", "ro", "rw", "private", "rprivate", "nosuid", "nodev",
 			"noexec", "exec", "relatime", "strictatime", "noatime"},
 		Linux: &features.Linux{
-			Namespaces: []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
+			Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 			Capabilities: allCapNames(),
-			Cgroup: &features.Cgroup{V1: &yes, V2: &yes},
+			Cgroup:       &features.Cgroup{V1: &yes, V2: &yes},
 		},
 	}
 	data, err := json.MarshalIndent(f, "", "    ")
