@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,7 +213,16 @@ func (c *Container) destroy(st *State, g *globals) error {
 		waitGone(st.Pid, st.InitStart, 10*time.Second)
 	}
 	var first error
+	leaves := st.leafDirs()
 	for _, d := range st.CgroupDirs {
+		if !slices.Contains(leaves, d) {
+			// A parent create made may hold other containers' cgroups
+			// by now: it goes with the last of them.
+			if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOENT) && first == nil {
+				first = fmt.Errorf("remove cgroup %s: %w", d, err)
+			}
+			continue
+		}
 		if err := removeCgroupDir(d); err != nil && first == nil {
 			first = err
 		}

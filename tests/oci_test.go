@@ -1,0 +1,384 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"barco/lib/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ociEnv is an OCI state root of the test's own, so that the test neither
+// sees nor disturbs containers of the machine.
+type ociEnv struct {
+	t    *testing.T
+	bin  string
+	root string
+}
+
+func newOCI(t *testing.T) *ociEnv {
+	t.Helper()
+	e := &ociEnv{t: t, bin: barcoBin(t), root: filepath.Join(t.TempDir(), "state")}
+	t.Cleanup(func() {
+		// Whatever a failed test left.
+		entries, _ := os.ReadDir(e.root)
+		for _, d := range entries {
+			testutil.Run(t, nil, e.bin, "--root", e.root, "delete", "--force", d.Name())
+		}
+	})
+	return e
+}
+
+// barco runs `barco --root ROOT ARGS...`.
+func (e *ociEnv) barco(args ...string) testutil.Result {
+	e.t.Helper()
+	return testutil.Run(e.t, nil, append([]string{e.bin, "--root", e.root}, args...)...)
+}
+
+// create runs `barco create ARGS...` with its stdio on files, as the
+// engines give it: the container's init inherits create's fds 0-2 and
+// holds them while it lives, so a pipe would never reach its end.
+func (e *ociEnv) create(args ...string) testutil.Result {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	out, errOut := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	cmd := fmt.Sprintf("exec %q --root %q create", e.bin, e.root)
+	for _, a := range args {
+		cmd += " " + strconv.Quote(a)
+	}
+	r := testutil.Run(e.t, nil, "sh", "-c", cmd+" </dev/null >"+strconv.Quote(out)+" 2>"+strconv.Quote(errOut))
+	stdout, _ := os.ReadFile(out)
+	stderr, _ := os.ReadFile(errOut)
+	r.Stdout, r.Stderr = string(stdout), string(stderr)
+	return r
+}
+
+// mustCreate is create, which must succeed.
+func (e *ociEnv) mustCreate(args ...string) {
+	e.t.Helper()
+	if r := e.create(args...); r.Code != 0 {
+		e.t.Fatalf("barco create %q: status %d, %s", args, r.Code, r.Stderr)
+	}
+}
+
+// must runs a command that must succeed and returns its stdout.
+func (e *ociEnv) must(args ...string) string {
+	e.t.Helper()
+	r := e.barco(args...)
+	if r.Code != 0 {
+		e.t.Fatalf("barco %q: status %d, %s", args, r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+func (e *ociEnv) state(id string) specs.State {
+	e.t.Helper()
+	var s specs.State
+	if err := json.Unmarshal([]byte(e.must("state", id)), &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// waitStatus polls the state until it reads want.
+func (e *ociEnv) waitStatus(id string, want specs.ContainerState) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := e.state(id)
+		if s.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("container %s is %s, want %s", id, s.Status, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bundle writes a bundle with a copy of the busybox rootfs and barco
+// spec's config, edited by edit.
+func (e *ociEnv) bundle(edit func(*specs.Spec)) string {
+	e.t.Helper()
+	rootfs := testutil.CopyRootfs(e.t, 0)
+	dir := filepath.Dir(rootfs)
+	r := testutil.Run(e.t, nil, e.bin, "spec", "--bundle", dir)
+	if r.Code != 0 {
+		e.t.Fatalf("barco spec: %d %s", r.Code, r.Stderr)
+	}
+	p := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		e.t.Fatal(err)
+	}
+	s.Root.Readonly = false
+	edit(&s)
+	data, _ = json.Marshal(&s)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return dir
+}
+
+func cgroupDirsOf(id string) []string {
+	matches, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent + "/" + id)
+	more, _ := filepath.Glob("/sys/fs/cgroup/" + testParent + "/" + id)
+	return append(matches, more...)
+}
+
+// The lifecycle: create stops before the process, start runs it, the pid
+// file and state agree, and delete removes the cgroups in every hierarchy.
+func TestOCILifecycle(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "echo started > /started; echo out; echo err >&2; sleep 0.3"}
+	})
+	stdout, stderr := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	pidFile := filepath.Join(dir, "pid")
+	id := "life-1"
+	cmd := fmt.Sprintf("exec %q --root %q create --bundle %q --pid-file %q %s </dev/null >%q 2>%q",
+		e.bin, e.root, dir, pidFile, id, stdout, stderr)
+	if r := testutil.Run(t, nil, "sh", "-c", cmd); r.Code != 0 {
+		errOut, _ := os.ReadFile(stderr)
+		t.Fatalf("create: status %d: %s", r.Code, errOut)
+	}
+	s := e.state(id)
+	if s.Status != specs.StateCreated || s.Bundle != dir || s.ID != id || s.Pid <= 0 {
+		t.Fatalf("state after create: %+v", s)
+	}
+	pidData, _ := os.ReadFile(pidFile)
+	if string(pidData) != strconv.Itoa(s.Pid) {
+		t.Errorf("pid file %q, state pid %d", pidData, s.Pid)
+	}
+	if len(cgroupDirsOf(id)) == 0 {
+		t.Errorf("no cgroup %s/%s in any hierarchy", testParent, id)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "rootfs", "started")); err == nil {
+		t.Fatal("the process ran before start")
+	}
+	e.must("start", id)
+	e.waitStatus(id, specs.StateStopped)
+	if _, err := os.Stat(filepath.Join(dir, "rootfs", "started")); err != nil {
+		t.Errorf("the process did not run after start: %v", err)
+	}
+	out, _ := os.ReadFile(stdout)
+	errOut, _ := os.ReadFile(stderr)
+	if string(out) != "out\n" || string(errOut) != "err\n" {
+		t.Errorf("the container's stdout %q and stderr %q, want its own output and nothing of barco's", out, errOut)
+	}
+	if r := e.barco("start", id); r.Code == 0 {
+		t.Error("start of a stopped container succeeded")
+	}
+	if r := e.barco("kill", id, "TERM"); r.Code == 0 {
+		t.Error("kill of a stopped container succeeded")
+	}
+	e.must("delete", id)
+	if d := cgroupDirsOf(id); len(d) > 0 {
+		t.Errorf("delete left cgroups %q", d)
+	}
+	if r := e.barco("state", id); r.Code == 0 || !strings.Contains(r.Stderr, "does not exist") {
+		t.Errorf("state after delete: %d %q", r.Code, r.Stderr)
+	}
+}
+
+// kill and delete in each state: a created container can be killed and
+// is then stopped; delete refuses a created or running one without
+// --force; --force of an unknown id is no error.
+func TestOCIKillAndDelete(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/sleep", "100"} })
+	e.mustCreate("--bundle", dir, "kd-created")
+	if r := e.barco("delete", "kd-created"); r.Code == 0 || !strings.Contains(r.Stderr, "created") {
+		t.Errorf("delete of a created container: %d %q, want a refusal", r.Code, r.Stderr)
+	}
+	e.must("kill", "kd-created", "KILL")
+	e.waitStatus("kd-created", specs.StateStopped)
+	e.must("delete", "kd-created")
+
+	e.mustCreate("--bundle", dir, "kd-running")
+	e.must("start", "kd-running")
+	e.waitStatus("kd-running", specs.StateRunning)
+	if r := e.barco("delete", "kd-running"); r.Code == 0 {
+		t.Error("delete of a running container succeeded")
+	}
+	e.must("kill", "kd-running", "KILL")
+	e.waitStatus("kd-running", specs.StateStopped)
+	e.must("delete", "kd-running")
+
+	// A signal by name or number reaches the process, PID 1 inside.
+	out := testutil.SearchableTempDir(t)
+	trap := e.bundle(func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind"}})
+		s.Process.Args = []string{"/bin/sh", "-c", "trap 'echo usr1 >> /out/log' USR1; trap 'echo term >> /out/log; exit 0' TERM; while :; do sleep 0.05; done"}
+	})
+	e.mustCreate("--bundle", trap, "kd-trap")
+	e.must("start", "kd-trap")
+	e.waitStatus("kd-trap", specs.StateRunning)
+	time.Sleep(200 * time.Millisecond)
+	e.must("kill", "kd-trap", "SIGUSR1")
+	time.Sleep(200 * time.Millisecond)
+	e.must("kill", "kd-trap", "15")
+	e.waitStatus("kd-trap", specs.StateStopped)
+	if log, _ := os.ReadFile(filepath.Join(out, "log")); string(log) != "usr1\nterm\n" {
+		t.Errorf("the process got %q, want usr1 then term", log)
+	}
+	e.must("delete", "kd-trap")
+
+	e.mustCreate("--bundle", dir, "kd-force")
+	e.must("start", "kd-force")
+	pid := e.state("kd-force").Pid
+	e.must("delete", "--force", "kd-force")
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/cmdline"); err == nil {
+		if data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); !strings.Contains(string(data), ") Z ") {
+			t.Errorf("delete --force left the init %d running", pid)
+		}
+	}
+	if d := cgroupDirsOf("kd-force"); len(d) > 0 {
+		t.Errorf("delete --force left cgroups %q", d)
+	}
+	if r := e.barco("delete", "--force", "never-made"); r.Code != 0 {
+		t.Errorf("delete --force of an unknown id: %d %q, want 0", r.Code, r.Stderr)
+	}
+	if r := e.barco("kill", "never-made", "KILL"); r.Code == 0 {
+		t.Error("kill of an unknown id succeeded")
+	}
+}
+
+// create refuses what it cannot run, with one line, leaving nothing.
+func TestOCICreateRefusals(t *testing.T) {
+	e := newOCI(t)
+	good := e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/true"} })
+	e.mustCreate("--bundle", good, "dup")
+	defer e.must("delete", "--force", "dup")
+	for _, tc := range []struct {
+		name, id string
+		edit     func(*specs.Spec)
+		want     string
+	}{
+		{"duplicate id", "dup", nil, "already exists"},
+		{"bad ociVersion", "v", func(s *specs.Spec) { s.Version = "invalid" }, "ociVersion"},
+		{"no process", "np", func(s *specs.Spec) { s.Process = nil }, "no process"},
+		{"missing program", "mp", func(s *specs.Spec) { s.Process.Args = []string{"/nonexistent"} }, "/nonexistent"},
+		{"unknown capability", "uc", func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_TEST"} }, "CAP_TEST"},
+		{"bad id", "../x", nil, "not a valid id"},
+	} {
+		dir := good
+		if tc.edit != nil {
+			dir = e.bundle(tc.edit)
+		}
+		r := e.create("--bundle", dir, tc.id)
+		if r.Code == 0 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%s: status %d, stderr %q; want one line with %q", tc.name, r.Code, r.Stderr, tc.want)
+		}
+		if tc.id != "dup" {
+			if _, err := os.Stat(filepath.Join(e.root, tc.id)); err == nil {
+				t.Errorf("%s: state left in %s", tc.name, e.root)
+			}
+			if d := cgroupDirsOf(tc.id); len(d) > 0 {
+				t.Errorf("%s: cgroups left: %q", tc.name, d)
+			}
+		}
+	}
+	if r := e.create("--bundle", good); r.Code == 0 {
+		t.Error("create without an id succeeded")
+	}
+}
+
+// Hooks run on the host with the state on stdin: prestart during create
+// (created), poststart after start (running), poststop at delete; a
+// failing prestart fails create and leaves no container.
+func TestOCIHooks(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(out, name)}}
+	}
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststart: []specs.Hook{hook("poststart")}, //lint:ignore SA1019 Docker still uses prestart
+			Poststop: []specs.Hook{hook("poststop"), {Path: "/bin/false"}, hook("poststop2")}}
+	})
+	e.mustCreate("--bundle", dir, "hooks")
+	e.must("start", "hooks")
+	e.must("delete", "--force", "hooks")
+	for name, want := range map[string]specs.ContainerState{"prestart": specs.StateCreated, "poststart": specs.StateRunning,
+		"poststop": specs.StateStopped, "poststop2": specs.StateStopped} {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		var s specs.State
+		if err == nil {
+			err = json.Unmarshal(data, &s)
+		}
+		if err != nil || s.Status != want || s.ID != "hooks" || s.Bundle != dir {
+			t.Errorf("%s hook's stdin: %q, %v; want the state with status %s", name, data, err, want)
+		}
+	}
+	failing := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/false"}}} //lint:ignore SA1019 Docker still uses prestart
+	})
+	if r := e.create("--bundle", failing, "hooks-fail"); r.Code == 0 {
+		t.Error("create with a failing prestart hook succeeded")
+	}
+	if r := e.barco("state", "hooks-fail"); r.Code == 0 {
+		t.Error("a container is left after a failing prestart hook")
+	}
+}
+
+// run -b is create, start and a wait, in the foreground, with the
+// process's status.
+func TestOCIRun(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/sh", "-c", "echo ran; exit 3"} })
+	r := e.barco("run", "--bundle", dir, "run-1")
+	if r.Code != 3 || r.Stdout != "ran\n" {
+		t.Errorf("run: status %d, stdout %q, stderr %q; want 3 and the process's output", r.Code, r.Stdout, r.Stderr)
+	}
+	if r := e.barco("state", "run-1"); r.Code == 0 {
+		t.Error("run left its container")
+	}
+}
+
+// Twenty creates at once, each its own container, all deleted cleanly.
+func TestOCIConcurrentCreates(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/sleep", "100"} })
+	var wg sync.WaitGroup
+	errs := make(chan string, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			if r := e.create("--bundle", dir, id); r.Code != 0 {
+				errs <- id + ": " + r.Stderr
+			}
+		}("many-" + strconv.Itoa(i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	list := e.must("list")
+	for i := 0; i < 20; i++ {
+		id := "many-" + strconv.Itoa(i)
+		if !strings.Contains(list, id+" ") {
+			t.Errorf("list lacks %s:\n%s", id, list)
+		}
+		e.must("delete", "--force", id)
+		if d := cgroupDirsOf(id); len(d) > 0 {
+			t.Errorf("%s: cgroups left: %q", id, d)
+		}
+	}
+}
