@@ -25,10 +25,7 @@ import (
 // moves into the cgroup, forks, and moves back, locked to its goroutine all
 // the while. The supervisor itself is never accounted to the cgroup.
 func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
-	}
+	files := chain.ChildFiles(chain.IsStage(argv[0]))
 	return c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 }
 

@@ -50,10 +50,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		}
 	}
 	sup := p.Supervisor()
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
-	}
+	files := chain.ChildFiles(stage)
 	if v := os.Getenv(mount.CreatedFDEnv); stage && v != "" {
 		// barco-mount's report goes past the init, to barco-ns.
 		if fd, err := strconv.Atoi(v); err == nil {

@@ -100,10 +100,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	r, w := pipe[0], pipe[1]
 	defer unix.Close(w)
 
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
-	}
+	files := chain.ChildFiles(true)
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname, Loopback: c.Flags&unix.CLONE_NEWNET != 0}
 	files = append(files, uintptr(r))
 	// A barco-mount in the chain reports the entries it creates in the
