@@ -79,9 +79,11 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		return 0, fmt.Errorf("chdir /: %w", err)
 	}
 	// Without a new pid namespace the init is not PID 1, and PROGRAM would
-	// not die with it.
+	// not die with it. PROGRAM leads a session of its own, as it does
+	// without an init: a terminal it takes as its controlling one then
+	// signals PROGRAM and not the init, which forwards its own signals.
 	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}})
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}

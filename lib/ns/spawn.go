@@ -198,11 +198,16 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// an earlier stage in this process may choose as it clones it (see
 	// Process.ForkExec): the namespace's root is the cgroup of the process
 	// that makes it.
+	// The child leads a new session, as runc and crun make a container's
+	// process: sharing the caller's session and process group would let
+	// it signal them (kill 0; SIGCONT to any process of the session) and
+	// push input into the caller's terminal (TIOCSTI). The caller's
+	// terminal then signals barco-ns alone, which forwards the signal once.
 	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
 	pid, err := p.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient},
+		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient, Setsid: true},
 	})
 	unix.Close(r)
 	if err != nil {
