@@ -2,8 +2,12 @@ package tests
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"barco/lib/console"
 	"barco/lib/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -252,6 +257,64 @@ func TestBarcoTTYHangupEndsEverything(t *testing.T) {
 				t.Fatalf("barco still runs 10s after its terminal hung up")
 			}
 			noCgroupLeft(t, name)
+		})
+	}
+}
+
+// barco-mount --console-socket PATH, as an OCI runtime's caller uses it:
+// whoever listens on PATH gets the master of the container's terminal.
+func TestMountConsoleSocketPath(t *testing.T) {
+	for _, mode := range nsModes {
+		t.Run(mode.name, func(t *testing.T) {
+			testutil.RequireRoot(t)
+			path := filepath.Join(testutil.SearchableTempDir(t), "console.sock")
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			// The container's root (uid 100000 with -U) connects to it.
+			if err := os.Chmod(path, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			output := make(chan string, 1)
+			go func() {
+				defer close(output)
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				raw, _ := c.(*net.UnixConn).SyscallConn()
+				var master *os.File
+				// The connection is non-blocking: wait until the message is there.
+				raw.Read(func(fd uintptr) bool {
+					master, err = console.Receive(int(fd))
+					return !errors.Is(err, unix.EAGAIN)
+				})
+				if err != nil {
+					output <- err.Error()
+					return
+				}
+				defer master.Close()
+				out, _ := io.ReadAll(master) // until EIO: the container is gone
+				output <- string(out)
+			}()
+			r := mountRun(t, mode, "--rootfs", testutil.Rootfs(t), "--console-socket", path, "--",
+				"/bin/sh", "-c", `echo "tty=$(tty)"; [ -c /dev/console ] && echo console=yes; echo stdout >&1; echo stderr >&2`)
+			if r.Code != 0 || r.Stdout != "" || r.Stderr != "" {
+				t.Errorf("status %d, stdout %q, stderr %q; want 0 and all output on the terminal", r.Code, r.Stdout, r.Stderr)
+			}
+			select {
+			case out := <-output:
+				for _, want := range []string{"tty=/dev/pts/0\r\n", "console=yes\r\n", "stdout\r\n", "stderr\r\n"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("the terminal shows %q; want %q in it", out, want)
+					}
+				}
+			case <-time.After(testutil.Timeout):
+				t.Fatal("nothing came over the console socket")
+			}
 		})
 	}
 }
