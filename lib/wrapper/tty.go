@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -38,12 +40,7 @@ func runOnPTY(p *chain.Process, stages [][]string, env []string, preserve int) (
 	}
 	closeTheirs := sync.OnceFunc(func() { unix.Close(theirs) })
 	defer closeTheirs()
-	for i, st := range stages {
-		if st[0] == "barco-mount" {
-			stages[i] = append(st, "--console-socket", strconv.Itoa(theirs))
-		}
-	}
-	env = append(env, chain.ChainFDsEnv+"="+strconv.Itoa(theirs))
+	stages, env = withConsoleSocket(stages, env, theirs)
 	argv := Argv(stages)
 	path, env, err := p.Prepare(argv, env)
 	if err != nil {
@@ -93,9 +90,12 @@ func runOnPTY(p *chain.Process, stages [][]string, env []string, preserve int) (
 				fmt.Fprintf(p.Stderr, "barco: %v\n", err)
 			}
 			go func() {
-				// Raw input ends only with a hangup.
-				_, _ = io.Copy(master, os.Stdin)
-				t.hangup()
+				// Raw input ends only with a hangup. A write that fails
+				// (the container is gone) is no hangup: its last output
+				// is still to be read.
+				if hungUp := copyInput(master, os.Stdin); hungUp {
+					t.hangup()
+				}
 			}()
 		} else {
 			go io.Copy(master, os.Stdin)
@@ -126,6 +126,21 @@ func runOnPTY(p *chain.Process, stages [][]string, env []string, preserve int) (
 		return 0, err
 	}
 	return chain.ExitStatus(ws), nil
+}
+
+// withConsoleSocket gives barco-mount the console socket fd, and makes it
+// pass from stage to stage (BARCO_CHAIN_FDS, replacing any value an -e
+// option set).
+func withConsoleSocket(stages [][]string, env []string, fd int) ([][]string, []string) {
+	out := make([][]string, len(stages))
+	for i, st := range stages {
+		out[i] = st
+		if st[0] == "barco-mount" {
+			out[i] = append(slices.Clip(st), "--console-socket", strconv.Itoa(fd))
+		}
+	}
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, chain.ChainFDsEnv+"=") })
+	return out, append(env, chain.ChainFDsEnv+"="+strconv.Itoa(fd))
 }
 
 // ttyRelay is the container's terminal as barco holds it: the master, and
@@ -193,6 +208,23 @@ func (t *ttyRelay) restore(fd int) {
 	if t.saved != nil {
 		_ = unix.IoctlSetTermios(fd, unix.TCSETS, t.saved)
 		t.saved = nil
+	}
+}
+
+// copyInput copies in to master until either fails, and reports whether
+// it was in that ended.
+func copyInput(master *os.File, in io.Reader) bool {
+	buf := make([]byte, 4096)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if _, werr := master.Write(buf[:n]); werr != nil {
+				return false
+			}
+		}
+		if err != nil {
+			return true
+		}
 	}
 }
 
