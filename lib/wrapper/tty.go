@@ -85,7 +85,7 @@ func runOnPTY(p *chain.Process, stages [][]string, env []string, preserve int) (
 			return
 		}
 		if isTerm {
-			copyWinsize(in, int(master.Fd()))
+			copyWinsizeTo(in, master)
 			if err := t.makeRaw(in, saved); err != nil {
 				fmt.Fprintf(p.Stderr, "barco: %v\n", err)
 			}
@@ -111,7 +111,7 @@ func runOnPTY(p *chain.Process, stages [][]string, env []string, preserve int) (
 				t.hangup()
 			case <-winch:
 				if isTerm {
-					t.do(func(m *os.File) { copyWinsize(in, int(m.Fd())) })
+					t.do(func(m *os.File) { copyWinsizeTo(in, m) })
 				}
 			case <-relayed:
 				return
@@ -228,8 +228,15 @@ func copyInput(master *os.File, in io.Reader) bool {
 	}
 }
 
-func copyWinsize(from, to int) {
-	if ws, err := unix.IoctlGetWinsize(from, unix.TIOCGWINSZ); err == nil {
-		_ = unix.IoctlSetWinsize(to, unix.TIOCSWINSZ, ws)
+// copyWinsizeTo gives master the window size of the terminal from. It
+// reaches master's descriptor through SyscallConn, not Fd, which may set
+// it blocking, and a Close would then no longer end a Read in progress.
+func copyWinsizeTo(from int, master *os.File) {
+	ws, err := unix.IoctlGetWinsize(from, unix.TIOCGWINSZ)
+	if err != nil {
+		return
+	}
+	if rc, err := master.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
 	}
 }
