@@ -33,7 +33,11 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 	// Any other PROGRAM stays in the caller's session and process group,
 	// as under nice, and keeps the terminal.
 	setsid := argv[0] == "barco-ns"
-	return c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: setsid}})
+	pid, err := c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: setsid}})
+	if err == nil {
+		chain.CloseChainFDs()
+	}
+	return pid, err
 }
 
 // ForkExec is syscall.ForkExec with the child started in the cgroup, as

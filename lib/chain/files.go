@@ -64,3 +64,16 @@ func ParseChainFDs(v string) []int {
 	slices.Sort(fds)
 	return slices.Compact(fds)
 }
+
+// CloseChainFDs closes the descriptors of BARCO_CHAIN_FDS in this process
+// and forgets the variable, for a stage that has passed them on to its
+// child and stays as its supervisor: it keeps none of them, so that an
+// init inside the container holds none, and the other end sees each closed
+// once the stage that uses it has closed it. Forgetting the variable keeps
+// a later stage in this process from taking a number the runtime reused.
+func CloseChainFDs() {
+	for _, fd := range ParseChainFDs(os.Getenv(ChainFDsEnv)) {
+		unix.Close(fd)
+	}
+	os.Unsetenv(ChainFDsEnv)
+}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestFiles(t *testing.T) {
@@ -37,5 +39,26 @@ func TestParseChainFDs(t *testing.T) {
 	v := strconv.Itoa(fd) + ",x,1,999999," + strconv.Itoa(fd)
 	if got := ParseChainFDs(v); !slices.Equal(got, []int{fd}) {
 		t.Errorf("ParseChainFDs(%q) = %v, want [%d]: open descriptors above stderr, once", v, got, fd)
+	}
+}
+
+func TestCloseChainFDs(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(ChainFDsEnv, strconv.Itoa(fd))
+	CloseChainFDs()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+		unix.Close(fd)
+		t.Errorf("fd %d is still open", fd)
+	}
+	if v, ok := os.LookupEnv(ChainFDsEnv); ok {
+		t.Errorf("%s=%q is still set", ChainFDsEnv, v)
 	}
 }

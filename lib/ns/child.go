@@ -87,6 +87,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
+	chain.CloseChainFDs()
 	p.Log.Debugf("init: started %s as pid %d", path, pid)
 	ws, err := sup.WaitReaping(pid)
 	if err != nil {

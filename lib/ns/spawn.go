@@ -213,6 +213,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
+	chain.CloseChainFDs()
 	p.Log.Debugf("child pid %d", pid)
 
 	if userns {
