@@ -198,6 +198,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// an earlier stage in this process may choose as it clones it (see
 	// Process.ForkExec): the namespace's root is the cgroup of the process
 	// that makes it.
+	//
 	// The child leads a new session, as runc and crun make a container's
 	// process: sharing the caller's session and process group would let
 	// it signal them (kill 0; SIGCONT to any process of the session) and
