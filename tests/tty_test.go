@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -207,7 +208,8 @@ func TestBarcoTTYContainerTerminal(t *testing.T) {
 		t.Run(strings.Join(append([]string{"run", "-t"}, opts...), " "), func(t *testing.T) {
 			term := openTerminal(t)
 			args := append(append([]string{bin, "run", "-t"}, opts...), "--", "/bin/sh", "-c",
-				`echo "tty=$(tty)"; [ -c /dev/console ] && echo console=yes; echo pts=$(ls /dev/pts)`)
+				`echo "tty=$(tty)"; [ -c /dev/console ] && echo console=yes; echo pts=$(ls /dev/pts)
+set -- $(cat /proc/$$/stat); echo "session=$6 self=$$ ctty=$7"`)
 			cmd := term.start(t, args...)
 			if got := term.expectLine(t, "tty="); got != "/dev/pts/0" {
 				t.Errorf("tty inside prints %q, want /dev/pts/0", got)
@@ -215,6 +217,13 @@ func TestBarcoTTYContainerTerminal(t *testing.T) {
 			term.expect(t, "console=yes")
 			if got := term.expectLine(t, "pts="); got != "0 ptmx" {
 				t.Errorf("/dev/pts inside holds %q, want 0 ptmx", got)
+			}
+			// PROGRAM leads its session, and the terminal (136,0: pts 0)
+			// is its controlling one.
+			var sid, self, ctty int
+			line := term.expectLine(t, "session=")
+			if _, err := fmt.Sscanf(line, "%d self=%d ctty=%d", &sid, &self, &ctty); err != nil || sid != self || ctty != 136<<8 {
+				t.Errorf("inside: session=%s; want PROGRAM to lead its session, with 136,0 as its controlling terminal (%d)", line, 136<<8)
 			}
 			if code := waitStatus(t, cmd); code != 0 {
 				t.Errorf("status %d: %s", code, term.rest())
