@@ -54,7 +54,7 @@ func containerRootfs(t *testing.T) string {
 	t.Helper()
 	dir := testutil.CopyRootfs(t, 0)
 	probe := filepath.Join(dir, "capsprobe")
-	buildProbe(t, probe)
+	buildTestdata(t, "capsprobe", probe)
 	if err := os.Chmod(probe, os.ModeSetuid|0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +75,17 @@ func appendFile(t *testing.T, path, text string) {
 	}
 }
 
-// buildProbe builds tests/testdata/capsprobe, static, as path.
-func buildProbe(t *testing.T, path string) {
+// buildTestdata builds the helper tests/testdata/NAME, static, as path.
+func buildTestdata(t *testing.T, name, path string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = "/usr/local/go/bin/go"
 	}
-	cmd := exec.Command(goTool, "build", "-o", path, "./testdata/capsprobe")
+	cmd := exec.Command(goTool, "build", "-o", path, "./testdata/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build capsprobe: %v: %s", err, out)
+		t.Fatalf("build %s: %v: %s", name, err, out)
 	}
 }
 

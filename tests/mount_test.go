@@ -332,6 +332,10 @@ func TestMountErrors(t *testing.T) {
 				{[]string{"--rootfs", rootfs, "--tmpfs", "/t:size=lots", "--", "/bin/sh"}, 125, "size=lots"},
 				{[]string{"--rootfs", rootfs, "--bogus", "--", "/bin/sh"}, 125, "--bogus"},
 				{[]string{"--", "/bin/sh"}, 125, "--rootfs"},
+				{[]string{"--rootfs", rootfs, "--console-socket", "1", "--", "/bin/sh"}, 125, "descriptor 1 is not an open socket"},
+				{[]string{"--rootfs", rootfs, "--console-socket", "77", "--", "/bin/sh"}, 125, "descriptor 77 is not an open socket"},
+				{[]string{"--rootfs", rootfs, "--console-socket", "/nonexistent/sock", "--", "/bin/sh"}, 125, "connect to console socket /nonexistent/sock"},
+				{[]string{"--rootfs", rootfs, "--no-dev", "--console-socket", "/nonexistent/sock", "--", "/bin/sh"}, 125, "--no-dev"},
 			}
 			for _, c := range cases {
 				r := mountRun(t, mode, c.args...)

@@ -2,8 +2,13 @@ package tests
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"barco/lib/console"
 	"barco/lib/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -24,10 +30,13 @@ type terminal struct {
 
 func openTerminal(t *testing.T) *terminal {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	// Non-blocking, so that Close ends the reader below at once and the
+	// terminal hangs up, as when its window closes.
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := os.NewFile(uintptr(fd), "/dev/ptmx")
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +83,51 @@ func (term *terminal) expect(t *testing.T, want string) {
 	term.mu.Lock()
 	defer term.mu.Unlock()
 	t.Fatalf("terminal never showed %q; it shows %q", want, term.out.String())
+}
+
+// expectLine waits for a whole line that starts with prefix, and returns
+// the rest of it.
+func (term *terminal) expectLine(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.Now().Add(testutil.Timeout)
+	for time.Now().Before(deadline) {
+		term.mu.Lock()
+		got := term.out.String()
+		if i := strings.Index(got, prefix); i >= 0 {
+			if j := strings.IndexByte(got[i:], '\n'); j >= 0 {
+				term.out.Next(i + j + 1)
+				term.mu.Unlock()
+				return strings.TrimRight(got[i+len(prefix):i+j], "\r")
+			}
+		}
+		term.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	t.Fatalf("terminal never showed a line %q...; it shows %q", prefix, term.out.String())
+	return ""
+}
+
+// rest is the output not yet consumed by expect and expectLine.
+func (term *terminal) rest() string {
+	term.mu.Lock()
+	defer term.mu.Unlock()
+	return term.out.String()
+}
+
+// start runs argv on the terminal, as a shell would run it in the
+// foreground: barco leads a session whose controlling terminal this is.
+func (term *terminal) start(t *testing.T, argv ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = term.slave, term.slave, term.slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
 }
 
 func (term *terminal) send(t *testing.T, s string) {
@@ -143,5 +197,133 @@ func TestBarcoTTYRestoredWhenKilled(t *testing.T) {
 	after, _ := unix.IoctlGetTermios(int(term.slave.Fd()), unix.TCGETS)
 	if after.Lflag != before.Lflag {
 		t.Errorf("terminal left raw after SIGTERM: lflag %#x -> %#x", before.Lflag, after.Lflag)
+	}
+}
+
+// With -t the container has a terminal of its own, from its own devpts,
+// which is also its console.
+func TestBarcoTTYContainerTerminal(t *testing.T) {
+	bin := barcoBin(t)
+	for _, opts := range [][]string{nil, {"--init"}} {
+		t.Run(strings.Join(append([]string{"run", "-t"}, opts...), " "), func(t *testing.T) {
+			term := openTerminal(t)
+			args := append(append([]string{bin, "run", "-t"}, opts...), "--", "/bin/sh", "-c",
+				`echo "tty=$(tty)"; [ -c /dev/console ] && echo console=yes; echo pts=$(ls /dev/pts)
+set -- $(cat /proc/$$/stat); echo "session=$6 self=$$ ctty=$7"`)
+			cmd := term.start(t, args...)
+			if got := term.expectLine(t, "tty="); got != "/dev/pts/0" {
+				t.Errorf("tty inside prints %q, want /dev/pts/0", got)
+			}
+			term.expect(t, "console=yes")
+			if got := term.expectLine(t, "pts="); got != "0 ptmx" {
+				t.Errorf("/dev/pts inside holds %q, want 0 ptmx", got)
+			}
+			// PROGRAM leads its session, and the terminal (136,0: pts 0)
+			// is its controlling one.
+			var sid, self, ctty int
+			line := term.expectLine(t, "session=")
+			if _, err := fmt.Sscanf(line, "%d self=%d ctty=%d", &sid, &self, &ctty); err != nil || sid != self || ctty != 136<<8 {
+				t.Errorf("inside: session=%s; want PROGRAM to lead its session, with 136,0 as its controlling terminal (%d)", line, 136<<8)
+			}
+			if code := waitStatus(t, cmd); code != 0 {
+				t.Errorf("status %d: %s", code, term.rest())
+			}
+		})
+	}
+}
+
+// A hangup of the caller's terminal hangs up the container's: the
+// container ends (a shell reads the end of its input; the program under
+// --init gets SIGHUP), barco exits and removes the cgroup.
+func TestBarcoTTYHangupEndsEverything(t *testing.T) {
+	bin := barcoBin(t)
+	for i, c := range []struct {
+		opts    []string
+		program []string
+	}{
+		{nil, []string{"/bin/sh"}},
+		{[]string{"--init"}, []string{"/bin/sh", "-c", "echo ready; exec sleep 1000"}},
+	} {
+		t.Run(strings.Join(append([]string{"run", "-t"}, c.opts...), " "), func(t *testing.T) {
+			name := "hangup-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(i)
+			term := openTerminal(t)
+			args := append(append([]string{bin, "run", "-t", "--name", name}, c.opts...), "--")
+			cmd := term.start(t, append(args, c.program...)...)
+			if len(c.program) == 1 {
+				term.send(t, "echo re''ady\r")
+			}
+			term.expect(t, "ready")
+			if len(findCgroups(t, name)) == 0 {
+				t.Fatalf("no cgroup %s while the container runs", name)
+			}
+			// The terminal's window closes.
+			term.master.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("barco still runs 10s after its terminal hung up")
+			}
+			noCgroupLeft(t, name)
+		})
+	}
+}
+
+// barco-mount --console-socket PATH, as an OCI runtime's caller uses it:
+// whoever listens on PATH gets the master of the container's terminal.
+func TestMountConsoleSocketPath(t *testing.T) {
+	for _, mode := range nsModes {
+		t.Run(mode.name, func(t *testing.T) {
+			testutil.RequireRoot(t)
+			path := filepath.Join(testutil.SearchableTempDir(t), "console.sock")
+			l, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			// The container's root (uid 100000 with -U) connects to it.
+			if err := os.Chmod(path, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			output := make(chan string, 1)
+			go func() {
+				defer close(output)
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				raw, _ := c.(*net.UnixConn).SyscallConn()
+				var master *os.File
+				// The connection is non-blocking: wait until the message is there.
+				raw.Read(func(fd uintptr) bool {
+					master, err = console.Receive(int(fd))
+					return !errors.Is(err, unix.EAGAIN)
+				})
+				if err != nil {
+					output <- err.Error()
+					return
+				}
+				defer master.Close()
+				out, _ := io.ReadAll(master) // until EIO: the container is gone
+				output <- string(out)
+			}()
+			r := mountRun(t, mode, "--rootfs", testutil.Rootfs(t), "--console-socket", path, "--",
+				"/bin/sh", "-c", `echo "tty=$(tty)"; [ -c /dev/console ] && echo console=yes; echo stdout >&1; echo stderr >&2`)
+			if r.Code != 0 || r.Stdout != "" || r.Stderr != "" {
+				t.Errorf("status %d, stdout %q, stderr %q; want 0 and all output on the terminal", r.Code, r.Stdout, r.Stderr)
+			}
+			select {
+			case out := <-output:
+				for _, want := range []string{"tty=/dev/pts/0\r\n", "console=yes\r\n", "stdout\r\n", "stderr\r\n"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("the terminal shows %q; want %q in it", out, want)
+					}
+				}
+			case <-time.After(testutil.Timeout):
+				t.Fatal("nothing came over the console socket")
+			}
+		})
 	}
 }

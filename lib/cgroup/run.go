@@ -25,11 +25,19 @@ import (
 // moves into the cgroup, forks, and moves back, locked to its goroutine all
 // the while. The supervisor itself is never accounted to the cgroup.
 func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
+	files := chain.ChildFiles(chain.IsStage(argv[0]))
+	// barco-ns (exec'd, not linked: BARCO_EXEC_STAGES=1) leads a session
+	// of its own: in the caller's process group a terminal's Ctrl-C would
+	// reach it as well as barco-cgroup, which forwards its copy, and the
+	// program would get two. Its own child leads another session anyway.
+	// Any other PROGRAM stays in the caller's session and process group,
+	// as under nice, and keeps the terminal.
+	setsid := argv[0] == "barco-ns"
+	pid, err := c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: setsid}})
+	if err == nil {
+		chain.CloseChainFDs()
 	}
-	return c.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files, Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+	return pid, err
 }
 
 // ForkExec is syscall.ForkExec with the child started in the cgroup, as

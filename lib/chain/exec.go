@@ -127,7 +127,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv, ChainFDsEnv)}, nil
 	}
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))

@@ -14,6 +14,8 @@ import (
 // and "ready" once the chain waits at its start gate (StartFDEnv).
 const ReportFDEnv = "BARCO_REPORT_FD"
 
+// Both descriptors go down the chain listed in ChainFDsEnv as well.
+
 // StartFDEnv names an O_PATH descriptor of a FIFO, the start gate: before
 // it execs PROGRAM, the chain opens the FIFO for writing, which blocks
 // until the container is started by opening it for reading, as runc's

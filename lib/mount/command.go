@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"strconv"
+	"syscall"
 
 	"barco/lib/chain"
+	"barco/lib/console"
 )
 
 // Command is the barco-mount stage.
@@ -27,7 +30,17 @@ timer_stats,sched_debug,scsi,interrupts}, /sys/firmware,
 /sys/devices/virtual/powercap. Read-only: /proc/{bus,fs,irq,sys,sysrq-trigger}.
 Destinations are resolved inside DIR: symlinks cannot lead out of it, and
 /proc, /dev and /sys must not be symlinks. With a user namespace, DIR must
-be searchable by the container's root (uid 100000 on the host by default).`,
+be searchable by the container's root (uid 100000 on the host by default).
+
+--console-socket SOCKET, as an OCI runtime's: once the container's /dev is
+mounted, a new pseudo-terminal is opened from its own devpts (/dev/pts/0,
+bound onto /dev/console too) and becomes PROGRAM's stdin, stdout, stderr
+and controlling terminal, PROGRAM leading its session; its master goes over
+SOCKET as one SCM_RIGHTS descriptor (the message is the terminal's name),
+for the other end to relay. SOCKET is a descriptor number barco-mount
+inherited (barco run -t passes one through BARCO_CHAIN_FDS), or the path
+of a unix socket to connect to, reached before pivot_root and by the
+container's root (uid 100000 on the host with barco-ns -U).`,
 		Example: `barco-ns -U -m -p -u -i -- barco-mount --rootfs build/rootfs -- /bin/sh -c 'ls /; ps'`,
 	}
 	o := &st.Options
@@ -55,6 +68,8 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
 	o.Bool(&cfg.NoMasks, "no-masks", 0, "do not mask or make read-only the paths below")
 	o.Bool(&cfg.Force, "force", 0, "run even in the host's mount namespace")
+	var consoleSocket string
+	o.String(&consoleSocket, "console-socket", 0, "SOCKET", "give PROGRAM a new terminal of the container's devpts, and send its master over SOCKET (see below)")
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if cfg.Rootfs == "" {
 			return 0, &chain.OptionError{Option: "--rootfs", Msg: "is required"}
@@ -67,6 +82,13 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		}
 		if strings.ContainsAny(cfg.Hosts, " \t\n/") {
 			return 0, &chain.OptionError{Option: "--hosts", Msg: fmt.Sprintf("%q: not a hostname", cfg.Hosts)}
+		}
+		sock := -1
+		if consoleSocket != "" {
+			var err error
+			if sock, err = openConsoleSocket(consoleSocket, cfg.NoDev); err != nil {
+				return 0, err
+			}
 		}
 		cfg.Log = p.Log
 		// For the report to the supervisor, which sees the host's paths.
@@ -96,7 +118,31 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 				return 0, err
 			}
 		}
+		if sock >= 0 {
+			if err := console.Setup(sock); err != nil {
+				return 0, err
+			}
+			p.Log.Debugf("console: a new terminal on fds 0-2 and %s, its master sent on %s", console.Console, consoleSocket)
+		}
 		return p.Exec(program, os.Environ())
 	}
 	return st
+}
+
+// openConsoleSocket is the socket of --console-socket: a descriptor this
+// process inherited, or a connection to a unix socket path, made while
+// the host's paths can still be reached.
+func openConsoleSocket(arg string, noDev bool) (int, error) {
+	if noDev {
+		return -1, &chain.OptionError{Option: "--console-socket", Msg: "needs the container's own /dev and devpts (leave out --no-dev)"}
+	}
+	if fd, err := strconv.Atoi(arg); err == nil {
+		if fd < 3 || !console.IsSocket(fd) {
+			return -1, &chain.OptionError{Option: "--console-socket", Msg: fmt.Sprintf("descriptor %d is not an open socket", fd)}
+		}
+		// PROGRAM never gets it; Setup closes it once the master is sent.
+		syscall.CloseOnExec(fd)
+		return fd, nil
+	}
+	return console.Connect(arg)
 }

@@ -5,7 +5,7 @@
 //
 //	barco-mount --rootfs DIR [--read-only] [-v SRC:DST[:ro]]... [--tmpfs DST[:OPTS]]...
 //	            [--workdir DIR] [--no-proc] [--no-dev] [--no-sys] [--no-masks] [--force]
-//	            [--] PROGRAM [ARG...]
+//	            [--console-socket FD|PATH] [--] PROGRAM [ARG...]
 //
 // # Description
 //
@@ -27,7 +27,12 @@
 //   - the masked paths (a read-only empty tmpfs on a directory, /dev/null on
 //     a file) and the read-only paths of the OCI runtime spec's defaults;
 //   - the volumes, then the tmpfs mounts, in the order given;
-//   - / read-only with --read-only; the working directory.
+//   - / read-only with --read-only; the working directory;
+//   - with --console-socket, a terminal of the container's own
+//     (console.Setup): /dev/pts/0 of its devpts, bound on /dev/console,
+//     PROGRAM's stdio and controlling terminal, its master sent over the
+//     socket, an inherited descriptor or a unix socket connected to before
+//     pivot_root.
 //
 // /proc, /dev and /sys must be real directories of DIR (created when
 // missing); user destinations may be symlinks but are resolved with

@@ -61,10 +61,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		}
 	}
 	sup := p.Supervisor()
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
-	}
+	files := chain.ChildFiles(stage)
 	if v := os.Getenv(mount.CreatedFDEnv); stage && v != "" {
 		// barco-mount's report goes past the init, to barco-ns.
 		if fd, err := strconv.Atoi(v); err == nil {
@@ -97,13 +94,16 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		return 0, fmt.Errorf("chdir /: %w", err)
 	}
 	// Without a new pid namespace the init is not PID 1, and PROGRAM would
-	// not die with it.
+	// not die with it. PROGRAM leads a session of its own, as it does
+	// without an init: a terminal it takes as its controlling one then
+	// signals PROGRAM and not the init, which forwards its own signals.
 	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
-		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}})
 	closeAll(idmapped)
 	if err != nil {
 		return 0, chain.ExecError(path, err)
 	}
+	chain.CloseChainFDs()
 	p.Log.Debugf("init: started %s as pid %d", path, pid)
 	ws, err := sup.WaitReaping(pid)
 	if err != nil {

@@ -11,7 +11,10 @@ func Command() *chain.Stage {
 		Synopsis: "[OPTIONS] [--] PROGRAM [ARG...]",
 		Summary: `Run PROGRAM in new namespaces. barco-ns stays as PROGRAM's parent: it
 forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to it
-and exits with its status; PROGRAM is killed if barco-ns dies.
+and exits with its status; PROGRAM is killed if barco-ns dies. PROGRAM (or
+the --init, and PROGRAM under it) leads a new session, as in runc and crun:
+nothing inside shares a session or a process group with the caller or has
+its terminal as controlling terminal.
 
 With -U, PROGRAM becomes root of the new user namespace (or --uid/--gid) once
 the uid and gid maps are written. The maps default to the caller's ranges in

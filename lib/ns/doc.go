@@ -11,7 +11,13 @@
 // barco-ns clones a child in the namespaces asked for and stays as its
 // parent: it forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
 // and SIGWINCH, and exits with the child's status, or 128+N when it was
-// killed by signal N. The child has SIGKILL as its parent-death signal.
+// killed by signal N. The child has SIGKILL as its parent-death signal,
+// and leads a new session and process group (with --init, PROGRAM leads
+// another one under the init), as runc and crun start a container: nothing
+// inside shares a session or a process group with the caller, so nothing
+// inside can push input into the caller's terminal (TIOCSTI) or signal the
+// caller with kill(0, ...), and the caller's terminal signals barco-ns
+// alone, which forwards each signal once.
 //
 // The child is PROGRAM itself when PROGRAM is a barco stage, else barco-ns
 // re-executed, which then execs PROGRAM or, with --init, runs it under a

@@ -122,21 +122,10 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	r, w := pipe[0], pipe[1]
 	defer unix.Close(w)
 
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+chain.PreservedFDs(); fd++ {
-		files = append(files, uintptr(fd))
-	}
+	files := chain.ChildFiles(true)
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname,
 		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap), Detached: c.Detach}
 	files = append(files, uintptr(r))
-	// The chain's own descriptors go to the child at the next numbers.
-	var chainEnv []string
-	for _, name := range chain.ChainFDEnvs {
-		if fd, err := strconv.Atoi(os.Getenv(name)); err == nil && fd > 2 {
-			chainEnv = append(chainEnv, name+"="+strconv.Itoa(len(files)))
-			files = append(files, uintptr(fd))
-		}
-	}
 	// A barco-mount in the chain reports the entries it creates in the
 	// rootfs, which only this side of the mount namespace can remove once
 	// the container is gone (see mount.CreatedFDEnv).
@@ -215,10 +204,6 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		// of two entries is the one a Go program reads.
 		env = withEnv(env, mount.CreatedFDEnv, strings.TrimPrefix(createdEnv, mount.CreatedFDEnv+"="))
 	}
-	for _, kv := range chainEnv {
-		name, value, _ := strings.Cut(kv, "=")
-		env = withEnv(env, name, value)
-	}
 
 	ambient, err := childAmbientCaps(userns)
 	if err != nil {
@@ -230,16 +215,23 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// an earlier stage in this process may choose as it clones it (see
 	// Process.ForkExec): the namespace's root is the cgroup of the process
 	// that makes it.
+	//
+	// The child leads a new session, as runc and crun make a container's
+	// process: sharing the caller's session and process group would let
+	// it signal them (kill 0; SIGCONT to any process of the session) and
+	// push input into the caller's terminal (TIOCSTI). The caller's
+	// terminal then signals barco-ns alone, which forwards the signal once.
 	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
 	pid, err := p.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient},
+		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient, Setsid: true},
 	})
 	unix.Close(r)
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
+	chain.CloseChainFDs()
 	p.Log.Debugf("child pid %d", pid)
 
 	if userns {

@@ -143,10 +143,12 @@ func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve 
 	if preserve > 0 {
 		env = append(env, chain.PreserveFDsEnv+"="+strconv.Itoa(preserve))
 	}
-	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(len(files)))
-	files = append(files, uintptr(pipe[1]))
-	env = append(env, chain.StartFDEnv+"="+strconv.Itoa(len(files)))
-	files = append(files, uintptr(fifo))
+	report, start := len(files), len(files)+1
+	files = append(files, uintptr(pipe[1]), uintptr(fifo))
+	// Passed on at these numbers by each stage that starts the next as a
+	// child (barco-ns), and closed before PROGRAM.
+	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(report), chain.StartFDEnv+"="+strconv.Itoa(start),
+		chain.ChainFDsEnv+"="+strconv.Itoa(report)+","+strconv.Itoa(start))
 	if g.debug {
 		env = append(env, "BARCO_DEBUG=1")
 	}

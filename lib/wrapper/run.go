@@ -10,8 +10,8 @@ import (
 // ErrNotRoot is the answer to a caller who is not root.
 var ErrNotRoot = errors.New("barco needs root for now: rootless containers are not built yet")
 
-// Run runs the container: it execs the chain, or with --tty starts it on a
-// new pseudo-terminal and stays to relay. It returns the status to exit
+// Run runs the container: it execs the chain, or with --tty starts it with
+// a terminal of the container's own and stays to relay. It returns the status to exit
 // with, or an error before anything started.
 func Run(p *chain.Process, s *Spec) (int, error) {
 	if os.Geteuid() != 0 {
@@ -26,11 +26,10 @@ func Run(p *chain.Process, s *Spec) (int, error) {
 			return 0, err
 		}
 	}
-	argv := Argv(stages)
 	if s.TTY {
-		return runOnPTY(p, argv, env)
+		return runOnPTY(p, stages, env, s.PreserveFDs)
 	}
-	return p.Exec(argv, env)
+	return p.Exec(Argv(stages), env)
 }
 
 // Resolve validates the spec and gives the chain and its environment.

@@ -97,7 +97,7 @@ func (s *Spec) Declare(o *chain.Options) {
 	o.Bool(&s.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 	o.Strings(&s.Env, "env", 'e', "K=V", "set a variable (K alone: take the host's value; repeatable)")
 	o.Strings(&s.EnvFiles, "env-file", 0, "FILE", "read variables from FILE, one K=V a line")
-	o.Bool(&s.TTY, "tty", 't', "run on a new pseudo-terminal, with the terminal in raw mode")
+	o.Bool(&s.TTY, "tty", 't', "give the container its own terminal (/dev/pts/0), relayed to barco's in raw mode")
 	o.Int(&s.PreserveFDs, "preserve-fds", 0, "N", "pass descriptors 3 .. 2+N on to PROGRAM, as runc's")
 	o.Bool(&s.Debug, "debug", 0, "log every stage's steps on stderr (BARCO_DEBUG=1)")
 }

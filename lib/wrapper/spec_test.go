@@ -32,7 +32,7 @@ func TestDefaultChain(t *testing.T) {
 	want := [][]string{
 		{"barco-cgroup", "--pids", DefaultPidsLimit, "--devices", "default"},
 		{"barco-ns", "-U", "-p", "-m", "-u", "-i", "-C", "-T", "-n", "--hostname", "barco", "--idmap", "/srv/r"},
-		{"barco-mount", "--rootfs", "/srv/r", "--overlay", "--hosts", "barco"},
+		{"barco-mount", "--rootfs", "/srv/r", "--cgroupfs", "--overlay", "--hosts", "barco"},
 		{"barco-caps", "--caps", "chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap", "--bound", "net_raw", "--no-new-privs"},
 		{"barco-seccomp"},
 		{"sh", "-c", "true"},
@@ -52,7 +52,7 @@ func TestOptionsReachStages(t *testing.T) {
 	got := strings.Join(Argv(stages), " ")
 	want := "barco-cgroup --name web --memory 64M --memory-swap 64M --cpus 0.5 --cpu-weight 50 --cpuset-cpus 0 --devices default -- " +
 		"barco-ns -U -p -m -u -i -C -T --hostname web --uid-map 0:200000:65536 --gid-map 0:200000:65536 --init --idmap /r -- " +
-		"barco-mount --rootfs /r --read-only --volume /a:/b:ro --tmpfs /t --workdir /b --hosts web --resolv-conf /etc/resolv.conf -- " +
+		"barco-mount --rootfs /r --cgroupfs --read-only --volume /a:/b:ro --tmpfs /t --workdir /b --hosts web --resolv-conf /etc/resolv.conf -- " +
 		"barco-caps --caps chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,setfcap --bound net_raw --no-new-privs --user nobody --groups wheel --cap-add net_admin --cap-drop chown -- " +
 		"barco-seccomp --profile unconfined -- prog"
 	if got != want {
@@ -121,12 +121,12 @@ func TestRootfsModes(t *testing.T) {
 		ns, mount  string
 		notInChain string
 	}{
-		{nil, "--idmap /r", "--rootfs /r --overlay", ""},
-		{[]string{"--read-only"}, "--idmap /r", "--rootfs /r --read-only", "--overlay"},
-		{[]string{"--persist", "/p"}, "--idmap /r", "--rootfs /r --persist /p", "--overlay"},
-		{[]string{"--no-idmap"}, "", "--rootfs /r --overlay", "--idmap"},
+		{nil, "--idmap /r", "--rootfs /r --cgroupfs --overlay", ""},
+		{[]string{"--read-only"}, "--idmap /r", "--rootfs /r --cgroupfs --read-only", "--overlay"},
+		{[]string{"--persist", "/p"}, "--idmap /r", "--rootfs /r --cgroupfs --persist /p", "--overlay"},
+		{[]string{"--no-idmap"}, "", "--rootfs /r --cgroupfs --overlay", "--idmap"},
 		{[]string{"--no-overlay"}, "", "--rootfs /r", "--idmap"},
-		{[]string{"--no-userns"}, "", "--rootfs /r --overlay", "--idmap"},
+		{[]string{"--no-userns"}, "", "--rootfs /r --cgroupfs --overlay", "--idmap"},
 	} {
 		s := parseRun(t, append(append([]string{"--rootfs", "/r"}, tc.args...), "prog")...)
 		stages := must(s.Stages())

@@ -1,0 +1,79 @@
+package chain
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChainFDsEnv names the variable that lists descriptors, "7" or "7,9",
+// that each stage starting the next one as its child passes on to it at the
+// same numbers, so that a later stage's option can name them: barco run
+// hands barco-mount its console socket this way (--console-socket 7).
+// PROGRAM gets neither the variable nor, marked close-on-exec, the
+// descriptors.
+const ChainFDsEnv = "BARCO_CHAIN_FDS"
+
+// ChildFiles is the descriptor table of a child this stage starts: 0, 1
+// and 2, those the program keeps (BARCO_PRESERVE_FDS) and, when the child is
+// the next stage, those of BARCO_CHAIN_FDS, each at its own number (see
+// Files). A stage puts descriptors of its own for the child after these.
+func ChildFiles(stage bool) []uintptr {
+	var chained []int
+	if stage {
+		chained = ParseChainFDs(os.Getenv(ChainFDsEnv))
+	}
+	return Files(PreservedFDs(), chained)
+}
+
+// Files is the descriptor table 0, 1, 2, then 3 .. 2+preserve, then each
+// of chained at its own number, a number in between closed (as
+// syscall.ProcAttr reads ^uintptr(0)).
+func Files(preserve int, chained []int) []uintptr {
+	files := []uintptr{0, 1, 2}
+	for fd := 3; fd < 3+preserve; fd++ {
+		files = append(files, uintptr(fd))
+	}
+	for _, fd := range chained {
+		for len(files) < fd {
+			files = append(files, ^uintptr(0))
+		}
+		if fd == len(files) {
+			files = append(files, uintptr(fd))
+		}
+	}
+	return files
+}
+
+// ParseChainFDs reads BARCO_CHAIN_FDS: the open descriptors above stderr it
+// lists, in increasing order. Anything else in it is ignored.
+func ParseChainFDs(v string) []int {
+	var fds []int
+	for _, item := range strings.Split(v, ",") {
+		fd, err := strconv.Atoi(item)
+		if err != nil || fd < 3 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	slices.Sort(fds)
+	return slices.Compact(fds)
+}
+
+// CloseChainFDs closes the descriptors of BARCO_CHAIN_FDS in this process
+// and forgets the variable, for a stage that has passed them on to its
+// child and stays as its supervisor: it keeps none of them, so that an
+// init inside the container holds none, and the other end sees each closed
+// once the stage that uses it has closed it. Forgetting the variable keeps
+// a later stage in this process from taking a number the runtime reused.
+func CloseChainFDs() {
+	for _, fd := range ParseChainFDs(os.Getenv(ChainFDsEnv)) {
+		unix.Close(fd)
+	}
+	os.Unsetenv(ChainFDsEnv)
+}
