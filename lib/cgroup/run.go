@@ -172,7 +172,7 @@ func Run(p *chain.Process, o *Options, program []string) (int, error) {
 		return 0, err
 	}
 	c.Log.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
-	pid, err := c.Start(path, program, env)
+	pid, err := c.Start(path, chain.ProgramArgv(program, os.Environ()), env)
 	if err != nil {
 		c.Remove()
 		return 0, err

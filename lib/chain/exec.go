@@ -26,6 +26,12 @@ var Stages = []string{"barco-cgroup", "barco-ns", "barco-mount", "barco-caps", "
 // as runc's --preserve-fds.
 const PreserveFDsEnv = "BARCO_PRESERVE_FDS"
 
+// Argv0Env names the variable that gives PROGRAM its argv[0], when it is
+// not to be PROGRAM's own name: the original barco's -a. Like
+// BARCO_PRESERVE_FDS it is read by whichever stage execs PROGRAM, and is
+// not passed on to PROGRAM.
+const Argv0Env = "BARCO_ARGV0"
+
 // CreatedFDEnv names the pipe on which barco-mount reports the entries it
 // makes in the rootfs to barco-ns (see package mount). It is a stage's
 // variable, never given to the container's program.
@@ -89,7 +95,8 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p.Log.Debugf("exec %s %q", t.name, argv[1:])
+	argv = ProgramArgv(argv, env)
+	p.Log.Debugf("exec %s %q", t.name, argv)
 	return 0, execError(t.name, p.execve(t.fd, t.path, argv, t.env))
 }
 
@@ -98,6 +105,8 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 // argv[0] and the environment to give it, and for a program that is not a
 // stage it marks every descriptor but 0, 1, 2 and the kept ones
 // close-on-exec. A carried stage is returned as its /proc/self/fd path.
+// The child's command line is ProgramArgv(argv, env), with env as given
+// here.
 func (p *Process) Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
 	t, err := p.resolve(argv, env)
 	return t.path, t.env, err
@@ -122,7 +131,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, Argv0Env)}, nil
 	}
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))
@@ -138,6 +147,17 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		return target{}, err
 	}
 	return target{name: path, path: path, fd: -1, env: env}, nil
+}
+
+// ProgramArgv is the command line PROGRAM starts with: argv, with argv[0]
+// replaced by BARCO_ARGV0 from env when it is set there (the path to
+// execute stays argv[0]). A stage's command line is left as it is.
+func ProgramArgv(argv, env []string) []string {
+	v, ok := lookupEnv(env, Argv0Env)
+	if !ok || IsStage(argv[0]) {
+		return argv
+	}
+	return append([]string{v}, argv[1:]...)
 }
 
 // stagePath finds a stage binary: next to the running executable first, so
@@ -254,6 +274,15 @@ func envValue(env []string, key, def string) string {
 		}
 	}
 	return def
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func withoutEnv(env []string, keys ...string) []string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"testing"
 )
@@ -76,5 +77,18 @@ func TestFlagNames(t *testing.T) {
 		if got := FlagNames(flags, names); got != want {
 			t.Errorf("FlagNames(%#x) = %q, want %q", flags, got, want)
 		}
+	}
+}
+
+func TestProgramArgv(t *testing.T) {
+	env := []string{"PATH=/bin", Argv0Env + "=-sh"}
+	if got := ProgramArgv([]string{"/bin/sh", "-c", "x"}, env); !reflect.DeepEqual(got, []string{"-sh", "-c", "x"}) {
+		t.Errorf("with %s=-sh: %q", Argv0Env, got)
+	}
+	if got := ProgramArgv([]string{"barco-caps", "--", "sh"}, env); got[0] != "barco-caps" {
+		t.Errorf("a stage's argv[0] changed: %q", got)
+	}
+	if got := ProgramArgv([]string{"sh"}, []string{"PATH=/bin"}); got[0] != "sh" {
+		t.Errorf("without %s: %q", Argv0Env, got)
 	}
 }

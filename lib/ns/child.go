@@ -42,8 +42,9 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
 	}
-	path, env := program[0], os.Environ()
+	path, env, argv := program[0], os.Environ(), program
 	if !stage {
+		argv = chain.ProgramArgv(program, env)
 		var err error
 		if path, env, err = p.Prepare(program, env); err != nil {
 			return 0, err
@@ -83,7 +84,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	}
 	// Without a new pid namespace the init is not PID 1, and PROGRAM would
 	// not die with it.
-	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 	if err != nil {
 		return 0, chain.ExecError(path, err)

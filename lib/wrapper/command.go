@@ -19,12 +19,13 @@ Commands:
   chain   print the chain barco run would exec, as a shell command
 
 The third form is the original barco command line: -u is the uid inside the
-container, -m the directory mounted as its root, -c the command, -a its one
-argument, -v verbose.
+container, -m the directory mounted as its root, -c the command, -a the
+command's argv[0] (default: CMD), -v verbose. CMD gets no arguments, as in
+the original, which execs argv {ARG, NULL}.
 
 Example:
   barco run -- /bin/sh -c 'echo hello from $(hostname)'
-  barco -u 0 -m / -c /bin/ls -a / -v
+  barco -u 0 -m / -c /bin/sh -a .     # an interactive shell; type 'exit' to quit
 `
 
 const defaults = `Defaults: a user namespace (container root is host uid 100000, or the

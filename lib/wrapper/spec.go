@@ -41,6 +41,9 @@ type Spec struct {
 	TTY, Debug             bool
 	PreserveFDs            int
 	Program                []string
+	// Argv0, when set, is PROGRAM's argv[0] (the original command line's
+	// -a); PROGRAM is still found by its own name.
+	Argv0 *string
 }
 
 // DefaultPidsLimit caps the tasks of a container unless --pids-limit says
@@ -293,6 +296,9 @@ func (s *Spec) Environ(host func(string) (string, bool)) ([]string, error) {
 	}
 	if s.PreserveFDs > 0 {
 		set(chain.PreserveFDsEnv + "=" + strconv.Itoa(s.PreserveFDs))
+	}
+	if s.Argv0 != nil {
+		set(chain.Argv0Env + "=" + *s.Argv0)
 	}
 	return env, nil
 }

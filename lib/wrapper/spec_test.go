@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,8 +103,16 @@ func TestLegacy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.User != "0" || s.Rootfs != "/" || !reflect.DeepEqual(s.Program, []string{"/bin/sh", "."}) || !s.Debug {
+	// -a is argv[0], as the original's execve(cmd, {arg, NULL}).
+	if s.User != "0" || s.Rootfs != "/" || !reflect.DeepEqual(s.Program, []string{"/bin/sh"}) || s.Argv0 == nil || *s.Argv0 != "." || !s.Debug {
 		t.Errorf("legacy spec %+v", s)
+	}
+	env, err := s.Environ(func(string) (string, bool) { return "", false })
+	if err != nil || !slices.Contains(env, chain.Argv0Env+"=.") {
+		t.Errorf("legacy -a . gives the environment %q (%v), want %s=.", env, err, chain.Argv0Env)
+	}
+	if s, _ := ParseLegacy([]string{"-m", "/", "-c", "/bin/sh"}); s == nil || s.Argv0 != nil {
+		t.Errorf("without -a, argv[0] is not CMD's own: %+v", s)
 	}
 	if _, err := ParseLegacy([]string{"-u", "0", "-c", "sh"}); err == nil {
 		t.Error("legacy without -m accepted")
