@@ -30,11 +30,14 @@ func Command() *chain.Stage {
 			"the empty ones whose owner is gone (a supervisor killed with SIGKILL). A cgroup made\n" +
 			"with --exec has no record and stays for its owner.",
 	}
-	size := func(p *int64) func(string) error {
-		return func(v string) (err error) { *p, err = ParseSize(v); return err }
-	}
-	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M)", size(&l.Memory))
-	st.Options.Func("memory-swap", 0, "BYTES", "memory plus swap limit, as docker's; equal to --memory for no swap", size(&l.MemorySwap))
+	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M), at least "+FormatSize(MinMemory), func(v string) (err error) {
+		l.Memory, err = ParseMemory(v)
+		return err
+	})
+	st.Options.Func("memory-swap", 0, "BYTES", "memory plus swap limit, as docker's; equal to --memory for no swap, -1 for no limit", func(v string) (err error) {
+		l.MemorySwap, err = ParseSwap(v)
+		return err
+	})
 	st.Options.Func("cpus", 'c', "N", "CPU time, in CPUs, fractional (1.5): a CFS quota over a 100ms period", func(v string) (err error) {
 		l.CPUQuota, err = ParseCPUs(v)
 		return err
@@ -72,7 +75,10 @@ func Command() *chain.Stage {
 		return err
 	})
 	st.Options.Bool(&o.Stats, "stats", 0, "print peak memory, CPU time and peak task count on stderr at exit")
-	st.Options.String(&o.Name, "name", 'n', "NAME", "name of the cgroup (default: the pid of barco-cgroup)")
+	st.Options.Func("name", 'n', "NAME", "name of the cgroup, [a-zA-Z0-9][a-zA-Z0-9_.-]* (default: the pid of barco-cgroup)", func(v string) error {
+		o.Name = v
+		return ValidName(v)
+	})
 	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
 	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place; nothing is removed")
 
