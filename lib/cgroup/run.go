@@ -48,48 +48,113 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 		defer unix.Close(fd)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
-	if len(c.v1) > 0 {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		// "0" is the writing thread. Moving it by that name, rather than
-		// by its tid, spares the kernel's global threadgroup lock, whose
-		// first taking waits for an RCU grace period: 10 to 100 ms here.
-		defer func() {
-			for _, h := range c.v1 {
-				// Back where the thread came from.
-				if err := writeFile(h.Dir(h.Own), "tasks", "0"); err != nil {
-					c.Log.Debugf("move the thread back: %v", err)
+	start := func() (int, error) {
+		pid, err := syscall.ForkExec(path, argv, attr)
+		if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
+			// No clone3 (Linux before 5.7): move the child into v2 right
+			// after the start. A process it forks before the move lands
+			// stays outside; the window is about the length of its exec.
+			sys.UseCgroupFD = false
+			pid, err = syscall.ForkExec(path, argv, attr)
+			if err == nil {
+				if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
+					killAndReap(pid)
+					return 0, werr
 				}
 			}
-		}()
-		for _, h := range c.v1 {
-			if err := writeFile(c.V1[h], "tasks", "0"); err != nil {
-				return 0, err
-			}
 		}
+		if err != nil {
+			return 0, chain.StartError(argv[0], path, err)
+		}
+		return pid, nil
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
-	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
-		// No clone3 (Linux before 5.7): move the child into v2 right
-		// after the start. A process it forks before the move lands
-		// stays outside; the window is about the length of its exec.
-		sys.UseCgroupFD = false
-		pid, err = syscall.ForkExec(path, argv, attr)
-		if err == nil {
-			if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
-				_ = unix.Kill(pid, unix.SIGKILL)
-				var ws syscall.WaitStatus
-				_, _ = syscall.Wait4(pid, &ws, 0, nil)
-				return 0, werr
-			}
-		}
+	var pid int
+	var err error
+	if len(c.v1) > 0 {
+		pid, err = c.startInV1(start)
+	} else {
+		pid, err = start()
 	}
 	if err != nil {
-		return 0, chain.ExecError(path, err)
+		return 0, err
 	}
 	// Now that the child runs, off the start's critical path.
 	c.removeStaleLater()
 	return pid, nil
+}
+
+// startInV1 runs start on a thread that has moved itself into the cgroup's
+// v1 hierarchies, so that the child it forks starts there, and moves the
+// thread back where it came from.
+//
+// "0" is the writing thread. Moving it by that name, rather than by its
+// tid, spares the kernel's global threadgroup lock, whose first taking
+// waits for an RCU grace period: 10 to 100 ms here.
+//
+// Every tasks file is opened before the first move: inside, the thread's
+// kernel allocations are charged to the container's memory cgroup, which
+// may have no room for an open (or for the Go runtime's own needs). A
+// thread that still cannot move back never runs anything else: its
+// goroutine ends locked to it, which ends the thread, and the child with
+// it (its parent-death signal follows the thread). The supervisor is
+// never left inside a container's cgroup.
+func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
+	var in, back []int
+	defer func() {
+		for _, fd := range append(in, back...) {
+			unix.Close(fd)
+		}
+	}()
+	for _, h := range c.v1 {
+		for _, p := range []struct {
+			fds *[]int
+			dir string
+		}{{&in, c.V1[h]}, {&back, h.Dir(h.Own)}} {
+			fd, err := openRetry(p.dir+"/tasks", unix.O_WRONLY|unix.O_CLOEXEC)
+			if err != nil {
+				return 0, &os.PathError{Op: "open", Path: p.dir + "/tasks", Err: err}
+			}
+			*p.fds = append(*p.fds, fd)
+		}
+	}
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		pid, err := 0, error(nil)
+		for i, fd := range in {
+			if _, err = writeRetry(fd, "0"); err != nil {
+				err = fmt.Errorf("move into %s: %w", c.V1[c.v1[i]], err)
+				break
+			}
+		}
+		if err == nil {
+			pid, err = start()
+		}
+		for i, fd := range back {
+			if _, berr := writeRetry(fd, "0"); berr != nil {
+				if err == nil && pid > 0 {
+					killAndReap(pid)
+				}
+				h := c.v1[i]
+				done <- result{0, fmt.Errorf("move the supervisor's thread back to %s: %w", h.Dir(h.Own), berr)}
+				return // still locked: the thread ends here
+			}
+		}
+		runtime.UnlockOSThread()
+		done <- result{pid, err}
+	}()
+	r := <-done
+	return r.pid, r.err
+}
+
+func killAndReap(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	var ws syscall.WaitStatus
+	_, _ = syscall.Wait4(pid, &ws, 0, nil)
 }
 
 // Join moves the calling process, all its threads, into the cgroup (for

@@ -97,7 +97,7 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	}
 	argv = ProgramArgv(argv, env)
 	p.Log.Debugf("exec %s %q", t.name, argv)
-	return 0, execError(t.name, p.execve(t.fd, t.path, argv, t.env))
+	return 0, StartError(argv[0], t.name, p.execve(t.fd, t.path, argv, t.env))
 }
 
 // Prepare does what Exec does before the exec itself, for a stage that
@@ -141,10 +141,15 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 	}
 	path, err := stagePath(name, pathList)
 	if err != nil {
-		if len(p.carried) > 0 {
-			return target{}, &Error{Code: ExitNotFound, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+		// The chain failed, not PROGRAM: 125, whatever LookPath said.
+		var e *Error
+		if errors.As(err, &e) {
+			err = e.Err
 		}
-		return target{}, err
+		if len(p.carried) > 0 {
+			return target{}, &Error{Code: ExitFailed, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+		}
+		return target{}, &Error{Code: ExitFailed, Err: err}
 	}
 	return target{name: path, path: path, fd: -1, env: env}, nil
 }
@@ -180,6 +185,19 @@ func PreservedFDs() int {
 		return 0
 	}
 	return n
+}
+
+// checkPreservedFDs fails naming the first descriptor that
+// BARCO_PRESERVE_FDS keeps and that is not open: a child started with it
+// would fail with a bare EBADF.
+func checkPreservedFDs() error {
+	n := PreservedFDs()
+	for fd := 3; fd < 3+n; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("%s=%d: descriptor %d is not open", PreserveFDsEnv, n, fd)
+		}
+	}
+	return nil
 }
 
 // LookPath finds name as execvp(3) does: a name with a slash is used as is,
@@ -315,6 +333,31 @@ func execveat(fd int, argv, env []string) error {
 	return errno
 }
 
-// ExecError is the error of an exec of path that failed with err, carrying
-// exit status 127 for a missing file and 126 otherwise.
+// ExecError is the error of an exec of PROGRAM at path that failed with
+// err, carrying exit status 127 for a missing file and 126 otherwise.
 func ExecError(path string, err error) error { return execError(path, err) }
+
+// StageExecError is the error of an exec of a stage at path (or of the
+// start of a process that was to exec it) that failed with err: the chain
+// itself failed, status 125, whatever the cause. 126 and 127 are
+// PROGRAM's: a stage that cannot start (no memory, a bad descriptor) is
+// not a program that cannot be executed.
+func StageExecError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return &Error{Code: ExitFailed, Err: e.Err, Hint: e.Hint}
+	}
+	return &Error{Code: ExitFailed, Err: &os.PathError{Op: "exec", Path: path, Err: err}}
+}
+
+// StartError is StageExecError when argv0, the command line's first word,
+// names a stage, and ExecError otherwise.
+func StartError(argv0, path string, err error) error {
+	if IsStage(argv0) {
+		return StageExecError(path, err)
+	}
+	return execError(path, err)
+}

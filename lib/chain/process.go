@@ -142,6 +142,11 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 }
 
 func (p *Process) start() (int, error) {
+	// Checked first, before this stage opens anything that could take a
+	// missing descriptor's number.
+	if err := checkPreservedFDs(); err != nil {
+		return 0, err
+	}
 	if v := os.Getenv(NSSetupEnv); v != "" {
 		if err := p.nsSetup(v); err != nil {
 			return 0, err

@@ -87,6 +87,9 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}})
 	if err != nil {
+		if stage {
+			return 0, chain.StageExecError(path, err)
+		}
 		return 0, chain.ExecError(path, err)
 	}
 	p.Log.Debugf("init: started %s as pid %d", path, pid)

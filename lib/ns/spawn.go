@@ -246,8 +246,12 @@ func Run(p *chain.Process, c *Config) (int, error) {
 }
 
 func cloneError(flags uintptr, path string, err error) error {
+	if _, ok := err.(*chain.Error); ok {
+		// Told already, by the stage that placed the child (barco-cgroup).
+		return err
+	}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
-		return chain.ExecError(path, err)
+		return chain.StageExecError(path, err)
 	}
 	err = &os.SyscallError{Syscall: "clone " + flagNames(flags), Err: err}
 	switch {
