@@ -28,7 +28,11 @@ func Command() *chain.Stage {
 			"when mounted: runc joins them all, barco what it uses, which costs less at each start.\n" +
 			"Each run's cgroup is recorded with its owner in /run/barco/cgroups; the next run removes\n" +
 			"the empty ones whose owner is gone (a supervisor killed with SIGKILL). A cgroup made\n" +
-			"with --exec has no record and stays for its owner.",
+			"with --exec has no record and stays for its owner.\n" +
+			"--pids counts PROGRAM's tasks, not those of the barco stages that start it in the cgroup\n" +
+			"(each runs on several threads): with a barco stage as PROGRAM, the stage that execs the\n" +
+			"container's program writes the limit just before its exec (BARCO_PIDS_LIMIT); a stage\n" +
+			"that stays in the cgroup as its supervisor (barco-ns --init) adds its own tasks and two.",
 	}
 	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M), at least "+FormatSize(MinMemory), func(v string) (err error) {
 		l.Memory, err = ParseMemory(v)
@@ -54,7 +58,7 @@ func Command() *chain.Stage {
 		l.CpusetMems, err = ParseCPUSet(v)
 		return err
 	})
-	st.Options.Func("pids", 'p', "N", "maximum number of tasks (processes and threads)", func(v string) (err error) {
+	st.Options.Func("pids", 'p', "N", "maximum number of PROGRAM's tasks (processes and threads); see below", func(v string) (err error) {
 		l.Pids, err = ParsePids(v)
 		return err
 	})

@@ -48,6 +48,25 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 		defer unix.Close(fd)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
+	if c.leftPids > 0 && chain.IsStage(argv[0]) {
+		// The stage that execs PROGRAM writes the limit (see
+		// chain.PidsLimitEnv), through this descriptor.
+		p := c.pidsDir() + "/pids.max"
+		fd, err := openRetry(p, unix.O_WRONLY|unix.O_CLOEXEC)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		limit := chain.PidsLimit{FD: len(attr.Files), Limit: c.leftPids}
+		attr.Files = append(attr.Files[:len(attr.Files):len(attr.Files)], uintptr(fd))
+		env := make([]string, 0, len(attr.Env)+1)
+		for _, kv := range attr.Env {
+			if !strings.HasPrefix(kv, chain.PidsLimitEnv+"=") {
+				env = append(env, kv)
+			}
+		}
+		attr.Env = append(env, chain.PidsLimitEnv+"="+limit.String())
+	}
 	start := func() (int, error) {
 		pid, err := syscall.ForkExec(path, argv, attr)
 		if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
@@ -100,11 +119,22 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 // never left inside a container's cgroup.
 func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
 	var in, back []int
+	pidsFD := -1
 	defer func() {
-		for _, fd := range append(in, back...) {
-			unix.Close(fd)
+		for _, fd := range append(append(in, back...), pidsFD) {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 		}
 	}()
+	if c.finalPids > 0 {
+		p := c.Dir("pids") + "/pids.max"
+		fd, err := openRetry(p, unix.O_WRONLY|unix.O_CLOEXEC)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		pidsFD = fd
+	}
 	for _, h := range c.v1 {
 		for _, p := range []struct {
 			fds *[]int
@@ -134,9 +164,18 @@ func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
 		if err == nil {
 			pid, err = start()
 		}
+		if err == nil && pidsFD >= 0 {
+			// The limit, now that the child runs, and before this thread
+			// leaves: see Run.
+			if _, err = writeRetry(pidsFD, strconv.FormatInt(c.finalPids, 10)); err != nil {
+				err = fmt.Errorf("write %d to %s/pids.max: %w", c.finalPids, c.Dir("pids"), err)
+				killAndReap(pid)
+				pid = 0
+			}
+		}
 		for i, fd := range back {
 			if _, berr := writeRetry(fd, "0"); berr != nil {
-				if err == nil && pid > 0 {
+				if pid > 0 {
 					killAndReap(pid)
 				}
 				h := c.v1[i]
@@ -233,7 +272,22 @@ func Run(p *chain.Process, o *Options, program []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.Create(&o.Limits); err != nil {
+	limits := o.Limits
+	if limits.Pids > 0 && chain.IsStage(program[0]) {
+		// The stage that execs PROGRAM writes it (see chain.PidsLimitEnv);
+		// a stage that stays in the cgroup as a supervisor adds its own
+		// tasks.
+		c.leftPids, limits.Pids = limits.Pids, -1
+	} else if limits.Pids > 0 && c.Dir("pids") != "" {
+		// PROGRAM starts from a thread that has moved itself into the v1
+		// pids cgroup and counts there until it moves back: the limit is
+		// one more for the fork, and the limit itself once PROGRAM runs,
+		// written before the thread leaves, so that PROGRAM never holds
+		// more tasks than the limit.
+		limits.Pids++
+		c.finalPids = o.Limits.Pids
+	}
+	if err := c.Create(&limits); err != nil {
 		return 0, err
 	}
 	c.Log.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
@@ -259,7 +313,12 @@ func Run(p *chain.Process, o *Options, program []string) (int, error) {
 // cgroup, as barco-cgroup's own would, and the cgroup goes when the
 // stage returns. One fork and one process image less than Start.
 func (c *Cgroup) handOver(p *chain.Process, o *Options, program []string) (int, error) {
-	if err := c.Create(&o.Limits); err != nil {
+	limits := o.Limits
+	if limits.Pids > 0 {
+		// The stage that execs PROGRAM writes it: see chain.PidsLimitEnv.
+		c.leftPids, limits.Pids = limits.Pids, -1
+	}
+	if err := c.Create(&limits); err != nil {
 		return 0, err
 	}
 	c.Log.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])

@@ -43,7 +43,7 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // execve is unix.Exec (or execveat on fd >= 0) from a thread that has the
 // parent-death signal set. The goroutine stays locked to that thread if
 // the exec fails: the process then ends, and the thread with it.
-func (p *Process) execve(fd int, path string, argv, env []string) error {
+func (p *Process) execve(fd int, path string, argv, env []string, limit *PidsLimit) error {
 	if err := creds.LockThread(); err != nil {
 		return err
 	}
@@ -51,6 +51,9 @@ func (p *Process) execve(fd int, path string, argv, env []string) error {
 		if err := creds.ParentDeathSignal(p.parentDeathSignal); err != nil {
 			return err
 		}
+	}
+	if limit != nil {
+		return execWithPidsLimit(*limit, fd, path, argv, env)
 	}
 	if fd >= 0 {
 		return execveat(fd, argv, env)
@@ -95,9 +98,24 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var limit *PidsLimit
+	if !IsStage(argv[0]) {
+		l, ok, err := ParsePidsLimit(env)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			limit = &l
+			p.Log.Debugf("pids limit %d at the exec", l.Limit)
+		}
+	}
 	argv = ProgramArgv(argv, env)
 	p.Log.Debugf("exec %s %q", t.name, argv)
-	return 0, StartError(argv[0], t.name, p.execve(t.fd, t.path, argv, t.env))
+	err = p.execve(t.fd, t.path, argv, t.env, limit)
+	if _, told := err.(*Error); told {
+		return 0, err
+	}
+	return 0, StartError(argv[0], t.name, err)
 }
 
 // Prepare does what Exec does before the exec itself, for a stage that
@@ -131,7 +149,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, Argv0Env)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, Argv0Env, PidsLimitEnv)}, nil
 	}
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))

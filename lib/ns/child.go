@@ -60,13 +60,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		if fd, err := strconv.Atoi(v); err == nil {
 			// The stage gets it at the number below only.
 			syscall.CloseOnExec(fd)
-			kept := env[:0:0]
-			for _, kv := range env {
-				if !strings.HasPrefix(kv, mount.CreatedFDEnv+"=") {
-					kept = append(kept, kv)
-				}
-			}
-			env = append(kept, mount.CreatedFDEnv+"="+strconv.Itoa(len(files)))
+			env = withEnv(env, mount.CreatedFDEnv, strconv.Itoa(len(files)))
 			files = append(files, uintptr(fd))
 		}
 	}
@@ -81,6 +75,22 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	}
 	if err := os.Chdir("/"); err != nil {
 		return 0, fmt.Errorf("chdir /: %w", err)
+	}
+	// The pids limit barco-cgroup left is PROGRAM's: the init's tasks come
+	// on top (see chain.PidsLimit.AddOwnTasks). The next stage writes it as
+	// it execs PROGRAM, or this init before it forks PROGRAM. Counted now
+	// that the init has started what it runs on.
+	if stage {
+		if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+			return 0, err
+		}
+	} else if limit, ok, err := chain.ParsePidsLimit(os.Environ()); err != nil {
+		return 0, err
+	} else if ok {
+		limit.AddOwnTasks(p.Log)
+		if err := limit.Write(); err != nil {
+			return 0, err
+		}
 	}
 	// Without a new pid namespace the init is not PID 1, and PROGRAM would
 	// not die with it.
@@ -98,4 +108,15 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		return 0, err
 	}
 	return chain.ExitStatus(ws), nil
+}
+
+// withEnv is env with key set to value, in place of any value it had.
+func withEnv(env []string, key, value string) []string {
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			kept = append(kept, kv)
+		}
+	}
+	return append(kept, key+"="+value)
 }

@@ -192,7 +192,7 @@ func (s *Spec) setSeccomp(v string) error {
 		return err
 	}
 	if _, err := seccomp.ParseProfile(data); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", v, err)
 	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, data); err != nil {

@@ -1,0 +1,167 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"barco/lib/testutil"
+)
+
+// leftovers is what a run of barco may leave on the host: the cgroups
+// below this test run's parent, the mounts, the processes that carry a
+// marker variable.
+type leftovers struct {
+	cgroups []string
+	mounts  string
+}
+
+func snapshot(t *testing.T) leftovers {
+	t.Helper()
+	var l leftovers
+	for _, p := range barcoParentsList() {
+		entries, _ := os.ReadDir(p)
+		for _, e := range entries {
+			if e.IsDir() {
+				l.cgroups = append(l.cgroups, filepath.Join(p, e.Name()))
+			}
+		}
+	}
+	sort.Strings(l.cgroups)
+	l.mounts = hostMounts(t)
+	return l
+}
+
+func barcoParentsList() []string {
+	var list []string
+	for p := range barcoParents() {
+		list = append(list, p)
+	}
+	return list
+}
+
+// nothingLeft fails t if the host has more than before: a cgroup, a
+// mount, a process with the marker.
+func nothingLeft(t *testing.T, before leftovers, marker string) {
+	t.Helper()
+	after := snapshot(t)
+	if strings.Join(after.cgroups, " ") != strings.Join(before.cgroups, " ") {
+		t.Errorf("cgroups left: before %q, after %q", before.cgroups, after.cgroups)
+	}
+	if after.mounts != before.mounts {
+		t.Errorf("host mount table changed:\nbefore:\n%s\nafter:\n%s", before.mounts, after.mounts)
+	}
+	noProcessWithEnv(t, marker)
+}
+
+// Bad input to barco run is one line on stderr, naming what was typed,
+// status 125, and nothing left behind, whichever stage would have met it.
+func TestBarcoBadInput(t *testing.T) {
+	bin := barcoBin(t)
+	dir := testutil.SearchableTempDir(t)
+	profile := filepath.Join(dir, "broken.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscals": []}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string // the start of the line
+	}{
+		{[]string{"--memory", "1"}, `barco run: option --memory: "1": below the minimum memory limit, 6M`},
+		{[]string{"--memory", "4k"}, `barco run: option --memory: "4k": below the minimum`},
+		{[]string{"--memory", "128k"}, `barco run: option --memory: "128k": below the minimum`},
+		{[]string{"--memory", "256k"}, `barco run: option --memory: "256k": below the minimum`},
+		{[]string{"--memory", "-1"}, `barco run: option --memory: not a size in bytes: "-1"`},
+		{[]string{"--preserve-fds", "100"}, "barco run: --preserve-fds 100: descriptor 3 is not open"},
+		{[]string{"-v", "/etc"}, `barco run: option -v: "/etc": want SRC:DST[:ro]`},
+		{[]string{"--volume", "/no/such/dir:/mnt"}, "barco run: --volume /no/such/dir:/mnt: stat /no/such/dir: no such file or directory"},
+		{[]string{"--name", "two\nlines"}, `barco run: option --name: "two\nlines": not a name`},
+		{[]string{"--hostname", "x", "--name", strings.Repeat("n", 300)}, `barco run: option --name: "nnn`},
+		{[]string{"--name", strings.Repeat("n", 65)}, "barco run: --name " + strings.Repeat("n", 65) + ": not a hostname (1 to 64 characters)"},
+		{[]string{"--seccomp", profile}, "barco run: option --seccomp: " + profile + `: unknown field "syscals"`},
+		{[]string{"--security-opt", "seccomp=/no/such.json"}, "barco run: option --security-opt: open /no/such.json: no such file or directory"},
+		{[]string{"--tmpfs", "/t:size=big"}, `barco run: option --tmpfs: "/t:size=big": bad option "size=big"`},
+		{[]string{"--cap-add", "sys_bogus"}, `barco run: option --cap-add: unknown capability "sys_bogus"`},
+		{[]string{"--userns", "0:100000"}, `barco run: option --userns: id map "0:100000": want CONTAINER:HOST:SIZE`},
+		{[]string{"--pids-limit", "-3"}, `barco run: option --pids-limit: not a number of tasks: "-3"`},
+	} {
+		marker := "BARCO_TEST_MARKER=bad-input"
+		before := snapshot(t)
+		r := testutil.Run(t, nil, append(append([]string{bin, "run", "-e", marker}, c.args...), "--", "/bin/echo", "ran")...)
+		if r.Code != 125 || len(testutil.Lines(r.Stderr)) != 1 || !strings.HasPrefix(r.Stderr, c.want) || r.Stdout != "" {
+			t.Errorf("barco run %q: status %d, stdout %q, stderr %q; want 125 and one line %q...", c.args, r.Code, r.Stdout, r.Stderr, c.want)
+		}
+		nothingLeft(t, before, marker)
+	}
+}
+
+// A stage that cannot start is the chain's failure, 125, with its cause:
+// 126 and 127 are PROGRAM's. Stages given a descriptor to keep that is not
+// open say which.
+func TestStageThatCannotStartIs125(t *testing.T) {
+	bin := barcoBin(t)
+	env := []string{"BARCO_PRESERVE_FDS=100"}
+	for _, argv := range [][]string{
+		{testutil.Bin(t, "barco-ns"), "-m", "-p", "--", "barco-mount", "--rootfs", testutil.Rootfs(t), "--", "/bin/true"},
+		{testutil.Bin(t, "barco-cgroup"), "--", "barco-ns", "-m", "-p", "--", "/bin/true"},
+	} {
+		before := snapshot(t)
+		r := testutil.Run(t, env, argv...)
+		if r.Code != 125 || len(testutil.Lines(r.Stderr)) != 1 || !strings.Contains(r.Stderr, "BARCO_PRESERVE_FDS=100: descriptor 3 is not open") {
+			t.Errorf("%q with %s: status %d, stderr %q", argv[1:], env, r.Code, r.Stderr)
+		}
+		nothingLeft(t, before, env[0])
+	}
+	_ = bin
+}
+
+// The pids limit counts PROGRAM's tasks, not those of barco's own stages,
+// which start in the cgroup and run on several threads each.
+func TestBarcoPidsLimitIsPrograms(t *testing.T) {
+	bin := barcoBin(t)
+	bothStageModes(t, func(t *testing.T) {
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--pids-limit", "1", "--", "/bin/echo", "hi"}, "hi\n"},
+			{[]string{"--pids-limit", "4", "--", "echo", "hi"}, "hi\n"},
+			{[]string{"--pids-limit", "2", "--", "/bin/sh", "-c", "echo $(echo forked)"}, "forked\n"},
+			{[]string{"--init", "--pids-limit", "1", "--", "/bin/echo", "hi"}, "hi\n"},
+			{[]string{"--init", "--pids-limit", "2", "--", "/bin/sh", "-c", "echo $(echo forked)"}, "forked\n"},
+		} {
+			r := testutil.Run(t, nil, append([]string{bin, "run"}, c.args...)...)
+			if r.Code != 0 || r.Stdout != c.want || r.Stderr != "" {
+				t.Errorf("barco run %q: status %d, stdout %q, stderr %q; want %q", c.args, r.Code, r.Stdout, r.Stderr, c.want)
+			}
+		}
+	})
+	// And it holds PROGRAM: with 1, its shell cannot fork (and stops).
+	r := testutil.Run(t, nil, bin, "run", "--pids-limit", "1", "--", "/bin/sh", "-c", "echo $(echo forked)")
+	if r.Stdout != "" || !strings.Contains(r.Stderr, "fork") {
+		t.Errorf("--pids-limit 1, a fork: status %d, stdout %q, stderr %q; want the fork refused", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// barco-cgroup's own child counts alone too, though the thread that starts
+// it is in the cgroup (v1) while it forks.
+func TestCgroupPidsLimitIsPrograms(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer noCgroupLeft(t, name)
+	for _, c := range []struct {
+		pids, script, want string
+	}{
+		{"1", "echo alone", "alone\n"},
+		{"1", "echo $(echo forked)", ""},
+		{"2", "echo $(echo forked)", "forked\n"},
+	} {
+		r := testutil.Run(t, nil, bin, "--name", name, "--pids", c.pids, "--", "/bin/sh", "-c", c.script)
+		// A shell whose fork is refused stops there.
+		refused := c.want == "" && strings.Contains(r.Stderr, "fork")
+		if (r.Code != 0 && !refused) || r.Stdout != c.want {
+			t.Errorf("--pids %s sh -c %q: status %d, stdout %q, stderr %q; want %q", c.pids, c.script, r.Code, r.Stdout, r.Stderr, c.want)
+		}
+	}
+}
