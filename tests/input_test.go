@@ -43,7 +43,7 @@ func barcoParentsList() []string {
 }
 
 // nothingLeft fails t if the host has more than before: a cgroup, a
-// mount, a process with the marker.
+// mount, a process with the marker (if not "").
 func nothingLeft(t *testing.T, before leftovers, marker string) {
 	t.Helper()
 	after := snapshot(t)
@@ -53,7 +53,9 @@ func nothingLeft(t *testing.T, before leftovers, marker string) {
 	if after.mounts != before.mounts {
 		t.Errorf("host mount table changed:\nbefore:\n%s\nafter:\n%s", before.mounts, after.mounts)
 	}
-	noProcessWithEnv(t, marker)
+	if marker != "" {
+		noProcessWithEnv(t, marker)
+	}
 }
 
 // Bad input to barco run is one line on stderr, naming what was typed,
@@ -162,6 +164,69 @@ func TestCgroupPidsLimitIsPrograms(t *testing.T) {
 		refused := c.want == "" && strings.Contains(r.Stderr, "fork")
 		if (r.Code != 0 && !refused) || r.Stdout != c.want {
 			t.Errorf("--pids %s sh -c %q: status %d, stdout %q, stderr %q; want %q", c.pids, c.script, r.Code, r.Stdout, r.Stderr, c.want)
+		}
+	}
+}
+
+// A --rootfs that is a symbolic link is followed on the host, as crun
+// does: to a rootfs, or to / (the original's -m /).
+func TestBarcoRootfsSymlink(t *testing.T) {
+	bin := barcoBin(t)
+	dir := testutil.SearchableTempDir(t)
+	for target, want := range map[string]string{testutil.Rootfs(t): "/bin/busybox", "/": "/bin/ls"} {
+		link := filepath.Join(dir, "link")
+		os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t)
+		r := testutil.Run(t, nil, bin, "run", "--rootfs", link, "--", "/bin/sh", "-c", "test -e "+want+" && echo found "+want)
+		if r.Code != 0 || r.Stdout != "found "+want+"\n" {
+			t.Errorf("--rootfs %s -> %s: status %d, stdout %q, stderr %q", link, target, r.Code, r.Stdout, r.Stderr)
+		}
+		nothingLeft(t, before, "")
+		// barco-mount follows it too, for a chain composed by hand.
+		r = testutil.Run(t, nil, testutil.Bin(t, "barco-ns"), "-U", "-m", "-p", "--", "barco-mount", "--rootfs", link, "--",
+			"/bin/sh", "-c", "test -e "+want+" && echo found "+want)
+		if r.Code != 0 || r.Stdout != "found "+want+"\n" {
+			t.Errorf("barco-mount --rootfs %s -> %s: status %d, stdout %q, stderr %q", link, target, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+}
+
+// A mount whose target resolves to the container's / (mnt/root -> / in
+// the image) would hide the whole root, and vanish under it: refused, and
+// nothing is left, in the rootfs either.
+func TestBarcoMountOnTheRootRefused(t *testing.T) {
+	bin := barcoBin(t)
+	rootfs := testutil.CopyRootfs(t, 0)
+	if err := os.MkdirAll(filepath.Join(rootfs, "mnt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(rootfs, "mnt", "root")); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := listTree(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-v", testutil.SearchableTempDir(t) + ":/mnt/root"}, "barco-mount: volume "},
+		{[]string{"--tmpfs", "/mnt/root"}, "barco-mount: tmpfs /mnt/root: "},
+		{[]string{"-v", testutil.SearchableTempDir(t) + ":/mnt/root/../root/."}, "barco-mount: volume "},
+	} {
+		before := snapshot(t)
+		r := testutil.Run(t, nil, append(append([]string{bin, "run", "--rootfs", rootfs}, c.args...), "--", "/bin/echo", "ran")...)
+		if r.Code != 125 || r.Stdout != "" || len(testutil.Lines(r.Stderr)) != 1 || !strings.HasPrefix(r.Stderr, c.want) ||
+			!strings.Contains(r.Stderr, "resolves to the container's / itself") {
+			t.Errorf("%q: status %d, stdout %q, stderr %q", c.args, r.Code, r.Stdout, r.Stderr)
+		}
+		nothingLeft(t, before, "")
+		if after, _ := listTree(rootfs); after != tree {
+			t.Errorf("%q changed the rootfs:\n%s", c.args, lineDiff(tree, after))
 		}
 	}
 }

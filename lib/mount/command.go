@@ -57,6 +57,13 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		if err != nil {
 			return 0, err
 		}
+		// A symbolic link is followed here, on the host, as crun does:
+		// the root is mounted on the directory itself (move_mount onto a
+		// symlink fails).
+		if resolved, err := filepath.EvalSymlinks(rootfs); err == nil {
+			rootfs = resolved
+			cfg.Rootfs = resolved
+		}
 		// Read before Enter, while the host's paths can be reached. A
 		// rootfs that cannot be read is Enter's to report; with no id,
 		// the supervisor removes nothing.

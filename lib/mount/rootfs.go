@@ -313,9 +313,29 @@ func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) erro
 		return err
 	}
 	defer unix.Close(target)
+	if err := notTheRoot(root, target, dest); err != nil {
+		return err
+	}
 	err = unix.MoveMount(mnt, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 	if err != nil {
 		return &os.PathError{Op: "move_mount onto", Path: dest, Err: err}
+	}
+	return nil
+}
+
+// notTheRoot refuses a mount point that is the container's root itself,
+// reached through a symlink (mnt/root -> /): a mount there would hide the
+// whole rootfs, and vanish under the root once attached.
+func notTheRoot(root, target int, dest string) error {
+	var r, t unix.Stat_t
+	if err := unix.Fstat(root, &r); err != nil {
+		return &os.PathError{Op: "stat", Path: "/", Err: err}
+	}
+	if err := unix.Fstat(target, &t); err != nil {
+		return &os.PathError{Op: "stat", Path: dest, Err: err}
+	}
+	if r.Dev == t.Dev && r.Ino == t.Ino {
+		return fmt.Errorf("%s resolves to the container's / itself, which a mount would hide", dest)
 	}
 	return nil
 }
