@@ -230,3 +230,15 @@ func TestBarcoMountOnTheRootRefused(t *testing.T) {
 		}
 	}
 }
+
+// A user namespace that maps every id onto itself looks like the host's
+// by its uid_map; barco-mount tells the two apart by the namespace itself.
+func TestBarcoIdentityUserNS(t *testing.T) {
+	bin := barcoBin(t)
+	bothStageModes(t, func(t *testing.T) {
+		r := testutil.Run(t, nil, bin, "run", "--userns", "0:0:4294967295", "--", "/bin/sh", "-c", "echo $(cat /proc/self/uid_map) $(readlink /proc/self/ns/user)")
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, "0 0 4294967295 user:[") || strings.Contains(r.Stdout, "4026531837") {
+			t.Errorf("--userns 0:0:4294967295: status %d, stdout %q, stderr %q; want the identity map in a user namespace of its own", r.Code, r.Stdout, r.Stderr)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -90,5 +91,19 @@ func TestProgramArgv(t *testing.T) {
 	}
 	if got := ProgramArgv([]string{"sh"}, []string{"PATH=/bin"}); got[0] != "sh" {
 		t.Errorf("without %s: %q", Argv0Env, got)
+	}
+}
+
+func TestInitialUserNS(t *testing.T) {
+	uidMap, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		t.Skip(err)
+	}
+	want := strings.Join(strings.Fields(string(uidMap)), " ") == "0 0 4294967295"
+	if got, err := InitialUserNS("/proc"); err != nil || got != want {
+		t.Errorf("InitialUserNS = %v, %v; uid_map %q", got, err, uidMap)
+	}
+	if _, err := InitialUserNS(t.TempDir()); err == nil {
+		t.Error("no error without proc")
 	}
 }

@@ -17,14 +17,19 @@ type userNS struct {
 	hostRoot int  // the host uid of uid 0 here; -1 when 0 is not mapped
 }
 
-// readUserNS reads proc/self/uid_map. The initial user namespace maps all
-// 2^32-1 ids onto themselves; any other map means a nested one.
+// readUserNS reads proc/self/uid_map, and tells the initial user
+// namespace from a nested one by its inode (chain.InitialUserNS): a nested
+// one may map all ids onto themselves too.
 func readUserNS(proc string) (userNS, error) {
 	data, err := chain.ReadFile(proc + "/self/uid_map")
 	if err != nil {
 		return userNS{}, fmt.Errorf("read uid map: %w", err)
 	}
-	return parseUIDMap(string(data)), nil
+	ns := parseUIDMap(string(data))
+	if initial, err := chain.InitialUserNS(proc); err == nil {
+		ns.nested = !initial
+	}
+	return ns, nil
 }
 
 func parseUIDMap(data string) userNS {
