@@ -242,3 +242,14 @@ func TestBarcoIdentityUserNS(t *testing.T) {
 		}
 	})
 }
+
+// A --tmpfs is noexec, nosuid and nodev, as Docker's, unless exec is asked.
+func TestBarcoTmpfsNoexecByDefault(t *testing.T) {
+	script := `cp /bin/busybox /tmp/true && /tmp/true 2>/dev/null && echo exec=allowed || echo exec=refused; grep " /tmp " /proc/mounts | grep -o "nosuid,nodev" `
+	for opt, want := range map[string]string{"/tmp": "exec=refused\nnosuid,nodev\n", "/tmp:exec": "exec=allowed\nnosuid,nodev\n"} {
+		out := barcoRun(t, "--tmpfs", opt, "--", "/bin/sh", "-c", script)
+		if out != want {
+			t.Errorf("--tmpfs %s: %q, want %q", opt, out, want)
+		}
+	}
+}

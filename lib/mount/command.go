@@ -36,7 +36,7 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 		cfg.Volumes = append(cfg.Volumes, v)
 		return err
 	})
-	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,noexec (repeatable)", func(s string) error {
+	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST, noexec, nosuid, nodev; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,exec (repeatable)", func(s string) error {
 		t, err := ParseTmpfs(s)
 		cfg.Tmpfs = append(cfg.Tmpfs, t)
 		return err

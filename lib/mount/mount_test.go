@@ -38,8 +38,13 @@ func TestParseTmpfs(t *testing.T) {
 		t.Errorf("got %+v, %v; want %+v", got, err, want)
 	}
 	got, err = ParseTmpfs("/tmp")
+	// noexec, nosuid and nodev unless told otherwise, as docker's.
+	if err != nil || got != (Tmpfs{Dest: "/tmp", Flags: unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV}) {
+		t.Errorf("ParseTmpfs(/tmp) = %+v, %v", got, err)
+	}
+	got, err = ParseTmpfs("/tmp:exec")
 	if err != nil || got != (Tmpfs{Dest: "/tmp", Flags: unix.MS_NOSUID | unix.MS_NODEV}) {
-		t.Errorf("plain /tmp: %+v, %v", got, err)
+		t.Errorf("ParseTmpfs(/tmp:exec) = %+v, %v", got, err)
 	}
 	for _, in := range []string{"tmp", "/", "/t:size=big", "/t:mode=999", "/t:uid=0", "/t:rw,bogus"} {
 		if _, err := ParseTmpfs(in); err == nil {

@@ -71,8 +71,9 @@ func ParseVolume(s string) (Volume, error) {
 	return v, nil
 }
 
-// Defaults of a --tmpfs: nosuid and nodev, as docker's.
-const tmpfsDefaultFlags = unix.MS_NOSUID | unix.MS_NODEV
+// Defaults of a --tmpfs: noexec, nosuid and nodev, as docker's; the
+// option exec allows executing.
+const tmpfsDefaultFlags = unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV
 
 // ParseTmpfs parses DST[:OPTIONS], OPTIONS being a comma-separated list of
 // size=N[k|m|g|%], mode=OCTAL, nr_inodes=N, ro, noexec, exec.
