@@ -46,7 +46,7 @@ be searchable by the container's root (uid 100000 on the host by default).`,
 	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
 	o.Bool(&cfg.NoMasks, "no-masks", 0, "do not mask or make read-only the paths below")
-	o.Bool(&cfg.Force, "force", 0, "run even in the host's mount namespace")
+	o.Bool(&cfg.Force, "force", 0, "run when it cannot be told whether this is the host's mount namespace (never in the host's)")
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if cfg.Rootfs == "" {
 			return 0, &chain.OptionError{Option: "--rootfs", Msg: "is required"}

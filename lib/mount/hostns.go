@@ -58,7 +58,11 @@ func parseUIDMap(data string) userNS {
 }
 
 // hostNSHint says how to get a mount namespace of one's own.
-const hostNSHint = "run it in a new mount namespace (barco-ns -m, unshare -m), or give --force"
+const hostNSHint = "run it in a new mount namespace (barco-ns -m, unshare -m)"
+
+// errCannotTell marks the failure of checkNotHostNS that --force
+// overrides: the check could not tell, not that this is the host's.
+var errCannotTell = errors.New("cannot tell whether this is the host's mount namespace")
 
 // checkNotHostNS refuses the host's mount namespace, that of PID 1 in
 // proc. When PID 1's is unreadable (a root without every capability PID 1
@@ -89,8 +93,8 @@ func checkNotHostNS(proc string, uns userNS) error {
 	case denied(err) && uns.nested:
 		return nil
 	}
-	return chain.Errorf(hostNSHint, "cannot tell whether this is the host's mount namespace: %v",
-		&os.PathError{Op: "stat", Path: proc + "/1/ns/mnt", Err: err})
+	return chain.Errorf(hostNSHint+"; or, if it is not the host's, give --force", "%w: %v",
+		errCannotTell, &os.PathError{Op: "stat", Path: proc + "/1/ns/mnt", Err: err})
 }
 
 func denied(err error) bool {

@@ -88,10 +88,11 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Force {
-		if err := checkNotHostNS(proc, uns); err != nil {
-			return nil, err
-		}
+	// --force overrides a check that cannot tell, never a namespace
+	// known to be the host's: pivot_root there would move the root of
+	// every process of the machine.
+	if err := checkNotHostNS(proc, uns); err != nil && !(cfg.Force && errors.Is(err, errCannotTell)) {
+		return nil, err
 	}
 	if err := checkRootfs(cfg.Rootfs, uns); err != nil {
 		return nil, err

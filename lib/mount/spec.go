@@ -18,7 +18,7 @@ type Config struct {
 	Volumes  []Volume // bind mounts from the host, in order
 	Tmpfs    []Tmpfs  // extra tmpfs mounts, after the volumes
 	Workdir  string   // the program's working directory; "/" when empty
-	Force    bool     // run even in the host's mount namespace
+	Force    bool     // run when it cannot be told whether this is the host's mount namespace
 
 	// The parts of the default filesystem, each of which can be left out.
 	NoProc  bool // no /proc
