@@ -253,3 +253,36 @@ func TestBarcoTmpfsNoexecByDefault(t *testing.T) {
 		}
 	}
 }
+
+// A seccomp profile from a host file works from barco run, and the chain
+// barco chain prints runs the same container when pasted into a shell.
+func TestBarcoSeccompHostProfile(t *testing.T) {
+	bin := barcoBin(t)
+	profile := filepath.Join(testutil.SearchableTempDir(t), "no-mkdir.json")
+	if err := os.WriteFile(profile, []byte(`{
+	"defaultAction": "SCMP_ACT_ALLOW",
+	"syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `mkdir /tmp/x 2>/dev/null && echo mkdir=allowed || echo mkdir=denied; grep Seccomp: /proc/self/status | tr -d '\t'`
+	want := "mkdir=denied\nSeccomp:2\n"
+	for _, opt := range [][]string{{"--seccomp", profile}, {"--security-opt", "seccomp=" + profile}} {
+		args := append(append([]string{"--tmpfs", "/tmp"}, opt...), "--", "/bin/sh", "-c", script)
+		if out := barcoRun(t, args...); out != want {
+			t.Errorf("barco run %q: %q, want %q", opt, out, want)
+		}
+		chain := testutil.Run(t, nil, append([]string{bin, "chain"}, args...)...)
+		if chain.Code != 0 {
+			t.Fatalf("barco chain %q: %d %s", opt, chain.Code, chain.Stderr)
+		}
+		if pasted := testutil.Run(t, nil, "sh", "-c", chain.Stdout); pasted.Code != 0 || pasted.Stdout != want {
+			t.Errorf("barco chain %q pasted into sh: status %d, %q, %s; want %q", opt, pasted.Code, pasted.Stdout, pasted.Stderr, want)
+		}
+	}
+	// Without the tmpfs mkdir would be refused anyway (the rootfs is not
+	// the container root's): the same script, unconfined, may mkdir.
+	if out := barcoRun(t, "--tmpfs", "/tmp", "--seccomp", "unconfined", "--", "/bin/sh", "-c", script); out != "mkdir=allowed\nSeccomp:0\n" {
+		t.Errorf("unconfined: %q", out)
+	}
+}

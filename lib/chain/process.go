@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -131,7 +132,7 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 	mark := len(p.cleanups)
 	status, err := p.start()
 	if err == nil {
-		status, err = work()
+		status, err = p.guard(work)
 	}
 	if err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", st.Name, err)
@@ -139,6 +140,21 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 	}
 	p.undo(mark)
 	return status
+}
+
+// guard runs work, and turns a panic in it into the stage's error: a
+// failure is one line, never a Go stack dump (BARCO_DEBUG=1 prints the
+// stack too), and the undo work still runs.
+func (p *Process) guard(work func() (int, error)) (status int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if p.Log.On() {
+				p.Log.Debugf("panic: %v\n%s", r, debug.Stack())
+			}
+			status, err = 0, fmt.Errorf("internal error: %v (a bug in barco; BARCO_DEBUG=1 shows where)", r)
+		}
+	}()
+	return work()
 }
 
 func (p *Process) start() (int, error) {
