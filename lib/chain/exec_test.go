@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,5 +107,37 @@ func TestInitialUserNS(t *testing.T) {
 	}
 	if _, err := InitialUserNS(t.TempDir()); err == nil {
 		t.Error("no error without proc")
+	}
+}
+
+func TestParsePidsLimit(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "pids.max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if l, ok, err := ParsePidsLimit([]string{PidsLimitEnv + "=" + PidsLimit{FD: fd, Limit: 7}.String()}); !ok || err != nil || l.FD != fd || l.Limit != 7 {
+		t.Errorf("ParsePidsLimit: %+v, %v, %v", l, ok, err)
+	}
+	if _, ok, err := ParsePidsLimit([]string{"PATH=/bin"}); ok || err != nil {
+		t.Errorf("without the variable: %v, %v", ok, err)
+	}
+	for _, v := range []string{"x", "3", "3:0", "2:5", "999:5"} {
+		if _, _, err := ParsePidsLimit([]string{PidsLimitEnv + "=" + v}); err == nil {
+			t.Errorf("%s=%s accepted", PidsLimitEnv, v)
+		}
+	}
+	// A supervisor that stays beside PROGRAM hands it on with its own
+	// tasks added, at the descriptor's place in the child's files. (It
+	// goes to one P, which this test gives back.)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	env, files, err := PassPidsLimit([]string{"A=1", PidsLimitEnv + "=" + strconv.Itoa(fd) + ":7"}, []uintptr{0, 1, 2}, nil)
+	if err != nil || len(files) != 4 || files[3] != uintptr(fd) {
+		t.Fatalf("PassPidsLimit: %q, %v, %v", env, files, err)
+	}
+	l, _ := lookupEnv(env, PidsLimitEnv)
+	if n, _ := strconv.Atoi(strings.TrimPrefix(l, "3:")); !strings.HasPrefix(l, "3:") || n < 7+1+SupervisorSpareTasks {
+		t.Errorf("passed on as %s=%s", PidsLimitEnv, l)
 	}
 }

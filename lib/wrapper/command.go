@@ -34,7 +34,10 @@ network namespaces (loopback only); a cgroup named after the container with
 a pids limit of ` + DefaultPidsLimit + ` and the default devices only; Docker's
 14 capabilities; Docker's seccomp profile with no-new-privs; a clean
 environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
-barco needs root for now.`
+Every option is checked before anything starts. --pids-limit counts
+PROGRAM's tasks, not barco's (with --init, the init's own come on top).
+A --seccomp FILE is read here, on the host, and barco-seccomp, which runs
+inside the container, gets its JSON. barco needs root for now.`
 
 // Command is the barco command: its subcommands, or the original command
 // line. It is a stage without options of its own, whose Main dispatches.
