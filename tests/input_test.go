@@ -1,12 +1,14 @@
 package tests
 
 import (
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
+	"barco/lib/cgroup"
 	"barco/lib/testutil"
 )
 
@@ -14,7 +16,7 @@ import (
 // below this test run's parent, the mounts, the processes that carry a
 // marker variable.
 type leftovers struct {
-	cgroups []string
+	cgroups []string // and their records in /run/barco
 	mounts  string
 }
 
@@ -27,6 +29,12 @@ func snapshot(t *testing.T) leftovers {
 			if e.IsDir() {
 				l.cgroups = append(l.cgroups, filepath.Join(p, e.Name()))
 			}
+		}
+	}
+	records, _ := os.ReadDir(cgroup.DefaultRecordDir)
+	for _, r := range records {
+		if dir, err := hex.DecodeString(r.Name()); err == nil && strings.Contains(string(dir), "/"+testParent+"/") {
+			l.cgroups = append(l.cgroups, "record of "+string(dir))
 		}
 	}
 	sort.Strings(l.cgroups)
