@@ -294,3 +294,14 @@ func TestBarcoSeccompHostProfile(t *testing.T) {
 		t.Errorf("unconfined: %q", out)
 	}
 }
+
+// barco-cgroup --exec joins the cgroup itself, a Go program on several
+// threads: the limit is still PROGRAM's.
+func TestCgroupExecPidsLimitIsPrograms(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	defer removeCgroups(t, name)
+	r := testutil.Run(t, nil, bin, "--exec", "--name", name, "--pids", "1", "--", "/bin/echo", "hi")
+	if r.Code != 0 || r.Stdout != "hi\n" {
+		t.Errorf("--exec --pids 1 echo hi: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+}

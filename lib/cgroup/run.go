@@ -57,15 +57,8 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 			return 0, &os.PathError{Op: "open", Path: p, Err: err}
 		}
 		defer unix.Close(fd)
-		limit := chain.PidsLimit{FD: len(attr.Files), Limit: c.leftPids}
+		attr.Env = withPidsLimit(attr.Env, chain.PidsLimit{FD: len(attr.Files), Limit: c.leftPids})
 		attr.Files = append(attr.Files[:len(attr.Files):len(attr.Files)], uintptr(fd))
-		env := make([]string, 0, len(attr.Env)+1)
-		for _, kv := range attr.Env {
-			if !strings.HasPrefix(kv, chain.PidsLimitEnv+"=") {
-				env = append(env, kv)
-			}
-		}
-		attr.Env = append(env, chain.PidsLimitEnv+"="+limit.String())
 	}
 	start := func() (int, error) {
 		pid, err := syscall.ForkExec(path, argv, attr)
@@ -188,6 +181,17 @@ func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
 	}()
 	r := <-done
 	return r.pid, r.err
+}
+
+// withPidsLimit is a copy of env with l as its only chain.PidsLimitEnv.
+func withPidsLimit(env []string, l chain.PidsLimit) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, chain.PidsLimitEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, chain.PidsLimitEnv+"="+l.String())
 }
 
 func killAndReap(pid int) {
@@ -376,11 +380,29 @@ func Exec(p *chain.Process, o *Options, program []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.Open(&o.Limits); err != nil {
+	// This process, a Go program on several threads, joins the cgroup:
+	// the pids limit is written as it execs (see chain.PidsLimitEnv),
+	// here or by the stage that execs PROGRAM.
+	limits, env := o.Limits, os.Environ()
+	if limits.Pids > 0 {
+		limits.Pids = -1
+	}
+	if err := c.Open(&limits); err != nil {
 		return 0, err
+	}
+	if o.Limits.Pids > 0 {
+		p := c.pidsDir() + "/pids.max"
+		// Not close-on-exec: it passes to a stage; a PROGRAM that is not
+		// one does not get it (chain.Process.Exec).
+		fd, err := openRetry(p, unix.O_WRONLY)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		env = withPidsLimit(env, chain.PidsLimit{FD: fd, Limit: o.Limits.Pids})
 	}
 	if err := c.Join(); err != nil {
 		return 0, err
 	}
-	return p.Exec(program, os.Environ())
+	return p.Exec(program, env)
 }
