@@ -117,6 +117,16 @@ func TestParsePidsLimit(t *testing.T) {
 	}
 	defer f.Close()
 	fd := int(f.Fd())
+	if err := isCgroupFile(fd); err == nil {
+		t.Error("a temporary file taken for a cgroup file")
+	}
+	defer func(check func(int) error) { isCgroupFile = check }(isCgroupFile)
+	isCgroupFile = func(n int) error {
+		if n != fd {
+			return errors.New("not the test's file")
+		}
+		return nil
+	}
 	if l, ok, err := ParsePidsLimit([]string{PidsLimitEnv + "=" + PidsLimit{FD: fd, Limit: 7}.String()}); !ok || err != nil || l.FD != fd || l.Limit != 7 {
 		t.Errorf("ParsePidsLimit: %+v, %v, %v", l, ok, err)
 	}

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -47,10 +48,23 @@ func ParsePidsLimit(env []string) (l PidsLimit, ok bool, err error) {
 	if !cut || err != nil || l.FD < 3 || l.Limit < 1 {
 		return l, false, fmt.Errorf("%s=%q: want FD:LIMIT", PidsLimitEnv, v)
 	}
-	if _, err := unix.FcntlInt(uintptr(l.FD), unix.F_GETFD, 0); err != nil {
-		return l, false, fmt.Errorf("%s=%q: descriptor %d is not open", PidsLimitEnv, v, l.FD)
+	if err := isCgroupFile(l.FD); err != nil {
+		return l, false, fmt.Errorf("%s=%q: descriptor %d: %w", PidsLimitEnv, v, l.FD, err)
 	}
 	return l, true, nil
+}
+
+// isCgroupFile checks that fd is open on a cgroup file system (v1 or v2):
+// a limit is never written anywhere else. A variable for the tests.
+var isCgroupFile = func(fd int) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return err
+	}
+	if st.Type != unix.CGROUP_SUPER_MAGIC && st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return errors.New("not a cgroup file")
+	}
+	return nil
 }
 
 // execWithPidsLimit writes the pids limit and execs, with nothing in

@@ -192,13 +192,11 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 
 	// A pids limit left for PROGRAM (see chain.PidsLimitEnv) goes on to
-	// the child; this process's own tasks come on top when it is in the
-	// cgroup too (stages exec'd, not linked).
-	if chain.IsStage(c.Program[0]) || c.Init {
-		if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
-			unix.Close(r)
-			return 0, err
-		}
+	// the child; this process's own tasks come on top, since it is in the
+	// cgroup too when it has one (stages exec'd, not linked).
+	if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+		unix.Close(r)
+		return 0, err
 	}
 	ambient, err := childAmbientCaps(userns)
 	if err != nil {
