@@ -305,3 +305,25 @@ func TestCgroupExecPidsLimitIsPrograms(t *testing.T) {
 		t.Errorf("--exec --pids 1 echo hi: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 	}
 }
+
+// A chain composed by hand keeps the limit PROGRAM's too, with barco-ns
+// linked into barco-cgroup or exec'd into the cgroup beside PROGRAM.
+func TestCgroupPidsLimitThroughBarcoNS(t *testing.T) {
+	bin, name := cgroupBin(t), cgroupName(t)
+	bothStageModes(t, func(t *testing.T) {
+		defer noCgroupLeft(t, name)
+		for _, c := range []struct {
+			pids   string
+			script string
+			want   string
+		}{
+			{"1", "echo alone", "alone\n"},
+			{"2", "echo $(echo forked)", "forked\n"},
+		} {
+			r := testutil.Run(t, nil, bin, "--name", name, "--pids", c.pids, "--", "barco-ns", "-p", "--", "/bin/sh", "-c", c.script)
+			if r.Code != 0 || r.Stdout != c.want {
+				t.Errorf("--pids %s -- barco-ns -p -- sh -c %q: status %d, stdout %q, stderr %q", c.pids, c.script, r.Code, r.Stdout, r.Stderr)
+			}
+		}
+	})
+}

@@ -245,7 +245,7 @@ func (s *Spec) Validate() error {
 	if s.MemorySwap != "" {
 		mem, _ := cgroup.ParseMemory(s.Memory)
 		swap, _ := cgroup.ParseSwap(s.MemorySwap)
-		if s.Memory == "" || swap > 0 && swap < mem {
+		if swap > 0 && (s.Memory == "" || swap < mem) {
 			return fmt.Errorf("--memory-swap %s: needs --memory, no larger than it", s.MemorySwap)
 		}
 	}
