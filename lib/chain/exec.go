@@ -85,8 +85,8 @@ func IsStage(name string) bool {
 //
 // On success Exec does not return, unless the stage ran in this process:
 // then it returns the status that stage ended with. Its error carries exit
-// status 126 or 127 where the program could not be executed or found, 125
-// otherwise.
+// status 126 or 127 where PROGRAM could not be executed or found, 125
+// otherwise, a stage that could not be started included.
 func (p *Process) Exec(argv []string, env []string) (int, error) {
 	if mk := p.linkedStage(argv[0]); mk != nil {
 		return p.runLinked(mk, argv, env)
