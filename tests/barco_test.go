@@ -69,20 +69,32 @@ func TestBarcoDefaultContainer(t *testing.T) {
 	})
 }
 
+// In the original command line -a is argv[0] and CMD gets no argument:
+// the original execs argv {ARG, NULL}.
 func TestBarcoOriginalInvocation(t *testing.T) {
 	bin := barcoBin(t)
-	r := testutil.Run(t, nil, bin, "-u", "0", "-m", testutil.Rootfs(t), "-c", "/bin/echo", "-a", "hello")
-	if r.Code != 0 || r.Stdout != "hello\n" {
-		t.Errorf("original invocation: %q, status %d, %s", r.Stdout, r.Code, r.Stderr)
+	// On the host's root: busybox would take argv[0] for its applet.
+	r := testutil.Run(t, nil, bin, "-u", "0", "-m", "/", "-c", "/bin/echo", "-a", "hello")
+	if r.Code != 0 || r.Stdout != "\n" {
+		t.Errorf("-c /bin/echo -a hello: %q, status %d, %s; want an empty line (hello is argv[0])", r.Stdout, r.Code, r.Stderr)
 	}
-	// The original demo mounts the host root.
-	host, err := os.ReadFile("/etc/hostname")
-	if err != nil {
-		t.Fatal(err)
+	// The original demo mounts the host root; its shell reads commands
+	// from stdin and is named by -a.
+	cmd := exec.Command(bin, "-u", "0", "-m", "/", "-c", "/bin/sh", "-a", ".")
+	cmd.Stdin = strings.NewReader(`echo "name=$0 args=$#"; cat /etc/hostname` + "\n")
+	out, err := cmd.Output()
+	host, herr := os.ReadFile("/etc/hostname")
+	if herr != nil {
+		t.Fatal(herr)
 	}
-	r = testutil.Run(t, nil, bin, "-u", "0", "-m", "/", "-c", "/bin/cat", "-a", "/etc/hostname")
-	if r.Code != 0 || r.Stdout != string(host) {
-		t.Errorf("barco -m / -c /bin/cat -a /etc/hostname: %q, status %d, %s; want the host's %q", r.Stdout, r.Code, r.Stderr, host)
+	if err != nil || string(out) != "name=. args=0\n"+string(host) {
+		t.Errorf("barco -u 0 -m / -c /bin/sh -a . with commands on stdin: %q, %v; want name=. args=0 and the host's %q", out, err, host)
+	}
+	// Without -a, argv[0] is CMD.
+	cmd = exec.Command(bin, "-u", "0", "-m", "/", "-c", "/bin/sh")
+	cmd.Stdin = strings.NewReader(`echo "name=$0"` + "\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "name=/bin/sh\n" {
+		t.Errorf("barco -u 0 -m / -c /bin/sh: %q, %v; want name=/bin/sh", out, err)
 	}
 }
 

@@ -248,7 +248,10 @@ func TestCgroupBadInput(t *testing.T) {
 		{[]string{"--cpuset-cpus", "3-1", "true"}, `barco-cgroup: option --cpuset-cpus: not a list`},
 		{[]string{"--device-allow", "z 1:2 r", "true"}, `barco-cgroup: option --device-allow: not a device rule`},
 		{[]string{"--memory-swap", "1G", "true"}, "barco-cgroup: --memory-swap 1G: needs --memory"},
-		{[]string{"--name", "a/b", "true"}, `barco-cgroup: cgroup name "a/b": not a single path component`},
+		{[]string{"--name", "a/b", "true"}, `barco-cgroup: option --name: "a/b": not a name`},
+		{[]string{"--name", "a\nb", "true"}, `barco-cgroup: option --name: "a\nb": not a name`},
+		{[]string{"--memory", "1", "true"}, `barco-cgroup: option --memory: "1": below the minimum memory limit, 6M`},
+		{[]string{"--memory", "-1", "true"}, `barco-cgroup: option --memory: not a size in bytes: "-1"`},
 	}
 	for _, c := range cases {
 		r := testutil.Run(t, nil, append([]string{bin}, c.args...)...)

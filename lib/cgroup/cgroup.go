@@ -41,6 +41,18 @@ type Cgroup struct {
 	sweeping chan struct{}
 	// Log is the stage's debug log.
 	Log *chain.Log
+	// leftPids is the pids limit that ForkExec leaves to a stage child
+	// to write (chain.PidsLimitEnv), finalPids the one the v1 start
+	// writes once the child runs; 0 when there is none.
+	leftPids, finalPids int64
+}
+
+// pidsDir is the cgroup's directory that holds pids.max.
+func (c *Cgroup) pidsDir() string {
+	if d := c.Dir("pids"); d != "" {
+		return d
+	}
+	return c.V2
 }
 
 // alwaysV1 are the v1 controllers whose hierarchies every cgroup joins,

@@ -28,13 +28,20 @@ func Command() *chain.Stage {
 			"when mounted: runc joins them all, barco what it uses, which costs less at each start.\n" +
 			"Each run's cgroup is recorded with its owner in /run/barco/cgroups; the next run removes\n" +
 			"the empty ones whose owner is gone (a supervisor killed with SIGKILL). A cgroup made\n" +
-			"with --exec has no record and stays for its owner.",
+			"with --exec has no record and stays for its owner.\n" +
+			"--pids counts PROGRAM's tasks, not those of the barco stages that start it in the cgroup\n" +
+			"(each runs on several threads): with a barco stage as PROGRAM, the stage that execs the\n" +
+			"container's program writes the limit just before its exec (BARCO_PIDS_LIMIT); a stage\n" +
+			"that stays in the cgroup as its supervisor (barco-ns --init) adds its own tasks and two.",
 	}
-	size := func(p *int64) func(string) error {
-		return func(v string) (err error) { *p, err = ParseSize(v); return err }
-	}
-	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M)", size(&l.Memory))
-	st.Options.Func("memory-swap", 0, "BYTES", "memory plus swap limit, as docker's; equal to --memory for no swap", size(&l.MemorySwap))
+	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M), at least "+FormatSize(MinMemory), func(v string) (err error) {
+		l.Memory, err = ParseMemory(v)
+		return err
+	})
+	st.Options.Func("memory-swap", 0, "BYTES", "memory plus swap limit, as docker's; equal to --memory for no swap, -1 for no limit", func(v string) (err error) {
+		l.MemorySwap, err = ParseSwap(v)
+		return err
+	})
 	st.Options.Func("cpus", 'c', "N", "CPU time, in CPUs, fractional (1.5): a CFS quota over a 100ms period", func(v string) (err error) {
 		l.CPUQuota, err = ParseCPUs(v)
 		return err
@@ -51,7 +58,7 @@ func Command() *chain.Stage {
 		l.CpusetMems, err = ParseCPUSet(v)
 		return err
 	})
-	st.Options.Func("pids", 'p', "N", "maximum number of tasks (processes and threads)", func(v string) (err error) {
+	st.Options.Func("pids", 'p', "N", "maximum number of PROGRAM's tasks (processes and threads); see below", func(v string) (err error) {
 		l.Pids, err = ParsePids(v)
 		return err
 	})
@@ -72,7 +79,10 @@ func Command() *chain.Stage {
 		return err
 	})
 	st.Options.Bool(&o.Stats, "stats", 0, "print peak memory, CPU time and peak task count on stderr at exit")
-	st.Options.String(&o.Name, "name", 'n', "NAME", "name of the cgroup (default: the pid of barco-cgroup)")
+	st.Options.Func("name", 'n', "NAME", "name of the cgroup, [a-zA-Z0-9][a-zA-Z0-9_.-]* (default: the pid of barco-cgroup)", func(v string) error {
+		o.Name = v
+		return ValidName(v)
+	})
 	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
 	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place; nothing is removed")
 

@@ -9,11 +9,8 @@ import (
 
 // ParseSize reads a byte count with an optional K, M, G or T suffix (powers
 // of 1024, as docker and systemd read them; a trailing B or iB is allowed):
-// "64M" is 67108864. "-1" and "max" mean no limit, returned as -1.
+// "64M" is 67108864.
 func ParseSize(s string) (int64, error) {
-	if s == "-1" || s == "max" {
-		return -1, nil
-	}
 	text := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I")
 	mult := int64(1)
 	if n := len(text); n > 0 {
@@ -36,6 +33,53 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("not a size in bytes: %q (want a positive number with an optional K, M, G or T suffix)", s)
 	}
 	return n * mult, nil
+}
+
+// MinMemory is the smallest memory limit barco-cgroup takes, as Docker's
+// (6 MiB). Below it the chain's own stages, which start in the cgroup,
+// cannot start: the kernel refuses them memory before PROGRAM runs.
+const MinMemory = 6 << 20
+
+// ParseMemory reads a --memory limit: a size (see ParseSize) of at least
+// MinMemory. No limit is the absence of the option, as with Docker, which
+// also refuses -1.
+func ParseMemory(s string) (int64, error) {
+	n, err := ParseSize(s)
+	if err != nil {
+		return 0, err
+	}
+	if n < MinMemory {
+		return 0, fmt.Errorf("%q: below the minimum memory limit, %s", s, FormatSize(MinMemory))
+	}
+	return n, nil
+}
+
+// ParseSwap reads a --memory-swap limit: a size, or -1 (or max) for swap
+// without a limit, as Docker's.
+func ParseSwap(s string) (int64, error) {
+	if s == "-1" || s == "max" {
+		return -1, nil
+	}
+	return ParseSize(s)
+}
+
+// MaxNameLen bounds a cgroup name: a directory name (NAME_MAX is 255),
+// with room for the record of its owner.
+const MaxNameLen = 128
+
+// ValidName checks a cgroup --name as Docker checks a container's:
+// [a-zA-Z0-9][a-zA-Z0-9_.-]*, here at most MaxNameLen long.
+func ValidName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("%q: not a name (1 to %d characters)", name, MaxNameLen)
+	}
+	for i, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !ok && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return fmt.Errorf("%q: not a name (a letter or digit, then letters, digits, '_', '.' and '-')", name)
+		}
+	}
+	return nil
 }
 
 // DefaultCPUPeriod is the CFS period that --cpus is spread over, in

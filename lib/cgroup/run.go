@@ -56,48 +56,156 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 		defer unix.Close(fd)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
-	if len(c.v1) > 0 {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		// "0" is the writing thread. Moving it by that name, rather than
-		// by its tid, spares the kernel's global threadgroup lock, whose
-		// first taking waits for an RCU grace period: 10 to 100 ms here.
-		defer func() {
-			for _, h := range c.v1 {
-				// Back where the thread came from.
-				if err := writeFile(h.Dir(h.Own), "tasks", "0"); err != nil {
-					c.Log.Debugf("move the thread back: %v", err)
+	if c.leftPids > 0 && chain.IsStage(argv[0]) {
+		// The stage that execs PROGRAM writes the limit (see
+		// chain.PidsLimitEnv), through this descriptor.
+		p := c.pidsDir() + "/pids.max"
+		fd, err := openRetry(p, unix.O_WRONLY|unix.O_CLOEXEC)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		attr.Env = withPidsLimit(attr.Env, chain.PidsLimit{FD: len(attr.Files), Limit: c.leftPids})
+		attr.Files = append(attr.Files[:len(attr.Files):len(attr.Files)], uintptr(fd))
+	}
+	start := func() (int, error) {
+		pid, err := syscall.ForkExec(path, argv, attr)
+		if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
+			// No clone3 (Linux before 5.7): move the child into v2 right
+			// after the start. A process it forks before the move lands
+			// stays outside; the window is about the length of its exec.
+			sys.UseCgroupFD = false
+			pid, err = syscall.ForkExec(path, argv, attr)
+			if err == nil {
+				if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
+					killAndReap(pid)
+					return 0, werr
 				}
 			}
-		}()
-		for _, h := range c.v1 {
-			if err := writeFile(c.V1[h], "tasks", "0"); err != nil {
-				return 0, err
-			}
 		}
+		if err != nil {
+			return 0, chain.StartError(argv[0], path, err)
+		}
+		return pid, nil
 	}
-	pid, err := syscall.ForkExec(path, argv, attr)
-	if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
-		// No clone3 (Linux before 5.7): move the child into v2 right
-		// after the start. A process it forks before the move lands
-		// stays outside; the window is about the length of its exec.
-		sys.UseCgroupFD = false
-		pid, err = syscall.ForkExec(path, argv, attr)
-		if err == nil {
-			if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
-				_ = unix.Kill(pid, unix.SIGKILL)
-				var ws syscall.WaitStatus
-				_, _ = syscall.Wait4(pid, &ws, 0, nil)
-				return 0, werr
-			}
-		}
+	var pid int
+	var err error
+	if len(c.v1) > 0 {
+		pid, err = c.startInV1(start)
+	} else {
+		pid, err = start()
 	}
 	if err != nil {
-		return 0, chain.ExecError(path, err)
+		return 0, err
 	}
 	// Now that the child runs, off the start's critical path.
 	c.removeStaleLater()
 	return pid, nil
+}
+
+// startInV1 runs start on a thread that has moved itself into the cgroup's
+// v1 hierarchies, so that the child it forks starts there, and moves the
+// thread back where it came from.
+//
+// "0" is the writing thread. Moving it by that name, rather than by its
+// tid, spares the kernel's global threadgroup lock, whose first taking
+// waits for an RCU grace period: 10 to 100 ms here.
+//
+// Every tasks file is opened before the first move: inside, the thread's
+// kernel allocations are charged to the container's memory cgroup, which
+// may have no room for an open (or for the Go runtime's own needs). A
+// thread that still cannot move back never runs anything else: its
+// goroutine ends locked to it, which ends the thread, and the child with
+// it (its parent-death signal follows the thread). The supervisor is
+// never left inside a container's cgroup.
+func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
+	var in, back []int
+	pidsFD := -1
+	defer func() {
+		for _, fd := range append(append(in, back...), pidsFD) {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+	if c.finalPids > 0 {
+		p := c.Dir("pids") + "/pids.max"
+		fd, err := openRetry(p, unix.O_WRONLY|unix.O_CLOEXEC)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		pidsFD = fd
+	}
+	for _, h := range c.v1 {
+		for _, p := range []struct {
+			fds *[]int
+			dir string
+		}{{&in, c.V1[h]}, {&back, h.Dir(h.Own)}} {
+			fd, err := openRetry(p.dir+"/tasks", unix.O_WRONLY|unix.O_CLOEXEC)
+			if err != nil {
+				return 0, &os.PathError{Op: "open", Path: p.dir + "/tasks", Err: err}
+			}
+			*p.fds = append(*p.fds, fd)
+		}
+	}
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		pid, err := 0, error(nil)
+		for i, fd := range in {
+			if _, err = writeRetry(fd, "0"); err != nil {
+				err = fmt.Errorf("move into %s: %w", c.V1[c.v1[i]], err)
+				break
+			}
+		}
+		if err == nil {
+			pid, err = start()
+		}
+		if err == nil && pidsFD >= 0 {
+			// The limit, now that the child runs, and before this thread
+			// leaves: see Run.
+			if _, err = writeRetry(pidsFD, strconv.FormatInt(c.finalPids, 10)); err != nil {
+				err = fmt.Errorf("write %d to %s/pids.max: %w", c.finalPids, c.Dir("pids"), err)
+				killAndReap(pid)
+				pid = 0
+			}
+		}
+		for i, fd := range back {
+			if _, berr := writeRetry(fd, "0"); berr != nil {
+				if pid > 0 {
+					killAndReap(pid)
+				}
+				h := c.v1[i]
+				done <- result{0, fmt.Errorf("move the supervisor's thread back to %s: %w", h.Dir(h.Own), berr)}
+				return // still locked: the thread ends here
+			}
+		}
+		runtime.UnlockOSThread()
+		done <- result{pid, err}
+	}()
+	r := <-done
+	return r.pid, r.err
+}
+
+// withPidsLimit is a copy of env with l as its only chain.PidsLimitEnv.
+func withPidsLimit(env []string, l chain.PidsLimit) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, chain.PidsLimitEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, chain.PidsLimitEnv+"="+l.String())
+}
+
+func killAndReap(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	var ws syscall.WaitStatus
+	_, _ = syscall.Wait4(pid, &ws, 0, nil)
 }
 
 // Join moves the calling process, all its threads, into the cgroup (for
@@ -176,11 +284,26 @@ func Run(p *chain.Process, o *Options, program []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.Create(&o.Limits); err != nil {
+	limits := o.Limits
+	if limits.Pids > 0 && chain.IsStage(program[0]) {
+		// The stage that execs PROGRAM writes it (see chain.PidsLimitEnv);
+		// a stage that stays in the cgroup as a supervisor adds its own
+		// tasks.
+		c.leftPids, limits.Pids = limits.Pids, -1
+	} else if limits.Pids > 0 && c.Dir("pids") != "" {
+		// PROGRAM starts from a thread that has moved itself into the v1
+		// pids cgroup and counts there until it moves back: the limit is
+		// one more for the fork, and the limit itself once PROGRAM runs,
+		// written before the thread leaves, so that PROGRAM never holds
+		// more tasks than the limit.
+		limits.Pids++
+		c.finalPids = o.Limits.Pids
+	}
+	if err := c.Create(&limits); err != nil {
 		return 0, err
 	}
 	c.Log.Debugf("created %s and %d v1 cgroups", c.V2, len(c.V1))
-	pid, err := c.Start(path, program, env)
+	pid, err := c.Start(path, chain.ProgramArgv(program, os.Environ()), env)
 	if err != nil {
 		c.Remove()
 		return 0, err
@@ -202,7 +325,12 @@ func Run(p *chain.Process, o *Options, program []string) (int, error) {
 // cgroup, as barco-cgroup's own would, and the cgroup goes when the
 // stage returns. One fork and one process image less than Start.
 func (c *Cgroup) handOver(p *chain.Process, o *Options, program []string) (int, error) {
-	if err := c.Create(&o.Limits); err != nil {
+	limits := o.Limits
+	if limits.Pids > 0 {
+		// The stage that execs PROGRAM writes it: see chain.PidsLimitEnv.
+		c.leftPids, limits.Pids = limits.Pids, -1
+	}
+	if err := c.Create(&limits); err != nil {
 		return 0, err
 	}
 	c.Log.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
@@ -260,11 +388,29 @@ func Exec(p *chain.Process, o *Options, program []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := c.Open(&o.Limits); err != nil {
+	// This process, a Go program on several threads, joins the cgroup:
+	// the pids limit is written as it execs (see chain.PidsLimitEnv),
+	// here or by the stage that execs PROGRAM.
+	limits, env := o.Limits, os.Environ()
+	if limits.Pids > 0 {
+		limits.Pids = -1
+	}
+	if err := c.Open(&limits); err != nil {
 		return 0, err
+	}
+	if o.Limits.Pids > 0 {
+		p := c.pidsDir() + "/pids.max"
+		// Not close-on-exec: it passes to a stage; a PROGRAM that is not
+		// one does not get it (chain.Process.Exec).
+		fd, err := openRetry(p, unix.O_WRONLY)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		defer unix.Close(fd)
+		env = withPidsLimit(env, chain.PidsLimit{FD: fd, Limit: o.Limits.Pids})
 	}
 	if err := c.Join(); err != nil {
 		return 0, err
 	}
-	return p.Exec(program, os.Environ())
+	return p.Exec(program, env)
 }

@@ -173,14 +173,26 @@ func readID(path string) uint32 {
 }
 
 // inChildUserNS reports whether this process is in a user namespace other
-// than the initial one, whose uid_map is the identity over all ids.
+// than the initial one (see InitialUserNS).
 func inChildUserNS() bool {
-	data, err := ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
+	initial, err := InitialUserNS("/proc")
+	return err == nil && !initial
+}
+
+// initUserNSInode is the inode number of the initial user namespace, fixed
+// by the kernel (PROC_USER_INIT_INO, include/linux/proc_ns.h).
+const initUserNSInode = 0xEFFFFFFD
+
+// InitialUserNS reports whether this process is in the initial user
+// namespace, by the inode of proc/self/ns/user, which the kernel fixes for
+// that one. Its uid_map, the identity over all ids, does not tell: a
+// child namespace may have the same (--userns 0:0:4294967295).
+func InitialUserNS(proc string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(proc+"/self/ns/user", &st); err != nil {
+		return false, &os.PathError{Op: "stat", Path: proc + "/self/ns/user", Err: err}
 	}
-	f := strings.Fields(string(data))
-	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+	return st.Ino == initUserNSInode, nil
 }
 
 // SealedCopy copies the executable at path into a memfd named name and

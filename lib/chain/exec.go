@@ -26,6 +26,12 @@ var Stages = []string{"barco-cgroup", "barco-ns", "barco-mount", "barco-caps", "
 // as runc's --preserve-fds.
 const PreserveFDsEnv = "BARCO_PRESERVE_FDS"
 
+// Argv0Env names the variable that gives PROGRAM its argv[0], when it is
+// not to be PROGRAM's own name: the original barco's -a. Like
+// BARCO_PRESERVE_FDS it is read by whichever stage execs PROGRAM, and is
+// not passed on to PROGRAM.
+const Argv0Env = "BARCO_ARGV0"
+
 // CreatedFDEnv names the pipe on which barco-mount reports the entries it
 // makes in the rootfs to barco-ns (see package mount). It is a stage's
 // variable, never given to the container's program.
@@ -37,7 +43,7 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // execve is unix.Exec (or execveat on fd >= 0) from a thread that has the
 // parent-death signal set. The goroutine stays locked to that thread if
 // the exec fails: the process then ends, and the thread with it.
-func (p *Process) execve(fd int, path string, argv, env []string) error {
+func (p *Process) execve(fd int, path string, argv, env []string, limit *PidsLimit) error {
 	if err := creds.LockThread(); err != nil {
 		return err
 	}
@@ -45,6 +51,9 @@ func (p *Process) execve(fd int, path string, argv, env []string) error {
 		if err := creds.ParentDeathSignal(p.parentDeathSignal); err != nil {
 			return err
 		}
+	}
+	if limit != nil {
+		return execWithPidsLimit(*limit, fd, path, argv, env)
 	}
 	if fd >= 0 {
 		return execveat(fd, argv, env)
@@ -76,8 +85,8 @@ func IsStage(name string) bool {
 //
 // On success Exec does not return, unless the stage ran in this process:
 // then it returns the status that stage ended with. Its error carries exit
-// status 126 or 127 where the program could not be executed or found, 125
-// otherwise.
+// status 126 or 127 where PROGRAM could not be executed or found, 125
+// otherwise, a stage that could not be started included.
 func (p *Process) Exec(argv []string, env []string) (int, error) {
 	if mk := p.linkedStage(argv[0]); mk != nil {
 		return p.runLinked(mk, argv, env)
@@ -89,13 +98,27 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if t.fd < 0 && !IsStage(argv[0]) {
+	var limit *PidsLimit
+	if !IsStage(argv[0]) {
 		if err := p.Gate(); err != nil {
 			return 0, err
 		}
+		l, ok, err := ParsePidsLimit(env)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			limit = &l
+			p.Log.Debugf("pids limit %d at the exec", l.Limit)
+		}
 	}
-	p.Log.Debugf("exec %s %q", t.name, argv[1:])
-	return 0, execError(t.name, p.execve(t.fd, t.path, argv, t.env))
+	argv = ProgramArgv(argv, env)
+	p.Log.Debugf("exec %s %q", t.name, argv)
+	err = p.execve(t.fd, t.path, argv, t.env, limit)
+	if _, told := err.(*Error); told {
+		return 0, err
+	}
+	return 0, StartError(argv[0], t.name, err)
 }
 
 // Prepare does what Exec does before the exec itself, for a stage that
@@ -103,6 +126,8 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 // argv[0] and the environment to give it, and for a program that is not a
 // stage it marks every descriptor but 0, 1, 2 and the kept ones
 // close-on-exec. A carried stage is returned as its /proc/self/fd path.
+// The child's command line is ProgramArgv(argv, env), with env as given
+// here.
 func (p *Process) Prepare(argv []string, env []string) (path string, childEnv []string, err error) {
 	t, err := p.resolve(argv, env)
 	return t.path, t.env, err
@@ -127,7 +152,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv, ChainFDsEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv)}, nil
 	}
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))
@@ -137,12 +162,28 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 	}
 	path, err := stagePath(name, pathList)
 	if err != nil {
-		if len(p.carried) > 0 {
-			return target{}, &Error{Code: ExitNotFound, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+		// The chain failed, not PROGRAM: 125, whatever LookPath said.
+		var e *Error
+		if errors.As(err, &e) {
+			err = e.Err
 		}
-		return target{}, err
+		if len(p.carried) > 0 {
+			return target{}, &Error{Code: ExitFailed, Err: err, Hint: "barco-mount carries only the stages named after it on its command line"}
+		}
+		return target{}, &Error{Code: ExitFailed, Err: err}
 	}
 	return target{name: path, path: path, fd: -1, env: env}, nil
+}
+
+// ProgramArgv is the command line PROGRAM starts with: argv, with argv[0]
+// replaced by BARCO_ARGV0 from env when it is set there (the path to
+// execute stays argv[0]). A stage's command line is left as it is.
+func ProgramArgv(argv, env []string) []string {
+	v, ok := lookupEnv(env, Argv0Env)
+	if !ok || IsStage(argv[0]) {
+		return argv
+	}
+	return append([]string{v}, argv[1:]...)
 }
 
 // stagePath finds a stage binary: next to the running executable first, so
@@ -165,6 +206,19 @@ func PreservedFDs() int {
 		return 0
 	}
 	return n
+}
+
+// checkPreservedFDs fails naming the first descriptor that
+// BARCO_PRESERVE_FDS keeps and that is not open: a child started with it
+// would fail with a bare EBADF.
+func checkPreservedFDs() error {
+	n := PreservedFDs()
+	for fd := 3; fd < 3+n; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("%s=%d: descriptor %d is not open", PreserveFDsEnv, n, fd)
+		}
+	}
+	return nil
 }
 
 // LookPath finds name as execvp(3) does: a name with a slash is used as is,
@@ -261,6 +315,15 @@ func envValue(env []string, key, def string) string {
 	return def
 }
 
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
 func withoutEnv(env []string, keys ...string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
@@ -291,6 +354,31 @@ func execveat(fd int, argv, env []string) error {
 	return errno
 }
 
-// ExecError is the error of an exec of path that failed with err, carrying
-// exit status 127 for a missing file and 126 otherwise.
+// ExecError is the error of an exec of PROGRAM at path that failed with
+// err, carrying exit status 127 for a missing file and 126 otherwise.
 func ExecError(path string, err error) error { return execError(path, err) }
+
+// StageExecError is the error of an exec of a stage at path (or of the
+// start of a process that was to exec it) that failed with err: the chain
+// itself failed, status 125, whatever the cause. 126 and 127 are
+// PROGRAM's: a stage that cannot start (no memory, a bad descriptor) is
+// not a program that cannot be executed.
+func StageExecError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return &Error{Code: ExitFailed, Err: e.Err, Hint: e.Hint}
+	}
+	return &Error{Code: ExitFailed, Err: &os.PathError{Op: "exec", Path: path, Err: err}}
+}
+
+// StartError is StageExecError when argv0, the command line's first word,
+// names a stage, and ExecError otherwise.
+func StartError(argv0, path string, err error) error {
+	if IsStage(argv0) {
+		return StageExecError(path, err)
+	}
+	return execError(path, err)
+}

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -76,5 +80,74 @@ func TestFlagNames(t *testing.T) {
 		if got := FlagNames(flags, names); got != want {
 			t.Errorf("FlagNames(%#x) = %q, want %q", flags, got, want)
 		}
+	}
+}
+
+func TestProgramArgv(t *testing.T) {
+	env := []string{"PATH=/bin", Argv0Env + "=-sh"}
+	if got := ProgramArgv([]string{"/bin/sh", "-c", "x"}, env); !reflect.DeepEqual(got, []string{"-sh", "-c", "x"}) {
+		t.Errorf("with %s=-sh: %q", Argv0Env, got)
+	}
+	if got := ProgramArgv([]string{"barco-caps", "--", "sh"}, env); got[0] != "barco-caps" {
+		t.Errorf("a stage's argv[0] changed: %q", got)
+	}
+	if got := ProgramArgv([]string{"sh"}, []string{"PATH=/bin"}); got[0] != "sh" {
+		t.Errorf("without %s: %q", Argv0Env, got)
+	}
+}
+
+func TestInitialUserNS(t *testing.T) {
+	uidMap, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		t.Skip(err)
+	}
+	want := strings.Join(strings.Fields(string(uidMap)), " ") == "0 0 4294967295"
+	if got, err := InitialUserNS("/proc"); err != nil || got != want {
+		t.Errorf("InitialUserNS = %v, %v; uid_map %q", got, err, uidMap)
+	}
+	if _, err := InitialUserNS(t.TempDir()); err == nil {
+		t.Error("no error without proc")
+	}
+}
+
+func TestParsePidsLimit(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "pids.max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if err := isCgroupFile(fd); err == nil {
+		t.Error("a temporary file taken for a cgroup file")
+	}
+	defer func(check func(int) error) { isCgroupFile = check }(isCgroupFile)
+	isCgroupFile = func(n int) error {
+		if n != fd {
+			return errors.New("not the test's file")
+		}
+		return nil
+	}
+	if l, ok, err := ParsePidsLimit([]string{PidsLimitEnv + "=" + PidsLimit{FD: fd, Limit: 7}.String()}); !ok || err != nil || l.FD != fd || l.Limit != 7 {
+		t.Errorf("ParsePidsLimit: %+v, %v, %v", l, ok, err)
+	}
+	if _, ok, err := ParsePidsLimit([]string{"PATH=/bin"}); ok || err != nil {
+		t.Errorf("without the variable: %v, %v", ok, err)
+	}
+	for _, v := range []string{"x", "3", "3:0", "2:5", "999:5"} {
+		if _, _, err := ParsePidsLimit([]string{PidsLimitEnv + "=" + v}); err == nil {
+			t.Errorf("%s=%s accepted", PidsLimitEnv, v)
+		}
+	}
+	// A supervisor that stays beside PROGRAM hands it on with its own
+	// tasks added, at the descriptor's place in the child's files. (It
+	// goes to one P, which this test gives back.)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	env, files, err := PassPidsLimit([]string{"A=1", PidsLimitEnv + "=" + strconv.Itoa(fd) + ":7"}, []uintptr{0, 1, 2}, nil)
+	if err != nil || len(files) != 4 || files[3] != uintptr(fd) {
+		t.Fatalf("PassPidsLimit: %q, %v, %v", env, files, err)
+	}
+	l, _ := lookupEnv(env, PidsLimitEnv)
+	if n, _ := strconv.Atoi(strings.TrimPrefix(l, "3:")); !strings.HasPrefix(l, "3:") || n < 7+1+SupervisorSpareTasks {
+		t.Errorf("passed on as %s=%s", PidsLimitEnv, l)
 	}
 }

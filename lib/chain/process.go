@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -134,7 +135,7 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 	mark := len(p.cleanups)
 	status, err := p.start()
 	if err == nil {
-		status, err = work()
+		status, err = p.guard(work)
 	}
 	if err != nil {
 		p.reportLine(fmt.Sprintf("%s: %v", st.Name, err))
@@ -144,7 +145,27 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 	return status
 }
 
+// guard runs work, and turns a panic in it into the stage's error: a
+// failure is one line, never a Go stack dump (BARCO_DEBUG=1 prints the
+// stack too), and the undo work still runs.
+func (p *Process) guard(work func() (int, error)) (status int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if p.Log.On() {
+				p.Log.Debugf("panic: %v\n%s", r, debug.Stack())
+			}
+			status, err = 0, fmt.Errorf("internal error: %v (a bug in barco; BARCO_DEBUG=1 shows where)", r)
+		}
+	}()
+	return work()
+}
+
 func (p *Process) start() (int, error) {
+	// Checked first, before this stage opens anything that could take a
+	// missing descriptor's number.
+	if err := checkPreservedFDs(); err != nil {
+		return 0, err
+	}
 	if v := os.Getenv(NSSetupEnv); v != "" {
 		if err := p.nsSetup(v); err != nil {
 			return 0, err

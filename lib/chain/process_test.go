@@ -3,6 +3,7 @@ package chain
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -154,5 +155,24 @@ func TestExecRefusedWhileChildrenArePlaced(t *testing.T) {
 	_, err := p.Exec([]string{"/bin/true"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "PlaceChildren") {
 		t.Errorf("Exec with a placer set: %v, want a refusal", err)
+	}
+}
+
+// A panic in a stage is its one line and 125, and its undo work runs.
+func TestPanicIsOneLine(t *testing.T) {
+	undone := false
+	st := &Stage{Name: "barco-x", Main: func(p *Process, program []string) (int, error) {
+		p.OnFailure(func() { undone = true })
+		panic(fmt.Sprintf("boom with %d arguments", len(program)))
+	}}
+	p, _, errOut := testProcess()
+	if status := p.Run(st, []string{"true"}); status != ExitFailed {
+		t.Errorf("status %d, want %d", status, ExitFailed)
+	}
+	if got := errOut.String(); !strings.HasPrefix(got, "barco-x: internal error: boom with 1 arguments (a bug in barco") || strings.Count(got, "\n") != 1 {
+		t.Errorf("stderr %q, want one line", got)
+	}
+	if !undone {
+		t.Error("the undo work did not run after the panic")
 	}
 }

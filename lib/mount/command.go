@@ -51,7 +51,7 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		cfg.Volumes = append(cfg.Volumes, v)
 		return err
 	})
-	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,noexec (repeatable)", func(s string) error {
+	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST, noexec, nosuid, nodev; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,exec (repeatable)", func(s string) error {
 		t, err := ParseTmpfs(s)
 		cfg.Tmpfs = append(cfg.Tmpfs, t)
 		return err
@@ -67,7 +67,7 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
 	o.Bool(&cfg.NoMasks, "no-masks", 0, "do not mask or make read-only the paths below")
-	o.Bool(&cfg.Force, "force", 0, "run even in the host's mount namespace")
+	o.Bool(&cfg.Force, "force", 0, "run when it cannot be told whether this is the host's mount namespace (never in the host's)")
 	var consoleSocket string
 	o.String(&consoleSocket, "console-socket", 0, "SOCKET", "give PROGRAM a new terminal of the container's devpts, and send its master over SOCKET (see below)")
 	st.Main = func(p *chain.Process, program []string) (int, error) {
@@ -95,6 +95,13 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		rootfs, err := filepath.Abs(cfg.Rootfs)
 		if err != nil {
 			return 0, err
+		}
+		// A symbolic link is followed here, on the host, as crun does:
+		// the root is mounted on the directory itself (move_mount onto a
+		// symlink fails).
+		if resolved, err := filepath.EvalSymlinks(rootfs); err == nil {
+			rootfs = resolved
+			cfg.Rootfs = resolved
 		}
 		// Read before Enter, while the host's paths can be reached. A
 		// rootfs that cannot be read is Enter's to report; with no id,

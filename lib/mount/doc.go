@@ -39,8 +39,10 @@
 // openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) relative to the new root,
 // so neither a symlink nor a magic link can lead outside of it.
 //
-// Enter refuses the host's mount namespace (that of PID 1) unless Force is
-// set. On failure it leaves nothing on the host: the mounts live in this
+// Enter refuses the host's mount namespace (that of PID 1), Force or not:
+// pivot_root there would move the root of every process of the machine.
+// Force lets it run when it cannot tell whether this is the host's (PID
+// 1's namespace cannot be read). On failure it leaves nothing on the host: the mounts live in this
 // namespace only, and the entries it created in DIR are removed (Undo).
 // barco-mount registers the same Undo with chain.Process.OnFailure, for a failure
 // in a stage linked after it. A stage exec'd after it cannot undo, and may

@@ -17,14 +17,19 @@ type userNS struct {
 	hostRoot int  // the host uid of uid 0 here; -1 when 0 is not mapped
 }
 
-// readUserNS reads proc/self/uid_map. The initial user namespace maps all
-// 2^32-1 ids onto themselves; any other map means a nested one.
+// readUserNS reads proc/self/uid_map, and tells the initial user
+// namespace from a nested one by its inode (chain.InitialUserNS): a nested
+// one may map all ids onto themselves too.
 func readUserNS(proc string) (userNS, error) {
 	data, err := chain.ReadFile(proc + "/self/uid_map")
 	if err != nil {
 		return userNS{}, fmt.Errorf("read uid map: %w", err)
 	}
-	return parseUIDMap(string(data)), nil
+	ns := parseUIDMap(string(data))
+	if initial, err := chain.InitialUserNS(proc); err == nil {
+		ns.nested = !initial
+	}
+	return ns, nil
 }
 
 func parseUIDMap(data string) userNS {
@@ -53,7 +58,11 @@ func parseUIDMap(data string) userNS {
 }
 
 // hostNSHint says how to get a mount namespace of one's own.
-const hostNSHint = "run it in a new mount namespace (barco-ns -m, unshare -m), or give --force"
+const hostNSHint = "run it in a new mount namespace (barco-ns -m, unshare -m)"
+
+// errCannotTell marks the failure of checkNotHostNS that --force
+// overrides: the check could not tell, not that this is the host's.
+var errCannotTell = errors.New("cannot tell whether this is the host's mount namespace")
 
 // checkNotHostNS refuses the host's mount namespace, that of PID 1 in
 // proc. When PID 1's is unreadable (a root without every capability PID 1
@@ -84,8 +93,8 @@ func checkNotHostNS(proc string, uns userNS) error {
 	case denied(err) && uns.nested:
 		return nil
 	}
-	return chain.Errorf(hostNSHint, "cannot tell whether this is the host's mount namespace: %v",
-		&os.PathError{Op: "stat", Path: proc + "/1/ns/mnt", Err: err})
+	return chain.Errorf(hostNSHint+"; or, if it is not the host's, give --force", "%w: %v",
+		errCannotTell, &os.PathError{Op: "stat", Path: proc + "/1/ns/mnt", Err: err})
 }
 
 func denied(err error) bool {

@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
+	"barco/lib/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,8 +40,13 @@ func TestParseTmpfs(t *testing.T) {
 		t.Errorf("got %+v, %v; want %+v", got, err, want)
 	}
 	got, err = ParseTmpfs("/tmp")
+	// noexec, nosuid and nodev unless told otherwise, as docker's.
+	if err != nil || got != (Tmpfs{Dest: "/tmp", Flags: unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV}) {
+		t.Errorf("ParseTmpfs(/tmp) = %+v, %v", got, err)
+	}
+	got, err = ParseTmpfs("/tmp:exec")
 	if err != nil || got != (Tmpfs{Dest: "/tmp", Flags: unix.MS_NOSUID | unix.MS_NODEV}) {
-		t.Errorf("plain /tmp: %+v, %v", got, err)
+		t.Errorf("ParseTmpfs(/tmp:exec) = %+v, %v", got, err)
 	}
 	for _, in := range []string{"tmp", "/", "/t:size=big", "/t:mode=999", "/t:uid=0", "/t:rw,bogus"} {
 		if _, err := ParseTmpfs(in); err == nil {
@@ -119,10 +126,12 @@ func TestCheckNotHostNS(t *testing.T) {
 		t.Errorf("own namespace refused: %v", err)
 	}
 	err := checkNotHostNS(fakeProc(t, true, true), host)
-	if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), "--force") {
+	// --force overrides only a check that cannot tell.
+	if err == nil || !strings.Contains(err.Error(), "refusing") || strings.Contains(err.Error(), "--force") || errors.Is(err, errCannotTell) {
 		t.Errorf("host namespace: %v", err)
 	}
-	if err := checkNotHostNS(fakeProc(t, false, false), host); err == nil || !strings.Contains(err.Error(), "cannot tell") {
+	if err := checkNotHostNS(fakeProc(t, false, false), host); err == nil || !strings.Contains(err.Error(), "cannot tell") ||
+		!strings.Contains(err.Error(), "--force") || !errors.Is(err, errCannotTell) {
 		t.Errorf("unreadable PID 1: %v", err)
 	}
 }
@@ -190,5 +199,29 @@ func TestParseVolumeIdmap(t *testing.T) {
 	}
 	if _, err := ParseVolume("/a:/b:idmapped"); err == nil {
 		t.Error("an unknown option was accepted")
+	}
+}
+
+// --force never takes Enter into a namespace known to be the host's. The
+// check reads a fake proc that says so; the call runs on a thread of its
+// own in a new mount namespace, so that a regression changes nothing real.
+func TestForceNeverPivotsTheHostNS(t *testing.T) {
+	testutil.RequireRoot(t)
+	proc := fakeProc(t, true, true)
+	os.WriteFile(filepath.Join(proc, "self/uid_map"), []byte("0 0 4294967295\n"), 0o644)
+	done := make(chan error, 1)
+	go func() {
+		// Left locked: the thread, in its own mount namespace, ends with
+		// the goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			done <- err
+			return
+		}
+		_, err := Enter(&Config{Rootfs: t.TempDir(), Force: true, Proc: proc}, func() error { return nil })
+		done <- err
+	}()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "refusing to change the mounts of the host's mount namespace") {
+		t.Errorf("Enter with Force in the host's namespace: %v", err)
 	}
 }

@@ -74,35 +74,37 @@ func (p *idmappedPool) close() {
 // write: a tmpfs of cfg.OverlaySize that goes with the mount namespace,
 // or cfg.Persist/upper, kept. It returns the overlay as a detached mount.
 //
-// The layers are given to overlayfs as paths in this mount namespace
-// (overlayfs takes private clones of them): the rootfs by a descriptor
-// opened on dir before the tmpfs covers it.
-func overlayRoot(cfg *Config, dir string, uns userNS) (int, error) {
-	lower, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+// The layers are given to overlayfs by their descriptors, through
+// /proc/self/fd, never by a path (the rootfs may be /, whose lookup is the
+// process's own root): lower, the rootfs's detached mount, and the tmpfs.
+// overlayfs takes private clones of its layers, which it allows only of
+// mounts in this mount namespace, so both are first attached on dir (this
+// namespace's own, private).
+func overlayRoot(cfg *Config, dir string, lower int, uns userNS) (int, error) {
+	if err := unix.MoveMount(lower, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return -1, &os.PathError{Op: "move_mount rootfs onto", Path: dir, Err: err}
 	}
-	defer unix.Close(lower)
 	upperBase := cfg.Persist
+	var base int
 	if upperBase == "" {
 		size := cfg.OverlaySize
 		if size == "" {
 			size = DefaultOverlaySize
 		}
-		tmp, err := newMount("tmpfs", 0, [][2]string{{"size", size}, {"mode", "0755"}})
-		if err != nil {
+		var err error
+		if base, err = newMount("tmpfs", 0, [][2]string{{"size", size}, {"mode", "0755"}}); err != nil {
 			return -1, fmt.Errorf("overlay upper layer: %w", err)
 		}
-		err = unix.MoveMount(tmp, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH)
-		unix.Close(tmp)
-		if err != nil {
+		if err := unix.MoveMount(base, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			unix.Close(base)
 			return -1, &os.PathError{Op: "move_mount overlay upper layer onto", Path: dir, Err: err}
 		}
-		upperBase = dir
-	}
-	base, err := unix.Open(upperBase, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, accessHint(&os.PathError{Op: "open overlay directory", Path: upperBase, Err: err}, uns)
+		upperBase = "the overlay's tmpfs"
+	} else {
+		var err error
+		if base, err = unix.Open(upperBase, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return -1, accessHint(&os.PathError{Op: "open overlay directory", Path: upperBase, Err: err}, uns)
+		}
 	}
 	defer unix.Close(base)
 	for _, sub := range []string{"upper", "work"} {

@@ -91,10 +91,11 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Force {
-		if err := checkNotHostNS(proc, uns); err != nil {
-			return nil, err
-		}
+	// --force overrides a check that cannot tell, never a namespace
+	// known to be the host's: pivot_root there would move the root of
+	// every process of the machine.
+	if err := checkNotHostNS(proc, uns); err != nil && !(cfg.Force && errors.Is(err, errCannotTell)) {
+		return nil, err
 	}
 	if err := checkRootfs(cfg.Rootfs, uns); err != nil {
 		return nil, err
@@ -255,12 +256,11 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 		}
 	}
 	if cfg.Overlay || cfg.Persist != "" {
-		err := unix.MoveMount(fd, "", unix.AT_FDCWD, cfg.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH)
-		unix.Close(fd)
+		lower := fd
+		var err error
+		fd, err = overlayRoot(cfg, cfg.Rootfs, lower, uns)
+		unix.Close(lower)
 		if err != nil {
-			return &os.PathError{Op: "move_mount rootfs onto", Path: cfg.Rootfs, Err: err}
-		}
-		if fd, err = overlayRoot(cfg, cfg.Rootfs, uns); err != nil {
 			return err
 		}
 		cfg.Log.Debugf("overlay root: upper layer in %s", map[bool]string{true: cfg.Persist, false: "a tmpfs"}[cfg.Persist != ""])
@@ -367,9 +367,29 @@ func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) erro
 		return err
 	}
 	defer unix.Close(target)
+	if err := notTheRoot(root, target, dest); err != nil {
+		return err
+	}
 	err = unix.MoveMount(mnt, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
 	if err != nil {
 		return &os.PathError{Op: "move_mount onto", Path: dest, Err: err}
+	}
+	return nil
+}
+
+// notTheRoot refuses a mount point that is the container's root itself,
+// reached through a symlink (mnt/root -> /): a mount there would hide the
+// whole rootfs, and vanish under the root once attached.
+func notTheRoot(root, target int, dest string) error {
+	var r, t unix.Stat_t
+	if err := unix.Fstat(root, &r); err != nil {
+		return &os.PathError{Op: "stat", Path: "/", Err: err}
+	}
+	if err := unix.Fstat(target, &t); err != nil {
+		return &os.PathError{Op: "stat", Path: dest, Err: err}
+	}
+	if r.Dev == t.Dev && r.Ino == t.Ino {
+		return fmt.Errorf("%s resolves to the container's / itself, which a mount would hide", dest)
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ type Config struct {
 	Volumes  []Volume // bind mounts from the host, in order
 	Tmpfs    []Tmpfs  // extra tmpfs mounts, after the volumes
 	Workdir  string   // the program's working directory; "/" when empty
-	Force    bool     // run even in the host's mount namespace
+	Force    bool     // run when it cannot be told whether this is the host's mount namespace
 	// Overlay puts an overlay on the rootfs whose upper layer, a tmpfs of
 	// OverlaySize, takes every write and goes with the container.
 	Overlay     bool
@@ -95,8 +95,9 @@ func ParseVolume(s string) (Volume, error) {
 	return v, nil
 }
 
-// Defaults of a --tmpfs: nosuid and nodev, as docker's.
-const tmpfsDefaultFlags = unix.MS_NOSUID | unix.MS_NODEV
+// Defaults of a --tmpfs: noexec, nosuid and nodev, as docker's; the
+// option exec allows executing.
+const tmpfsDefaultFlags = unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV
 
 // ParseTmpfs parses DST[:OPTIONS], OPTIONS being a comma-separated list of
 // size=N[k|m|g|%], mode=OCTAL, nr_inodes=N, ro, noexec, exec.

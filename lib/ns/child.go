@@ -53,8 +53,9 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
 	}
-	path, env := program[0], os.Environ()
+	path, env, argv := program[0], os.Environ(), program
 	if !stage {
+		argv = chain.ProgramArgv(program, env)
 		var err error
 		if path, env, err = p.Prepare(program, env); err != nil {
 			return 0, err
@@ -93,14 +94,33 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	if err := os.Chdir("/"); err != nil {
 		return 0, fmt.Errorf("chdir /: %w", err)
 	}
+	// The pids limit barco-cgroup left is PROGRAM's: the init's tasks come
+	// on top (see chain.PidsLimit.AddOwnTasks). The next stage writes it as
+	// it execs PROGRAM, or this init before it forks PROGRAM. Counted now
+	// that the init has started what it runs on.
+	if stage {
+		if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+			return 0, err
+		}
+	} else if limit, ok, err := chain.ParsePidsLimit(os.Environ()); err != nil {
+		return 0, err
+	} else if ok {
+		limit.AddOwnTasks(p.Log)
+		if err := limit.Write(); err != nil {
+			return 0, err
+		}
+	}
 	// Without a new pid namespace the init is not PID 1, and PROGRAM would
 	// not die with it. PROGRAM leads a session of its own, as it does
 	// without an init: a terminal it takes as its controlling one then
 	// signals PROGRAM and not the init, which forwards its own signals.
-	pid, err := syscall.ForkExec(path, program, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: cwd, Env: env, Files: files,
 		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}})
 	closeAll(idmapped)
 	if err != nil {
+		if stage {
+			return 0, chain.StageExecError(path, err)
+		}
 		return 0, chain.ExecError(path, err)
 	}
 	chain.CloseChainFDs()

@@ -35,22 +35,38 @@ func idmappedMounts(pid int, dirs []string) (fds []int, err error) {
 		}
 	}()
 	for _, dir := range dirs {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-		if err != nil {
-			return fds, fmt.Errorf("idmap %s: open_tree: %w", dir, err)
+		fd, err := idmappedClone(dir, userns, unix.AT_RECURSIVE)
+		if errors.Is(err, unix.EINVAL) {
+			// A mount below DIR that cannot be idmapped (/proc under /,
+			// say): DIR's own filesystem alone, which is all an overlay
+			// on it shows anyway.
+			fd, err = idmappedClone(dir, userns, 0)
 		}
-		fds = append(fds, fd)
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY, Userns_fd: uint64(userns)}
-		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
-			err = fmt.Errorf("idmap %s: mount_setattr MOUNT_ATTR_IDMAP: %w", dir, err)
+		if err != nil {
 			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) {
-				return fds, chain.WithHint(err, "its filesystem, or one mounted below it, cannot be idmapped (ext4, xfs, btrfs and tmpfs can); "+
+				return fds, chain.WithHint(err, "its filesystem cannot be idmapped (ext4, xfs, btrfs and tmpfs can); "+
 					"run without --idmap (barco run --no-idmap), or chown the directory to the container's id range")
 			}
 			return fds, err
 		}
+		fds = append(fds, fd)
 	}
 	return fds, nil
+}
+
+// idmappedClone is a read-only clone of the mount at dir (with those below
+// it, given AT_RECURSIVE), idmapped through userns.
+func idmappedClone(dir string, userns int, recursive uint) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|recursive)
+	if err != nil {
+		return -1, fmt.Errorf("idmap %s: open_tree: %w", dir, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY, Userns_fd: uint64(userns)}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|recursive, &attr); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("idmap %s: mount_setattr MOUNT_ATTR_IDMAP: %w", dir, err)
+	}
+	return fd, nil
 }
 
 // idmapDirs makes each --idmap directory absolute and checks that it is

@@ -205,6 +205,13 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		env = withEnv(env, mount.CreatedFDEnv, strings.TrimPrefix(createdEnv, mount.CreatedFDEnv+"="))
 	}
 
+	// A pids limit left for PROGRAM (see chain.PidsLimitEnv) goes on to
+	// the child; this process's own tasks come on top, since it is in the
+	// cgroup too when it has one (stages exec'd, not linked).
+	if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+		unix.Close(r)
+		return 0, err
+	}
 	ambient, err := childAmbientCaps(userns)
 	if err != nil {
 		unix.Close(r)
@@ -312,8 +319,12 @@ func handshake(w, pid int, dirs []string) error {
 }
 
 func cloneError(flags uintptr, path string, err error) error {
+	if _, ok := err.(*chain.Error); ok {
+		// Told already, by the stage that placed the child (barco-cgroup).
+		return err
+	}
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
-		return chain.ExecError(path, err)
+		return chain.StageExecError(path, err)
 	}
 	err = &os.SyscallError{Syscall: "clone " + flagNames(flags), Err: err}
 	switch {

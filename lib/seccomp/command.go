@@ -15,7 +15,9 @@ func Command() *chain.Stage {
 "default" is Docker's default profile. Its conditions are evaluated against
 this process's capabilities (the permitted set, or the bounding set with
 --allow-new-privs), the running kernel and the native architecture.`,
-		Notes: `PROFILE is "default", "unconfined" (load nothing) or a JSON file. A syscall
+		Notes: `PROFILE is "default", "unconfined" (load nothing), a JSON file, read in the
+current root (the container's after barco-mount), or, starting with "{", the
+profile's JSON itself, as barco run passes a host file's. A syscall
 name that libseccomp does not know on any of the filter's architectures is
 skipped (--print lists them, BARCO_DEBUG=1 names them). The filter applies to
 every thread and is inherited by PROGRAM's children; no_new_privs is set first.`,
@@ -28,7 +30,7 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 		print bool
 	)
 	o := &st.Options
-	o.String(&cfg.Profile, "profile", 0, "PROFILE", "default, unconfined or a JSON file (default: default)")
+	o.String(&cfg.Profile, "profile", 0, "PROFILE", "default, unconfined, a JSON file or the JSON itself (default: default)")
 	o.Func("no-new-privs", 0, "", "set no_new_privs, so that exec cannot gain privileges (the default)",
 		func(string) error { cfg.AllowNewPrivs = false; return nil })
 	o.Bool(&cfg.AllowNewPrivs, "allow-new-privs", 0, "do not set no_new_privs (loading then needs CAP_SYS_ADMIN)")

@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,21 @@ func (c *Config) capSet() CapSet {
 	return Bounding
 }
 
+// IsInline reports whether a PROFILE argument is the profile's JSON itself
+// rather than a file's name: it starts with "{". barco run passes a host
+// file's profile that way, since barco-seccomp runs after pivot_root, where
+// no host path can be reached; Docker's client hands its daemon the
+// contents of a --security-opt seccomp=FILE the same way.
+func IsInline(name string) bool { return strings.HasPrefix(name, "{") }
+
+// profileName names a PROFILE argument in messages.
+func profileName(name string) string {
+	if IsInline(name) {
+		return "(inline JSON)"
+	}
+	return name
+}
+
 // LoadProfile reads the named profile; nil means unconfined.
 func LoadProfile(name string) (*Profile, error) {
 	switch name {
@@ -44,8 +60,19 @@ func LoadProfile(name string) (*Profile, error) {
 	case ProfileUnconfined:
 		return nil, nil
 	}
+	if IsInline(name) {
+		p, err := ParseProfile([]byte(name))
+		if err != nil {
+			return nil, fmt.Errorf("profile (inline JSON): %w", err)
+		}
+		return p, nil
+	}
 	data, err := os.ReadFile(name)
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, chain.WithHint(fmt.Errorf("read profile: %w", err),
+				"a file is read in the current root, the container's after barco-mount: give a host file's JSON itself as PROFILE, as barco run does")
+		}
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
 	p, err := ParseProfile(data)
@@ -81,7 +108,7 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Prepared{Profile: cfg.Profile, CapSet: cfg.capSet(), NoNewPrivs: !cfg.AllowNewPrivs, log: cfg.Log}
+	out := &Prepared{Profile: profileName(cfg.Profile), CapSet: cfg.capSet(), NoNewPrivs: !cfg.AllowNewPrivs, log: cfg.Log}
 	if p == nil {
 		log.Debugf("profile unconfined: no filter is loaded")
 		return out, nil
@@ -93,7 +120,7 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	out.Env = env
 	f, err := Resolve(p, env)
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
+		return nil, fmt.Errorf("profile %s: %w", out.Profile, err)
 	}
 	out.Filter = f
 	if debug {
@@ -101,13 +128,13 @@ func Prepare(cfg *Config) (*Prepared, error) {
 	}
 	prog, err := Compile(f)
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", cfg.Profile, err)
+		return nil, fmt.Errorf("profile %s: %w", out.Profile, err)
 	}
 	out.Program = prog
 	if debug {
 		compiled = time.Now()
 		log.Debugf("profile %s resolved to %d rules for %s (%s set) in %v",
-			cfg.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
+			out.Profile, len(f.Rules), env, out.CapSet, resolved.Sub(start))
 		for _, name := range prog.IgnoredArches {
 			log.Debugf("architecture %s: cannot occur on %s, left out", name, env.Arch)
 		}

@@ -20,12 +20,13 @@ Commands:
   chain   print the chain barco run would exec, as a shell command
 
 The third form is the original barco command line: -u is the uid inside the
-container, -m the directory mounted as its root, -c the command, -a its one
-argument, -v verbose.
+container, -m the directory mounted as its root, -c the command, -a the
+command's argv[0] (default: CMD), -v verbose. CMD gets no arguments, as in
+the original, which execs argv {ARG, NULL}.
 
 Example:
   barco run -- /bin/sh -c 'echo hello from $(hostname)'
-  barco -u 0 -m / -c /bin/ls -a / -v
+  barco -u 0 -m / -c /bin/sh -a .     # an interactive shell; type 'exit' to quit
 `
 
 const defaults = `Defaults: a user namespace (container root is host uid 100000, or the
@@ -37,7 +38,10 @@ overlay whose writes vanish at exit, with the container's own /etc/hostname,
 /etc/hosts and /sys/fs/cgroup; podman's 11 capabilities (NET_RAW in the
 bounding set only); Docker's seccomp profile with no-new-privs; a clean
 environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
-barco needs root for now.`
+Every option is checked before anything starts. --pids-limit counts
+PROGRAM's tasks, not barco's (with --init, the init's own come on top).
+A --seccomp FILE is read here, on the host, and barco-seccomp, which runs
+inside the container, gets its JSON. barco needs root for now.`
 
 // Command is the barco command: its subcommands, or the original command
 // line. It is a stage without options of its own, whose Main dispatches.

@@ -21,18 +21,20 @@ func IsLegacy(args []string) bool {
 
 // ParseLegacy gives the original command line its meaning: -u is the uid
 // inside the container, -m the directory mounted as its root, -c the
-// command, -a its one argument and -v verbose. Everything else is as
-// `barco run`'s defaults.
+// command, -a the command's argv[0] (CMD itself without -a) and -v
+// verbose. The original execs CMD with argv {ARG, NULL}: CMD gets no
+// argument, so `-c /bin/sh -a .` is an interactive shell named ".".
+// Everything else is as `barco run`'s defaults.
 func ParseLegacy(args []string) (*Spec, error) {
 	var (
 		uid, dir, cmd, arg string
-		verbose            bool
+		hasArg, verbose    bool
 		o                  chain.Options
 	)
 	o.String(&uid, "uid", 'u', "UID", "")
 	o.String(&dir, "mount", 'm', "DIR", "")
 	o.String(&cmd, "command", 'c', "CMD", "")
-	o.String(&arg, "arg", 'a', "ARG", "")
+	o.Func("arg", 'a', "ARG", "", func(v string) error { arg, hasArg = v, true; return nil })
 	o.Bool(&verbose, "verbose", 'v', "")
 	rest, err := o.Parse(args)
 	if err != nil {
@@ -47,8 +49,8 @@ func ParseLegacy(args []string) (*Spec, error) {
 	// The original wrote straight into DIR (often /, whose mounts an
 	// overlay or an idmap would not carry): so does this form.
 	s := &Spec{Rootfs: dir, User: uid, Debug: verbose, NoOverlay: true, Program: []string{cmd}}
-	if arg != "" {
-		s.Program = append(s.Program, arg)
+	if hasArg {
+		s.Argv0 = &arg
 	}
 	return s, nil
 }

@@ -11,6 +11,8 @@ package wrapper
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,7 +21,12 @@ import (
 	"strings"
 
 	"barco/lib/caps"
+	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/mount"
+	"barco/lib/ns"
+	"barco/lib/seccomp"
+	"golang.org/x/sys/unix"
 )
 
 // Spec is what `barco run` was asked for, in Docker's words.
@@ -34,6 +41,7 @@ type Spec struct {
 	GroupAdd               []string
 	CapAdd, CapDrop        []string
 	Seccomp                string
+	seccompJSON            string // the profile of a Seccomp file
 	Memory, MemorySwap     string
 	CPUs, CPUWeight        string
 	CPUSetCPUs, PidsLimit  string
@@ -45,6 +53,9 @@ type Spec struct {
 	TTY, Debug             bool
 	PreserveFDs            int
 	Program                []string
+	// Argv0, when set, is PROGRAM's argv[0] (the original command line's
+	// -a); PROGRAM is still found by its own name.
+	Argv0 *string
 }
 
 // DefaultPidsLimit caps the tasks of a container unless --pids-limit says
@@ -54,37 +65,93 @@ const DefaultPidsLimit = "4096"
 // DefaultPath is the container's PATH, as Docker's.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// Declare adds the options of `barco run` and `barco chain` to o.
+// Declare adds the options of `barco run` and `barco chain` to o. Each
+// value is checked as it is parsed, with the stage's own parser, so that a
+// mistake is reported with the option as the user typed it, before
+// anything is started.
 func (s *Spec) Declare(o *chain.Options) {
-	o.String(&s.Name, "name", 0, "NAME", "container name: names its cgroup and its default hostname")
-	o.String(&s.Hostname, "hostname", 0, "NAME", "hostname inside (default: --name, else barco)")
+	o.Func("name", 0, "NAME", "container name: names its cgroup and its default hostname ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most "+strconv.Itoa(cgroup.MaxNameLen)+")", func(v string) error {
+		s.Name = v
+		return cgroup.ValidName(v)
+	})
+	o.Func("hostname", 0, "NAME", "hostname inside (default: --name, else barco)", func(v string) error {
+		s.Hostname = v
+		if err := validHostname(v); err != nil {
+			return fmt.Errorf("%q: %w", v, err)
+		}
+		return nil
+	})
 	o.String(&s.Rootfs, "rootfs", 0, "DIR", "root filesystem (default: the bundled busybox rootfs)")
 	o.Bool(&s.ReadOnly, "read-only", 0, "mount the root filesystem read-only")
 	o.String(&s.Persist, "persist", 0, "DIR", "keep what the container writes to / in DIR across runs (made if missing, owned by the container's root)")
 	o.Bool(&s.NoIdmap, "no-idmap", 0, "do not idmap the root filesystem: its files keep their host owners, unmapped ones show as nobody")
 	o.Bool(&s.NoOverlay, "no-overlay", 0, "write straight into the root filesystem, as runc does (implies --no-idmap)")
-	o.Strings(&s.Volumes, "volume", 'v', "SRC:DST[:OPTS]", "bind mount SRC at DST; OPTS ro, or idmap: container root owns what host root owns, read-only (repeatable)")
-	o.Strings(&s.Tmpfs, "tmpfs", 0, "DST[:OPTS]", "mount a tmpfs at DST (repeatable)")
-	o.String(&s.Workdir, "workdir", 'w', "DIR", "working directory inside (default /)")
+	o.Func("volume", 'v', "SRC:DST[:OPTS]", "bind mount SRC at DST; OPTS ro, or idmap: container root owns what host root owns, read-only (repeatable)", func(v string) error {
+		if _, err := mount.ParseVolume(v); err != nil {
+			return err
+		}
+		s.Volumes = append(s.Volumes, v)
+		return nil
+	})
+	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs at DST, noexec, nosuid and nodev unless OPTS has exec (repeatable)", func(v string) error {
+		if _, err := mount.ParseTmpfs(v); err != nil {
+			return err
+		}
+		s.Tmpfs = append(s.Tmpfs, v)
+		return nil
+	})
+	o.Func("workdir", 'w', "DIR", "working directory inside, absolute (default /)", func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("%q: not an absolute path", v)
+		}
+		s.Workdir = v
+		return nil
+	})
 	o.String(&s.User, "user", 'u', "USER[:GROUP]", "user inside, by id or by name in the rootfs's /etc/passwd (default root)")
 	o.Strings(&s.GroupAdd, "group-add", 0, "GROUP", "add a supplementary group (repeatable)")
-	o.Strings(&s.CapAdd, "cap-add", 0, "CAP", "add capabilities to the default set (repeatable, comma lists)")
-	o.Strings(&s.CapDrop, "cap-drop", 0, "CAP", "drop capabilities (repeatable, comma lists; all drops every one)")
+	o.Func("cap-add", 0, "CAP", "add capabilities to the default set (repeatable, comma lists)", capList(&s.CapAdd))
+	o.Func("cap-drop", 0, "CAP", "drop capabilities (repeatable, comma lists; all drops every one)", capList(&s.CapDrop))
 	o.Func("security-opt", 0, "seccomp=PROFILE", "seccomp profile: default, unconfined or a JSON file", func(v string) error {
 		k, p, ok := strings.Cut(v, "=")
 		if !ok || k != "seccomp" || p == "" {
 			return fmt.Errorf("%q: only seccomp=PROFILE is supported", v)
 		}
-		s.Seccomp = p
-		return nil
+		return s.setSeccomp(p)
 	})
-	o.String(&s.Seccomp, "seccomp", 0, "PROFILE", "same as --security-opt seccomp=PROFILE")
-	o.String(&s.Memory, "memory", 'm', "BYTES", "memory limit (K, M, G suffixes)")
-	o.String(&s.MemorySwap, "memory-swap", 0, "BYTES", "memory plus swap limit")
-	o.String(&s.CPUs, "cpus", 0, "N", "CPU limit, fractional (1.5)")
-	o.String(&s.CPUWeight, "cpu-weight", 0, "W", "relative CPU weight, 1-10000")
-	o.String(&s.CPUSetCPUs, "cpuset-cpus", 0, "LIST", "CPUs the container may use (0-1,3)")
-	o.String(&s.PidsLimit, "pids-limit", 0, "N", "most tasks at once (default "+DefaultPidsLimit+"; 0 for no limit)")
+	o.Func("seccomp", 0, "PROFILE", "same as --security-opt seccomp=PROFILE", s.setSeccomp)
+	o.Func("memory", 'm', "BYTES", "memory limit (K, M, G suffixes; at least "+cgroup.FormatSize(cgroup.MinMemory)+")", func(v string) error {
+		s.Memory = v
+		_, err := cgroup.ParseMemory(v)
+		return err
+	})
+	o.Func("memory-swap", 0, "BYTES", "memory plus swap limit (-1: no swap limit)", func(v string) error {
+		s.MemorySwap = v
+		_, err := cgroup.ParseSwap(v)
+		return err
+	})
+	o.Func("cpus", 0, "N", "CPU limit, fractional (1.5)", func(v string) error {
+		s.CPUs = v
+		_, err := cgroup.ParseCPUs(v)
+		return err
+	})
+	o.Func("cpu-weight", 0, "W", "relative CPU weight, 1-10000", func(v string) error {
+		s.CPUWeight = v
+		_, err := cgroup.ParseWeight(v)
+		return err
+	})
+	o.Func("cpuset-cpus", 0, "LIST", "CPUs the container may use (0-1,3)", func(v string) error {
+		s.CPUSetCPUs = v
+		_, err := cgroup.ParseCPUSet(v)
+		return err
+	})
+	o.Func("pids-limit", 0, "N", "most tasks of PROGRAM at once (default "+DefaultPidsLimit+"; 0 for no limit)", func(v string) error {
+		s.PidsLimit = v
+		if v == "0" {
+			return nil
+		}
+		_, err := cgroup.ParsePids(v)
+		return err
+	})
 	o.Func("net", 0, "none|host", "network: none (own namespace with loopback, the default) or host", func(v string) error {
 		if v != "none" && v != "host" {
 			return fmt.Errorf("%q: want none or host", v)
@@ -92,7 +159,13 @@ func (s *Spec) Declare(o *chain.Options) {
 		s.Net = v
 		return nil
 	})
-	o.Strings(&s.UserNS, "userns", 0, "C:H:N", "uid and gid map of the user namespace (repeatable; default: subuid range or 0:100000:65536)")
+	o.Func("userns", 0, "C:H:N", "uid and gid map of the user namespace (repeatable; default: subuid range or 0:100000:65536)", func(v string) error {
+		if _, err := ns.ParseIDMap(v); err != nil {
+			return err
+		}
+		s.UserNS = append(s.UserNS, v)
+		return nil
+	})
 	o.Bool(&s.NoUserNS, "no-userns", 0, "no user namespace: container root is host root")
 	o.Bool(&s.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 	o.Strings(&s.Env, "env", 'e', "K=V", "set a variable (K alone: take the host's value; repeatable)")
@@ -102,10 +175,70 @@ func (s *Spec) Declare(o *chain.Options) {
 	o.Bool(&s.Debug, "debug", 0, "log every stage's steps on stderr (BARCO_DEBUG=1)")
 }
 
-// Validate checks what no stage would catch before the container starts.
+func capList(list *[]string) func(string) error {
+	return func(v string) error {
+		if _, err := caps.ParseList(v); err != nil {
+			return err
+		}
+		*list = append(*list, v)
+		return nil
+	}
+}
+
+// setSeccomp takes --seccomp PROFILE. A file is read here, on the host:
+// barco-seccomp runs inside the container, after pivot_root, where the
+// host's files are out of reach, so it gets the profile's JSON itself.
+func (s *Spec) setSeccomp(v string) error {
+	s.Seccomp, s.seccompJSON = v, ""
+	if v == seccomp.ProfileDefault || v == seccomp.ProfileUnconfined {
+		return nil
+	}
+	data, err := os.ReadFile(v)
+	if err != nil {
+		return err
+	}
+	if _, err := seccomp.ParseProfile(data); err != nil {
+		return fmt.Errorf("%s: %w", v, err)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, data); err != nil {
+		return err
+	}
+	// The kernel takes at most 32 pages for one argument (MAX_ARG_STRLEN).
+	if b.Len() >= 32*4096 {
+		return fmt.Errorf("%s: %d bytes without spaces, more than the 128 KiB barco can pass on as one argument", v, b.Len())
+	}
+	s.seccompJSON = b.String()
+	return nil
+}
+
+// maxHostname is the kernel's limit (HOST_NAME_MAX).
+const maxHostname = 64
+
+// validHostname accepts what barco-ns sets: at most 64 letters, digits,
+// '-', '_' and '.'.
+func validHostname(h string) error {
+	if h == "" || len(h) > maxHostname {
+		return fmt.Errorf("not a hostname (1 to %d characters)", maxHostname)
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("not a hostname (letters, digits, '-', '_' and '.')")
+		}
+	}
+	return nil
+}
+
+// Validate checks, before anything is started, what the options alone do
+// not tell: how they go together, and what the host has.
 func (s *Spec) Validate() error {
 	if s.PreserveFDs < 0 {
 		return fmt.Errorf("--preserve-fds %d: not a count", s.PreserveFDs)
+	}
+	for fd := 3; fd < 3+s.PreserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("--preserve-fds %d: descriptor %d is not open", s.PreserveFDs, fd)
+		}
 	}
 	if s.NoUserNS && len(s.UserNS) > 0 {
 		return fmt.Errorf("--userns and --no-userns exclude each other")
@@ -119,6 +252,18 @@ func (s *Spec) Validate() error {
 	if exclusive > 1 {
 		return fmt.Errorf("--read-only, --persist and --no-overlay exclude each other")
 	}
+	if s.Hostname == "" && s.Name != "" {
+		if err := validHostname(s.Name); err != nil {
+			return fmt.Errorf("--name %s: %w, and it is the hostname too unless --hostname is given", s.Name, err)
+		}
+	}
+	if s.MemorySwap != "" {
+		mem, _ := cgroup.ParseMemory(s.Memory)
+		swap, _ := cgroup.ParseSwap(s.MemorySwap)
+		if swap > 0 && (s.Memory == "" || swap < mem) {
+			return fmt.Errorf("--memory-swap %s: needs --memory, no larger than it", s.MemorySwap)
+		}
+	}
 	if s.Rootfs != "" {
 		st, err := os.Stat(s.Rootfs)
 		if err != nil {
@@ -126,6 +271,12 @@ func (s *Spec) Validate() error {
 		}
 		if !st.IsDir() {
 			return fmt.Errorf("rootfs %s: not a directory", s.Rootfs)
+		}
+	}
+	for _, v := range s.Volumes {
+		src, _, _ := strings.Cut(v, ":")
+		if _, err := os.Stat(src); err != nil {
+			return fmt.Errorf("--volume %s: %w", v, err)
 		}
 	}
 	return nil
@@ -163,6 +314,11 @@ func (s *Spec) Stages() ([][]string, error) {
 	rootfs, err := filepath.Abs(rootfs)
 	if err != nil {
 		return nil, err
+	}
+	// A symbolic link is followed here, on the host, as crun does: the
+	// mount of the root is made on the directory itself.
+	if resolved, err := filepath.EvalSymlinks(rootfs); err == nil {
+		rootfs = resolved
 	}
 
 	cg := []string{"barco-cgroup"}
@@ -261,7 +417,11 @@ func (s *Spec) Stages() ([][]string, error) {
 	}
 
 	sc := []string{"barco-seccomp"}
-	sc = appendOpt(sc, "--profile", s.Seccomp)
+	if s.seccompJSON != "" {
+		sc = append(sc, "--profile", s.seccompJSON)
+	} else {
+		sc = appendOpt(sc, "--profile", s.Seccomp)
+	}
 
 	return [][]string{cg, ns, mnt, capsArgv, sc, s.Program}, nil
 }
@@ -348,6 +508,9 @@ func (s *Spec) Environ(host func(string) (string, bool)) ([]string, error) {
 	}
 	if s.PreserveFDs > 0 {
 		set(chain.PreserveFDsEnv + "=" + strconv.Itoa(s.PreserveFDs))
+	}
+	if s.Argv0 != nil {
+		set(chain.Argv0Env + "=" + *s.Argv0)
 	}
 	return env, nil
 }

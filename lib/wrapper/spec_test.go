@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,8 +103,16 @@ func TestLegacy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.User != "0" || s.Rootfs != "/" || !reflect.DeepEqual(s.Program, []string{"/bin/sh", "."}) || !s.Debug {
+	// -a is argv[0], as the original's execve(cmd, {arg, NULL}).
+	if s.User != "0" || s.Rootfs != "/" || !reflect.DeepEqual(s.Program, []string{"/bin/sh"}) || s.Argv0 == nil || *s.Argv0 != "." || !s.Debug {
 		t.Errorf("legacy spec %+v", s)
+	}
+	env, err := s.Environ(func(string) (string, bool) { return "", false })
+	if err != nil || !slices.Contains(env, chain.Argv0Env+"=.") {
+		t.Errorf("legacy -a . gives the environment %q (%v), want %s=.", env, err, chain.Argv0Env)
+	}
+	if s, _ := ParseLegacy([]string{"-m", "/", "-c", "/bin/sh"}); s == nil || s.Argv0 != nil {
+		t.Errorf("without -a, argv[0] is not CMD's own: %+v", s)
 	}
 	if _, err := ParseLegacy([]string{"-u", "0", "-c", "sh"}); err == nil {
 		t.Error("legacy without -m accepted")
@@ -139,5 +148,74 @@ func TestRootfsModes(t *testing.T) {
 		if err := parseRun(t, append(bad, "prog")...).Validate(); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
+	}
+}
+
+// Every option is checked as it is parsed, by the stage's own parser,
+// and the error names what the user typed.
+func TestBadOptionsNameWhatWasTyped(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-v", "/etc"}, `option -v: "/etc": want SRC:DST[:ro]`},
+		{[]string{"--volume", "/a:b"}, `option --volume: "/a:b": destination "b" is not absolute`},
+		{[]string{"--memory", "1"}, `option --memory: "1": below the minimum memory limit, 6M`},
+		{[]string{"-m", "-1"}, `option -m: not a size in bytes: "-1"`},
+		{[]string{"--name", "a\nb"}, `option --name: "a\nb": not a name`},
+		{[]string{"--name", strings.Repeat("x", 300)}, `option --name: "xxx`},
+		{[]string{"--hostname", "a b"}, `option --hostname: "a b": not a hostname`},
+		{[]string{"--tmpfs", "/t:bogus"}, `option --tmpfs: "/t:bogus": bad option "bogus"`},
+		{[]string{"--cap-add", "foo"}, `option --cap-add: unknown capability "foo"`},
+		{[]string{"--userns", "1:2"}, `option --userns: id map "1:2"`},
+		{[]string{"--pids-limit", "x"}, `option --pids-limit: not a number of tasks: "x"`},
+		{[]string{"--cpus", "0"}, `option --cpus: not a number of CPUs: "0"`},
+		{[]string{"--seccomp", "/no/such/profile.json"}, `option --seccomp: open /no/such/profile.json: no such file or directory`},
+		{[]string{"-w", "rel"}, `option -w: "rel": not an absolute path`},
+	} {
+		var s Spec
+		var o chain.Options
+		s.Declare(&o)
+		_, err := o.Parse(append(c.args, "prog"))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want one line starting %q", c.args, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", strings.Repeat("x", 70)}, "--name " + strings.Repeat("x", 70) + ": not a hostname (1 to 64 characters), and it is the hostname too"},
+		{[]string{"--preserve-fds", "100"}, "--preserve-fds 100: descriptor "},
+		{[]string{"--memory-swap", "1G"}, "--memory-swap 1G: needs --memory"},
+	} {
+		s := parseRun(t, append(c.args, "prog")...)
+		if err := s.Validate(); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q: Validate: %v, want %q", c.args, err, c.want)
+		}
+	}
+	if err := parseRun(t, "--name", strings.Repeat("x", 70), "--hostname", "x", "prog").Validate(); err != nil {
+		t.Errorf("a long name with its own --hostname: %v", err)
+	}
+}
+
+// A host profile reaches barco-seccomp as its JSON: barco-seccomp runs after
+// pivot_root, where the host's file is out of reach.
+func TestSeccompFileIsPassedAsJSON(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(f, []byte("{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n"), 0o644)
+	s := parseRun(t, "--security-opt", "seccomp="+f, "prog")
+	stages, err := s.Stages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stages[4]; !reflect.DeepEqual(got, []string{"barco-seccomp", "--profile", `{"defaultAction":"SCMP_ACT_ALLOW"}`}) {
+		t.Errorf("barco-seccomp stage %q", got)
+	}
+	os.WriteFile(f, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "bogus": 1}`), 0o644)
+	var o chain.Options
+	(&Spec{}).Declare(&o)
+	if _, err := o.Parse([]string{"--seccomp", f, "prog"}); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("a profile with an unknown field: %v", err)
 	}
 }
