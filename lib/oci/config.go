@@ -167,6 +167,7 @@ func limits(r *specs.LinuxResources, l *cgroup.Limits) error {
 		if m.Swap != nil && *m.Swap > 0 {
 			l.MemorySwap = *m.Swap
 		}
+		//lint:ignore SA1019 Docker still sends memory.kernel, as 0; anything else is refused
 		if (m.Reservation != nil && *m.Reservation > 0) || (m.Kernel != nil && *m.Kernel > 0) ||
 			(m.KernelTCP != nil && *m.KernelTCP > 0) || (m.Swappiness != nil && *m.Swappiness > 0 && *m.Swappiness != 60) {
 			return unsupported("linux.resources.memory reservation, kernel, kernelTCP or swappiness")

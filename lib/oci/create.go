@@ -90,7 +90,8 @@ func create(g *globals, id string, o createOptions) (err error) {
 		return err
 	}
 	if spec.Hooks != nil {
-		for _, hooks := range [][]specs.Hook{spec.Hooks.Prestart, spec.Hooks.CreateRuntime} { //lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
+		//lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
+		for _, hooks := range [][]specs.Hook{spec.Hooks.Prestart, spec.Hooks.CreateRuntime} {
 			if err := runHooks(hooks, &st.State); err != nil {
 				return err
 			}
