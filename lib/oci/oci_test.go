@@ -1,0 +1,230 @@
+package oci
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"barco/lib/cgroup"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestIsCommand(t *testing.T) {
+	for args, want := range map[string]bool{
+		"create --bundle b id":                   true,
+		"--root /r --log-format=json create x":   true,
+		"--log /l --log-format json delete -f x": true,
+		"run -b . id":                            true,
+		"run --bundle=. id":                      true,
+		"run -- /bin/true":                       false,
+		"run --name x -- sh":                     false,
+		"chain -- true":                          false,
+		"-u 0 -m / -c /bin/sh":                   false,
+		"features":                               true,
+	} {
+		if got := IsCommand(strings.Fields(args)); got != want {
+			t.Errorf("IsCommand(%q) = %v, want %v", args, got, want)
+		}
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	for _, ok := range []string{"a", "0f3c9d2e-1b2c", "web.1", "x_y+z"} {
+		if err := checkID(ok); err != nil {
+			t.Errorf("checkID(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "../x", "a/b", ".hidden", "cgroups", "a b", strings.Repeat("x", 1025)} {
+		if checkID(bad) == nil {
+			t.Errorf("checkID(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]unix.Signal{"9": unix.SIGKILL, "KILL": unix.SIGKILL, "SIGTERM": unix.SIGTERM, "usr1": unix.SIGUSR1} {
+		if got, err := parseSignal(in); err != nil || got != want {
+			t.Errorf("parseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"0", "65", "NOPE", ""} {
+		if _, err := parseSignal(bad); err == nil {
+			t.Errorf("parseSignal(%q) accepted it", bad)
+		}
+	}
+}
+
+func i64(v int64) *int64   { return &v }
+func u64(v uint64) *uint64 { return &v }
+
+// The engines' device rules: deny all, then some allowed; the defaults
+// are there whatever the config allows.
+func TestDeviceRules(t *testing.T) {
+	rules := []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(10), Minor: i64(200), Access: "rwm"},
+		{Allow: false, Type: "c", Major: i64(10), Minor: i64(229), Access: "rwm"},
+	}
+	got, err := deviceRules(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...), cgroup.DeviceRule{Type: 'c', Major: 10, Minor: 200, Access: "rwm"})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("deviceRules = %v, want %v", got, want)
+	}
+	if got, err := deviceRules(nil); got != nil || err != nil {
+		t.Errorf("no rules: %v, %v; want no device control", got, err)
+	}
+	if _, err := deviceRules([]specs.LinuxDeviceCgroup{{Allow: false, Type: "c", Major: i64(1), Minor: i64(3)}}); err == nil {
+		t.Error("a lone deny rule was accepted")
+	}
+}
+
+// Zeros mean unset, as Docker writes them.
+func TestLimitsZerosAreUnset(t *testing.T) {
+	var l cgroup.Limits
+	r := &specs.LinuxResources{
+		Memory:  &specs.LinuxMemory{Limit: i64(64 << 20), Swap: i64(128 << 20), Reservation: i64(0), Kernel: i64(0)},
+		CPU:     &specs.LinuxCPU{Shares: u64(0), Quota: i64(50000), Period: u64(100000)},
+		Pids:    &specs.LinuxPids{Limit: 0},
+		BlockIO: &specs.LinuxBlockIO{Weight: new(uint16)},
+	}
+	if err := limits(r, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Memory != 64<<20 || l.MemorySwap != 128<<20 || l.CPUQuota != 50000 || l.CPUWeight != 0 || l.Pids != 0 {
+		t.Errorf("limits %+v", l)
+	}
+	if got := strings.Join(l.Args(), " "); got != "--memory 67108864 --memory-swap 134217728 --cpus 0.5" {
+		t.Errorf("barco-cgroup options %q", got)
+	}
+	if err := limits(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}}}, &l); err == nil {
+		t.Error("hugepage limits were accepted")
+	}
+}
+
+// A config becomes the standard chain, with the stages' own options.
+func TestTranslate(t *testing.T) {
+	s := DefaultSpec()
+	s.Process.Args = []string{"/bin/echo", "hi"}
+	s.Process.User = specs.User{UID: 10, GID: 10, AdditionalGids: []uint32{5}}
+	s.Process.Cwd = "/test"
+	s.Linux.CgroupsPath = "/parent/ctr"
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1000}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1000}}
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "size=1m", "mode=1777"}})
+	ch, err := translate(s, "/b", "ctr", "/state/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(barcoArgv(ch.stages), " ")
+	for _, want := range []string{
+		"barco-cgroup --exec --parent /parent --name ctr --devices default --",
+		"barco-ns --detach --pid-file /state/pid -p -n -i -u -m -C -U --uid-map 0:1000:1000 --gid-map 0:1000:1000 --hostname barco --",
+		"barco-mount --rootfs /b/rootfs --read-only --cgroupfs --volume /srv:/data:ro --tmpfs /tmp:size=1m,mode=1777 --workdir /test --",
+		"barco-caps --caps audit_write,kill,net_bind_service --permitted audit_write,kill,net_bind_service --effective audit_write,kill,net_bind_service --inheritable none --ambient none --user 10:10 --groups 5 --no-new-privs --",
+		"barco-seccomp --profile unconfined -- /bin/echo hi",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("chain lacks %q:\n%s", want, got)
+		}
+	}
+	if ch.cgroup.Parent != "/parent" || ch.cgroup.Name != "ctr" {
+		t.Errorf("cgroup %s/%s", ch.cgroup.Parent, ch.cgroup.Name)
+	}
+}
+
+// What the stages cannot do yet is refused, never silently dropped.
+func TestTranslateRefusals(t *testing.T) {
+	for name, edit := range map[string]func(*specs.Spec){
+		"terminal": func(s *specs.Spec) { s.Process.Terminal = true },
+		"rlimits": func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1, Soft: 1}}
+		},
+		"seccomp":        func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow} },
+		"namespace path": func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" },
+		"capability":     func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_TEST"} },
+		"sysctl":         func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"} },
+		"systemd path":   func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:barco:x" },
+		"mount option": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Options: []string{"uid=5"}})
+		},
+	} {
+		s := DefaultSpec()
+		edit(s)
+		if _, err := translate(s, "/b", "x", "/p"); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestStateRoundTripAndStatus(t *testing.T) {
+	root := t.TempDir()
+	c, err := newContainer(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &State{State: specs.State{Version: specs.Version, ID: "c1", Status: specs.StateCreated, Pid: os.Getpid(),
+		Bundle: "rel/bundle", Annotations: map[string]string{"a": "b"}}, InitStart: startTime(os.Getpid()), Config: DefaultSpec()}
+	if err := c.save(st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newContainer(root, "c1"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("a second create of c1: %v", err)
+	}
+	c.close()
+	c, err = openContainer(root, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	// No gate: a live init is running; with the gate it is created.
+	got, err := c.load()
+	if err != nil || got.Status != specs.StateRunning || got.Bundle != "rel/bundle" || got.Annotations["a"] != "b" {
+		t.Errorf("load: %+v, %v", got, err)
+	}
+	os.WriteFile(c.path(fifoName), nil, 0o600)
+	if got, _ := c.load(); got.Status != specs.StateCreated {
+		t.Errorf("with the gate: %s, want created", got.Status)
+	}
+	// A pid whose start time differs is not the init.
+	st.InitStart++
+	c.save(st)
+	if got, _ := c.load(); got.Status != specs.StateStopped {
+		t.Errorf("another process on the init's pid: %s, want stopped", got.Status)
+	}
+	if ids, _ := listIDs(root); !reflect.DeepEqual(ids, []string{"c1"}) {
+		t.Errorf("listIDs = %q", ids)
+	}
+	if _, err := openContainer(root, "nope"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("open of an unknown id: %v", err)
+	}
+}
+
+func TestMissingDirs(t *testing.T) {
+	base := t.TempDir()
+	a := filepath.Join(base, "p", "a")
+	b := filepath.Join(base, "p", "b")
+	got := missingDirs([]string{a, b})
+	want := []string{a, b, filepath.Join(base, "p")}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("missingDirs = %q, want %q", got, want)
+	}
+}
+
+func TestLoadConfigVersion(t *testing.T) {
+	dir := t.TempDir()
+	for v, ok := range map[string]bool{"1.0.2-dev": true, "1.2.1": true, "invalid": false, "2.0.0": false} {
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"`+v+`","process":{"args":["x"],"cwd":"/"},"root":{"path":"r"},"linux":{}}`), 0o644)
+		_, err := loadConfig(dir)
+		if (err == nil) != ok {
+			t.Errorf("ociVersion %q: %v", v, err)
+		}
+	}
+}
