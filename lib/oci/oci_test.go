@@ -88,7 +88,7 @@ func TestDeviceRules(t *testing.T) {
 func TestLimitsZerosAreUnset(t *testing.T) {
 	var l cgroup.Limits
 	r := &specs.LinuxResources{
-		Memory:  &specs.LinuxMemory{Limit: i64(64 << 20), Swap: i64(128 << 20), Reservation: i64(0), Kernel: i64(0)},
+		Memory:  &specs.LinuxMemory{Limit: i64(64 << 20), Swap: i64(128 << 20), Reservation: i64(0)},
 		CPU:     &specs.LinuxCPU{Shares: u64(0), Quota: i64(50000), Period: u64(100000)},
 		Pids:    &specs.LinuxPids{Limit: 0},
 		BlockIO: &specs.LinuxBlockIO{Weight: new(uint16)},
