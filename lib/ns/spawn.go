@@ -47,6 +47,8 @@ type Config struct {
 	Idmap []string
 	// PIDFile, when set, gets the child's pid (bare digits, as runc's).
 	PIDFile string
+	// Rlimits are the resource limits the child starts with.
+	Rlimits []Rlimit
 	// Detach returns once the child is set up, instead of supervising it:
 	// the child outlives barco-ns, and is reparented to the nearest
 	// subreaper (an OCI engine's shim), which waits for it.
@@ -209,6 +211,13 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// the child; this process's own tasks come on top, since it is in the
 	// cgroup too when it has one (stages exec'd, not linked).
 	if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+		unix.Close(r)
+		return 0, err
+	}
+	// Set on this process, for the child to inherit: barco-ns then lives
+	// under them too, which the limits PROGRAM is given allow for a
+	// supervisor that opens nothing and starts nothing more.
+	if err := applyRlimits(c.Rlimits); err != nil {
 		unix.Close(r)
 		return 0, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"barco/lib/caps"
 	"barco/lib/cgroup"
+	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -98,8 +99,6 @@ func checkProcess(s *specs.Spec) error {
 	switch {
 	case p.Terminal:
 		return unsupported("process.terminal")
-	case len(p.Rlimits) > 0:
-		return unsupported("process.rlimits")
 	case p.OOMScoreAdj != nil:
 		return unsupported("process.oomScoreAdj")
 	case p.ApparmorProfile != "":
@@ -297,6 +296,13 @@ func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 		// takes the process's own user.
 	} else if len(s.Linux.UIDMappings)+len(s.Linux.GIDMappings) > 0 {
 		return nil, errors.New("config.json: uidMappings and gidMappings need a user namespace")
+	}
+	for _, r := range s.Process.Rlimits {
+		v := fmt.Sprintf("%s=%d:%d", r.Type, r.Soft, r.Hard)
+		if _, err := ns.ParseRlimit(v); err != nil {
+			return nil, fmt.Errorf("config.json: process.rlimits: %w", err)
+		}
+		argv = append(argv, "--rlimit", v)
 	}
 	if s.Hostname != "" {
 		if !seen[specs.UTSNamespace] {

@@ -144,8 +144,8 @@ func TestTranslate(t *testing.T) {
 func TestTranslateRefusals(t *testing.T) {
 	for name, edit := range map[string]func(*specs.Spec){
 		"terminal": func(s *specs.Spec) { s.Process.Terminal = true },
-		"rlimits": func(s *specs.Spec) {
-			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1, Soft: 1}}
+		"rlimit unknown": func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_TEST", Hard: 1, Soft: 1}}
 		},
 		"seccomp":        func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow} },
 		"namespace path": func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" },

@@ -1,0 +1,75 @@
+package ns
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Rlimit is one --rlimit: a resource limit the child starts with.
+type Rlimit struct {
+	Resource   int
+	Name       string
+	Soft, Hard uint64
+}
+
+var rlimitNames = map[string]int{
+	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
+	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
+	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
+	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
+	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
+}
+
+// ParseRlimit reads NAME=SOFT[:HARD], NAME as prlimit(1) or the OCI
+// config write it (nofile, RLIMIT_NOFILE), a value a number or unlimited.
+func ParseRlimit(s string) (Rlimit, error) {
+	name, v, ok := strings.Cut(s, "=")
+	key := strings.TrimPrefix(strings.ToLower(name), "rlimit_")
+	res, known := rlimitNames[key]
+	if !ok || !known {
+		return Rlimit{}, fmt.Errorf("%q: want NAME=SOFT[:HARD], NAME one of nofile, nproc, core, ... (getrlimit(2))", s)
+	}
+	soft, hard, two := strings.Cut(v, ":")
+	l := Rlimit{Resource: res, Name: key}
+	var err error
+	if l.Soft, err = rlimitValue(soft); err != nil {
+		return Rlimit{}, fmt.Errorf("%q: %w", s, err)
+	}
+	l.Hard = l.Soft
+	if two {
+		if l.Hard, err = rlimitValue(hard); err != nil {
+			return Rlimit{}, fmt.Errorf("%q: %w", s, err)
+		}
+	}
+	if l.Soft > l.Hard {
+		return Rlimit{}, fmt.Errorf("%q: the soft limit is above the hard one", s)
+	}
+	return l, nil
+}
+
+func rlimitValue(v string) (uint64, error) {
+	if v == "unlimited" || v == "-1" {
+		return unix.RLIM_INFINITY, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: not a limit", v)
+	}
+	return n, nil
+}
+
+// applyRlimits sets ls on this process, whose child inherits them: the
+// child of barco-ns is cloned right after. Raising a hard limit needs
+// CAP_SYS_RESOURCE, which only the host side may have.
+func applyRlimits(ls []Rlimit) error {
+	for _, l := range ls {
+		lim := unix.Rlimit{Cur: l.Soft, Max: l.Hard}
+		if err := unix.Prlimit(0, l.Resource, &lim, nil); err != nil {
+			return fmt.Errorf("setrlimit %s %d:%d: %w", l.Name, l.Soft, l.Hard, err)
+		}
+	}
+	return nil
+}
