@@ -68,7 +68,7 @@ func main() {
 	defer os.RemoveAll(work)
 
 	benches := barcoBenches(bin, rootfs)
-	benches = append(benches, others(work, rootfs)...)
+	benches = append(benches, others(work, rootfs, filepath.Join(bin, "barco"))...)
 	if *only != "" {
 		// One round for the parent bench, raw times included.
 		var results []result
@@ -184,7 +184,9 @@ func barcoBenches(bin, rootfs string) []bench {
 	return append(out, full)
 }
 
-func others(work, rootfs string) []bench {
+// others are the OCI runtimes on one bundle, runc spec's default with
+// /bin/true, barco's OCI mode among them, and bwrap.
+func others(work, rootfs, barco string) []bench {
 	var out []bench
 	bundle := filepath.Join(work, "bundle")
 	haveBundle := false
@@ -218,12 +220,17 @@ func others(work, rootfs string) []bench {
 		haveBundle = true
 		return true
 	}
-	for _, rt := range []string{"runc", "crun"} {
+	for _, rt := range []string{barco, "runc", "crun"} {
 		if _, err := exec.LookPath(rt); err == nil && makeBundle() {
+			name := filepath.Base(rt)
+			if rt == barco {
+				// create, start, a wait and delete, as the others' run.
+				name = "barco run -b (OCI mode)"
+			}
 			out = append(out, bench{
-				name:      rt,
-				argv:      []string{rt, "run", "-b", filepath.Join(work, "bundle-true"), "bench-" + rt},
-				sleepArgv: []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep"), "bench-mem-" + rt},
+				name:      name,
+				argv:      []string{rt, "run", "-b", filepath.Join(work, "bundle-true"), "bench-" + filepath.Base(rt)},
+				sleepArgv: []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep"), "bench-mem-" + filepath.Base(rt)},
 			})
 		}
 	}

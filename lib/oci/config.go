@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -477,13 +478,22 @@ func capsStage(s *specs.Spec) ([]string, error) {
 		c = &specs.LinuxCapabilities{}
 	}
 	// The five sets as given; the kernel then applies its exec rules, as
-	// under runc (root's permitted set is its bounding set).
+	// under runc (root's permitted set is its bounding set). An ambient
+	// capability the kernel would refuse, not both permitted and
+	// inheritable, is left out, as runc and crun do: runc spec's own
+	// config asks for three.
+	var ambient []string
+	for _, a := range c.Ambient {
+		if slices.Contains(c.Permitted, a) && slices.Contains(c.Inheritable, a) {
+			ambient = append(ambient, a)
+		}
+	}
 	for _, s := range []struct {
 		opt   string
 		names []string
 	}{
 		{"--caps", c.Bounding}, {"--permitted", c.Permitted}, {"--effective", c.Effective},
-		{"--inheritable", c.Inheritable}, {"--ambient", c.Ambient},
+		{"--inheritable", c.Inheritable}, {"--ambient", ambient},
 	} {
 		list, err := set(s.names)
 		if err != nil {
