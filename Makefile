@@ -9,7 +9,7 @@ ROOTFS  := build/rootfs
 DEBIAN  := build/debian
 STATICCHECK ?= v0.8.2
 
-.PHONY: all setup rootfs debian test lint unit demo bench clean FORCE
+.PHONY: all setup rootfs debian test lint unit demo bench oci-conformance clean FORCE
 
 all: $(BINS)
 
@@ -58,6 +58,14 @@ bench: setup all rootfs
 	@for p in runc crun bubblewrap; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun bubblewrap >/dev/null; break; }; done
 	$(GO) run ./bench
+
+# The OCI conformance suite (runtime-tools v0.9.0, 58 files, a minute or
+# two) against an OCI runtime: `make oci-conformance RUNTIME=runc`, or
+# RUNTIME=crun OCI_FLAGS=--hide-unified. Not part of `make test`.
+RUNTIME   ?= bin/barco
+OCI_FLAGS ?=
+oci-conformance: $(if $(filter bin/%,$(RUNTIME)),$(RUNTIME))
+	scripts/oci-conformance $(OCI_FLAGS) $(RUNTIME)
 
 clean:
 	rm -rf bin build
