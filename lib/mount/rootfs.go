@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"barco/lib/chain"
@@ -54,13 +55,17 @@ type host struct {
 	devices []int // clones of the host's device nodes, in a user namespace
 	volumes []int // clones of the volume sources, in order
 	volDir  []bool
+	// dev are /dev's tmpfs, devpts, shm and mqueue (-1 where not
+	// allowed), made before /sys: mountinfo lists mounts in the order they
+	// were made, which is the order an OCI config gives.
+	dev     [4]int
 	etc     int       // a tmpfs holding etcFiles, or -1
 	etcList []etcFile // what it holds
 	cgroups []cgroupMount
 }
 
 func (h *host) close() {
-	for _, fd := range append(append([]int{h.root, h.proc, h.sys, h.etc}, h.devices...), h.volumes...) {
+	for _, fd := range append(append([]int{h.root, h.proc, h.sys, h.etc, h.dev[0], h.dev[1], h.dev[2], h.dev[3]}, h.devices...), h.volumes...) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -108,7 +113,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		return nil, err
 	}
 
-	h := &host{root: -1, proc: -1, sys: -1, etc: -1}
+	h := &host{root: -1, proc: -1, sys: -1, etc: -1, dev: [4]int{-1, -1, -1, -1}}
 	defer h.close()
 	if err := h.take(cfg, proc, uns); err != nil {
 		return nil, err
@@ -199,6 +204,11 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 			return err
 		}
 		h.proc = fd
+	}
+	if !cfg.NoDev {
+		if err := h.takeDev(cfg.Log); err != nil {
+			return err
+		}
 	}
 	if !cfg.NoSys {
 		fd, err := newMount("sysfs", sysAttrs, nil)
@@ -292,6 +302,13 @@ func pivot(root int, dir string) error {
 // can be reached from here, so fixed paths in it are safe; user-given ones
 // are still resolved with openat2, to refuse magic links.
 func (r *Root) build(cfg *Config, h *host, uns userNS) error {
+	// In the runtime spec's order of the default mounts, /proc, /dev, /sys,
+	// which an OCI config lists and its validator reads back in mountinfo.
+	if h.proc >= 0 {
+		if err := r.attach(h.root, h.proc, "/proc", noSymlinks, true); err != nil {
+			return err
+		}
+	}
 	if !cfg.NoDev {
 		if err := r.makeDev(h, uns); err != nil {
 			return err
@@ -305,11 +322,6 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			if err := mountCgroupfs(h.cgroups, cfg.Log); err != nil {
 				return err
 			}
-		}
-	}
-	if h.proc >= 0 {
-		if err := r.attach(h.root, h.proc, "/proc", noSymlinks, true); err != nil {
-			return err
 		}
 	}
 	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
@@ -394,6 +406,31 @@ func notTheRoot(root, target int, dest string) error {
 	return nil
 }
 
+// takeDev makes /dev's filesystems, as detached mounts for makeDev.
+func (h *host) takeDev(log *chain.Log) error {
+	var err error
+	if h.dev[0], err = newMount("tmpfs", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_STRICTATIME, [][2]string{{"mode", "755"}, {"size", "65536k"}}); err != nil {
+		return err
+	}
+	if h.dev[1], err = newMount("devpts", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC,
+		[][2]string{{"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}}); err != nil {
+		return err
+	}
+	if h.dev[2], err = newMount("tmpfs", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC,
+		[][2]string{{"source", "shm"}, {"mode", "1777"}, {"size", "65536k"}}); err != nil {
+		return err
+	}
+	if h.dev[3], err = newMount("mqueue", unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, nil); err != nil {
+		if !errors.Is(err, unix.EPERM) {
+			return err
+		}
+		// Only for an IPC namespace owned by our user namespace.
+		log.Debugf("no /dev/mqueue: %v", err)
+		h.dev[3] = -1
+	}
+	return nil
+}
+
 // makeDev mounts /dev as the OCI runtime spec's default: a tmpfs with the
 // six usual devices, devpts, shm, mqueue and the fd links.
 func (r *Root) makeDev(h *host, uns userNS) error {
@@ -402,8 +439,8 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 		return err
 	}
 	unix.Close(fd)
-	if err := mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
-		return err
+	if err := unix.MoveMount(h.dev[0], "", unix.AT_FDCWD, "/dev", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "move_mount tmpfs onto", Path: "/dev", Err: err}
 	}
 	old := unix.Umask(0)
 	defer unix.Umask(old)
@@ -433,18 +470,12 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 			return &os.PathError{Op: "mkdir", Path: d, Err: err}
 		}
 	}
-	if err := mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
-		return err
-	}
-	if err := mount("shm", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
-		return err
-	}
-	if err := mount("mqueue", "/dev/mqueue", "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		if !errors.Is(err, unix.EPERM) {
-			return err
+	for i, d := range []string{"/dev/pts", "/dev/shm", "/dev/mqueue"} {
+		if fd := h.dev[i+1]; fd >= 0 {
+			if err := unix.MoveMount(fd, "", unix.AT_FDCWD, d, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+				return &os.PathError{Op: "move_mount onto", Path: d, Err: err}
+			}
 		}
-		// Only for an IPC namespace owned by our user namespace.
-		r.log.Debugf("no /dev/mqueue: %v", err)
 	}
 	links := [][2]string{
 		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
@@ -549,8 +580,12 @@ func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
 		return -1, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
 	}
 	defer unix.Close(fs)
-	// The source names the mount in mountinfo, as mount(8)'s would.
-	for _, o := range append([][2]string{{"source", fstype}}, opts...) {
+	// The source names the mount in mountinfo, as mount(8)'s would,
+	// unless opts name another.
+	if !slices.ContainsFunc(opts, func(o [2]string) bool { return o[0] == "source" }) {
+		opts = append([][2]string{{"source", fstype}}, opts...)
+	}
+	for _, o := range opts {
 		set := func() error { return unix.FsconfigSetString(fs, o[0], o[1]) }
 		if o[1] == "" {
 			set = func() error { return unix.FsconfigSetFlag(fs, o[0]) }

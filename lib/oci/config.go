@@ -91,6 +91,13 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 		return nil, err
 	}
 	c.stages = [][]string{cg, ns, mnt, cp, sc, s.Process.Args}
+	if s.Linux.Seccomp != nil && !s.Process.NoNewPrivileges {
+		// Without no_new_privs only CAP_SYS_ADMIN may load a filter, which
+		// the process's capabilities seldom hold: the filter goes first,
+		// as runc loads it, and the profile must allow what barco-caps
+		// then does (capset, setresuid, setgroups, prctl).
+		c.stages = [][]string{cg, ns, mnt, sc, cp, s.Process.Args}
+	}
 	c.env = s.Process.Env
 	return c, nil
 }
@@ -526,5 +533,31 @@ func seccompStage(s *specs.Spec) ([]string, error) {
 		}
 		return argv, nil
 	}
-	return nil, unsupported("linux.seccomp")
+	sc := s.Linux.Seccomp
+	if sc.ListenerPath != "" || hasNotify(sc) {
+		return nil, unsupported("linux.seccomp: SCMP_ACT_NOTIFY and listenerPath")
+	}
+	// barco-seccomp reads a profile given as its JSON, the OCI form
+	// included: the config's own, with nothing on the host's disk.
+	data, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	argv = append(argv, "--profile", string(data))
+	if !s.Process.NoNewPrivileges {
+		argv = append(argv, "--allow-new-privs")
+	}
+	return argv, nil
+}
+
+func hasNotify(sc *specs.LinuxSeccomp) bool {
+	if sc.DefaultAction == specs.ActNotify {
+		return true
+	}
+	for _, r := range sc.Syscalls {
+		if r.Action == specs.ActNotify {
+			return true
+		}
+	}
+	return false
 }

@@ -140,6 +140,25 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
+// A seccomp profile goes to barco-seccomp as its JSON; without
+// no_new_privs the filter is loaded before barco-caps drops CAP_SYS_ADMIN.
+func TestTranslateSeccomp(t *testing.T) {
+	s := DefaultSpec()
+	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"getcwd"}, Action: specs.ActErrno}}}
+	ch, err := translate(s, "/b", "x", "/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ch.stages[4]; got[0] != "barco-seccomp" || got[1] != "--profile" || !strings.HasPrefix(got[2], `{"defaultAction":"SCMP_ACT_ERRNO"`) {
+		t.Errorf("seccomp stage %q", got)
+	}
+	s.Process.NoNewPrivileges = false
+	ch, _ = translate(s, "/b", "x", "/p")
+	if ch.stages[3][0] != "barco-seccomp" || ch.stages[4][0] != "barco-caps" {
+		t.Errorf("without no_new_privs: stages %q, want barco-seccomp before barco-caps", ch.stages[3:5])
+	}
+}
+
 // What the stages cannot do yet is refused, never silently dropped.
 func TestTranslateRefusals(t *testing.T) {
 	for name, edit := range map[string]func(*specs.Spec){
@@ -147,7 +166,7 @@ func TestTranslateRefusals(t *testing.T) {
 		"rlimit unknown": func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_TEST", Hard: 1, Soft: 1}}
 		},
-		"seccomp":        func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow} },
+		"seccomp notify": func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActNotify} },
 		"namespace path": func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" },
 		"capability":     func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_TEST"} },
 		"sysctl":         func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"} },
