@@ -135,6 +135,12 @@ func (p *Process) nsSetup(v string) error {
 			return err
 		}
 	}
+	if v := os.Getenv(SysctlEnv); v != "" {
+		os.Unsetenv(SysctlEnv)
+		if err := applySysctls(strings.Split(v, "\n")); err != nil {
+			return err
+		}
+	}
 	if s.UID >= 0 || s.GID >= 0 {
 		if err := setIDs(s.UID, s.GID); err != nil {
 			return err

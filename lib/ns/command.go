@@ -1,6 +1,9 @@
 package ns
 
 import (
+	"fmt"
+	"strconv"
+
 	"barco/lib/chain"
 )
 
@@ -43,6 +46,21 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 		l, err := ParseRlimit(v)
 		cfg.Rlimits = append(cfg.Rlimits, l)
 		return err
+	})
+	o.Func("oom-score-adj", 0, "N", "PROGRAM's oom_score_adj, -1000 to 1000", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -1000 || n > 1000 {
+			return fmt.Errorf("%q: not an oom_score_adj, -1000 to 1000", v)
+		}
+		cfg.OOMScoreAdj = &n
+		return nil
+	})
+	o.Func("sysctl", 0, "KEY=VALUE", "set a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*) in the new namespaces (repeatable)", func(v string) error {
+		if err := chain.CheckSysctl(v); err != nil {
+			return err
+		}
+		cfg.Sysctls = append(cfg.Sysctls, v)
+		return nil
 	})
 	o.String(&cfg.PIDFile, "pid-file", 0, "FILE", "write PROGRAM's first process's host pid to FILE")
 	o.Bool(&cfg.Detach, "detach", 0, "exit once the child is set up instead of waiting for it; it is not killed when barco-ns exits")

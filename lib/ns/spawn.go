@@ -49,6 +49,11 @@ type Config struct {
 	PIDFile string
 	// Rlimits are the resource limits the child starts with.
 	Rlimits []Rlimit
+	// OOMScoreAdj, when set, is the child's oom_score_adj.
+	OOMScoreAdj *int
+	// Sysctls are "key=value" settings the child makes in its namespaces
+	// (see chain.SysctlEnv).
+	Sysctls []string
 	// Detach returns once the child is set up, instead of supervising it:
 	// the child outlives barco-ns, and is reparented to the nearest
 	// subreaper (an OCI engine's shim), which waits for it.
@@ -66,6 +71,16 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Hostname) > 64 || strings.ContainsAny(c.Hostname, ",= \t\n/") {
 		return fmt.Errorf("--hostname %q: not a hostname (at most 64 letters, digits, - and .)", c.Hostname)
+	}
+	for _, kv := range c.Sysctls {
+		// The host's own, without a namespace of the container's.
+		net := strings.HasPrefix(kv, "net.")
+		if net && c.Flags&unix.CLONE_NEWNET == 0 {
+			return fmt.Errorf("--sysctl %s: a net.* sysctl needs a new network namespace (-n)", kv)
+		}
+		if !net && c.Flags&unix.CLONE_NEWIPC == 0 {
+			return fmt.Errorf("--sysctl %s: an IPC sysctl needs a new IPC namespace (-i)", kv)
+		}
 	}
 	if c.Flags&unix.CLONE_NEWUSER == 0 && len(c.Idmap) > 0 {
 		return errors.New("--idmap needs a new user namespace (-U)")
@@ -220,6 +235,16 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	if err := applyRlimits(c.Rlimits); err != nil {
 		unix.Close(r)
 		return 0, err
+	}
+	if c.OOMScoreAdj != nil {
+		// Inherited by the child, as the rlimits are.
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*c.OOMScoreAdj)), 0); err != nil {
+			unix.Close(r)
+			return 0, fmt.Errorf("oom_score_adj %d: %w", *c.OOMScoreAdj, err)
+		}
+	}
+	if len(c.Sysctls) > 0 {
+		env = withEnv(env, chain.SysctlEnv, strings.Join(c.Sysctls, "\n"))
 	}
 	ambient, err := childAmbientCaps(userns)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"barco/lib/caps"
 	"barco/lib/cgroup"
+	"barco/lib/chain"
 	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -107,8 +108,6 @@ func checkProcess(s *specs.Spec) error {
 	switch {
 	case p.Terminal:
 		return unsupported("process.terminal")
-	case p.OOMScoreAdj != nil:
-		return unsupported("process.oomScoreAdj")
 	case p.ApparmorProfile != "":
 		return errors.New("config.json: process.apparmorProfile: this machine has no AppArmor to apply it")
 	case p.SelinuxLabel != "":
@@ -118,8 +117,6 @@ func checkProcess(s *specs.Spec) error {
 	}
 	l := s.Linux
 	switch {
-	case len(l.Sysctl) > 0:
-		return unsupported("linux.sysctl")
 	case len(l.Devices) > 0:
 		return unsupported("linux.devices")
 	case l.MountLabel != "":
@@ -304,6 +301,21 @@ func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 		// takes the process's own user.
 	} else if len(s.Linux.UIDMappings)+len(s.Linux.GIDMappings) > 0 {
 		return nil, errors.New("config.json: uidMappings and gidMappings need a user namespace")
+	}
+	if s.Process.OOMScoreAdj != nil {
+		argv = append(argv, "--oom-score-adj", strconv.Itoa(*s.Process.OOMScoreAdj))
+	}
+	keys := make([]string, 0, len(s.Linux.Sysctl))
+	for k := range s.Linux.Sysctl {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kv := k + "=" + s.Linux.Sysctl[k]
+		if err := chain.CheckSysctl(kv); err != nil {
+			return nil, fmt.Errorf("config.json: linux.sysctl: %w", err)
+		}
+		argv = append(argv, "--sysctl", kv)
 	}
 	for _, r := range s.Process.Rlimits {
 		v := fmt.Sprintf("%s=%d:%d", r.Type, r.Soft, r.Hard)

@@ -169,7 +169,7 @@ func TestTranslateRefusals(t *testing.T) {
 		"seccomp notify": func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActNotify} },
 		"namespace path": func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/1/ns/net" },
 		"capability":     func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_TEST"} },
-		"sysctl":         func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"} },
+		"host sysctl":    func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
 		"systemd path":   func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:barco:x" },
 		"mount option": func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Options: []string{"uid=5"}})
