@@ -63,6 +63,24 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 	o.String(&cfg.Hosts, "hosts", 0, "NAME", "give the container its own /etc/hostname (NAME) and /etc/hosts (localhost and NAME)")
 	o.String(&cfg.ResolvConf, "resolv-conf", 0, "FILE", "give the container its own /etc/resolv.conf, a copy of the host's FILE")
 	o.Bool(&cfg.Cgroupfs, "cgroupfs", 0, "mount the container's cgroups read-only on /sys/fs/cgroup (cgroup2; on v1 a tmpfs with each hierarchy)")
+	o.Func("mask", 0, "PATH", "hide PATH (an empty read-only tmpfs on a directory, /dev/null on a file); given, the masked and read-only paths below are only those given (repeatable)", func(v string) error {
+		p, err := containerPath(v)
+		cfg.Masked = append(cfg.Masked, p)
+		return err
+	})
+	o.Func("readonly", 0, "PATH", "make PATH read-only; as --mask, replaces the default lists (repeatable)", func(v string) error {
+		p, err := containerPath(v)
+		cfg.Readonly = append(cfg.Readonly, p)
+		return err
+	})
+	o.Func("propagation", 0, "TYPE", "the propagation of the container's root: private (the default), shared, slave or unbindable, each also r-", func(v string) error {
+		f, ok := Propagations[v]
+		if !ok {
+			return fmt.Errorf("%q: want private, shared, slave, unbindable, or one of them with r-", v)
+		}
+		cfg.Propagation = f
+		return nil
+	})
 	o.Bool(&cfg.NoProc, "no-proc", 0, "do not mount /proc")
 	o.Bool(&cfg.NoDev, "no-dev", 0, "do not mount /dev (keep the rootfs's own)")
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")

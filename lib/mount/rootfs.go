@@ -325,7 +325,7 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		}
 	}
 	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
-		if err := maskPaths(!cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
+		if err := maskPaths(cfg, !cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
 			return err
 		}
 	}
@@ -339,6 +339,9 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		if err := r.attach(h.root, h.volumes[i], v.Dest, inRoot, h.volDir[i]); err != nil {
 			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
 		}
+		if err := propagate(v.Dest, v.Propagation); err != nil {
+			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
+		}
 		cfg.Log.Debugf("volume %s on %s", v.Source, v.Dest)
 	}
 	for _, t := range cfg.Tmpfs {
@@ -347,8 +350,18 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			err = r.attach(h.root, fd, t.Dest, inRoot, true)
 			unix.Close(fd)
 		}
+		if err == nil {
+			err = propagate(t.Dest, t.Propagation)
+		}
 		if err != nil {
 			return fmt.Errorf("tmpfs %s: %w", t.Dest, err)
+		}
+	}
+	if cfg.Propagation != 0 {
+		// In this mount namespace only: its mounts are apart from the
+		// host's since Enter made them private.
+		if err := mount("", "/", "", cfg.Propagation, ""); err != nil {
+			return err
 		}
 	}
 	if cfg.ReadOnly {
@@ -369,6 +382,16 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		}
 	}
 	return nil
+}
+
+// propagate gives the mount on the container path dest the propagation
+// flag (MS_SHARED...), if any. The path is resolved in the container,
+// whose root it cannot leave.
+func propagate(dest string, flag uintptr) error {
+	if flag == 0 {
+		return nil
+	}
+	return mount("", dest, "", flag, "")
 }
 
 // attach moves the detached mount mnt onto the container path dest,
@@ -491,7 +514,7 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 
 // maskPaths hides maskedPaths and makes readonlyPaths read-only, as far as
 // their filesystems were mounted here. A path this kernel lacks is skipped.
-func maskPaths(proc, sys, checkNull bool) error {
+func maskPaths(cfg *Config, proc, sys, checkNull bool) error {
 	if checkNull {
 		// Not our /dev: make sure /dev/null is what it says.
 		var st unix.Stat_t
@@ -502,7 +525,20 @@ func maskPaths(proc, sys, checkNull bool) error {
 	mounted := func(p string) bool {
 		return (proc && len(p) > 6 && p[:6] == "/proc/") || (sys && len(p) > 5 && p[:5] == "/sys/")
 	}
-	for _, m := range maskedPaths {
+	masked, readonly := maskedPaths, readonlyPaths
+	if cfg.Masked != nil || cfg.Readonly != nil {
+		// The lists given replace the defaults, and apply anywhere in the
+		// container; a path it lacks is skipped, as runc does.
+		masked, readonly = nil, cfg.Readonly
+		for _, p := range cfg.Masked {
+			masked = append(masked, struct {
+				path string
+				dir  bool
+			}{p, true})
+		}
+		mounted = func(string) bool { return true }
+	}
+	for _, m := range masked {
 		if !mounted(m.path) {
 			continue
 		}
@@ -514,7 +550,7 @@ func maskPaths(proc, sys, checkNull bool) error {
 			return err
 		}
 	}
-	for _, p := range readonlyPaths {
+	for _, p := range readonly {
 		if !mounted(p) {
 			continue
 		}

@@ -31,6 +31,12 @@ type Config struct {
 	Hosts, ResolvConf string
 	// Cgroupfs shows the container its cgroups on /sys/fs/cgroup.
 	Cgroupfs bool
+	// Propagation is the propagation of the container's root mount, an
+	// MS_* flag (MS_REC|MS_SHARED for rshared); 0 leaves it private.
+	Propagation uintptr
+	// Masked and Readonly, when either is set, replace the default masked
+	// and read-only paths.
+	Masked, Readonly []string
 
 	// The parts of the default filesystem, each of which can be left out.
 	NoProc  bool // no /proc
@@ -50,6 +56,9 @@ type Volume struct {
 	Source   string // host path
 	Dest     string // absolute path in the container
 	ReadOnly bool
+	// Propagation is an MS_* propagation flag (see Propagations), 0 for
+	// the namespace's private one.
+	Propagation uintptr
 	// Idmap takes the read-only idmapped clone of Source that barco-ns
 	// made (barco-ns --idmap SOURCE) instead of a plain bind.
 	Idmap bool
@@ -60,6 +69,9 @@ type Tmpfs struct {
 	Dest  string  // absolute path in the container
 	Flags uintptr // MS_* flags
 	Data  string  // size=...,mode=...
+	// Propagation is an MS_* propagation flag (see Propagations), 0 for
+	// the namespace's private one.
+	Propagation uintptr
 }
 
 // ParseVolume parses SRC:DST[:OPTS], OPTS a comma list of ro, rw and idmap.
@@ -84,6 +96,10 @@ func ParseVolume(s string) (Volume, error) {
 			case "idmap":
 				v.Idmap = true
 			default:
+				if f, ok := Propagations[o]; ok {
+					v.Propagation = f
+					continue
+				}
 				return Volume{}, fmt.Errorf("%q: unknown option %q (want ro, rw or idmap)", s, o)
 			}
 		}
@@ -123,8 +139,10 @@ func ParseTmpfs(s string) (Tmpfs, error) {
 			data = append(data, o)
 		case hasVal && key == "mode" && validMode(val):
 			data = append(data, o)
+		case Propagations[o] != 0:
+			t.Propagation = Propagations[o]
 		default:
-			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec)", s, o)
+			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec, or a propagation: shared, slave, private, unbindable)", s, o)
 		}
 	}
 	t.Data = strings.Join(data, ",")
@@ -144,6 +162,14 @@ func validMode(v string) bool {
 
 // containerPath checks that p is absolute and cleans it; / itself is
 // refused, since a mount on it would hide the whole rootfs.
+// Propagations are the mount propagation types by their mount(8) names.
+var Propagations = map[string]uintptr{
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_REC | unix.MS_PRIVATE,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_REC | unix.MS_SHARED,
+	"slave": unix.MS_SLAVE, "rslave": unix.MS_REC | unix.MS_SLAVE,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_REC | unix.MS_UNBINDABLE,
+}
+
 func containerPath(p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("destination %q is not absolute", p)

@@ -15,6 +15,7 @@ import (
 	"barco/lib/caps"
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/mount"
 	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -398,17 +399,25 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 		}
 		argv = append(argv, "--workdir", cwd)
 	}
-	if len(s.Linux.MaskedPaths) > 0 || len(s.Linux.ReadonlyPaths) > 0 {
-		// barco-mount masks the runtime spec's default paths, which are
-		// the engines' lists; other lists are not honoured yet.
-		if !sameAsDefaults(s.Linux.MaskedPaths, s.Linux.ReadonlyPaths) {
-			return nil, unsupported("linux.maskedPaths and readonlyPaths other than the default ones")
-		}
-	} else {
+	if len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) == 0 {
 		argv = append(argv, "--no-masks")
 	}
-	if p := s.Linux.RootfsPropagation; p != "" && p != "private" && p != "rprivate" {
-		return nil, unsupported("linux.rootfsPropagation " + p)
+	for _, l := range []struct {
+		opt   string
+		paths []string
+	}{{"--mask", s.Linux.MaskedPaths}, {"--readonly", s.Linux.ReadonlyPaths}} {
+		for _, p := range l.paths {
+			if !path.IsAbs(p) {
+				return nil, fmt.Errorf("config.json: %s %q: not absolute", strings.TrimPrefix(l.opt, "--"), p)
+			}
+			argv = append(argv, l.opt, p)
+		}
+	}
+	if p := s.Linux.RootfsPropagation; p != "" {
+		if _, ok := mount.Propagations[p]; !ok {
+			return nil, fmt.Errorf("config.json: linux.rootfsPropagation %q: unknown", p)
+		}
+		argv = append(argv, "--propagation", p)
 	}
 	return argv, nil
 }
@@ -417,6 +426,7 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 func mountOption(m specs.Mount, dest string) ([]string, error) {
 	bind := m.Type == "bind" || m.Type == "" || m.Type == "none"
 	ro := false
+	prop := ""
 	var data []string
 	for _, o := range m.Options {
 		switch o {
@@ -424,9 +434,11 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 			bind = true
 		case "ro":
 			ro = true
-		case "rw", "private", "rprivate", "nosuid", "nodev", "relatime", "strictatime", "noatime":
-			// barco-mount's volumes are private, nosuid and nodev are the
-			// tmpfs defaults: nothing to add.
+		case "rw", "nosuid", "nodev", "relatime", "strictatime", "noatime":
+			// nosuid and nodev are barco-mount's tmpfs defaults; the
+			// rest changes nothing a container could tell.
+		case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
+			prop = o
 		case "noexec", "exec":
 			data = append(data, o)
 		default:
@@ -439,14 +451,24 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 	}
 	switch {
 	case bind:
-		v := m.Source + ":" + dest
+		var opts []string
 		if ro {
-			v += ":ro"
+			opts = append(opts, "ro")
+		}
+		if prop != "" {
+			opts = append(opts, prop)
+		}
+		v := m.Source + ":" + dest
+		if len(opts) > 0 {
+			v += ":" + strings.Join(opts, ",")
 		}
 		return []string{"--volume", v}, nil
 	case m.Type == "tmpfs":
 		if ro {
 			data = append(data, "ro")
+		}
+		if prop != "" {
+			data = append(data, prop)
 		}
 		v := dest
 		if len(data) > 0 {
@@ -455,24 +477,6 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 		return []string{"--tmpfs", v}, nil
 	}
 	return nil, unsupported(fmt.Sprintf("mount of type %q on %s", m.Type, dest))
-}
-
-// sameAsDefaults reports whether the lists hold nothing beyond barco-mount's
-// masked and read-only paths, which are the runtime spec's defaults.
-func sameAsDefaults(masked, readonly []string) bool {
-	known := map[string]bool{}
-	for _, p := range []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts",
-		"/sys/firmware", "/sys/devices/virtual/powercap", "/sys/fs/selinux", "/sys/dev/block",
-		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"} {
-		known[p] = true
-	}
-	for _, p := range append(append([]string{}, masked...), readonly...) {
-		if !known[p] {
-			return false
-		}
-	}
-	return true
 }
 
 // capsStage is barco-caps with the process's user and capabilities.

@@ -85,6 +85,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 		return fmt.Errorf("pid of the init: %q: %w", data, err)
 	}
 	st.InitStart = startTime(st.Pid)
+	writePidsLimit(dirs, ch.cgroup.Limits.Pids)
 	st.Status = specs.StateCreated
 	if err := c.save(st); err != nil {
 		return err
@@ -191,6 +192,31 @@ func describe(ws unix.WaitStatus) string {
 		return "killed by " + ws.Signal().String()
 	}
 	return "exit status " + strconv.Itoa(ws.ExitStatus())
+}
+
+// writePidsLimit writes the pids limit into the container's cgroup now,
+// for `state` and the engines to read it from a created container. The
+// chain writes it too, as PROGRAM execs (chain.PidsLimitEnv), which is
+// what holds when the init's Go runtime could need more threads than
+// the limit leaves it: then this write waits for that one.
+func writePidsLimit(dirs []string, limit int64) {
+	if limit <= 0 {
+		return
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "pids.max")
+		cur, err := os.ReadFile(filepath.Join(d, "pids.current"))
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64)
+		// The init waits at the start gate on a few threads; its runtime
+		// may start some more before the exec.
+		if err != nil || limit < n+16 {
+			continue
+		}
+		_ = os.WriteFile(p, []byte(strconv.FormatInt(limit, 10)), 0)
+	}
 }
 
 // barcoArgv joins the stages into one command line, "--" between them.

@@ -66,9 +66,12 @@ func start(g *globals, id string) error {
 		return err
 	}
 	if h := st.Config.Hooks; h != nil {
-		// A failing poststart hook only warns: the process runs already.
-		if err := runHooks(h.Poststart, &st.State); err != nil {
-			g.warnf("poststart hook: %v", err)
+		// A failing poststart hook only warns, and the next ones run:
+		// the process runs already.
+		for _, hook := range h.Poststart {
+			if err := runHooks([]specs.Hook{hook}, &st.State); err != nil {
+				g.warnf("poststart hook: %v", err)
+			}
 		}
 	}
 	return nil
