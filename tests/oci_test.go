@@ -382,3 +382,47 @@ func TestOCIConcurrentCreates(t *testing.T) {
 		}
 	}
 }
+
+// The config's process and kernel settings reach the process: rlimits,
+// oom_score_adj, a namespaced sysctl, a seccomp rule, a masked path, the
+// capability sets, the user and its groups.
+func TestOCIConfigReachesTheProcess(t *testing.T) {
+	e := newOCI(t)
+	adj := 300
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", `
+echo nofile=$(ulimit -n):$(ulimit -Hn)
+echo oom=$(cat /proc/self/oom_score_adj)
+echo forward=$(cat /proc/sys/net/ipv4/ip_forward)
+echo masked=$(cat /etc/hostname 2>&1 | wc -c)
+mkdir /x 2>/dev/null && echo mkdir=allowed || echo mkdir=denied
+echo id=$(id -u):$(id -g):$(id -G | tr ' ' ,)
+grep -E '^Cap(Eff|Bnd):' /proc/self/status | tr -d '\t'
+`}
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 512, Hard: 1024}}
+		s.Process.OOMScoreAdj = &adj
+		s.Process.User = specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{5}}
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+		s.Linux.MaskedPaths = []string{"/etc/hostname"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}}}
+	})
+	hostBefore, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	r := e.barco("run", "--bundle", dir, "cfg-1")
+	got := testutil.KeyValues(r.Stdout, "=")
+	for k, v := range map[string]string{"nofile": "512:1024", "oom": "300", "forward": "1", "masked": "0",
+		"mkdir": "denied", "id": "0:0:0,5"} {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q; status %d, output:\n%s%s", k, got[k], v, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	// barco spec's three capabilities, in the bounding and effective sets.
+	for _, want := range []string{"CapEff:0000000020000420\n", "CapBnd:0000000020000420\n"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("no %q in\n%s", want, r.Stdout)
+		}
+	}
+	if host, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(host) != string(hostBefore) {
+		t.Errorf("the host's ip_forward went from %q to %q", hostBefore, host)
+	}
+}
