@@ -81,16 +81,41 @@ func (p *idmappedPool) close() {
 // mounts in this mount namespace, so both are first attached on dir (this
 // namespace's own, private).
 func overlayRoot(cfg *Config, dir string, lower int, uns userNS) (int, error) {
+	size := cfg.OverlaySize
+	if size == "" {
+		size = DefaultOverlaySize
+	}
+	return overlayOn(dir, lower, cfg.Persist, size, uns)
+}
+
+// lockedReadOnly puts a read-only overlay on an idmapped mount, the one
+// way a container sees it. The idmapped mount itself is read-only, but a
+// container with CAP_SYS_ADMIN could remount it read-write in its own mount
+// namespace, and a write through it stores the container's root as host
+// root on the host's disk. Remounted, the overlay writes only to its own
+// tmpfs, which goes with the container.
+func lockedReadOnly(dir string, lower int, uns userNS) (int, error) {
+	fd, err := overlayOn(dir, lower, "", "16m", uns)
+	if err != nil {
+		return -1, err
+	}
+	if err := setattr(fd, "", unix.AT_EMPTY_PATH, unix.MOUNT_ATTR_RDONLY, dir); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// overlayOn makes an overlay whose lower layer is the mount lower, first
+// attached on dir, and whose upper layer is persist/upper, or a new tmpfs
+// of size.
+func overlayOn(dir string, lower int, persist, size string, uns userNS) (int, error) {
 	if err := unix.MoveMount(lower, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return -1, &os.PathError{Op: "move_mount rootfs onto", Path: dir, Err: err}
 	}
-	upperBase := cfg.Persist
+	upperBase := persist
 	var base int
 	if upperBase == "" {
-		size := cfg.OverlaySize
-		if size == "" {
-			size = DefaultOverlaySize
-		}
 		var err error
 		if base, err = newMount("tmpfs", 0, [][2]string{{"size", size}, {"mode", "0755"}}); err != nil {
 			return -1, fmt.Errorf("overlay upper layer: %w", err)
@@ -124,7 +149,7 @@ func overlayRoot(cfg *Config, dir string, lower int, uns userNS) (int, error) {
 	}
 	fd, err := newMount("overlay", 0, opts)
 	if err != nil {
-		if uns.nested && cfg.Persist != "" {
+		if uns.nested && persist != "" {
 			err = chain.WithHint(err, "the --persist directory's filesystem must support user.* xattrs, and be writable by the container's root")
 		}
 		return -1, err

@@ -174,8 +174,14 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 		var fd int
 		var err error
 		if v.Idmap {
-			if fd = pool.take(v.Source); fd < 0 {
+			idm := pool.take(v.Source)
+			if idm < 0 {
 				return fmt.Errorf("volume %s:%s:idmap: no idmapped mount of %s came from barco-ns (barco-ns -U --idmap %s)", v.Source, v.Dest, v.Source, v.Source)
+			}
+			fd, err = lockedReadOnly(v.Source, idm, uns)
+			unix.Close(idm)
+			if err != nil {
+				return fmt.Errorf("volume %s:%s:idmap: %w", v.Source, v.Dest, err)
 			}
 		} else if fd, err = unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE); err != nil {
 			return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
@@ -259,6 +265,16 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	fd := pool.take(cfg.Rootfs)
 	if fd >= 0 {
 		cfg.Log.Debugf("rootfs %s: the idmapped mount barco-ns made", cfg.Rootfs)
+		if !cfg.Overlay && cfg.Persist == "" {
+			// Read-only, for good: see lockedReadOnly.
+			idm := fd
+			var err error
+			fd, err = lockedReadOnly(cfg.Rootfs, idm, uns)
+			unix.Close(idm)
+			if err != nil {
+				return err
+			}
+		}
 	} else {
 		var err error
 		if fd, err = cloneTree(cfg.Rootfs, unix.AT_RECURSIVE); err != nil {
