@@ -234,8 +234,8 @@ func TestIdmappedMountsStayReadOnlyForSysAdmin(t *testing.T) {
 	rootfs := testutil.CopyRootfs(t, 0)
 	before := imageListing(t, rootfs)
 	vol := testutil.SearchableTempDir(t)
-	barcoRun(t, "--rootfs", rootfs, "--read-only", "--cap-add", "sys_admin", "-v", vol+":/v:idmap", "--", "/bin/sh", "-c",
-		"mount -o remount,bind,rw /; touch /pwn; chmod 4755 /pwn; mount -o remount,bind,rw /v; cp /bin/busybox /v/sh; chmod 4755 /v/sh; true")
+	barcoRun(t, "--rootfs", rootfs, "--read-only", "--cap-add", "sys_admin", "-v", vol+":/mnt:idmap", "--", "/bin/sh", "-c",
+		"mount -o remount,bind,rw /; touch /pwn; chmod 4755 /pwn; mount -o remount,bind,rw /mnt; cp /bin/busybox /mnt/sh; chmod 4755 /mnt/sh; true")
 	checkImageUnchanged(t, rootfs, before)
 	if entries, _ := os.ReadDir(vol); len(entries) != 0 {
 		t.Errorf("the container wrote %d entries into the idmapped volume's source on the host", len(entries))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -174,15 +175,10 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 		var fd int
 		var err error
 		if v.Idmap {
-			idm := pool.take(v.Source)
-			if idm < 0 {
-				return fmt.Errorf("volume %s:%s:idmap: no idmapped mount of %s came from barco-ns (barco-ns -U --idmap %s)", v.Source, v.Dest, v.Source, v.Source)
-			}
-			fd, err = lockedReadOnly(v.Source, idm, uns)
-			unix.Close(idm)
-			if err != nil {
-				return fmt.Errorf("volume %s:%s:idmap: %w", v.Source, v.Dest, err)
-			}
+			// Made at the end: see takeIdmappedVolumes.
+			h.volumes = append(h.volumes, -1)
+			h.volDir = append(h.volDir, true)
+			continue
 		} else if fd, err = unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE); err != nil {
 			return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
 		}
@@ -294,6 +290,33 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	h.root = fd
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, cfg.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return &os.PathError{Op: "move_mount rootfs onto", Path: cfg.Rootfs, Err: err}
+	}
+	return h.takeIdmappedVolumes(cfg, pool, uns)
+}
+
+// takeIdmappedVolumes puts each idmapped volume under its read-only
+// overlay (lockedReadOnly), last: the overlay's layer is attached on the
+// volume's source, which then hides the host's directory from any later
+// look-up in this mount namespace. A source inside the rootfs would be
+// attached inside the container, and is refused.
+func (h *host) takeIdmappedVolumes(cfg *Config, pool *idmappedPool, uns userNS) error {
+	for i, v := range cfg.Volumes {
+		if !v.Idmap {
+			continue
+		}
+		if rel, err := filepath.Rel(cfg.Rootfs, v.Source); err == nil && !strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("volume %s:%s:idmap: the source is inside the rootfs %s", v.Source, v.Dest, cfg.Rootfs)
+		}
+		idm := pool.take(v.Source)
+		if idm < 0 {
+			return fmt.Errorf("volume %s:%s:idmap: no idmapped mount of %s came from barco-ns (barco-ns -U --idmap %s)", v.Source, v.Dest, v.Source, v.Source)
+		}
+		fd, err := lockedReadOnly(v.Source, idm, uns)
+		unix.Close(idm)
+		if err != nil {
+			return fmt.Errorf("volume %s:%s:idmap: %w", v.Source, v.Dest, err)
+		}
+		h.volumes[i] = fd
 	}
 	return nil
 }
