@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"barco/lib/testutil"
 )
@@ -183,5 +185,52 @@ func TestCreatedPipeDoesNotReachProgram(t *testing.T) {
 	want := "fd 0\nfd 1\nfd 2\n"
 	if r.Stdout != want && r.Stdout != want+"fd 3\n" {
 		t.Errorf("PROGRAM got %q, want only fds 0-2 and no BARCO_ variable", r.Stdout)
+	}
+}
+
+// The --init init stays for the container's whole life: it holds none of
+// the host's descriptors, neither the caller's nor the chain's, only its
+// standard ones and the pidfd of its child.
+func TestInitHoldsNoHostDescriptors(t *testing.T) {
+	bin := barcoBin(t)
+	leak, err := os.Open("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leak.Close()
+	cmd := exec.Command(bin, "run", "--init", "--pids-limit", "64", "--", "/bin/sleep", "2")
+	cmd.ExtraFiles = []*os.File{leak} // fd 3, not close-on-exec, as a careless caller leaves one
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	var fds []string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		f := childrenOf(cmd.Process.Pid)
+		if len(f) == 0 {
+			continue
+		}
+		if cmdline, _ := os.ReadFile("/proc/" + f[0] + "/cmdline"); !strings.Contains(string(cmdline), "sleep") {
+			continue
+		}
+		entries, _ := os.ReadDir("/proc/" + f[0] + "/fd")
+		fds = nil
+		for _, e := range entries {
+			target, _ := os.Readlink("/proc/" + f[0] + "/fd/" + e.Name())
+			fds = append(fds, e.Name()+"->"+target)
+		}
+		// The init is up once its child, PROGRAM, runs under it.
+		if pid, _ := strconv.Atoi(f[0]); len(childrenOf(pid)) > 0 {
+			break
+		}
+	}
+	for _, fd := range fds {
+		n, target, _ := strings.Cut(fd, "->")
+		if n != "0" && n != "1" && n != "2" && target != "anon_inode:[pidfd]" {
+			t.Errorf("the init holds %s; all: %q", fd, fds)
+		}
+	}
+	if len(fds) == 0 {
+		t.Error("found no init to look at")
 	}
 }

@@ -142,7 +142,7 @@ func TestParsePidsLimit(t *testing.T) {
 	// tasks added, at the descriptor's place in the child's files. (It
 	// goes to one P, which this test gives back.)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	env, files, err := PassPidsLimit([]string{"A=1", PidsLimitEnv + "=" + strconv.Itoa(fd) + ":7"}, []uintptr{0, 1, 2}, nil)
+	env, files, err := PassPidsLimit([]string{"A=1", PidsLimitEnv + "=" + strconv.Itoa(fd) + ":7"}, []uintptr{0, 1, 2}, nil, true)
 	if err != nil || len(files) != 4 || files[3] != uintptr(fd) {
 		t.Fatalf("PassPidsLimit: %q, %v, %v", env, files, err)
 	}

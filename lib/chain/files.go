@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -76,4 +77,24 @@ func CloseChainFDs() {
 		unix.Close(fd)
 	}
 	os.Unsetenv(ChainFDsEnv)
+}
+
+// CloseInherited closes this process's descriptors above stderr that are
+// not close-on-exec: the ones it inherited, or passed on to a child. The
+// Go runtime's own are all close-on-exec, and stay.
+func CloseInherited() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
+	return nil
 }

@@ -116,6 +116,8 @@ func (p *Process) nsSetup(v string) error {
 	if err != nil {
 		return err
 	}
+	// Its end of file was barco-ns's death before the maps; nothing after.
+	unix.Close(s.SyncFD)
 	if len(fds) > 0 {
 		// Kept across the exec of the next stage, which takes them;
 		// PROGRAM never gets them (see Exec).

@@ -128,12 +128,14 @@ func (l *PidsLimit) AddOwnTasks(log *Log) {
 // this process starts with the descriptors files and the environment env,
 // after AddOwnTasks: it returns them with the limit's descriptor and
 // variable added. This process keeps its copy close-on-exec.
-func PassPidsLimit(env []string, files []uintptr, log *Log) ([]string, []uintptr, error) {
+func PassPidsLimit(env []string, files []uintptr, log *Log, stays bool) ([]string, []uintptr, error) {
 	l, ok, err := ParsePidsLimit(env)
 	if err != nil || !ok {
 		return env, files, err
 	}
-	l.AddOwnTasks(log)
+	if stays {
+		l.AddOwnTasks(log)
+	}
 	syscall.CloseOnExec(l.FD)
 	files = append(files[:len(files):len(files)], uintptr(l.FD))
 	l.FD = len(files) - 1

@@ -99,7 +99,7 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	// it execs PROGRAM, or this init before it forks PROGRAM. Counted now
 	// that the init has started what it runs on.
 	if stage {
-		if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+		if env, files, err = chain.PassPidsLimit(env, files, p.Log, true); err != nil {
 			return 0, err
 		}
 	} else if limit, ok, err := chain.ParsePidsLimit(os.Environ()); err != nil {
@@ -124,6 +124,23 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 		return 0, chain.ExecError(path, err)
 	}
 	chain.CloseChainFDs()
+	// Nor any other descriptor it did not open itself: those that went to
+	// the stage (the created entries' pipe, the cgroup's pids.max) and
+	// whatever the caller of barco left open. The init stays for the
+	// container's whole life, where a process that may trace it could
+	// take them (pidfd_getfd).
+	if err := chain.CloseInherited(); err != nil {
+		return 0, err
+	}
+	for _, name := range []string{mount.CreatedFDEnv, chain.PidsLimitEnv} {
+		// Close-on-exec already, so that only the stage gets them.
+		if v, ok := os.LookupEnv(name); ok {
+			fdText, _, _ := strings.Cut(v, ":")
+			if fd, err := strconv.Atoi(fdText); err == nil && fd > 2 {
+				unix.Close(fd)
+			}
+		}
+	}
 	p.Log.Debugf("init: started %s as pid %d", path, pid)
 	ws, err := sup.WaitReaping(pid)
 	if err != nil {

@@ -225,7 +225,8 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// A pids limit left for PROGRAM (see chain.PidsLimitEnv) goes on to
 	// the child; this process's own tasks come on top, since it is in the
 	// cgroup too when it has one (stages exec'd, not linked).
-	if env, files, err = chain.PassPidsLimit(env, files, p.Log); err != nil {
+	// A detached barco-ns leaves at once, and counts for nothing.
+	if env, files, err = chain.PassPidsLimit(env, files, p.Log, !c.Detach); err != nil {
 		unix.Close(r)
 		return 0, err
 	}
