@@ -103,6 +103,9 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 		if err := p.Gate(); err != nil {
 			return 0, err
 		}
+		if err := ApplyRlimitsEnv(env); err != nil {
+			return 0, err
+		}
 		l, ok, err := ParsePidsLimit(env)
 		if err != nil {
 			return 0, err
@@ -152,7 +155,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv)}, nil
 	}
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))

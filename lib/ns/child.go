@@ -56,6 +56,11 @@ func runInit(p *chain.Process, program []string, stage bool) (int, error) {
 	path, env, argv := program[0], os.Environ(), program
 	if !stage {
 		argv = chain.ProgramArgv(program, env)
+		// No stage comes after to set PROGRAM's resource limits: the init
+		// takes them, and PROGRAM inherits them.
+		if err := chain.ApplyRlimitsEnv(env); err != nil {
+			return 0, err
+		}
 		var err error
 		if path, env, err = p.Prepare(program, env); err != nil {
 			return 0, err

@@ -47,8 +47,8 @@ type Config struct {
 	Idmap []string
 	// PIDFile, when set, gets the child's pid (bare digits, as runc's).
 	PIDFile string
-	// Rlimits are the resource limits the child starts with.
-	Rlimits []Rlimit
+	// Rlimits are the resource limits PROGRAM starts with.
+	Rlimits []chain.Rlimit
 	// OOMScoreAdj, when set, is the child's oom_score_adj.
 	OOMScoreAdj *int
 	// Sysctls are "key=value" settings the child makes in its namespaces
@@ -230,12 +230,13 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		unix.Close(r)
 		return 0, err
 	}
-	// Set on this process, for the child to inherit: barco-ns then lives
-	// under them too, which the limits PROGRAM is given allow for a
-	// supervisor that opens nothing and starts nothing more.
-	if err := applyRlimits(c.Rlimits); err != nil {
-		unix.Close(r)
-		return 0, err
+	if len(c.Rlimits) > 0 {
+		// Set by the stage that execs PROGRAM, just before the exec.
+		items := make([]string, len(c.Rlimits))
+		for i, l := range c.Rlimits {
+			items[i] = l.String()
+		}
+		env = withEnv(env, chain.RlimitsEnv, strings.Join(items, ","))
 	}
 	if c.OOMScoreAdj != nil {
 		// Inherited by the child, as the rlimits are.

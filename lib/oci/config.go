@@ -16,7 +16,6 @@ import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/mount"
-	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -320,7 +319,7 @@ func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 	}
 	for _, r := range s.Process.Rlimits {
 		v := fmt.Sprintf("%s=%d:%d", r.Type, r.Soft, r.Hard)
-		if _, err := ns.ParseRlimit(v); err != nil {
+		if _, err := chain.ParseRlimit(v); err != nil {
 			return nil, fmt.Errorf("config.json: process.rlimits: %w", err)
 		}
 		argv = append(argv, "--rlimit", v)

@@ -1,4 +1,4 @@
-package ns
+package chain
 
 import (
 	"testing"

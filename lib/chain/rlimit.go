@@ -1,4 +1,4 @@
-package ns
+package chain
 
 import (
 	"fmt"
@@ -61,9 +61,42 @@ func rlimitValue(v string) (uint64, error) {
 	return n, nil
 }
 
-// applyRlimits sets ls on this process, whose child inherits them: the
-// child of barco-ns is cloned right after. Raising a hard limit needs
-// CAP_SYS_RESOURCE, which only the host side may have.
+// RlimitsEnv names the resource limits PROGRAM starts with (barco-ns
+// --rlimit), "nofile=1024:1024,core=0:0": the stage that execs PROGRAM
+// sets them just before the exec, since a stage's Go runtime may need more
+// than PROGRAM is given (address space, descriptors).
+const RlimitsEnv = "BARCO_RLIMITS"
+
+// String is the limit as ParseRlimit reads it.
+func (l Rlimit) String() string {
+	v := func(n uint64) string {
+		if n == unix.RLIM_INFINITY {
+			return "unlimited"
+		}
+		return strconv.FormatUint(n, 10)
+	}
+	return l.Name + "=" + v(l.Soft) + ":" + v(l.Hard)
+}
+
+// ApplyRlimitsEnv sets the limits of RlimitsEnv in env on this process.
+// Raising a hard limit needs CAP_SYS_RESOURCE in the initial user
+// namespace.
+func ApplyRlimitsEnv(env []string) error {
+	v, ok := lookupEnv(env, RlimitsEnv)
+	if !ok || v == "" {
+		return nil
+	}
+	var ls []Rlimit
+	for _, item := range strings.Split(v, ",") {
+		l, err := ParseRlimit(item)
+		if err != nil {
+			return fmt.Errorf("%s: %w", RlimitsEnv, err)
+		}
+		ls = append(ls, l)
+	}
+	return applyRlimits(ls)
+}
+
 func applyRlimits(ls []Rlimit) error {
 	for _, l := range ls {
 		lim := unix.Rlimit{Cur: l.Soft, Max: l.Hard}
