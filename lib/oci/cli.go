@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -246,6 +248,11 @@ func run(g *globals, id string, o createOptions) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl PR_SET_CHILD_SUBREAPER: %w", err)
 	}
+	// Caught from the start, so that none ends barco with the container
+	// left; once it runs, each goes on to it, as runc run forwards them.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, chain.ForwardedSignals...)
+	defer signal.Stop(sigs)
 	if err := create(g, id, o); err != nil {
 		return 0, err
 	}
@@ -262,6 +269,13 @@ func run(g *globals, id string, o createOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	go func() {
+		for s := range sigs {
+			if sig, ok := s.(syscall.Signal); ok {
+				_ = signalInit(st, unix.Signal(sig))
+			}
+		}
+	}()
 	var ws unix.WaitStatus
 	for {
 		pid, err := unix.Wait4(-1, &ws, 0, nil)

@@ -99,7 +99,13 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 		// then does (capset, setresuid, setgroups, prctl).
 		c.stages = [][]string{cg, ns, mnt, sc, cp, s.Process.Args}
 	}
-	c.env = s.Process.Env
+	// The process's environment is the chain's: a BARCO_ variable in it
+	// would reconfigure the stages, so none is taken.
+	for _, kv := range s.Process.Env {
+		if !strings.HasPrefix(kv, "BARCO_") {
+			c.env = append(c.env, kv)
+		}
+	}
 	return c, nil
 }
 
@@ -380,7 +386,8 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 		extra = append(extra, opt...)
 	}
 	if !have["/proc"] {
-		argv = append(argv, "--no-proc")
+		// The start gate reopens its FIFO through the container's /proc.
+		return nil, unsupported("a container without /proc")
 	}
 	if !have["/dev"] {
 		argv = append(argv, "--no-dev")

@@ -43,6 +43,15 @@ func create(g *globals, id string, o createOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	// The runtime spec's state holds the bundle's absolute path.
+	bundle = bundleAbs
+	// Before anything is opened: an unopened descriptor in the range
+	// would otherwise be one of barco's own, passed to the container.
+	for fd := 3; fd < 3+o.preserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("--preserve-fds %d: descriptor %d is not open", o.preserveFDs, fd)
+		}
+	}
 	spec, err := loadConfig(bundleAbs)
 	if err != nil {
 		return err

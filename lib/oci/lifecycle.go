@@ -184,7 +184,10 @@ func (st *State) leafDirs() []string {
 // killing what runs in it. An unknown id with force is no error, as
 // containerd's shim relies on.
 func remove(g *globals, id string, force bool) error {
-	c, err := openContainer(g.root, id)
+	c, err := openState(g.root, id, force)
+	if errors.Is(err, errNoState) {
+		return c.remove()
+	}
 	if err != nil {
 		var nf errNotFound
 		if force && errors.As(err, &nf) {

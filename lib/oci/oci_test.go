@@ -247,3 +247,21 @@ func TestLoadConfigVersion(t *testing.T) {
 		}
 	}
 }
+
+// A create killed between its mkdir and its first save leaves a directory
+// without a state: delete --force removes it, and the id is free again.
+func TestDeleteForceRemovesAStatelessDirectory(t *testing.T) {
+	g := &globals{root: t.TempDir()}
+	if err := os.Mkdir(filepath.Join(g.root, "half"), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := remove(g, "half", false); err == nil {
+		t.Error("delete without --force removed it")
+	}
+	if err := remove(g, "half", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(g.root, "half")); err == nil {
+		t.Error("the directory is still there")
+	}
+}

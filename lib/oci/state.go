@@ -103,13 +103,21 @@ func newContainer(root, id string) (*Container, error) {
 	return &Container{ID: id, Dir: dir, fd: fd}, nil
 }
 
+// errNoState is openContainer's error for a state directory that a create
+// killed early left without a state: delete --force removes it.
+var errNoState = errors.New("no state")
+
 // errNotFound is the error of a command on a container that does not exist.
 type errNotFound struct{ id string }
 
 func (e errNotFound) Error() string { return fmt.Sprintf("container %s: does not exist", e.id) }
 
 // openContainer locks the state directory of an existing container.
-func openContainer(root, id string) (*Container, error) {
+func openContainer(root, id string) (*Container, error) { return openState(root, id, false) }
+
+// openState is openContainer; with noState, a directory without a state is
+// returned too, with errNoState.
+func openState(root, id string, noState bool) (*Container, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -121,10 +129,21 @@ func openContainer(root, id string) (*Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	// Deleted while this command waited for the lock.
-	if _, err := os.Stat(filepath.Join(dir, "state.json")); errors.Is(err, os.ErrNotExist) {
+	// Deleted while this command waited for the lock, and perhaps made
+	// again by another create: the lock must be on the directory the path
+	// names now.
+	var locked, now unix.Stat_t
+	if unix.Fstat(fd, &locked) != nil || unix.Stat(dir, &now) != nil || locked.Ino != now.Ino || locked.Dev != now.Dev {
 		unix.Close(fd)
 		return nil, errNotFound{id}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); errors.Is(err, os.ErrNotExist) {
+		// A create killed before its first save: nothing ran yet.
+		if !noState {
+			unix.Close(fd)
+			return nil, errNotFound{id}
+		}
+		return &Container{ID: id, Dir: dir, fd: fd}, errNoState
 	}
 	return &Container{ID: id, Dir: dir, fd: fd}, nil
 }
