@@ -179,7 +179,7 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 			h.volumes = append(h.volumes, -1)
 			h.volDir = append(h.volDir, true)
 			continue
-		} else if fd, err = unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|unix.AT_RECURSIVE); err != nil {
+		} else if fd, err = unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|recursive(!v.NoRecursive)); err != nil {
 			return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
 		}
 		h.volumes = append(h.volumes, fd)
@@ -188,8 +188,12 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 			return &os.PathError{Op: "stat", Path: v.Source, Err: err}
 		}
 		h.volDir = append(h.volDir, st.Mode&unix.S_IFMT == unix.S_IFDIR)
-		if v.ReadOnly && !v.Idmap {
-			if err := setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, v.Source); err != nil {
+		attrs := v.Attrs
+		if v.ReadOnly {
+			attrs |= unix.MOUNT_ATTR_RDONLY
+		}
+		if attrs != 0 && !v.Idmap {
+			if err := setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attrs, v.Source); err != nil {
 				return err
 			}
 		}
@@ -319,6 +323,13 @@ func (h *host) takeIdmappedVolumes(cfg *Config, pool *idmappedPool, uns userNS) 
 		h.volumes[i] = fd
 	}
 	return nil
+}
+
+func recursive(yes bool) uint {
+	if yes {
+		return unix.AT_RECURSIVE
+	}
+	return 0
 }
 
 // pivot makes the mount open at root (attached at dir) the root, and

@@ -59,6 +59,10 @@ type Volume struct {
 	// Propagation is an MS_* propagation flag (see Propagations), 0 for
 	// the namespace's private one.
 	Propagation uintptr
+	// Attrs are MOUNT_ATTR_NOSUID, _NODEV and _NOEXEC, as asked.
+	Attrs uint64
+	// NoRecursive binds SRC's own mount only, not those below it.
+	NoRecursive bool
 	// Idmap takes the read-only idmapped clone of Source that barco-ns
 	// made (barco-ns --idmap SOURCE) instead of a plain bind.
 	Idmap bool
@@ -95,12 +99,20 @@ func ParseVolume(s string) (Volume, error) {
 			case "rw":
 			case "idmap":
 				v.Idmap = true
+			case "nosuid":
+				v.Attrs |= unix.MOUNT_ATTR_NOSUID
+			case "nodev":
+				v.Attrs |= unix.MOUNT_ATTR_NODEV
+			case "noexec":
+				v.Attrs |= unix.MOUNT_ATTR_NOEXEC
+			case "norbind":
+				v.NoRecursive = true
 			default:
 				if f, ok := Propagations[o]; ok {
 					v.Propagation = f
 					continue
 				}
-				return Volume{}, fmt.Errorf("%q: unknown option %q (want ro, rw or idmap)", s, o)
+				return Volume{}, fmt.Errorf("%q: unknown option %q (want ro, rw, idmap, nosuid, nodev, noexec, norbind or a propagation)", s, o)
 			}
 		}
 		if v.Idmap {

@@ -431,21 +431,28 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 // mountOption is the barco-mount option for one mount of the config.
 func mountOption(m specs.Mount, dest string) ([]string, error) {
 	bind := m.Type == "bind" || m.Type == "" || m.Type == "none"
-	ro := false
+	ro, rbind := false, false
 	prop := ""
+	var attrs []string
 	var data []string
 	for _, o := range m.Options {
 		switch o {
-		case "bind", "rbind":
+		case "bind":
 			bind = true
+		case "rbind":
+			bind, rbind = true, true
 		case "ro":
 			ro = true
-		case "rw", "nosuid", "nodev", "relatime", "strictatime", "noatime":
-			// nosuid and nodev are barco-mount's tmpfs defaults; the
-			// rest changes nothing a container could tell.
+		case "nosuid", "nodev":
+			attrs = append(attrs, o)
+		case "rw", "relatime", "strictatime", "noatime":
+			// Nothing a container could tell.
 		case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable":
 			prop = o
-		case "noexec", "exec":
+		case "noexec":
+			attrs = append(attrs, o)
+			data = append(data, o)
+		case "exec":
 			data = append(data, o)
 		default:
 			if k, _, ok := strings.Cut(o, "="); ok && (k == "size" || k == "mode" || k == "nr_inodes") {
@@ -461,6 +468,10 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 		if ro {
 			opts = append(opts, "ro")
 		}
+		opts = append(opts, attrs...)
+		if !rbind {
+			opts = append(opts, "norbind")
+		}
 		if prop != "" {
 			opts = append(opts, prop)
 		}
@@ -475,6 +486,11 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 		}
 		if prop != "" {
 			data = append(data, prop)
+		}
+		if !slices.Contains(data, "noexec") && !slices.Contains(data, "exec") {
+			// barco-mount's tmpfs is noexec unless told; a config's only
+			// when it says so.
+			data = append(data, "exec")
 		}
 		v := dest
 		if len(data) > 0 {

@@ -118,6 +118,7 @@ func TestTranslate(t *testing.T) {
 	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1000}}
 	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1000}}
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/srv", Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/etc/x", Type: "bind", Source: "/etc", Options: []string{"bind", "nosuid", "nodev", "noexec", "rshared"}},
 		specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "size=1m", "mode=1777"}})
 	ch, err := translate(s, "/b", "ctr", "/state/pid")
 	if err != nil {
@@ -127,7 +128,8 @@ func TestTranslate(t *testing.T) {
 	for _, want := range []string{
 		"barco-cgroup --exec --parent /parent --name ctr --devices default --",
 		"barco-ns --detach --pid-file /state/pid -p -n -i -u -m -C -U --uid-map 0:1000:1000 --gid-map 0:1000:1000 --hostname barco --",
-		"barco-mount --rootfs /b/rootfs --read-only --cgroupfs --volume /srv:/data:ro --tmpfs /tmp:size=1m,mode=1777 --workdir /test --",
+		"barco-mount --rootfs /b/rootfs --read-only --cgroupfs --volume /srv:/data:ro --volume /etc:/etc/x:nosuid,nodev,noexec,norbind,rshared --tmpfs /tmp:size=1m,mode=1777,exec --workdir /test --mask",
+		"--volume /etc:/etc/x:nosuid,nodev,noexec,norbind,rshared",
 		"barco-caps --caps audit_write,kill,net_bind_service --permitted audit_write,kill,net_bind_service --effective audit_write,kill,net_bind_service --inheritable none --ambient none --user 10:10 --groups 5 --no-new-privs --",
 		"barco-seccomp --profile unconfined -- /bin/echo hi",
 	} {
