@@ -46,7 +46,7 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 	o := &st.Options
 	o.String(&cfg.Rootfs, "rootfs", 0, "DIR", "the directory that becomes / (required)")
 	o.Bool(&cfg.ReadOnly, "read-only", 0, "make / read-only (volumes and tmpfs keep their own mode)")
-	o.Func("volume", 'v', "SRC:DST[:ro]", "bind the host's SRC on DST, created if missing (repeatable)", func(s string) error {
+	o.Func("volume", 'v', "SRC:DST[:OPTS]", "bind the host's SRC on DST, created if missing; OPTS: ro, nosuid, nodev, noexec, norbind, idmap, shared, slave... (repeatable)", func(s string) error {
 		v, err := ParseVolume(s)
 		cfg.Volumes = append(cfg.Volumes, v)
 		return err
