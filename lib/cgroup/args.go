@@ -18,7 +18,13 @@ func (l *Limits) Args() []string {
 		add("--memory-swap", strconv.FormatInt(l.MemorySwap, 10))
 	}
 	if l.CPUQuota > 0 {
-		add("--cpus", strconv.FormatFloat(float64(l.CPUQuota)/DefaultCPUPeriod, 'f', -1, 64))
+		add("--cpu-quota", strconv.FormatInt(l.CPUQuota, 10))
+		if l.CPUPeriod != 0 {
+			add("--cpu-period", strconv.FormatUint(l.CPUPeriod, 10))
+		}
+	}
+	if l.CPUShares > 0 {
+		add("--cpu-shares", strconv.FormatUint(l.CPUShares, 10))
 	}
 	if l.CPUWeight > 0 {
 		add("--cpu-weight", strconv.FormatUint(l.CPUWeight, 10))

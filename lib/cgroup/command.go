@@ -2,6 +2,7 @@ package cgroup
 
 import (
 	"fmt"
+	"strconv"
 
 	"barco/lib/chain"
 )
@@ -45,6 +46,30 @@ func Command() *chain.Stage {
 	st.Options.Func("cpus", 'c', "N", "CPU time, in CPUs, fractional (1.5): a CFS quota over a 100ms period", func(v string) (err error) {
 		l.CPUQuota, err = ParseCPUs(v)
 		return err
+	})
+	st.Options.Func("cpu-shares", 0, "N", "v1 cpu.shares, 2-262144, exactly (converted to cpu.weight on v2)", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 2 || n > 262144 {
+			return fmt.Errorf("%q: not cpu.shares, 2-262144", v)
+		}
+		l.CPUShares = n
+		return nil
+	})
+	st.Options.Func("cpu-quota", 0, "US", "CFS quota in microseconds per --cpu-period, as docker's", func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1000 {
+			return fmt.Errorf("%q: not a quota in microseconds, 1000 or more", v)
+		}
+		l.CPUQuota = n
+		return nil
+	})
+	st.Options.Func("cpu-period", 0, "US", "CFS period in microseconds, 1000-1000000 (default 100000)", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1000 || n > 1000000 {
+			return fmt.Errorf("%q: not a period in microseconds, 1000-1000000", v)
+		}
+		l.CPUPeriod = n
+		return nil
 	})
 	st.Options.Func("cpu-weight", 0, "W", "CPU weight 1-10000 (v2 cpu.weight; converted to cpu.shares on v1)", func(v string) (err error) {
 		l.CPUWeight, err = ParseWeight(v)

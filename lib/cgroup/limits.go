@@ -16,8 +16,10 @@ import (
 type Limits struct {
 	Memory     int64  // bytes; -1 for no limit
 	MemorySwap int64  // memory plus swap in bytes, as docker's --memory-swap; -1 for no limit
-	CPUQuota   int64  // microseconds of CPU time per DefaultCPUPeriod
+	CPUQuota   int64  // microseconds of CPU time per CPUPeriod
+	CPUPeriod  uint64 // microseconds; 0 for DefaultCPUPeriod
 	CPUWeight  uint64 // cgroup v2 cpu.weight, 1-10000
+	CPUShares  uint64 // cgroup v1 cpu.shares, 2-262144, as given (an OCI config's); beats CPUWeight
 	CpusetCPUs string // "0-3,5"
 	CpusetMems string
 	Pids       int64  // tasks; -1 for no limit
@@ -34,7 +36,7 @@ func (l *Limits) Controllers() []string {
 	if l.Memory != 0 || l.MemorySwap != 0 {
 		c = append(c, "memory")
 	}
-	if l.CPUQuota != 0 || l.CPUWeight != 0 {
+	if l.CPUQuota != 0 || l.CPUWeight != 0 || l.CPUShares != 0 {
 		c = append(c, "cpu")
 	}
 	if l.CpusetCPUs != "" || l.CpusetMems != "" {
@@ -100,10 +102,13 @@ func PlanV1(dirs map[string]string, l *Limits) ([]Write, error) {
 		add("memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(l.MemorySwap, 10))
 	}
 	if l.CPUQuota != 0 {
-		add("cpu", "cpu.cfs_period_us", strconv.Itoa(DefaultCPUPeriod))
+		add("cpu", "cpu.cfs_period_us", strconv.FormatUint(l.period(), 10))
 		add("cpu", "cpu.cfs_quota_us", strconv.FormatInt(l.CPUQuota, 10))
 	}
-	if l.CPUWeight != 0 {
+	switch {
+	case l.CPUShares != 0:
+		add("cpu", "cpu.shares", strconv.FormatUint(l.CPUShares, 10))
+	case l.CPUWeight != 0:
 		add("cpu", "cpu.shares", strconv.FormatUint(WeightToShares(l.CPUWeight), 10))
 	}
 	if l.CpusetCPUs != "" {
@@ -165,9 +170,13 @@ func PlanV2(dir string, l *Limits) []Write {
 		add("memory.swap.max", maxOr(swap))
 	}
 	if l.CPUQuota != 0 {
-		add("cpu.max", fmt.Sprintf("%d %d", l.CPUQuota, DefaultCPUPeriod))
+		add("cpu.max", fmt.Sprintf("%d %d", l.CPUQuota, l.period()))
 	}
-	if l.CPUWeight != 0 {
+	switch {
+	case l.CPUShares != 0:
+		// cpu.shares 2-262144 to cpu.weight 1-10000, as runc converts.
+		add("cpu.weight", strconv.FormatUint(1+((l.CPUShares-2)*9999)/262142, 10))
+	case l.CPUWeight != 0:
 		add("cpu.weight", strconv.FormatUint(l.CPUWeight, 10))
 	}
 	if l.CpusetCPUs != "" {
@@ -334,4 +343,12 @@ func writeRetry(fd int, s string) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// period is the CFS period the quota is for.
+func (l *Limits) period() uint64 {
+	if l.CPUPeriod != 0 {
+		return l.CPUPeriod
+	}
+	return DefaultCPUPeriod
 }

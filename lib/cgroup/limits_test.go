@@ -242,3 +242,19 @@ func TestPlanV1DeviceRuleOfBothTypes(t *testing.T) {
 		t.Errorf("PlanV1:\n got %q\nwant %q", got, want)
 	}
 }
+
+// An OCI config's exact cpu.shares and CFS period reach v1 as given, and
+// v2 converted.
+func TestPlanCPUSharesAndPeriod(t *testing.T) {
+	l := &Limits{CPUShares: 1024, CPUQuota: 20000, CPUPeriod: 5000}
+	ws, err := PlanV1(map[string]string{"cpu": "/c"}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(strs(ws), " "); !strings.Contains(got, "cpu.cfs_period_us=5000") || !strings.Contains(got, "cpu.cfs_quota_us=20000") || !strings.Contains(got, "cpu.shares=1024") {
+		t.Errorf("PlanV1: %s", got)
+	}
+	if got := strings.Join(strs(PlanV2("/c", l)), " "); !strings.Contains(got, "cpu.max=20000 5000") || !strings.Contains(got, "cpu.weight=39") {
+		t.Errorf("PlanV2: %s", got)
+	}
+}

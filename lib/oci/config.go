@@ -185,15 +185,13 @@ func limits(r *specs.LinuxResources, l *cgroup.Limits) error {
 	}
 	if c := r.CPU; c != nil {
 		if c.Shares != nil && *c.Shares > 0 {
-			// cpu.shares 2-262144 to cpu.weight 1-10000, as runc converts.
-			l.CPUWeight = 1 + ((*c.Shares-2)*9999)/262142
+			l.CPUShares = *c.Shares
 		}
 		if c.Quota != nil && *c.Quota > 0 {
-			period := uint64(cgroup.DefaultCPUPeriod)
+			l.CPUQuota = *c.Quota
 			if c.Period != nil && *c.Period > 0 {
-				period = *c.Period
+				l.CPUPeriod = *c.Period
 			}
-			l.CPUQuota = *c.Quota * cgroup.DefaultCPUPeriod / int64(period)
 		}
 		l.CpusetCPUs, l.CpusetMems = c.Cpus, c.Mems
 		if (c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0) || (c.RealtimePeriod != nil && *c.RealtimePeriod != 0) {

@@ -99,7 +99,7 @@ func TestLimitsZerosAreUnset(t *testing.T) {
 	if l.Memory != 64<<20 || l.MemorySwap != 128<<20 || l.CPUQuota != 50000 || l.CPUWeight != 0 || l.Pids != 0 {
 		t.Errorf("limits %+v", l)
 	}
-	if got := strings.Join(l.Args(), " "); got != "--memory 67108864 --memory-swap 134217728 --cpus 0.5" {
+	if got := strings.Join(l.Args(), " "); got != "--memory 67108864 --memory-swap 134217728 --cpu-quota 50000 --cpu-period 100000" {
 		t.Errorf("barco-cgroup options %q", got)
 	}
 	if err := limits(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}}}, &l); err == nil {
