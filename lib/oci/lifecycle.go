@@ -88,11 +88,10 @@ func stateJSON(g *globals, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := st.State
-	if out.Status == specs.StateStopped {
-		out.Pid = 0
-	}
-	return json.MarshalIndent(out, "", "  ")
+	// A stopped container keeps the pid its init had, as its hooks saw it:
+	// the runtime spec makes it optional then, and a caller comparing
+	// states (a hook's with state's) finds them equal.
+	return json.MarshalIndent(st.State, "", "  ")
 }
 
 // kill sends sig to the container's init, or with all to every process in
