@@ -198,39 +198,40 @@ func TestInitHoldsNoHostDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer leak.Close()
-	cmd := exec.Command(bin, "run", "--init", "--pids-limit", "64", "--", "/bin/sleep", "2")
+	cmd := exec.Command(bin, "run", "--init", "--pids-limit", "64", "--", "/bin/sleep", "3")
 	cmd.ExtraFiles = []*os.File{leak} // fd 3, not close-on-exec, as a careless caller leaves one
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Wait()
-	var fds []string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		f := childrenOf(cmd.Process.Pid)
-		if len(f) == 0 {
+	// Once PROGRAM runs under it, the init has closed what it does not
+	// keep: poll until its descriptors are its own, or time is up.
+	var held []string
+	seen := false
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		kids := childrenOf(cmd.Process.Pid)
+		if len(kids) == 0 {
 			continue
 		}
-		if cmdline, _ := os.ReadFile("/proc/" + f[0] + "/cmdline"); !strings.Contains(string(cmdline), "sleep") {
+		init, _ := strconv.Atoi(kids[0])
+		if len(childrenOf(init)) == 0 {
 			continue
 		}
-		entries, _ := os.ReadDir("/proc/" + f[0] + "/fd")
-		fds = nil
+		seen = true
+		entries, _ := os.ReadDir("/proc/" + kids[0] + "/fd")
+		held = nil
 		for _, e := range entries {
-			target, _ := os.Readlink("/proc/" + f[0] + "/fd/" + e.Name())
-			fds = append(fds, e.Name()+"->"+target)
+			target, _ := os.Readlink("/proc/" + kids[0] + "/fd/" + e.Name())
+			if e.Name() != "0" && e.Name() != "1" && e.Name() != "2" && target != "anon_inode:[pidfd]" {
+				held = append(held, e.Name()+"->"+target)
+			}
 		}
-		// The init is up once its child, PROGRAM, runs under it.
-		if pid, _ := strconv.Atoi(f[0]); len(childrenOf(pid)) > 0 {
-			break
-		}
-	}
-	for _, fd := range fds {
-		n, target, _ := strings.Cut(fd, "->")
-		if n != "0" && n != "1" && n != "2" && target != "anon_inode:[pidfd]" {
-			t.Errorf("the init holds %s; all: %q", fd, fds)
+		if len(held) == 0 {
+			return
 		}
 	}
-	if len(fds) == 0 {
-		t.Error("found no init to look at")
+	if !seen {
+		t.Fatal("found no init with PROGRAM under it")
 	}
+	t.Errorf("the init still holds %q", held)
 }
