@@ -315,3 +315,25 @@ func TestNSInitBinaryNotWritable(t *testing.T) {
 		t.Fatal("bin/barco-ns was changed from inside a container")
 	}
 }
+
+// --join makes PROGRAM in an existing namespace: here a network namespace
+// of the test's own, which holds a device the host's has not.
+func TestNSJoinNetworkByPath(t *testing.T) {
+	testutil.RequireRoot(t)
+	name := fmt.Sprintf("barco-test-join-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", name).Run()
+	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "mtu", "1234").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set: %v: %s", err, out)
+	}
+	r := testutil.Run(t, nil, nsBin(t), "-p", "-m", "--join", "net=/run/netns/"+name, "--", "ip", "-o", "link", "show", "lo")
+	if r.Code != 0 || !strings.Contains(r.Stdout, " mtu 1234 ") {
+		t.Errorf("lo's mtu in the joined namespace: %q, status %d, %s; want 1234", r.Stdout, r.Code, r.Stderr)
+	}
+	r = testutil.Run(t, nil, nsBin(t), "-p", "--join", "uts=/run/netns/"+name, "--", "/bin/true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "not a uts namespace") {
+		t.Errorf("a network namespace given as uts: status %d, %q", r.Code, r.Stderr)
+	}
+}

@@ -42,6 +42,11 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 	o.Int(&cfg.GID, "gid", 0, "GID", "run PROGRAM as GID (default 0 with -U)")
 	o.Func("idmap", 0, "DIR", "hand the next stage a read-only clone of DIR whose ids are mapped through the new user namespace (repeatable; needs -U)",
 		func(v string) error { cfg.Idmap = append(cfg.Idmap, v); return nil })
+	o.Func("join", 0, "TYPE=PATH", "make PROGRAM in the existing namespace at PATH (net, ipc, uts, pid, cgroup, time), as nsenter (repeatable)", func(v string) error {
+		j, err := ParseJoin(v)
+		cfg.Joins = append(cfg.Joins, j)
+		return err
+	})
 	o.Func("rlimit", 0, "NAME=SOFT[:HARD]", "a resource limit PROGRAM starts with, as prlimit's (nofile=1024:4096; repeatable), set by the stage that execs it", func(v string) error {
 		l, err := chain.ParseRlimit(v)
 		cfg.Rlimits = append(cfg.Rlimits, l)

@@ -47,6 +47,8 @@ type Config struct {
 	Idmap []string
 	// PIDFile, when set, gets the child's pid (bare digits, as runc's).
 	PIDFile string
+	// Joins are existing namespaces the child is made in.
+	Joins []Join
 	// Rlimits are the resource limits PROGRAM starts with.
 	Rlimits []chain.Rlimit
 	// OOMScoreAdj, when set, is the child's oom_score_adj.
@@ -71,6 +73,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Hostname) > 64 || strings.ContainsAny(c.Hostname, ",= \t\n/") {
 		return fmt.Errorf("--hostname %q: not a hostname (at most 64 letters, digits, - and .)", c.Hostname)
+	}
+	for _, j := range c.Joins {
+		if c.Flags&j.Flag != 0 {
+			return fmt.Errorf("--join %s=%s: and a new %s namespace exclude each other", j.Name, j.Path, j.Name)
+		}
 	}
 	for _, kv := range c.Sysctls {
 		// The host's own, without a namespace of the container's.
@@ -265,6 +272,10 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// push input into the caller's terminal (TIOCSTI). The caller's
 	// terminal then signals barco-ns alone, which forwards the signal once.
 	cgroupns := c.Flags & unix.CLONE_NEWCGROUP
+	if err := enter(c.Joins); err != nil {
+		unix.Close(r)
+		return 0, err
+	}
 	pid, err := p.ForkExec(path, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: files,

@@ -16,6 +16,7 @@ import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/mount"
+	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -277,6 +278,7 @@ var nsOptions = map[specs.LinuxNamespaceType]string{
 func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 	argv := []string{"barco-ns", "--detach", "--pid-file", pidFile}
 	seen := map[specs.LinuxNamespaceType]bool{}
+	joined := map[specs.LinuxNamespaceType]bool{}
 	for _, n := range s.Linux.Namespaces {
 		opt, ok := nsOptions[n.Type]
 		if !ok {
@@ -287,7 +289,16 @@ func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 		}
 		seen[n.Type] = true
 		if n.Path != "" {
-			return nil, unsupported("joining namespace " + string(n.Type) + " by path")
+			kind := string(n.Type)
+			if n.Type == specs.NetworkNamespace {
+				kind = "net"
+			}
+			if _, err := ns.ParseJoin(kind + "=" + n.Path); err != nil {
+				return nil, fmt.Errorf("config.json: namespace %s: %w", n.Type, err)
+			}
+			argv = append(argv, "--join", kind+"="+n.Path)
+			joined[n.Type] = true
+			continue
 		}
 		argv = append(argv, opt)
 	}
@@ -328,7 +339,8 @@ func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 		}
 		argv = append(argv, "--rlimit", v)
 	}
-	if s.Hostname != "" {
+	if s.Hostname != "" && !joined[specs.UTSNamespace] {
+		// A joined UTS namespace keeps its own name: it is another's.
 		if !seen[specs.UTSNamespace] {
 			return nil, errors.New("config.json: hostname needs a uts namespace of the container's own")
 		}
