@@ -27,7 +27,12 @@ func treeListing(t *testing.T, dir string) string {
 	return l
 }
 
-func listTree(dir string) (string, error) {
+func listTree(dir string) (string, error) { return listTreeWith(dir, false) }
+
+// listTreeWith is listTree, with each entry's mtime and a directory's own
+// size when mtimes is set: an image a container ran on must not differ
+// even there.
+func listTreeWith(dir string, mtimes bool) (string, error) {
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -39,11 +44,15 @@ func listTree(dir string) (string, error) {
 		}
 		st := fi.Sys().(*syscall.Stat_t)
 		size := fi.Size()
-		if fi.IsDir() {
+		if fi.IsDir() && !mtimes {
 			size = 0 // a directory's size depends on its history, not its entries
 		}
 		rel, _ := filepath.Rel(dir, p)
-		lines = append(lines, fmt.Sprintf("%s %v %d:%d %d", rel, fi.Mode(), st.Uid, st.Gid, size))
+		line := fmt.Sprintf("%s %v %d:%d %d", rel, fi.Mode(), st.Uid, st.Gid, size)
+		if mtimes {
+			line += fmt.Sprintf(" %d.%09d", st.Mtim.Sec, st.Mtim.Nsec)
+		}
+		lines = append(lines, line)
 		return nil
 	})
 	if err != nil {

@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,25 +16,11 @@ import (
 // container ran on must list the same before and after.
 func imageListing(t *testing.T, dir string) string {
 	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		rel, _ := filepath.Rel(dir, p)
-		lines = append(lines, fmt.Sprintf("%s %v %d:%d %d %d.%09d", rel, fi.Mode(), st.Uid, st.Gid, fi.Size(), st.Mtim.Sec, st.Mtim.Nsec))
-		return nil
-	})
+	l, err := listTreeWith(dir, true)
 	if err != nil {
-		t.Fatalf("list %s: %v", dir, err)
+		t.Fatal(err)
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return l
 }
 
 func checkImageUnchanged(t *testing.T, dir, before string) {

@@ -81,3 +81,16 @@ func (st *Stage) parse(p *Process, args []string) (program []string, done bool, 
 	}
 	return rest, false, nil
 }
+
+// JoinStages joins the argv of each stage into one command line, "--"
+// between stages: the form every stage takes its next one in.
+func JoinStages(stages [][]string) []string {
+	var argv []string
+	for i, st := range stages {
+		if i > 0 {
+			argv = append(argv, "--")
+		}
+		argv = append(argv, st...)
+	}
+	return argv
+}

@@ -260,12 +260,7 @@ func run(g *globals, id string, o createOptions) (int, error) {
 		_ = remove(g, id, true)
 		return 0, err
 	}
-	c, err := openContainer(g.root, id)
-	if err != nil {
-		return 0, err
-	}
-	st, err := c.load()
-	c.close()
+	st, err := loadState(g.root, id)
 	if err != nil {
 		return 0, err
 	}
@@ -320,12 +315,7 @@ func list(g *globals, w io.Writer, format string) error {
 
 // ps prints the host pids of the container's processes.
 func ps(g *globals, w io.Writer, id, format string) error {
-	c, err := openContainer(g.root, id)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	st, err := c.load()
+	st, err := loadState(g.root, id)
 	if err != nil {
 		return err
 	}

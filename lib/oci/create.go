@@ -144,7 +144,7 @@ func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve 
 		unix.Close(pipe[1])
 		return err
 	}
-	argv := barcoArgv(ch.stages)
+	argv := chain.JoinStages(ch.stages)
 	path := filepath.Join(filepath.Dir(self), argv[0])
 	files := []uintptr{0, 1, 2}
 	for fd := 3; fd < 3+preserve; fd++ {
@@ -226,18 +226,6 @@ func writePidsLimit(dirs []string, limit int64) {
 		}
 		_ = os.WriteFile(p, []byte(strconv.FormatInt(limit, 10)), 0)
 	}
-}
-
-// barcoArgv joins the stages into one command line, "--" between them.
-func barcoArgv(stages [][]string) []string {
-	var argv []string
-	for i, st := range stages {
-		if i > 0 {
-			argv = append(argv, "--")
-		}
-		argv = append(argv, st...)
-	}
-	return argv
 }
 
 // missingDirs are the directories of dirs, and of their parents, that do

@@ -79,12 +79,7 @@ func start(g *globals, id string) error {
 
 // stateJSON is what `state` prints: the runtime spec's state.
 func stateJSON(g *globals, id string) ([]byte, error) {
-	c, err := openContainer(g.root, id)
-	if err != nil {
-		return nil, err
-	}
-	defer c.close()
-	st, err := c.load()
+	st, err := loadState(g.root, id)
 	if err != nil {
 		return nil, err
 	}
@@ -360,13 +355,7 @@ func listRows(g *globals) ([]State, error) {
 	}
 	var out []State
 	for _, id := range ids {
-		c, err := openContainer(g.root, id)
-		if err != nil {
-			continue
-		}
-		st, err := c.load()
-		c.close()
-		if err == nil {
+		if st, err := loadState(g.root, id); err == nil {
 			out = append(out, *st)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"barco/lib/cgroup"
+	"barco/lib/chain"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -124,7 +125,7 @@ func TestTranslate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(barcoArgv(ch.stages), " ")
+	got := strings.Join(chain.JoinStages(ch.stages), " ")
 	for _, want := range []string{
 		"barco-cgroup --exec --parent /parent --name ctr --devices default --",
 		"barco-ns --detach --pid-file /state/pid -p -n -i -u -m -C -U --uid-map 0:1000:1000 --gid-map 0:1000:1000 --hostname barco --",

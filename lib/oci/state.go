@@ -148,6 +148,17 @@ func openState(root, id string, noState bool) (*Container, error) {
 	return &Container{ID: id, Dir: dir, fd: fd}, nil
 }
 
+// loadState reads a container's state under its lock, for a command that
+// only reads it.
+func loadState(root, id string) (*State, error) {
+	c, err := openContainer(root, id)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	return c.load()
+}
+
 func (c *Container) close() {
 	if c.fd >= 0 {
 		unix.Close(c.fd)

@@ -440,16 +440,7 @@ func appendOpt(argv []string, name, value string) []string {
 }
 
 // Argv joins the stages into one command line, "--" between stages.
-func Argv(stages [][]string) []string {
-	var argv []string
-	for i, st := range stages {
-		if i > 0 {
-			argv = append(argv, "--")
-		}
-		argv = append(argv, st...)
-	}
-	return argv
-}
+func Argv(stages [][]string) []string { return chain.JoinStages(stages) }
 
 // Environ is the container's environment: a clean one with PATH, HOME,
 // HOSTNAME and TERM, then --env-file files and -e variables in order.
