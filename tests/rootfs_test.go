@@ -225,3 +225,16 @@ func TestIdmappedMountsStayReadOnlyForSysAdmin(t *testing.T) {
 		t.Errorf("the container wrote %d entries into the idmapped volume's source on the host", len(entries))
 	}
 }
+
+// A volume below a tmpfs, given after it, is seen: the mounts are made in
+// the order given (podman binds /run/.containerenv under a tmpfs /run).
+func TestVolumeBelowATmpfs(t *testing.T) {
+	dir := testutil.SearchableTempDir(t)
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := barcoRun(t, "--tmpfs", "/run", "-v", f+":/run/f", "--", "cat", "/run/f"); out != "kept\n" {
+		t.Errorf("the volume below the tmpfs: %q", out)
+	}
+}

@@ -48,12 +48,12 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 	o.Bool(&cfg.ReadOnly, "read-only", 0, "make / read-only (volumes and tmpfs keep their own mode)")
 	o.Func("volume", 'v', "SRC:DST[:OPTS]", "bind the host's SRC on DST, created if missing; OPTS: ro, nosuid, nodev, noexec, norbind, idmap, shared, slave... (repeatable)", func(s string) error {
 		v, err := ParseVolume(s)
-		cfg.Volumes = append(cfg.Volumes, v)
+		cfg.AddVolume(v)
 		return err
 	})
 	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST, noexec, nosuid, nodev; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,exec (repeatable)", func(s string) error {
 		t, err := ParseTmpfs(s)
-		cfg.Tmpfs = append(cfg.Tmpfs, t)
+		cfg.AddTmpfs(t)
 		return err
 	})
 	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "the program's working directory (default /)")

@@ -385,16 +385,21 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		}
 	}
 	cfg.Log.Debugf("default filesystem ready")
-	for i, v := range cfg.Volumes {
-		if err := r.attach(h.root, h.volumes[i], v.Dest, inRoot, h.volDir[i]); err != nil {
-			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
+	// In the order given, volumes and tmpfs mounts alike: a volume on a
+	// path below a tmpfs is made after it, or the tmpfs would hide it.
+	for _, m := range cfg.order() {
+		if m.volume {
+			i, v := m.index, cfg.Volumes[m.index]
+			if err := r.attach(h.root, h.volumes[i], v.Dest, inRoot, h.volDir[i]); err != nil {
+				return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
+			}
+			if err := propagate(v.Dest, v.Propagation); err != nil {
+				return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
+			}
+			cfg.Log.Debugf("volume %s on %s", v.Source, v.Dest)
+			continue
 		}
-		if err := propagate(v.Dest, v.Propagation); err != nil {
-			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
-		}
-		cfg.Log.Debugf("volume %s on %s", v.Source, v.Dest)
-	}
-	for _, t := range cfg.Tmpfs {
+		t := cfg.Tmpfs[m.index]
 		fd, err := newMount("tmpfs", msToAttrs(t.Flags), splitData(t.Data))
 		if err == nil {
 			err = r.attach(h.root, fd, t.Dest, inRoot, true)

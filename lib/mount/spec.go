@@ -34,6 +34,9 @@ type Config struct {
 	// Propagation is the propagation of the container's root mount, an
 	// MS_* flag (MS_REC|MS_SHARED for rshared); 0 leaves it private.
 	Propagation uintptr
+	// Order is the order in which the volumes and tmpfs mounts were given
+	// (see order); empty, the volumes come first.
+	Order []MountRef
 	// Masked and Readonly, when either is set, replace the default masked
 	// and read-only paths.
 	Masked, Readonly []string
@@ -174,6 +177,39 @@ func validMode(v string) bool {
 
 // containerPath checks that p is absolute and cleans it; / itself is
 // refused, since a mount on it would hide the whole rootfs.
+// MountRef names one of Config's volumes or tmpfs mounts.
+type MountRef struct {
+	volume bool
+	index  int
+}
+
+// order is the order to make the volumes and tmpfs mounts in: as given,
+// else the volumes, then the tmpfs mounts.
+func (c *Config) order() []MountRef {
+	if len(c.Order) == len(c.Volumes)+len(c.Tmpfs) {
+		return c.Order
+	}
+	var o []MountRef
+	for i := range c.Volumes {
+		o = append(o, MountRef{volume: true, index: i})
+	}
+	for i := range c.Tmpfs {
+		o = append(o, MountRef{index: i})
+	}
+	return o
+}
+
+// AddVolume and AddTmpfs add a mount in its place in the order.
+func (c *Config) AddVolume(v Volume) {
+	c.Order = append(c.Order, MountRef{volume: true, index: len(c.Volumes)})
+	c.Volumes = append(c.Volumes, v)
+}
+
+func (c *Config) AddTmpfs(t Tmpfs) {
+	c.Order = append(c.Order, MountRef{index: len(c.Tmpfs)})
+	c.Tmpfs = append(c.Tmpfs, t)
+}
+
 // Propagations are the mount propagation types by their mount(8) names.
 var Propagations = map[string]uintptr{
 	"private": unix.MS_PRIVATE, "rprivate": unix.MS_REC | unix.MS_PRIVATE,

@@ -56,6 +56,9 @@ type Spec struct {
 	// Argv0, when set, is PROGRAM's argv[0] (the original command line's
 	// -a); PROGRAM is still found by its own name.
 	Argv0 *string
+	// volumeFirst records, for each --volume and --tmpfs in the order
+	// given, whether it was a volume.
+	volumeFirst []bool
 }
 
 // DefaultPidsLimit caps the tasks of a container unless --pids-limit says
@@ -91,6 +94,7 @@ func (s *Spec) Declare(o *chain.Options) {
 			return err
 		}
 		s.Volumes = append(s.Volumes, v)
+		s.volumeFirst = append(s.volumeFirst, true)
 		return nil
 	})
 	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs at DST, noexec, nosuid and nodev unless OPTS has exec (repeatable)", func(v string) error {
@@ -98,6 +102,7 @@ func (s *Spec) Declare(o *chain.Options) {
 			return err
 		}
 		s.Tmpfs = append(s.Tmpfs, v)
+		s.volumeFirst = append(s.volumeFirst, false)
 		return nil
 	})
 	o.Func("workdir", 'w', "DIR", "working directory inside, absolute (default /)", func(v string) error {
@@ -382,11 +387,17 @@ func (s *Spec) Stages() ([][]string, error) {
 	case !s.NoOverlay:
 		mnt = append(mnt, "--overlay")
 	}
-	for _, v := range volumes {
-		mnt = append(mnt, "--volume", v)
-	}
-	for _, t := range s.Tmpfs {
-		mnt = append(mnt, "--tmpfs", t)
+	// In the order given, which barco-mount keeps: a volume below a tmpfs
+	// comes after it.
+	vi, ti := 0, 0
+	for _, isVolume := range s.mountOrder() {
+		if isVolume {
+			mnt = append(mnt, "--volume", volumes[vi])
+			vi++
+		} else {
+			mnt = append(mnt, "--tmpfs", s.Tmpfs[ti])
+			ti++
+		}
 	}
 	mnt = appendOpt(mnt, "--workdir", s.Workdir)
 	// The files of /etc every container has; not written into an image
@@ -431,6 +442,23 @@ func (s *Spec) Stages() ([][]string, error) {
 // go through an idmapped mount (it would store the container's root as the
 // host's), so --no-overlay has none either.
 func (s *Spec) idmapped() bool { return !s.NoUserNS && !s.NoIdmap && !s.NoOverlay }
+
+// mountOrder says, for each volume and tmpfs mount in the order given,
+// whether it is a volume; a Spec made in code, without that order, has
+// its volumes first.
+func (s *Spec) mountOrder() []bool {
+	if len(s.volumeFirst) == len(s.Volumes)+len(s.Tmpfs) {
+		return s.volumeFirst
+	}
+	order := make([]bool, 0, len(s.Volumes)+len(s.Tmpfs))
+	for range s.Volumes {
+		order = append(order, true)
+	}
+	for range s.Tmpfs {
+		order = append(order, false)
+	}
+	return order
+}
 
 func appendOpt(argv []string, name, value string) []string {
 	if value == "" {

@@ -219,3 +219,13 @@ func TestSeccompFileIsPassedAsJSON(t *testing.T) {
 		t.Errorf("a profile with an unknown field: %v", err)
 	}
 }
+
+// Volumes and tmpfs mounts reach barco-mount in the order given: a volume
+// on a path below a tmpfs must come after it.
+func TestMountsKeepTheirOrder(t *testing.T) {
+	s := parseRun(t, "--tmpfs", "/run", "-v", "/a:/run/a", "--tmpfs", "/tmp", "prog")
+	got := strings.Join(must(s.Stages())[2], " ")
+	if !strings.Contains(got, "--tmpfs /run --volume /a:/run/a --tmpfs /tmp") {
+		t.Errorf("barco-mount %q: the mounts out of their order", got)
+	}
+}
