@@ -23,15 +23,11 @@ import (
 // start lets a created container run: it opens the start gate, on which
 // the init waits, and returns once the init has gone through it.
 func start(g *globals, id string) error {
-	c, err := openContainer(g.root, id)
+	c, st, err := lockAndLoad(g.root, id)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	st, err := c.load()
-	if err != nil {
-		return err
-	}
 	if st.Status != specs.StateCreated {
 		return fmt.Errorf("container %s is %s: only a created container can be started", id, st.Status)
 	}
@@ -92,15 +88,11 @@ func stateJSON(g *globals, id string) ([]byte, error) {
 // kill sends sig to the container's init, or with all to every process in
 // its cgroup, which also works once the init is gone (execs may be left).
 func kill(g *globals, id string, sig unix.Signal, all bool) error {
-	c, err := openContainer(g.root, id)
+	c, st, err := lockAndLoad(g.root, id)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	st, err := c.load()
-	if err != nil {
-		return err
-	}
 	if all {
 		return signalCgroup(st, sig)
 	}

@@ -148,15 +148,30 @@ func openState(root, id string, noState bool) (*Container, error) {
 	return &Container{ID: id, Dir: dir, fd: fd}, nil
 }
 
+// lockAndLoad locks a container and reads its state; the caller closes
+// it when done with what the state says.
+func lockAndLoad(root, id string) (*Container, *State, error) {
+	c, err := openContainer(root, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := c.load()
+	if err != nil {
+		c.close()
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 // loadState reads a container's state under its lock, for a command that
 // only reads it.
 func loadState(root, id string) (*State, error) {
-	c, err := openContainer(root, id)
+	c, st, err := lockAndLoad(root, id)
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
-	return c.load()
+	c.close()
+	return st, nil
 }
 
 func (c *Container) close() {
