@@ -203,6 +203,38 @@ echo scratchsize=$(df -k /scratch | awk 'NR == 2 {print $2}')
 	}
 }
 
+// --device makes a node in /dev; in a user namespace, where mknod is not
+// allowed, the host's node at the same path is bound, and only if it is
+// that device.
+func TestMountDevices(t *testing.T) {
+	for _, mode := range nsModes {
+		t.Run(mode.name, func(t *testing.T) {
+			rootfs := testutil.CopyRootfs(t, mode.root)
+			r := mountRun(t, mode, "--rootfs", rootfs, "--device", "/dev/net/tun:c:10:200:0600", "--device", "/dev/null:c:1:3:0600",
+				"--", "/bin/sh", "-c", `ls -l /dev/net/tun /dev/null | awk '{print $1, $5, $6, $NF}'`)
+			if r.Code != 0 {
+				t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
+			}
+			want := "crw------- 10, 200 /dev/net/tun\ncrw------- 1, 3 /dev/null\n"
+			if mode.root != 0 {
+				// The host's nodes, with the host's modes.
+				want = "crw------- 10, 200 /dev/net/tun\ncrw-rw-rw- 1, 3 /dev/null\n"
+			}
+			if r.Stdout != want {
+				t.Errorf("devices:\n%s\nwant\n%s", r.Stdout, want)
+			}
+			r = mountRun(t, mode, "--rootfs", rootfs, "--device", "/dev/test1:c:10:666", "--", "/bin/sh", "-c", "ls -l /dev/test1")
+			if mode.root != 0 {
+				if r.Code != 125 || !strings.Contains(r.Stderr, "in a user namespace a device can only be the host's") {
+					t.Errorf("a device the host lacks, in a user namespace: status %d, stderr %q", r.Code, r.Stderr)
+				}
+			} else if r.Code != 0 || !strings.Contains(r.Stdout, "10, 666") {
+				t.Errorf("mknod 10:666: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+			}
+		})
+	}
+}
+
 func TestMountReadOnlyAndWorkdir(t *testing.T) {
 	r := mountRun(t, nsModes[0], "--rootfs", testutil.CopyRootfs(t, 0), "--read-only", "--tmpfs", "/tmp", "--workdir", "/etc",
 		"--", "/bin/sh", "-c", `
@@ -336,6 +368,9 @@ func TestMountErrors(t *testing.T) {
 				{[]string{"--rootfs", rootfs, "--console-socket", "77", "--", "/bin/sh"}, 125, "descriptor 77 is not an open socket"},
 				{[]string{"--rootfs", rootfs, "--console-socket", "/nonexistent/sock", "--", "/bin/sh"}, 125, "connect to console socket /nonexistent/sock"},
 				{[]string{"--rootfs", rootfs, "--no-dev", "--console-socket", "/nonexistent/sock", "--", "/bin/sh"}, 125, "--no-dev"},
+				{[]string{"--rootfs", rootfs, "--device", "/etc/x:c:1:3", "--", "/bin/sh"}, 125, "not under /dev"},
+				{[]string{"--rootfs", rootfs, "--device", "/dev/x:z:1:3", "--", "/bin/sh"}, 125, "want c, b, u or p"},
+				{[]string{"--rootfs", rootfs, "--no-dev", "--device", "/dev/x:c:1:3", "--", "/bin/sh"}, 125, "--no-dev"},
 			}
 			for _, c := range cases {
 				r := mountRun(t, mode, c.args...)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -424,5 +425,85 @@ grep -E '^Cap(Eff|Bnd):' /proc/self/status | tr -d '\t'
 	}
 	if host, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(host) != string(hostBefore) {
 		t.Errorf("the host's ip_forward went from %q to %q", hostBefore, host)
+	}
+}
+
+// linux.devices become nodes in the container's /dev; the device cgroup
+// holds the config's rules in their order, then the default ones; the
+// umask and the mounts' order are the config's.
+func TestOCIDevicesUmaskAndMountOrder(t *testing.T) {
+	e := newOCI(t)
+	mode := os.FileMode(0o640)
+	gid := uint32(5)
+	src := t.TempDir()
+	if err := os.Mkdir(filepath.Join(src, "y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", `
+ls -ln /dev/test1 /dev/fifo1 | awk '{print $1, $3, $4, $5, $6, $NF}'
+touch /tmp/made; stat -c 'umask=%a' /tmp/made
+awk '$5 ~ "^/(a|b)" {print "mount=" $5}' /proc/self/mountinfo
+cat /dev/null && echo null=ok
+sleep 30`}
+		umask := uint32(0o027)
+		s.Process.User.Umask = &umask
+		s.Linux.Devices = []specs.LinuxDevice{
+			{Path: "/dev/test1", Type: "c", Major: 10, Minor: 666, FileMode: &mode, GID: &gid},
+			{Path: "/dev/fifo1", Type: "p", FileMode: &mode},
+		}
+		maj, min := int64(10), int64(229)
+		s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+			{Allow: false, Access: "rwm"},
+			{Allow: true, Type: "c", Major: &maj, Minor: &min, Access: "rw"},
+			{Allow: true, Type: "b", Major: &maj, Access: "r"},
+		}}
+		s.Mounts = append(s.Mounts,
+			specs.Mount{Destination: "/b", Type: "tmpfs", Source: "tmpfs"},
+			specs.Mount{Destination: "/a", Source: src, Options: []string{"rbind"}},
+			specs.Mount{Destination: "/b/x", Type: "tmpfs", Source: "tmpfs"},
+			specs.Mount{Destination: "/a/y", Type: "tmpfs", Source: "tmpfs"})
+	})
+	out := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(e.bin, "--root", e.root, "create", "--bundle", dir, "dev-1")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Run(); err != nil {
+		data, _ := os.ReadFile(out)
+		t.Fatalf("create: %v: %s", err, data)
+	}
+	var list []byte
+	for _, d := range cgroupDirsOf("dev-1") {
+		if strings.Contains(d, "/devices/") {
+			list, _ = os.ReadFile(filepath.Join(d, "devices.list"))
+		}
+	}
+	wantList := "c 10:229 rw\nb 10:* r\nc *:* m\nb *:* m\nc 1:3 rwm\n"
+	if !strings.HasPrefix(string(list), wantList) {
+		t.Errorf("devices.list:\n%s\nwant it to start with\n%s", list, wantList)
+	}
+	e.must("start", "dev-1")
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(out)
+		if got = string(data); strings.Contains(got, "null=") {
+			break
+		}
+	}
+	e.must("kill", "dev-1", "KILL")
+	for _, want := range []string{
+		"crw-r----- 0 5 10, 666 /dev/test1\n",
+		"prw-r----- 0 0", // a FIFO has no numbers: ls prints its size
+		"umask=640\n",
+		"mount=/b\nmount=/a\nmount=/b/x\nmount=/a/y\n",
+		"null=ok\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in the container's output:\n%s", want, got)
+		}
 	}
 }

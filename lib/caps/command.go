@@ -1,10 +1,13 @@
 package caps
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"barco/lib/chain"
+	"golang.org/x/sys/unix"
 )
 
 // Command is the barco-caps stage.
@@ -70,6 +73,15 @@ user and groups stay as they are.`,
 		return nil
 	})
 	o.Bool(&spec.NoNewPrivs, "no-new-privs", 0, "set no_new_privs: setuid bits and file capabilities grant nothing")
+	umask := -1
+	o.Func("umask", 0, "OCTAL", "the file mode creation mask PROGRAM starts with, as process.user.umask", func(v string) error {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o777 {
+			return fmt.Errorf("%q: not an octal mask up to 777", v)
+		}
+		umask = int(m)
+		return nil
+	})
 	o.Bool(&printOnly, "print", 0, "print the resolved sets, user and groups; apply nothing, run nothing")
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
@@ -89,6 +101,10 @@ user and groups stay as they are.`,
 		}
 		if err := Apply(plan, caller, p.Log); err != nil {
 			return 0, err
+		}
+		if umask >= 0 {
+			// Inherited across exec: the stages after this one make no files.
+			unix.Umask(umask)
 		}
 		return p.Exec(program, os.Environ())
 	}

@@ -6,8 +6,8 @@ import (
 
 // Args are the barco-cgroup options that ask for l, for a front end that
 // builds the chain from limits it computed (an OCI config's resources).
-// Devices nil is no device control; else the rules follow the defaults,
-// which --devices default allows anyway.
+// Devices nil is no device control; else the rules other than the
+// defaults, in their order, which barco-cgroup puts before the defaults.
 func (l *Limits) Args() []string {
 	var a []string
 	add := func(name, value string) { a = append(a, name, value) }

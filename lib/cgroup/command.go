@@ -119,7 +119,9 @@ func Command() *chain.Stage {
 		case devices == "all" && len(allow) > 0:
 			return 0, fmt.Errorf("--device-allow: no use with --devices all")
 		case devices == "default" || len(allow) > 0:
-			l.Devices = append(append([]DeviceRule{}, DefaultDevices...), allow...)
+			// The rules asked for first, in their order, as an OCI config
+			// lists them; the defaults after.
+			l.Devices = append(append([]DeviceRule{}, allow...), DefaultDevices...)
 		}
 		if exec {
 			return Exec(p, &o, program)

@@ -56,6 +56,11 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		cfg.AddTmpfs(t)
 		return err
 	})
+	o.Func("device", 0, "PATH:TYPE:MAJ:MIN[:MODE[:UID:GID]]", "make a device node PATH under /dev, TYPE c, b, u or p, MODE octal (0666); in a user namespace, the host's node at PATH bound (repeatable)", func(s string) error {
+		d, err := ParseDevice(s)
+		cfg.Devices = append(cfg.Devices, d)
+		return err
+	})
 	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "the program's working directory (default /)")
 	o.Bool(&cfg.Overlay, "overlay", 0, "an ephemeral root: writes go to an overlay layer in a tmpfs, and DIR stays unchanged")
 	o.String(&cfg.OverlaySize, "overlay-size", 0, "SIZE", "the size bound of --overlay's tmpfs, as tmpfs's size= (default "+DefaultOverlaySize+")")
@@ -94,6 +99,9 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		}
 		if cfg.ReadOnly && (cfg.Overlay || cfg.Persist != "") {
 			return 0, &chain.OptionError{Option: "--read-only", Msg: "and --overlay or --persist exclude each other"}
+		}
+		if cfg.NoDev && len(cfg.Devices) > 0 {
+			return 0, &chain.OptionError{Option: "--device", Msg: "needs the /dev that --no-dev leaves out"}
 		}
 		if cfg.OverlaySize != "" && !validSize(cfg.OverlaySize) {
 			return 0, &chain.OptionError{Option: "--overlay-size", Msg: fmt.Sprintf("%q: not a size (N, Nk, Nm, Ng or N%%)", cfg.OverlaySize)}

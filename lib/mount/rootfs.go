@@ -54,8 +54,12 @@ type host struct {
 	proc    int   // a new procfs, or -1
 	sys     int   // a new sysfs or a read-only clone of the host's /sys, or -1
 	devices []int // clones of the host's device nodes, in a user namespace
-	volumes []int // clones of the volume sources, in order
+	volumes []int // clones of the volume sources, by index in cfg.Volumes
 	volDir  []bool
+	tmpfs   []int // the tmpfs mounts, by index in cfg.Tmpfs
+	// devNodes are clones of the host's nodes for cfg.Devices, by index
+	// (-1 for those made by mknod).
+	devNodes []int
 	// dev are /dev's tmpfs, devpts, shm and mqueue (-1 where not
 	// allowed), made before /sys: mountinfo lists mounts in the order they
 	// were made, which is the order an OCI config gives.
@@ -66,7 +70,12 @@ type host struct {
 }
 
 func (h *host) close() {
-	for _, fd := range append(append([]int{h.root, h.proc, h.sys, h.etc, h.dev[0], h.dev[1], h.dev[2], h.dev[3]}, h.devices...), h.volumes...) {
+	fds := []int{h.root, h.proc, h.sys, h.etc, h.dev[0], h.dev[1], h.dev[2], h.dev[3]}
+	fds = append(fds, h.devices...)
+	fds = append(fds, h.volumes...)
+	fds = append(fds, h.tmpfs...)
+	fds = append(fds, h.devNodes...)
+	for _, fd := range fds {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -171,33 +180,6 @@ func accessHint(err error, uns userNS) error {
 func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	pool := takeIdmappedPool()
 	defer pool.close()
-	for _, v := range cfg.Volumes {
-		var fd int
-		var err error
-		if v.Idmap {
-			// Made at the end: see takeIdmappedVolumes.
-			h.volumes = append(h.volumes, -1)
-			h.volDir = append(h.volDir, true)
-			continue
-		} else if fd, err = unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|recursive(!v.NoRecursive)); err != nil {
-			return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
-		}
-		h.volumes = append(h.volumes, fd)
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return &os.PathError{Op: "stat", Path: v.Source, Err: err}
-		}
-		h.volDir = append(h.volDir, st.Mode&unix.S_IFMT == unix.S_IFDIR)
-		attrs := v.Attrs
-		if v.ReadOnly {
-			attrs |= unix.MOUNT_ATTR_RDONLY
-		}
-		if attrs != 0 && !v.Idmap {
-			if err := setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attrs, v.Source); err != nil {
-				return err
-			}
-		}
-	}
 	if !cfg.NoProc {
 		// Mounted now, while the host's /proc is in this namespace: in a
 		// user namespace the kernel allows a new procfs only next to a
@@ -234,6 +216,32 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 			return err
 		}
 	}
+	// Volumes and tmpfs mounts after /proc, /dev and /sys, in the order
+	// given: mountinfo lists mounts in the order they were made, which an
+	// OCI config's validator reads back.
+	h.volumes = make([]int, len(cfg.Volumes))
+	h.volDir = make([]bool, len(cfg.Volumes))
+	h.tmpfs = make([]int, len(cfg.Tmpfs))
+	for i := range h.volumes {
+		h.volumes[i] = -1
+	}
+	for i := range h.tmpfs {
+		h.tmpfs[i] = -1
+	}
+	for _, m := range cfg.order() {
+		if m.volume {
+			if err := h.takeVolume(cfg.Volumes[m.index], m.index, uns); err != nil {
+				return err
+			}
+			continue
+		}
+		t := cfg.Tmpfs[m.index]
+		fd, err := newMount("tmpfs", msToAttrs(t.Flags), splitData(t.Data))
+		if err != nil {
+			return fmt.Errorf("tmpfs %s: %w", t.Dest, err)
+		}
+		h.tmpfs[m.index] = fd
+	}
 	if cfg.Cgroupfs && !cfg.NoSys {
 		var err error
 		if h.cgroups, err = readCgroupMounts(proc); err != nil {
@@ -249,6 +257,11 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 			return err
 		}
 		h.etcList = files
+	}
+	if !cfg.NoDev {
+		if err := h.takeDeviceNodes(cfg.Devices, uns); err != nil {
+			return err
+		}
 	}
 	if !cfg.NoDev && uns.nested {
 		// A user namespace cannot mknod: bind the host's nodes instead.
@@ -296,6 +309,33 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 		return &os.PathError{Op: "move_mount rootfs onto", Path: cfg.Rootfs, Err: err}
 	}
 	return h.takeIdmappedVolumes(cfg, pool, uns)
+}
+
+// takeVolume clones the source of volume i, with its attributes.
+func (h *host) takeVolume(v Volume, i int, uns userNS) error {
+	if v.Idmap {
+		// Made at the end: see takeIdmappedVolumes.
+		h.volDir[i] = true
+		return nil
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|recursive(!v.NoRecursive))
+	if err != nil {
+		return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
+	}
+	h.volumes[i] = fd
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: v.Source, Err: err}
+	}
+	h.volDir[i] = st.Mode&unix.S_IFMT == unix.S_IFDIR
+	attrs := v.Attrs
+	if v.ReadOnly {
+		attrs |= unix.MOUNT_ATTR_RDONLY
+	}
+	if attrs != 0 {
+		return setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attrs, v.Source)
+	}
+	return nil
 }
 
 // takeIdmappedVolumes puts each idmapped volume under its read-only
@@ -360,7 +400,7 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		}
 	}
 	if !cfg.NoDev {
-		if err := r.makeDev(h, uns); err != nil {
+		if err := r.makeDev(cfg, h, uns); err != nil {
 			return err
 		}
 	}
@@ -400,11 +440,7 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			continue
 		}
 		t := cfg.Tmpfs[m.index]
-		fd, err := newMount("tmpfs", msToAttrs(t.Flags), splitData(t.Data))
-		if err == nil {
-			err = r.attach(h.root, fd, t.Dest, inRoot, true)
-			unix.Close(fd)
-		}
+		err := r.attach(h.root, h.tmpfs[m.index], t.Dest, inRoot, true)
 		if err == nil {
 			err = propagate(t.Dest, t.Propagation)
 		}
@@ -511,7 +547,7 @@ func (h *host) takeDev(log *chain.Log) error {
 
 // makeDev mounts /dev as the OCI runtime spec's default: a tmpfs with the
 // six usual devices, devpts, shm, mqueue and the fd links.
-func (r *Root) makeDev(h *host, uns userNS) error {
+func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 	fd, err := makeIn(h.root, "/dev", false, noSymlinks, &r.created)
 	if err != nil {
 		return err
@@ -524,6 +560,9 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 	defer unix.Umask(old)
 	for i, d := range devices {
 		p := "/dev/" + d.name
+		if slices.ContainsFunc(cfg.Devices, func(d Device) bool { return d.Path == p }) {
+			continue
+		}
 		if uns.nested {
 			f, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o666)
 			if err != nil {
@@ -543,6 +582,9 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 			return err
 		}
 	}
+	if err := h.makeDeviceNodes(cfg.Devices); err != nil {
+		return err
+	}
 	for _, d := range []string{"/dev/pts", "/dev/shm", "/dev/mqueue"} {
 		if err := unix.Mkdir(d, 0o755); err != nil {
 			return &os.PathError{Op: "mkdir", Path: d, Err: err}
@@ -560,7 +602,10 @@ func (r *Root) makeDev(h *host, uns userNS) error {
 		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
 	}
 	for _, l := range links {
-		if err := unix.Symlink(l[0], l[1]); err != nil {
+		if err := unix.Symlink(l[0], l[1]); errors.Is(err, unix.EEXIST) {
+			// A --device at that path.
+			continue
+		} else if err != nil {
 			return &os.PathError{Op: "symlink", Path: l[1], Err: err}
 		}
 	}

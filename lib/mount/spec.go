@@ -40,6 +40,8 @@ type Config struct {
 	// Masked and Readonly, when either is set, replace the default masked
 	// and read-only paths.
 	Masked, Readonly []string
+	// Devices are nodes made in /dev besides the default ones.
+	Devices []Device
 
 	// The parts of the default filesystem, each of which can be left out.
 	NoProc  bool // no /proc

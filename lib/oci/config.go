@@ -119,13 +119,9 @@ func checkProcess(s *specs.Spec) error {
 		return errors.New("config.json: process.apparmorProfile: this machine has no AppArmor to apply it")
 	case p.SelinuxLabel != "":
 		return errors.New("config.json: process.selinuxLabel: this machine has no SELinux to apply it")
-	case p.User.Umask != nil:
-		return unsupported("process.user.umask")
 	}
 	l := s.Linux
 	switch {
-	case len(l.Devices) > 0:
-		return unsupported("linux.devices")
 	case l.MountLabel != "":
 		return errors.New("config.json: linux.mountLabel: this machine has no SELinux to apply it")
 	case l.IntelRdt != nil:
@@ -169,6 +165,7 @@ func cgroupStage(s *specs.Spec, id string, o *cgroup.Options) ([]string, error) 
 // them.
 func limits(r *specs.LinuxResources, l *cgroup.Limits) error {
 	if r == nil {
+		l.Devices, _ = deviceRules(nil)
 		return nil
 	}
 	if m := r.Memory; m != nil {
@@ -223,14 +220,19 @@ func limits(r *specs.LinuxResources, l *cgroup.Limits) error {
 	return nil
 }
 
-// deviceRules reads the device cgroup rules. A list that starts by denying
-// every device (what the engines write) is the default devices that every
-// container has, plus the rules that allow more; one that denies none is
-// no device control.
+// deviceRules reads the device cgroup rules. A config without any gets the
+// default devices, as with runc and crun. Otherwise the rules after the
+// last deny-all come first, in their order (the runtime spec's validator
+// reads them back so from devices.list), then the defaults, which every
+// container has whatever its config allows, as with crun. Rules that deny
+// nothing at first allow every device: no device control.
 func deviceRules(rules []specs.LinuxDeviceCgroup) ([]cgroup.DeviceRule, error) {
+	if len(rules) == 0 {
+		return append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...), nil
+	}
 	denyAll := -1
 	for i, r := range rules {
-		if !r.Allow && (r.Type == "" || r.Type == "a") && r.Major == nil && r.Minor == nil {
+		if d := deviceRule(r); !r.Allow && d.Type == 'a' && d.Major < 0 && d.Minor < 0 && d.Access == "rwm" {
 			denyAll = i
 		}
 	}
@@ -242,29 +244,68 @@ func deviceRules(rules []specs.LinuxDeviceCgroup) ([]cgroup.DeviceRule, error) {
 		}
 		return nil, nil
 	}
-	out := append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...)
+	var out []cgroup.DeviceRule
 	for _, r := range rules[denyAll+1:] {
-		if !r.Allow {
-			// Denied already by the deny-all, unless allowed in between.
+		d := deviceRule(r)
+		if r.Allow {
+			out = append(out, d)
 			continue
 		}
-		t := r.Type
-		if t == "" {
-			t = "a"
+		// A deny takes back what it covers of the rules allowed since the
+		// deny-all; one that covers part of a wider rule has no form in a
+		// list of allowed devices.
+		kept := out[:0]
+		for _, a := range out {
+			switch {
+			case covers(d, a):
+				a.Access = strings.Map(func(c rune) rune {
+					if strings.ContainsRune(d.Access, c) {
+						return -1
+					}
+					return c
+				}, a.Access)
+				if a.Access == "" {
+					continue
+				}
+			case overlaps(d, a):
+				return nil, unsupported(fmt.Sprintf("linux.resources.devices: deny %s after allow %s", d, a))
+			}
+			kept = append(kept, a)
 		}
-		d := cgroup.DeviceRule{Type: t[0], Major: -1, Minor: -1, Access: r.Access}
-		if r.Major != nil {
-			d.Major = *r.Major
-		}
-		if r.Minor != nil {
-			d.Minor = *r.Minor
-		}
-		if d.Access == "" {
-			d.Access = "rwm"
-		}
-		out = append(out, d)
+		out = kept
 	}
-	return out, nil
+	return append(out, cgroup.DefaultDevices...), nil
+}
+
+// deviceRule is r with the runtime spec's defaults: any type, any
+// major and minor, every access.
+func deviceRule(r specs.LinuxDeviceCgroup) cgroup.DeviceRule {
+	d := cgroup.DeviceRule{Type: 'a', Major: -1, Minor: -1, Access: r.Access}
+	if r.Type != "" {
+		d.Type = r.Type[0]
+	}
+	if r.Major != nil {
+		d.Major = *r.Major
+	}
+	if r.Minor != nil {
+		d.Minor = *r.Minor
+	}
+	if d.Access == "" {
+		d.Access = "rwm"
+	}
+	return d
+}
+
+// covers says whether every device a names is one d names.
+func covers(d, a cgroup.DeviceRule) bool {
+	return (d.Type == 'a' || d.Type == a.Type) && (d.Major < 0 || d.Major == a.Major) && (d.Minor < 0 || d.Minor == a.Minor)
+}
+
+// overlaps says whether some access to some device is in both d and a.
+func overlaps(d, a cgroup.DeviceRule) bool {
+	match := func(x, y int64) bool { return x < 0 || y < 0 || x == y }
+	return (d.Type == 'a' || a.Type == 'a' || d.Type == a.Type) && match(d.Major, a.Major) && match(d.Minor, a.Minor) &&
+		strings.ContainsAny(d.Access, a.Access)
 }
 
 var nsOptions = map[specs.LinuxNamespaceType]string{
@@ -409,6 +450,23 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 		argv = append(argv, "--cgroupfs")
 	}
 	argv = append(argv, extra...)
+	for _, d := range s.Linux.Devices {
+		if !have["/dev"] {
+			return nil, fmt.Errorf("config.json: linux.devices %s: needs the /dev mount", d.Path)
+		}
+		mode := os.FileMode(0o666)
+		if d.FileMode != nil {
+			mode = *d.FileMode
+		}
+		uid, gid := uint32(0), uint32(0)
+		if d.UID != nil {
+			uid = *d.UID
+		}
+		if d.GID != nil {
+			gid = *d.GID
+		}
+		argv = append(argv, "--device", fmt.Sprintf("%s:%s:%d:%d:%o:%d:%d", d.Path, d.Type, d.Major, d.Minor, mode.Perm(), uid, gid))
+	}
 	if cwd := s.Process.Cwd; cwd != "" && cwd != "/" {
 		if !path.IsAbs(cwd) {
 			return nil, fmt.Errorf("config.json: process.cwd %q: not absolute", cwd)
@@ -567,6 +625,9 @@ func capsStage(s *specs.Spec) ([]string, error) {
 	}
 	if p.NoNewPrivileges {
 		argv = append(argv, "--no-new-privs")
+	}
+	if p.User.Umask != nil {
+		argv = append(argv, "--umask", strconv.FormatUint(uint64(*p.User.Umask), 8))
 	}
 	return argv, nil
 }

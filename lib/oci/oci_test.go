@@ -61,27 +61,57 @@ func TestParseSignal(t *testing.T) {
 func i64(v int64) *int64   { return &v }
 func u64(v uint64) *uint64 { return &v }
 
-// The engines' device rules: deny all, then some allowed; the defaults
-// are there whatever the config allows.
+// The engines' device rules: deny all, then some allowed, in their order;
+// the defaults follow, whatever the config allows.
 func TestDeviceRules(t *testing.T) {
-	rules := []specs.LinuxDeviceCgroup{
-		{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Major: i64(10), Minor: i64(200), Access: "rwm"},
-		{Allow: false, Type: "c", Major: i64(10), Minor: i64(229), Access: "rwm"},
+	defaults := cgroup.DefaultDevices
+	rule := func(s string) cgroup.DeviceRule {
+		r, err := cgroup.ParseDeviceRule(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
-	got, err := deviceRules(rules)
-	if err != nil {
-		t.Fatal(err)
+	dev := func(allow bool, typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: allow, Type: typ, Major: i64(major), Minor: i64(minor), Access: access}
 	}
-	want := append(append([]cgroup.DeviceRule{}, cgroup.DefaultDevices...), cgroup.DeviceRule{Type: 'c', Major: 10, Minor: 200, Access: "rwm"})
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("deviceRules = %v, want %v", got, want)
+	denyAll := specs.LinuxDeviceCgroup{Allow: false, Access: "rwm"}
+	for _, c := range []struct {
+		name  string
+		rules []specs.LinuxDeviceCgroup
+		want  []cgroup.DeviceRule
+	}{
+		{"none: the defaults", nil, defaults},
+		{"docker's: a deny of what was never allowed", []specs.LinuxDeviceCgroup{denyAll,
+			dev(true, "c", 10, 200, "rwm"), dev(false, "c", 10, 229, "rwm")},
+			append([]cgroup.DeviceRule{rule("c 10:200 rwm")}, defaults...)},
+		{"in the order given", []specs.LinuxDeviceCgroup{denyAll,
+			dev(true, "c", 10, 229, "rwm"), dev(true, "b", 8, 20, "rw"), dev(true, "b", 10, 200, "r")},
+			append([]cgroup.DeviceRule{rule("c 10:229 rwm"), rule("b 8:20 rw"), rule("b 10:200 r")}, defaults...)},
+		{"a deny takes back an allow", []specs.LinuxDeviceCgroup{denyAll,
+			dev(true, "c", 10, 229, "rwm"), dev(true, "b", 8, 20, "rw"), dev(false, "c", 10, 229, "w")},
+			append([]cgroup.DeviceRule{rule("c 10:229 rm"), rule("b 8:20 rw")}, defaults...)},
+		{"what comes before the last deny-all is gone", []specs.LinuxDeviceCgroup{
+			dev(true, "c", 10, 229, "rwm"), denyAll, dev(true, "b", 8, 20, "rw")},
+			append([]cgroup.DeviceRule{rule("b 8:20 rw")}, defaults...)},
+		{"podman --privileged: allow all", []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}, nil},
+	} {
+		got, err := deviceRules(c.rules)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: deviceRules = %v, want %v", c.name, got, c.want)
+		}
 	}
-	if got, err := deviceRules(nil); got != nil || err != nil {
-		t.Errorf("no rules: %v, %v; want no device control", got, err)
-	}
-	if _, err := deviceRules([]specs.LinuxDeviceCgroup{{Allow: false, Type: "c", Major: i64(1), Minor: i64(3)}}); err == nil {
-		t.Error("a lone deny rule was accepted")
+	for _, bad := range [][]specs.LinuxDeviceCgroup{
+		{dev(false, "c", 1, 3, "rwm")},
+		{denyAll, {Allow: true, Type: "c", Access: "rwm"}, dev(false, "c", 1, 3, "rwm")},
+	} {
+		if got, err := deviceRules(bad); err == nil {
+			t.Errorf("deviceRules(%v) = %v, want an error", bad, got)
+		}
 	}
 }
 
@@ -100,7 +130,7 @@ func TestLimitsZerosAreUnset(t *testing.T) {
 	if l.Memory != 64<<20 || l.MemorySwap != 128<<20 || l.CPUQuota != 50000 || l.CPUWeight != 0 || l.Pids != 0 {
 		t.Errorf("limits %+v", l)
 	}
-	if got := strings.Join(l.Args(), " "); got != "--memory 67108864 --memory-swap 134217728 --cpu-quota 50000 --cpu-period 100000" {
+	if got := strings.Join(l.Args(), " "); got != "--memory 67108864 --memory-swap 134217728 --cpu-quota 50000 --cpu-period 100000 --devices default" {
 		t.Errorf("barco-cgroup options %q", got)
 	}
 	if err := limits(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1}}}, &l); err == nil {
