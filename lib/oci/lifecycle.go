@@ -47,6 +47,11 @@ func start(g *globals, id string) error {
 			return fmt.Errorf("start gate of %s: %w", id, err)
 		}
 		if !initAlive(st.Pid, st.InitStart) {
+			// It may have gone through the gate, run its process and
+			// ended since the read above.
+			if n, _ := unix.Read(fd, b[:]); n == 1 {
+				break
+			}
 			return fmt.Errorf("container %s: its init died before it was started", id)
 		}
 		if time.Now().After(deadline) {
