@@ -97,11 +97,11 @@ func main() {
 				continue
 			}
 			var r result
-			if b.name == "crun" {
+			if strings.HasPrefix(b.name, "crun") {
 				// crun 1.8 refuses this machine's hybrid cgroup layout
 				// unless the empty v2 mount is hidden: run it in a private
 				// mount namespace with a tmpfs over /sys/fs/cgroup/unified.
-				r = crunInPrivateMountNS("-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w))
+				r = crunInPrivateMountNS(b.name, "-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w))
 			} else {
 				r = measure(b, perRound, w)
 			}
@@ -119,8 +119,8 @@ func main() {
 		}
 		results[i].summarize()
 		switch {
-		case b.name == "crun":
-			results[i].HostKB = crunInPrivateMountNS("-rss").HostKB
+		case strings.HasPrefix(b.name, "crun"):
+			results[i].HostKB = crunInPrivateMountNS(b.name, "-rss").HostKB
 		case b.sleepArgv != nil:
 			results[i].HostKB = hostPeakRSS(b.sleepArgv, b.env)
 		}
@@ -203,35 +203,52 @@ func others(work, rootfs, barco string) []bench {
 		if cmd.Run() != nil {
 			return false
 		}
-		for _, args := range [][]string{{"/bin/true"}, {"/bin/sleep", "1"}} {
-			var spec map[string]any
-			data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
-			json.Unmarshal(data, &spec)
-			proc := spec["process"].(map[string]any)
-			proc["terminal"] = false
-			proc["args"] = args
-			// runc wants the rootfs as a real directory, not a symlink.
-			spec["root"].(map[string]any)["path"] = filepath.Join(work, "rootfs")
-			data, _ = json.Marshal(spec)
-			dir := filepath.Join(work, "bundle-"+filepath.Base(args[0]))
-			os.MkdirAll(dir, 0o755)
-			os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+		// The container's root in a user namespace (host uid 100000)
+		// must reach the rootfs.
+		os.Chmod(work, 0o755)
+		for _, userns := range []bool{false, true} {
+			for _, args := range [][]string{{"/bin/true"}, {"/bin/sleep", "1"}} {
+				var spec map[string]any
+				data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+				json.Unmarshal(data, &spec)
+				proc := spec["process"].(map[string]any)
+				proc["terminal"] = false
+				proc["args"] = args
+				// runc wants the rootfs as a real directory, not a symlink.
+				spec["root"].(map[string]any)["path"] = filepath.Join(work, "rootfs")
+				dir := filepath.Join(work, "bundle-"+filepath.Base(args[0]))
+				if userns {
+					linux := spec["linux"].(map[string]any)
+					linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "user"})
+					idmap := []any{map[string]any{"containerID": 0, "hostID": 100000, "size": 65536}}
+					linux["uidMappings"], linux["gidMappings"] = idmap, idmap
+					dir += "-userns"
+				}
+				data, _ = json.Marshal(spec)
+				os.MkdirAll(dir, 0o755)
+				os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+			}
 		}
 		haveBundle = true
 		return true
 	}
-	for _, rt := range []string{barco, "runc", "crun"} {
-		if _, err := exec.LookPath(rt); err == nil && makeBundle() {
-			name := filepath.Base(rt)
-			if rt == barco {
-				// create, start, a wait and delete, as the others' run.
-				name = "barco run -b (OCI mode)"
+	for _, userns := range []string{"", "-userns"} {
+		for _, rt := range []string{barco, "runc", "crun"} {
+			if _, err := exec.LookPath(rt); err == nil && makeBundle() {
+				name := filepath.Base(rt)
+				if rt == barco {
+					// create, start, a wait and delete, as the others' run.
+					name = "barco run -b (OCI mode)"
+				}
+				if userns != "" {
+					name += " in a userns"
+				}
+				out = append(out, bench{
+					name:      name,
+					argv:      []string{rt, "run", "-b", filepath.Join(work, "bundle-true"+userns), "bench-" + filepath.Base(rt)},
+					sleepArgv: []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep"+userns), "bench-mem-" + filepath.Base(rt)},
+				})
 			}
-			out = append(out, bench{
-				name:      name,
-				argv:      []string{rt, "run", "-b", filepath.Join(work, "bundle-true"), "bench-" + filepath.Base(rt)},
-				sleepArgv: []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep"), "bench-mem-" + filepath.Base(rt)},
-			})
 		}
 	}
 	if _, err := exec.LookPath("bwrap"); err == nil {
@@ -252,10 +269,10 @@ func (r *result) summarize() {
 
 // crunInPrivateMountNS runs this bench with -only crun and args in a
 // private mount namespace where /sys/fs/cgroup/unified is hidden.
-func crunInPrivateMountNS(args ...string) result {
+func crunInPrivateMountNS(name string, args ...string) result {
 	self, _ := os.Executable()
 	script := `mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup/unified && exec "$@"`
-	cmd := exec.Command("unshare", append([]string{"-m", "sh", "-c", script, "sh", self, "-only", "crun"}, args...)...)
+	cmd := exec.Command("unshare", append([]string{"-m", "sh", "-c", script, "sh", self, "-only", name}, args...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	var rs []result
@@ -263,10 +280,10 @@ func crunInPrivateMountNS(args ...string) result {
 		err = json.Unmarshal(out, &rs)
 	}
 	if err == nil && len(rs) != 1 {
-		err = fmt.Errorf("crun: %d results", len(rs))
+		err = fmt.Errorf("%s: %d results", name, len(rs))
 	}
 	if err != nil {
-		return result{Name: "crun", Error: err.Error()}
+		return result{Name: name, Error: err.Error()}
 	}
 	return rs[0]
 }
