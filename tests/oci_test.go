@@ -507,3 +507,25 @@ sleep 30`}
 		}
 	}
 }
+
+// --preserve-fds: the container's process gets the caller's fds 3.. at
+// the same numbers, and no other descriptor of barco's.
+func TestOCIPreserveFDs(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", `cat <&3; for f in /proc/self/fd/*; do echo "fd ${f##*/}"; done`}
+	})
+	f, err := os.CreateTemp(t.TempDir(), "fd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("from fd 3\n")
+	f.Seek(0, 0)
+	cmd := exec.Command(e.bin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", dir, "pfd-1")
+	cmd.ExtraFiles = []*os.File{f}
+	out, err := cmd.Output()
+	// The shell's glob opens the directory it lists: fd 4 is its own.
+	if want := "from fd 3\nfd 0\nfd 1\nfd 2\nfd 3\nfd 4\n"; err != nil || string(out) != want {
+		t.Errorf("run --preserve-fds 1: %v, output %q, want %q", err, out, want)
+	}
+}

@@ -109,7 +109,7 @@ func Command() *chain.Stage {
 		return ValidName(v)
 	})
 	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
-	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place; nothing is removed")
+	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place (a barco-ns linked into this binary stays out, and starts its child in it); nothing is removed")
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if l.MemorySwap > 0 && (l.Memory <= 0 || l.MemorySwap < l.Memory) {

@@ -388,6 +388,9 @@ func Exec(p *chain.Process, o *Options, program []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if p.IsLinked(program[0]) {
+		return c.execLinked(p, o, program)
+	}
 	// This process, a Go program on several threads, joins the cgroup:
 	// the pids limit is written as it execs (see chain.PidsLimitEnv),
 	// here or by the stage that execs PROGRAM.
@@ -413,4 +416,28 @@ func Exec(p *chain.Process, o *Options, program []string) (int, error) {
 		return 0, err
 	}
 	return p.Exec(program, env)
+}
+
+// execLinked is Exec for a stage linked into this binary (barco-ns): the
+// cgroup is made or reused and keeps its limits as with Exec, and that
+// stage's children start in it, but this process does not join it. It may
+// go on once the stage returns: barco create leaves the container's init
+// (barco-ns --detach) and goes on to record it. As with Exec, the cgroup
+// stays.
+func (c *Cgroup) execLinked(p *chain.Process, o *Options, program []string) (int, error) {
+	limits := o.Limits
+	if limits.Pids > 0 {
+		// The stage that execs PROGRAM writes it: see chain.PidsLimitEnv.
+		c.leftPids, limits.Pids = limits.Pids, -1
+	}
+	if err := c.Open(&limits); err != nil {
+		return 0, err
+	}
+	// No sweep of stale cgroups from here (see removeStaleLater): this
+	// process may end as soon as the stage returns.
+	c.Records = ""
+	c.Log.Debugf("using %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
+	p.PlaceChildren(c.ForkExec)
+	defer p.PlaceChildren(nil)
+	return p.Exec(program, os.Environ())
 }

@@ -73,6 +73,9 @@ type globals struct {
 	root, log, logFormat string
 	debug, systemdCgroup bool
 	stderr               io.Writer
+	// proc is barco's process, into which barco-cgroup and barco-ns are
+	// linked: create runs them in it.
+	proc *chain.Process
 }
 
 // logf writes one line to --log, in its format, at level.
@@ -110,7 +113,7 @@ func (g *globals) debugf(format string, args ...any) {
 // and, with --log, a line of level error there (the engines read the
 // last one's msg).
 func Main(p *chain.Process, args []string) (int, error) {
-	g := &globals{root: DefaultRoot, logFormat: "text", stderr: p.Stderr}
+	g := &globals{root: DefaultRoot, logFormat: "text", stderr: p.Stderr, proc: p}
 	var o chain.Options
 	o.String(&g.root, "root", 0, "DIR", "")
 	o.String(&g.log, "log", 0, "FILE", "")

@@ -430,6 +430,10 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 			have[dest] = true
 			continue
 		}
+		if m.Source != "" && !path.IsAbs(m.Source) && isBind(m) {
+			// Relative to the bundle, as runc reads it.
+			m.Source = filepath.Join(bundle, m.Source)
+		}
 		opt, err := mountOption(m, dest)
 		if err != nil {
 			return nil, err
@@ -496,9 +500,14 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 	return argv, nil
 }
 
+// isBind says whether mountOption reads m as a bind mount.
+func isBind(m specs.Mount) bool {
+	return m.Type == "bind" || m.Type == "" || m.Type == "none" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+}
+
 // mountOption is the barco-mount option for one mount of the config.
 func mountOption(m specs.Mount, dest string) ([]string, error) {
-	bind := m.Type == "bind" || m.Type == "" || m.Type == "none"
+	bind := isBind(m)
 	ro, rbind := false, false
 	prop := ""
 	var attrs []string

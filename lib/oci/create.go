@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"barco/lib/chain"
@@ -82,7 +82,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 	if err := c.save(st); err != nil {
 		return err
 	}
-	if err := runChain(g, c, ch, bundleAbs, o.preserveFDs); err != nil {
+	if err := runChain(g, c, ch, o.preserveFDs); err != nil {
 		return err
 	}
 	data, err := os.ReadFile(c.path("pid"))
@@ -115,10 +115,13 @@ func create(g *globals, id string, o createOptions) (err error) {
 	return nil
 }
 
-// runChain starts the chain with the container's stdio (create's own fds
-// 0-2, unchanged) and waits until its init is at the start gate. The
-// stages report on a pipe of their own, not on that stdio.
-func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve int) error {
+// runChain runs the chain with the container's stdio (create's own fds
+// 0-2, unchanged) until its init waits at the start gate. The stages
+// report on a pipe of their own, not on that stdio. barco-cgroup and
+// barco-ns are linked into barco and run in this process (see runStages):
+// the init is this process's child, left to the caller's subreaper when
+// create returns.
+func runChain(g *globals, c *Container, ch *stageChain, preserve int) error {
 	if err := unix.Mkfifo(c.path(fifoName), 0o622); err != nil {
 		return fmt.Errorf("start gate: %w", err)
 	}
@@ -131,43 +134,33 @@ func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve 
 	if err != nil {
 		return fmt.Errorf("start gate: %w", err)
 	}
-	defer unix.Close(fifo)
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(fifo)
 		return fmt.Errorf("report pipe: %w", err)
 	}
 	r := os.NewFile(uintptr(pipe[0]), "report")
 	defer r.Close()
+	report := pipe[1]
 
-	self, err := os.Executable()
-	if err != nil {
-		unix.Close(pipe[1])
-		return err
-	}
 	argv := chain.JoinStages(ch.stages)
-	path := filepath.Join(filepath.Dir(self), argv[0])
-	files := []uintptr{0, 1, 2}
-	for fd := 3; fd < 3+preserve; fd++ {
-		files = append(files, uintptr(fd))
-	}
 	env := append([]string{}, ch.env...)
 	if preserve > 0 {
 		env = append(env, chain.PreserveFDsEnv+"="+strconv.Itoa(preserve))
 	}
-	report, start := len(files), len(files)+1
-	files = append(files, uintptr(pipe[1]), uintptr(fifo))
 	// Passed on at these numbers by each stage that starts the next as a
-	// child (barco-ns), and closed before PROGRAM.
-	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(report), chain.StartFDEnv+"="+strconv.Itoa(start),
-		chain.ChainFDsEnv+"="+strconv.Itoa(report)+","+strconv.Itoa(start))
+	// child (barco-ns), which then closes them, and closed before PROGRAM.
+	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(report), chain.StartFDEnv+"="+strconv.Itoa(fifo),
+		chain.ChainFDsEnv+"="+strconv.Itoa(report)+","+strconv.Itoa(fifo))
 	if g.debug {
 		env = append(env, "BARCO_DEBUG=1")
 	}
 	g.debugf("create %s: %s", c.ID, strings.Join(argv, " "))
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Dir: bundle, Env: env, Files: files})
-	unix.Close(pipe[1])
-	if err != nil {
-		return fmt.Errorf("start %s: %w", path, err)
+	status, open := g.runStages(argv, env)
+	if open {
+		// A stage failed before barco-ns passed them on.
+		unix.Close(report)
+		unix.Close(fifo)
 	}
 	var lines []string
 	ready := false
@@ -179,21 +172,51 @@ func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve 
 		}
 		lines = append(lines, sc.Text())
 	}
-	var ws unix.WaitStatus
-	for {
-		_, err = unix.Wait4(pid, &ws, 0, nil)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if ready && err == nil && ws.Exited() && ws.ExitStatus() == 0 {
+	if ready && status == 0 {
 		return nil
 	}
 	if len(lines) > 0 {
 		// The stage's own line: "barco-mount: rootfs ...".
 		return &chain.Error{Code: chain.ExitFailed, Err: errors.New(strings.Join(lines, "; "))}
 	}
-	return fmt.Errorf("the chain of stages ended before the container was created (%s)", describe(ws))
+	return fmt.Errorf("the chain of stages ended before the container was created (exit status %d)", status)
+}
+
+// runStages runs the chain argv, whose first stages are linked into this
+// binary, in this process, with env as its environment, and returns its
+// status and whether the chain's descriptors are still open here. It runs
+// on a thread of its own that ends with it: what the stages do to their
+// thread (namespaces joined for the child, v1 cgroups moved into) goes with
+// that thread. The environment and arguments the stages take over are
+// this process's again afterwards.
+func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Never unlocked: the Go runtime ends a thread whose goroutine
+		// exits locked to it.
+		runtime.LockOSThread()
+		savedEnv, savedArgs := os.Environ(), os.Args
+		defer func() {
+			os.Args = savedArgs
+			os.Clearenv()
+			for _, kv := range savedEnv {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					os.Setenv(k, v)
+				}
+			}
+		}()
+		var err error
+		status, err = g.proc.Exec(argv, env)
+		if err != nil {
+			// Not a linked stage, which the chain's first always is.
+			fmt.Fprintf(g.stderr, "barco: %v\n", err)
+			status = chain.ExitCode(err)
+		}
+		chainFDsOpen = os.Getenv(chain.ChainFDsEnv) != ""
+	}()
+	<-done
+	return status, chainFDsOpen
 }
 
 func describe(ws unix.WaitStatus) string {
