@@ -219,13 +219,6 @@ func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) 
 	return status, chainFDsOpen
 }
 
-func describe(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
-	}
-	return "exit status " + strconv.Itoa(ws.ExitStatus())
-}
-
 // writePidsLimit writes the pids limit into the container's cgroup now,
 // for `state` and the engines to read it from a created container. The
 // chain writes it too, as PROGRAM execs (chain.PidsLimitEnv), which is
