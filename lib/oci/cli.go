@@ -300,7 +300,7 @@ func list(g *globals, w io.Writer, format string) error {
 		out := make([]map[string]any, 0, len(rows))
 		for _, r := range rows {
 			out = append(out, map[string]any{"ociVersion": r.Version, "id": r.ID, "pid": r.Pid, "status": r.Status,
-				"bundle": r.Bundle, "rootfs": r.Config.Root.Path, "created": r.Created, "owner": r.Owner, "annotations": r.Annotations})
+				"bundle": r.Bundle, "rootfs": r.Rootfs, "created": r.Created, "owner": r.Owner, "annotations": r.Annotations})
 		}
 		return json.NewEncoder(w).Encode(out)
 	}

@@ -20,32 +20,37 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// loadConfig reads BUNDLE/config.json and checks what create needs of it.
-func loadConfig(bundle string) (*specs.Spec, error) {
+// loadConfig reads BUNDLE/config.json and checks what create needs of it;
+// it returns the file's contents too.
+func loadConfig(bundle string) (*specs.Spec, []byte, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundle, err)
+		return nil, nil, fmt.Errorf("bundle %s: %w", bundle, err)
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
+		return nil, nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
 	}
+	return &s, data, checkConfig(&s)
+}
+
+func checkConfig(s *specs.Spec) error {
 	if !versionRE.MatchString(s.Version) {
-		return nil, fmt.Errorf("config.json: ociVersion %q: not a version of the runtime spec 1.x", s.Version)
+		return fmt.Errorf("config.json: ociVersion %q: not a version of the runtime spec 1.x", s.Version)
 	}
 	if s.Process == nil {
-		return nil, errors.New("config.json: no process: there is nothing to run")
+		return errors.New("config.json: no process: there is nothing to run")
 	}
 	if len(s.Process.Args) == 0 {
-		return nil, errors.New("config.json: process.args is empty")
+		return errors.New("config.json: process.args is empty")
 	}
 	if s.Root == nil || s.Root.Path == "" {
-		return nil, errors.New("config.json: no root.path")
+		return errors.New("config.json: no root.path")
 	}
 	if s.Linux == nil {
-		return nil, errors.New("config.json: no linux section")
+		return errors.New("config.json: no linux section")
 	}
-	return &s, nil
+	return nil
 }
 
 var versionRE = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)

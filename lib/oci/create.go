@@ -52,7 +52,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 			return fmt.Errorf("--preserve-fds %d: descriptor %d is not open", o.preserveFDs, fd)
 		}
 	}
-	spec, err := loadConfig(bundleAbs)
+	spec, raw, err := loadConfig(bundleAbs)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,8 @@ func create(g *globals, id string, o createOptions) (err error) {
 		return err
 	}
 	st := &State{State: specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating,
-		Bundle: bundle, Annotations: spec.Annotations}, Created: time.Now().UTC(), Owner: "root", Config: spec}
+		Bundle: bundle, Annotations: spec.Annotations}, Created: time.Now().UTC(), Owner: "root",
+		Rootfs: spec.Root.Path, Hooks: spec.Hooks, Config: raw}
 	defer func() {
 		if err != nil {
 			c.destroy(st, g)

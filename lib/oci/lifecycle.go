@@ -66,7 +66,7 @@ func start(g *globals, id string) error {
 	if err := c.save(st); err != nil {
 		return err
 	}
-	if h := st.Config.Hooks; h != nil {
+	if h := st.Hooks; h != nil {
 		// A failing poststart hook only warns, and the next ones run:
 		// the process runs already.
 		for _, hook := range h.Poststart {
@@ -224,10 +224,10 @@ func (c *Container) destroy(st *State, g *globals) error {
 			first = err
 		}
 	}
-	if st.Config != nil && st.Config.Hooks != nil && st.Status != specs.StateCreating {
+	if st.Hooks != nil && st.Status != specs.StateCreating {
 		st.Status = specs.StateStopped
 		// A failing poststop hook only warns; the next ones still run.
-		for _, h := range st.Config.Hooks.Poststop {
+		for _, h := range st.Hooks.Poststop {
 			if err := runHooks([]specs.Hook{h}, &st.State); err != nil {
 				g.warnf("poststop hook: %v", err)
 			}

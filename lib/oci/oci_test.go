@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -223,7 +224,7 @@ func TestStateRoundTripAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &State{State: specs.State{Version: specs.Version, ID: "c1", Status: specs.StateCreated, Pid: os.Getpid(),
-		Bundle: "rel/bundle", Annotations: map[string]string{"a": "b"}}, InitStart: startTime(os.Getpid()), Config: DefaultSpec()}
+		Bundle: "rel/bundle", Annotations: map[string]string{"a": "b"}}, InitStart: startTime(os.Getpid()), Config: json.RawMessage(`{"ociVersion": "1.2.0"}`)}
 	if err := c.save(st); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestLoadConfigVersion(t *testing.T) {
 	dir := t.TempDir()
 	for v, ok := range map[string]bool{"1.0.2-dev": true, "1.2.1": true, "invalid": false, "2.0.0": false} {
 		os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"`+v+`","process":{"args":["x"],"cwd":"/"},"root":{"path":"r"},"linux":{}}`), 0o644)
-		_, err := loadConfig(dir)
+		_, _, err := loadConfig(dir)
 		if (err == nil) != ok {
 			t.Errorf("ociVersion %q: %v", v, err)
 		}

@@ -48,9 +48,25 @@ type State struct {
 	// CgroupDirs are the cgroup directories create made, deepest first:
 	// delete removes them and nothing else.
 	CgroupDirs []string `json:"cgroupDirs,omitempty"`
-	// Config is the container's config as create read it: later changes
-	// to config.json do not matter.
-	Config *specs.Spec `json:"config"`
+	// Rootfs and Hooks are the config's root.path and hooks, for the
+	// commands after create.
+	Rootfs string       `json:"rootfs,omitempty"`
+	Hooks  *specs.Hooks `json:"hooks,omitempty"`
+	// Config is the container's config.json as create read it: later
+	// changes to the file do not matter. Kept as read, and decoded only
+	// by the commands that need more than the fields above (see Spec):
+	// the runtime spec's types cost more to decode and encode than the
+	// rest of a command's work.
+	Config json.RawMessage `json:"config"`
+}
+
+// Spec decodes the config create read.
+func (s *State) Spec() (*specs.Spec, error) {
+	var spec specs.Spec
+	if err := json.Unmarshal(s.Config, &spec); err != nil {
+		return nil, fmt.Errorf("container %s: its config: %w", s.ID, err)
+	}
+	return &spec, nil
 }
 
 // Container is one container's state directory, locked for the command.
