@@ -408,6 +408,19 @@ var defaultMounts = map[string]string{
 	"/dev/mqueue": "mqueue", "/sys": "sysfs", "/sys/fs/cgroup": "cgroup",
 }
 
+// shmIsDefault says whether a /dev/shm tmpfs with opts is barco-mount's
+// own: 64 MiB, mode 1777, nosuid, nodev, noexec.
+func shmIsDefault(opts []string) bool {
+	for _, o := range opts {
+		switch o {
+		case "nosuid", "nodev", "noexec", "rw", "mode=1777", "size=65536k", "size=64m", "size=67108864":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // mountStage is barco-mount with the config's root and mounts. The default
 // filesystem of the runtime spec is barco-mount's own; other mounts are
 // volumes (bind) and tmpfs.
@@ -433,7 +446,11 @@ func mountStage(s *specs.Spec, bundle string) ([]string, error) {
 		}
 		if t, ok := defaultMounts[dest]; ok && (m.Type == t || (t == "cgroup" && m.Type == "cgroup2")) {
 			have[dest] = true
-			continue
+			if dest != "/dev/shm" || shmIsDefault(m.Options) {
+				continue
+			}
+			// Another size (docker run --shm-size): a tmpfs of that size
+			// over barco-mount's own.
 		}
 		if m.Source != "" && !path.IsAbs(m.Source) && isBind(m) {
 			// Relative to the bundle, as runc reads it.

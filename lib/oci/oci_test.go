@@ -299,3 +299,30 @@ func TestDeleteForceRemovesAStatelessDirectory(t *testing.T) {
 		t.Error("the directory is still there")
 	}
 }
+
+// A /dev/shm of another size than barco-mount's own is a tmpfs over it.
+func TestShmSize(t *testing.T) {
+	for _, c := range []struct {
+		opts []string
+		want string
+	}{
+		{[]string{"nosuid", "noexec", "nodev", "mode=1777", "size=67108864"}, ""},
+		{[]string{"nosuid", "noexec", "nodev", "mode=1777", "size=1g"}, "/dev/shm:noexec,mode=1777,size=1g"},
+	} {
+		s := DefaultSpec()
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: c.opts})
+		argv, err := mountStage(s, "/bundle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for i, a := range argv {
+			if a == "--tmpfs" {
+				got = argv[i+1]
+			}
+		}
+		if got != c.want {
+			t.Errorf("%v: --tmpfs %q, want %q", c.opts, got, c.want)
+		}
+	}
+}
