@@ -235,6 +235,35 @@ func TestMountDevices(t *testing.T) {
 	}
 }
 
+// --tmpfs DST:tmpcopyup fills the tmpfs with what the rootfs has at DST,
+// owners, modes and links included; the rootfs is not written.
+func TestMountTmpfsCopyUp(t *testing.T) {
+	for _, mode := range nsModes {
+		t.Run(mode.name, func(t *testing.T) {
+			rootfs := testutil.CopyRootfs(t, mode.root)
+			etc := filepath.Join(rootfs, "etc")
+			os.MkdirAll(filepath.Join(etc, "sub"), 0o750)
+			os.Chown(filepath.Join(etc, "sub"), mode.root, mode.root)
+			os.WriteFile(filepath.Join(etc, "sub", "f"), []byte("kept\n"), 0o640)
+			os.Chown(filepath.Join(etc, "sub", "f"), mode.root+7, mode.root+8)
+			os.Symlink("sub/f", filepath.Join(etc, "link"))
+			r := mountRun(t, mode, "--rootfs", rootfs, "--read-only", "--tmpfs", "/etc:tmpcopyup", "--", "/bin/sh", "-c", `
+cat /etc/link; stat -c '%a %u:%g' /etc/sub /etc/sub/f
+echo new > /etc/new && echo written
+df /etc | awk 'NR == 2 {print $1}'`)
+			if r.Code != 0 {
+				t.Fatalf("status %d, stderr %s", r.Code, r.Stderr)
+			}
+			if want := "kept\n750 0:0\n640 7:8\nwritten\ntmpfs\n"; r.Stdout != want {
+				t.Errorf("output %q, want %q", r.Stdout, want)
+			}
+			if _, err := os.Stat(filepath.Join(etc, "new")); err == nil {
+				t.Error("the write reached the rootfs")
+			}
+		})
+	}
+}
+
 func TestMountReadOnlyAndWorkdir(t *testing.T) {
 	r := mountRun(t, nsModes[0], "--rootfs", testutil.CopyRootfs(t, 0), "--read-only", "--tmpfs", "/tmp", "--workdir", "/etc",
 		"--", "/bin/sh", "-c", `

@@ -440,6 +440,11 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			continue
 		}
 		t := cfg.Tmpfs[m.index]
+		if t.CopyUp {
+			if err := copyUpInto(h.root, t.Dest, h.tmpfs[m.index]); err != nil {
+				return fmt.Errorf("tmpfs %s: tmpcopyup: %w", t.Dest, err)
+			}
+		}
 		err := r.attach(h.root, h.tmpfs[m.index], t.Dest, inRoot, true)
 		if err == nil {
 			err = propagate(t.Dest, t.Propagation)

@@ -78,6 +78,9 @@ type Tmpfs struct {
 	Dest  string  // absolute path in the container
 	Flags uintptr // MS_* flags
 	Data  string  // size=...,mode=...
+	// CopyUp fills the tmpfs with a copy of what the rootfs has at Dest,
+	// as an OCI config's tmpcopyup.
+	CopyUp bool
 	// Propagation is an MS_* propagation flag (see Propagations), 0 for
 	// the namespace's private one.
 	Propagation uintptr
@@ -152,6 +155,8 @@ func ParseTmpfs(s string) (Tmpfs, error) {
 			t.Flags |= unix.MS_NOEXEC
 		case o == "exec":
 			t.Flags &^= unix.MS_NOEXEC
+		case o == "tmpcopyup":
+			t.CopyUp = true
 		case hasVal && (key == "size" || key == "nr_inodes") && validSize(val):
 			data = append(data, o)
 		case hasVal && key == "mode" && validMode(val):
@@ -159,7 +164,7 @@ func ParseTmpfs(s string) (Tmpfs, error) {
 		case Propagations[o] != 0:
 			t.Propagation = Propagations[o]
 		default:
-			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec, or a propagation: shared, slave, private, unbindable)", s, o)
+			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec, tmpcopyup, or a propagation: shared, slave, private, unbindable)", s, o)
 		}
 	}
 	t.Data = strings.Join(data, ",")

@@ -551,7 +551,7 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 		case "noexec":
 			attrs = append(attrs, o)
 			data = append(data, o)
-		case "exec":
+		case "exec", "tmpcopyup":
 			data = append(data, o)
 		default:
 			if k, _, ok := strings.Cut(o, "="); ok && (k == "size" || k == "mode" || k == "nr_inodes") {
