@@ -146,7 +146,10 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 	var co createOptions
 	var force, all bool
 	var format string
+	var eo execOptions
 	switch verb {
+	case "exec":
+		eo.declare(&o)
 	case "create", "run":
 		o.String(&co.bundle, "bundle", 'b', "DIR", "")
 		o.String(&co.pidFile, "pid-file", 0, "FILE", "")
@@ -233,6 +236,11 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 			return 0, err
 		}
 		return 0, ps(g, p.Stdout, id, format)
+	case "exec":
+		if len(rest) == 0 {
+			return 0, errors.New("exec: no container id given")
+		}
+		return execCommand(g, id, rest[1:], eo)
 	case "spec":
 		return 0, writeSpec(bundleDir(co.bundle))
 	case "features":
