@@ -340,19 +340,21 @@ func Run(p *chain.Process, c *Config) (int, error) {
 			return 0, chain.WithHint(err, "root can map any range; others can map only their own id, with --map-root")
 		}
 	}
-	// The write end stays open for as long as barco-ns lives: the child
-	// reads its end of file as barco-ns's death.
-	if err := handshake(w, pid, c.Idmap); err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		_, _ = sup.Wait(pid)
-		return 0, err
-	}
+	// Before the handshake, so that the file is there by the time the
+	// child can run anything.
 	if c.PIDFile != "" {
 		if err := writePIDFile(c.PIDFile, pid); err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
 			return 0, err
 		}
+	}
+	// The write end stays open for as long as barco-ns lives: the child
+	// reads its end of file as barco-ns's death.
+	if err := handshake(w, pid, c.Idmap); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		_, _ = sup.Wait(pid)
+		return 0, err
 	}
 	if c.Detach {
 		p.Log.Debugf("child %d set up; detached", pid)

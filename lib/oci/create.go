@@ -29,9 +29,6 @@ type createOptions struct {
 // create makes the container: its init runs the chain up to the start
 // gate, and is left to the caller's subreaper; no barco process stays.
 func create(g *globals, id string, o createOptions) (err error) {
-	if o.consoleSocket != "" {
-		return errors.New("--console-socket: not supported by barco yet (process.terminal)")
-	}
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -55,6 +52,13 @@ func create(g *globals, id string, o createOptions) (err error) {
 	spec, err := loadConfig(bundleAbs)
 	if err != nil {
 		return err
+	}
+	consoleFD, err := createConsoleSocket(spec, o.consoleSocket)
+	if err != nil {
+		return err
+	}
+	if consoleFD >= 0 {
+		defer unix.Close(consoleFD)
 	}
 	c, err := newContainer(g.root, id)
 	if err != nil {
@@ -82,7 +86,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 	if err := c.save(st); err != nil {
 		return err
 	}
-	if err := runChain(g, c, ch, bundleAbs, o.preserveFDs); err != nil {
+	if err := runChain(g, c, ch, bundleAbs, o.preserveFDs, consoleFD); err != nil {
 		return err
 	}
 	data, err := os.ReadFile(c.path("pid"))
@@ -118,7 +122,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 // runChain starts the chain with the container's stdio (create's own fds
 // 0-2, unchanged) and waits until its init is at the start gate. The
 // stages report on a pipe of their own, not on that stdio.
-func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve int) error {
+func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve, consoleFD int) error {
 	if err := unix.Mkfifo(c.path(fifoName), 0o622); err != nil {
 		return fmt.Errorf("start gate: %w", err)
 	}
@@ -144,22 +148,33 @@ func runChain(g *globals, c *Container, ch *stageChain, bundle string, preserve 
 		unix.Close(pipe[1])
 		return err
 	}
-	argv := chain.JoinStages(ch.stages)
-	path := filepath.Join(filepath.Dir(self), argv[0])
 	files := []uintptr{0, 1, 2}
 	for fd := 3; fd < 3+preserve; fd++ {
 		files = append(files, uintptr(fd))
 	}
+	chainFDs := strconv.Itoa(len(files)) + "," + strconv.Itoa(len(files)+1)
+	if consoleFD >= 0 {
+		// After the report pipe and the start gate; barco-mount takes it
+		// by its number, as barco run -t hands it over.
+		n := strconv.Itoa(len(files) + 2)
+		withConsoleSocket(ch, n)
+		chainFDs += "," + n
+	}
+	argv := chain.JoinStages(ch.stages)
+	path := filepath.Join(filepath.Dir(self), argv[0])
 	env := append([]string{}, ch.env...)
 	if preserve > 0 {
 		env = append(env, chain.PreserveFDsEnv+"="+strconv.Itoa(preserve))
 	}
 	report, start := len(files), len(files)+1
 	files = append(files, uintptr(pipe[1]), uintptr(fifo))
+	if consoleFD >= 0 {
+		files = append(files, uintptr(consoleFD))
+	}
 	// Passed on at these numbers by each stage that starts the next as a
 	// child (barco-ns), and closed before PROGRAM.
 	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(report), chain.StartFDEnv+"="+strconv.Itoa(start),
-		chain.ChainFDsEnv+"="+strconv.Itoa(report)+","+strconv.Itoa(start))
+		chain.ChainFDsEnv+"="+chainFDs)
 	if g.debug {
 		env = append(env, "BARCO_DEBUG=1")
 	}

@@ -165,12 +165,14 @@ func TestTranslateSeccomp(t *testing.T) {
 // What the stages cannot do yet is refused, never silently dropped.
 func TestTranslateRefusals(t *testing.T) {
 	for name, edit := range map[string]func(*specs.Spec){
-		"terminal": func(s *specs.Spec) { s.Process.Terminal = true },
 		"rlimit unknown": func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_TEST", Hard: 1, Soft: 1}}
 		},
 		"seccomp notify": func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActNotify} },
 		"mount ns path":  func(s *specs.Spec) { s.Linux.Namespaces[4].Path = "/proc/1/ns/mnt" },
+		"user ns path": func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/1/ns/user"})
+		},
 		"capability":     func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_TEST"} },
 		"host sysctl":    func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
 		"systemd path":   func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:barco:x" },
