@@ -212,13 +212,13 @@ func forkJoin(c *joinChild) (pid int, errno syscall.Errno) {
 //go:norace
 func childJoin(c *joinChild) {
 	var (
-		step  uint32
-		err1  syscall.Errno
-		i     int
-		files []int
-		next  int
-		pipe  int
-		exe   int
+		step   uint32
+		err1   syscall.Errno
+		i      int
+		files  []int
+		next   int
+		pipe   int
+		exe    int
 		report joinFailure
 	)
 	files, next, pipe, exe = c.files, c.nextFD, c.pipe, c.exe

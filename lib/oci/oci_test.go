@@ -170,14 +170,14 @@ func TestTranslateRefusals(t *testing.T) {
 		},
 		"seccomp notify": func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActNotify} },
 		"mount ns path":  func(s *specs.Spec) { s.Linux.Namespaces[4].Path = "/proc/1/ns/mnt" },
-		"user ns path": func(s *specs.Spec) {
-			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/1/ns/user"})
-		},
 		"capability":     func(s *specs.Spec) { s.Process.Capabilities.Bounding = []string{"CAP_TEST"} },
 		"host sysctl":    func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
 		"systemd path":   func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:barco:x" },
 		"mount option": func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Options: []string{"uid=5"}})
+		},
+		"user ns path": func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/1/ns/user"})
 		},
 	} {
 		s := DefaultSpec()
