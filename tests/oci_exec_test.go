@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -475,4 +476,80 @@ func TestOCIKillAllAfterInit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.must("delete", "killall-1")
+}
+
+// The stages on their own, as nsenter and cgexec: barco-ns --join enters a
+// running container's user and mount namespaces (and its uts and pid ones), and
+// barco-cgroup --join its cgroup.
+func TestJoinStages(t *testing.T) {
+	rootfs := testutil.CopyRootfs(t, 100000)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	box := exec.Command(nsBin(t), "-U", "-m", "-p", "-u", "--hostname", "joined", "--pid-file", pidFile, "--",
+		testutil.Bin(t, "barco-mount"), "--rootfs", rootfs, "--", "/bin/sleep", "60")
+	if err := box.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { box.Process.Kill(); box.Wait() }()
+	var pid string
+	for deadline := time.Now().Add(10 * time.Second); pid == ""; time.Sleep(10 * time.Millisecond) {
+		if data, _ := os.ReadFile(pidFile); len(data) > 0 {
+			pid = string(data)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no pid file")
+		}
+	}
+	// The mount namespace is the container's once barco-mount has pivoted.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline"); strings.HasPrefix(string(cmd), "/bin/sleep") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not start")
+		}
+	}
+	ns := "/proc/" + pid + "/ns/"
+	for _, mode := range []string{"linked", "exec"} {
+		env := []string{}
+		if mode == "exec" {
+			env = append(env, "BARCO_EXEC_STAGES=1")
+		}
+		r := testutil.Run(t, env, nsBin(t), "--join", "user="+ns+"user", "--join", "mnt="+ns+"mnt", "--join", "uts="+ns+"uts", "--join", "pid="+ns+"pid",
+			"--workdir", "/etc", "--", "/bin/sh", "-c", "hostname; id -u; pwd; ls /linuxrc; readlink /proc/self/ns/mnt")
+		mnt, _ := os.Readlink(ns + "mnt")
+		if want := "joined\n0\n/etc\n/linuxrc\n" + mnt + "\n"; r.Code != 0 || r.Stdout != want {
+			t.Errorf("%s: barco-ns --join user, mnt, uts: %d %q, want %q (%s)", mode, r.Code, r.Stdout, want, r.Stderr)
+		}
+		r = testutil.Run(t, env, nsBin(t), "--join", "user="+ns+"user", "--join", "mnt="+ns+"mnt", "--",
+			"barco-caps", "--user", "1000:1000", "--", "/bin/sh", "-c", "id -u; exit 3")
+		if r.Code != 3 || r.Stdout != "1000\n" {
+			t.Errorf("%s: barco-ns --join -- barco-caps: %d %q (%s)", mode, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join", "mnt=" + ns + "user", "--", "/bin/true"}, "not a mnt namespace"},
+		{[]string{"--join", "mnt=" + ns + "mnt", "-n", "--", "/bin/true"}, "no new namespace"},
+		{[]string{"--join", "mnt=" + ns + "mnt", "--workdir", "/nonexistent", "--", "/bin/true"}, "--workdir /nonexistent"},
+	} {
+		r := testutil.Run(t, nil, append([]string{nsBin(t)}, tc.args...)...)
+		if r.Code != 125 || len(testutil.Lines(r.Stderr)) != 1 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("barco-ns %q: %d %q, want 125 and %q", tc.args, r.Code, r.Stderr, tc.want)
+		}
+	}
+
+	dir := "/sys/fs/cgroup/pids/" + testParent + "-join"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(dir)
+	r := testutil.Run(t, nil, cgroupBin(t), "--join", dir, "--", "grep", ":pids:", "/proc/self/cgroup")
+	if r.Code != 0 || !strings.HasSuffix(strings.TrimSpace(r.Stdout), ":pids:/"+testParent+"-join") {
+		t.Errorf("barco-cgroup --join %s: %d %q (%s)", dir, r.Code, r.Stdout, r.Stderr)
+	}
+	if r := testutil.Run(t, nil, cgroupBin(t), "--join", "/tmp", "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "not a cgroup directory") {
+		t.Errorf("barco-cgroup --join /tmp: %d %q", r.Code, r.Stderr)
+	}
 }
