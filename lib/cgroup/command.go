@@ -110,6 +110,12 @@ func Command() *chain.Stage {
 	})
 	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
 	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place (a barco-ns linked into this binary stays out, and starts its child in it); nothing is removed")
+	var join []string
+	st.Options.Func("join", 0, "DIR", "join the existing cgroup at DIR, in any hierarchy, and exec PROGRAM in place, as cgexec (repeatable: one per hierarchy)", func(v string) error {
+		dir, err := ParseJoinDir(v)
+		join = append(join, dir)
+		return err
+	})
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if l.MemorySwap > 0 && (l.Memory <= 0 || l.MemorySwap < l.Memory) {
@@ -122,6 +128,12 @@ func Command() *chain.Stage {
 			// The rules asked for first, in their order, as an OCI config
 			// lists them; the defaults after.
 			l.Devices = append(append([]DeviceRule{}, allow...), DefaultDevices...)
+		}
+		if len(join) > 0 {
+			if err := o.JoinOnly(exec); err != nil {
+				return 0, err
+			}
+			return JoinExisting(p, join, program)
 		}
 		if exec {
 			return Exec(p, &o, program)

@@ -107,15 +107,39 @@ func carry(path, name string, minFD int) (int, string, error) {
 		}
 		how = "a sealed memfd copy"
 	}
-	// The descriptor that passes on is the duplicate below.
+	kept, err := keep(f, name, minFD)
+	return kept, how, err
+}
+
+// keep is a fresh descriptor of f without close-on-exec, above those the
+// program keeps, so that it passes from stage to stage; f is closed.
+func keep(f *os.File, name string, minFD int) (int, error) {
 	defer f.Close()
-	// A fresh descriptor without close-on-exec, above those the program
-	// keeps, so that it passes from stage to stage.
 	kept, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD, minFD)
 	if err != nil {
-		return -1, "", fmt.Errorf("dup carried %s: %w", name, err)
+		return -1, fmt.Errorf("dup carried %s: %w", name, err)
 	}
-	return kept, how, nil
+	return kept, nil
+}
+
+// CarrySelf carries this process's own executable as the stage name, for
+// a helper of that stage that runs inside the container (barco-ns
+// re-executed in a joined mount namespace, where it finds PROGRAM): a
+// sealed memfd copy, as any carried stage that the container's processes
+// could otherwise write. It returns the path to execute it by.
+func (p *Process) CarrySelf(name string) (string, error) {
+	f, err := SealedCopy("/proc/self/exe", name)
+	if err != nil {
+		return "", err
+	}
+	minFD := 3 + PreservedFDs()
+	fd, err := keep(f, name, minFD)
+	if err != nil {
+		return "", err
+	}
+	p.carried[name] = fd
+	p.Log.Debugf("carry %s (this executable) as a sealed memfd copy, fd %d", name, fd)
+	return "/proc/self/fd/" + strconv.Itoa(fd), os.Setenv(StageFDsEnv, formatStageFDs(p.carried))
 }
 
 // unwritableHere reports whether no process of the current user namespace

@@ -96,6 +96,10 @@ type Placer func(path string, argv []string, attr *syscall.ProcAttr) (int, error
 // returns, calls PlaceChildren(nil) and finishes its own work.
 func (p *Process) PlaceChildren(place Placer) { p.placer = place }
 
+// Placed reports whether ForkExec starts children through an earlier
+// stage's Placer.
+func (p *Process) Placed() bool { return p.placer != nil }
+
 // ForkExec starts a child as syscall.ForkExec, placed by the earlier stage
 // in this process if there is one (see PlaceChildren).
 func (p *Process) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {

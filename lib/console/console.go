@@ -185,3 +185,30 @@ func IsSocket(fd int) bool {
 	var st unix.Stat_t
 	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
 }
+
+// OpenIn opens a new pseudo-terminal from the ptmx of the devpts instance
+// at PTMX inside the root open at rootFD (another mount namespace's root,
+// /proc/PID/root): its master and slave, both close-on-exec, and the
+// slave's name there. Symbolic links resolve inside that root, and the
+// file found must be a ptmx on devpts: the caller may be the host's root,
+// and the root the container's, which could put any device there.
+func OpenIn(rootFD int) (master, slave int, name string, err error) {
+	fd, err := unix.Openat2(rootFD, PTMX, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return -1, -1, "", &os.PathError{Op: "open", Path: PTMX, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	var fs unix.Statfs_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return -1, -1, "", &os.PathError{Op: "stat", Path: PTMX, Err: err}
+	}
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return -1, -1, "", &os.PathError{Op: "statfs", Path: PTMX, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 5 || unix.Minor(st.Rdev) != 2 || fs.Type != unix.DEVPTS_SUPER_MAGIC {
+		return -1, -1, "", fmt.Errorf("%s: not the ptmx of a devpts file system", PTMX)
+	}
+	return open("/proc/self/fd/" + strconv.Itoa(fd))
+}

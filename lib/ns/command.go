@@ -23,7 +23,18 @@ With -U, PROGRAM becomes root of the new user namespace (or --uid/--gid) once
 the uid and gid maps are written. The maps default to the caller's ranges in
 /etc/subuid and /etc/subgid, else container 0-65535 = host 100000-165535.`,
 		Example: `barco-ns -U -p -u --hostname box -- /bin/sh -c 'echo $$ $(hostname); cat /proc/self/uid_map'
-barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/sh`,
+barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/sh
+barco-ns --join user=/proc/PID/ns/user --join mnt=/proc/PID/ns/mnt --join pid=/proc/PID/ns/pid -- barco-caps --user 1000 -- sh`,
+		Notes: `--join: net, ipc, uts, pid, cgroup and time namespaces are entered on barco-ns's
+own thread before it clones the child (pid and time then apply to the child). A
+user or mount namespace can only be entered by a process with one thread, which
+a Go program never is: the child joins them itself between its fork and its exec,
+the user namespace first, and becomes root there (uid and gid 0 must be mapped).
+Past a joined mount namespace the host's files are gone: the barco stages named
+after barco-ns go with the child as carried files (sealed memfd copies, as across
+barco-mount's pivot_root), and a PROGRAM that is not a stage is found in the
+joined root by barco-ns re-executed from such a copy. No new namespace, nor
+--init, with a joined user or mount namespace.`,
 	}
 	var (
 		cfg     = Config{UID: -1, GID: -1}
@@ -42,7 +53,7 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 	o.Int(&cfg.GID, "gid", 0, "GID", "run PROGRAM as GID (default 0 with -U)")
 	o.Func("idmap", 0, "DIR", "hand the next stage a read-only clone of DIR whose ids are mapped through the new user namespace (repeatable; needs -U)",
 		func(v string) error { cfg.Idmap = append(cfg.Idmap, v); return nil })
-	o.Func("join", 0, "TYPE=PATH", "make PROGRAM in the existing namespace at PATH (net, ipc, uts, pid, cgroup, time), as nsenter (repeatable)", func(v string) error {
+	o.Func("join", 0, "TYPE=PATH", "make PROGRAM in the existing namespace at PATH (user, mnt, net, ipc, uts, pid, cgroup, time), as nsenter (repeatable; see below)", func(v string) error {
 		j, err := ParseJoin(v)
 		cfg.Joins = append(cfg.Joins, j)
 		return err
@@ -70,6 +81,8 @@ barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/s
 	o.String(&cfg.PIDFile, "pid-file", 0, "FILE", "write PROGRAM's first process's host pid to FILE")
 	o.Bool(&cfg.Detach, "detach", 0, "exit once the child is set up instead of waiting for it; it is not killed when barco-ns exits")
 	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
+	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "PROGRAM's working directory, entered once the namespaces are (with --join mnt, a path of that mount namespace)")
+	o.Bool(&cfg.Ctty, "ctty", 0, "make fd 0, a terminal, the controlling terminal of PROGRAM, which leads its session (as setsid --ctty)")
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		cfg.Program = program

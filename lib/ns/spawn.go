@@ -60,6 +60,11 @@ type Config struct {
 	// the child outlives barco-ns, and is reparented to the nearest
 	// subreaper (an OCI engine's shim), which waits for it.
 	Detach bool
+	// Workdir, when set, is the child's working directory, entered after
+	// the namespaces (a path of the joined mount namespace, with one).
+	Workdir string
+	// Ctty makes fd 0, a terminal, the child's controlling terminal.
+	Ctty bool
 }
 
 // childEnv marks barco-ns re-executed as the first process inside its
@@ -77,6 +82,12 @@ func (c *Config) Validate() error {
 	for _, j := range c.Joins {
 		if c.Flags&j.Flag != 0 {
 			return fmt.Errorf("--join %s=%s: and a new %s namespace exclude each other", j.Name, j.Path, j.Name)
+		}
+		if j.inChild() && c.Flags != 0 {
+			return fmt.Errorf("--join %s=%s: no new namespace with a joined user or mount namespace (the child joins those itself, after its fork)", j.Name, j.Path)
+		}
+		if j.inChild() && c.Init {
+			return fmt.Errorf("--join %s=%s: --init runs only in namespaces of barco-ns's own making or joined on its thread", j.Name, j.Path)
 		}
 	}
 	for _, kv := range c.Sysctls {
@@ -179,6 +190,24 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		}
 	}
 
+	// Past a joined mount namespace the host's files are gone: the next
+	// stages go with the child as carried files, as across barco-mount's
+	// pivot_root, and so does barco-ns itself when it is to exec a PROGRAM
+	// that is not a stage, which it then finds in the container's root.
+	selfPath := "/proc/self/exe"
+	if c.joinsMount() {
+		if err := p.CarryStages(c.Program); err != nil {
+			unix.Close(r)
+			return 0, err
+		}
+		if !chain.IsStage(c.Program[0]) {
+			var err error
+			if selfPath, err = p.CarrySelf("barco-ns"); err != nil {
+				unix.Close(r)
+				return 0, err
+			}
+		}
+	}
 	env := os.Environ()
 	var path string
 	var err error
@@ -198,7 +227,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 				mode = "init-stage"
 			}
 		}
-		path = "/proc/self/exe"
+		path = selfPath
 		if c.Init && !ownerUnmapped("/proc/self/exe", c) {
 			// The init stays as PID 1 for the container's whole life: run
 			// it from a sealed copy, so that nothing inside can rewrite the
@@ -276,12 +305,23 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		unix.Close(r)
 		return 0, err
 	}
-	pid, err := p.ForkExec(path, argv, &syscall.ProcAttr{
+	attr := &syscall.ProcAttr{
+		Dir:   c.Workdir,
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient, Setsid: true},
-	})
+		Sys: &syscall.SysProcAttr{Cloneflags: c.Flags &^ cgroupns, Unshareflags: cgroupns, AmbientCaps: ambient, Setsid: true,
+			Setctty: c.Ctty, Ctty: 0},
+	}
+	var pid int
+	if c.joinsInChild() {
+		pid, err = c.forkJoinedChild(p, path, argv, attr)
+	} else {
+		pid, err = p.ForkExec(path, argv, attr)
+	}
 	unix.Close(r)
+	if err != nil && c.joinsInChild() {
+		return 0, err
+	}
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
@@ -300,19 +340,21 @@ func Run(p *chain.Process, c *Config) (int, error) {
 			return 0, chain.WithHint(err, "root can map any range; others can map only their own id, with --map-root")
 		}
 	}
-	// The write end stays open for as long as barco-ns lives: the child
-	// reads its end of file as barco-ns's death.
-	if err := handshake(w, pid, c.Idmap); err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		_, _ = sup.Wait(pid)
-		return 0, err
-	}
+	// Before the handshake, so that the file is there by the time the
+	// child can run anything.
 	if c.PIDFile != "" {
 		if err := writePIDFile(c.PIDFile, pid); err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
 			return 0, err
 		}
+	}
+	// The write end stays open for as long as barco-ns lives: the child
+	// reads its end of file as barco-ns's death.
+	if err := handshake(w, pid, c.Idmap); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		_, _ = sup.Wait(pid)
+		return 0, err
 	}
 	if c.Detach {
 		p.Log.Debugf("child %d set up; detached", pid)
@@ -329,6 +371,77 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		mount.RemoveCreated(created, p.Log)
 	}
 	return chain.ExitStatus(ws), nil
+}
+
+// joinsInChild reports whether the child joins a user or mount namespace
+// itself (see forkJoined).
+func (c *Config) joinsInChild() bool {
+	for _, j := range c.Joins {
+		if j.inChild() {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) joinsMount() bool {
+	for _, j := range c.Joins {
+		if j.Flag == unix.CLONE_NEWNS {
+			return true
+		}
+	}
+	return false
+}
+
+// forkJoinedChild starts the child with forkJoined, in the user and mount
+// namespaces of c.Joins.
+func (c *Config) forkJoinedChild(p *chain.Process, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	if p.Placed() {
+		return 0, errors.New("--join user or mnt: the child cannot be started by an earlier stage in this process (barco-cgroup without --exec or --join)")
+	}
+	fds := map[uintptr]int{unix.CLONE_NEWUSER: -1, unix.CLONE_NEWNS: -1}
+	defer func() {
+		for _, fd := range fds {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+	for _, j := range c.Joins {
+		if j.inChild() {
+			fd, err := openJoin(j)
+			if err != nil {
+				return 0, err
+			}
+			fds[j.Flag] = fd
+		}
+	}
+	pid, err := forkJoined(path, argv, attr, fds[unix.CLONE_NEWUSER], fds[unix.CLONE_NEWNS])
+	if err != nil {
+		var je *joinError
+		if errors.As(err, &je) {
+			switch je.Step {
+			case stepNames[stepUser], stepNames[stepMount]:
+				return 0, fmt.Errorf("--join %s: %w", c.joinsText(), err)
+			case stepNames[stepChdir]:
+				return 0, fmt.Errorf("--workdir %s: %w", c.Workdir, err)
+			case stepNames[stepUID], stepNames[stepGID]:
+				return 0, chain.WithHint(err, "the joined user namespace must map uid and gid 0")
+			}
+		}
+		return 0, fmt.Errorf("start %s: %w", c.Program[0], err)
+	}
+	return pid, nil
+}
+
+func (c *Config) joinsText() string {
+	var parts []string
+	for _, j := range c.Joins {
+		if j.inChild() {
+			parts = append(parts, j.Name+"="+j.Path)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // writePIDFile writes pid to path as bare digits, as runc does, through a

@@ -149,7 +149,13 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 	var co createOptions
 	var force, all bool
 	var format string
+	var eo execOptions
+	var uo updateOptions
 	switch verb {
+	case "update":
+		uo.declare(&o)
+	case "exec":
+		eo.declare(&o)
 	case "create", "run":
 		o.String(&co.bundle, "bundle", 'b', "DIR", "")
 		o.String(&co.pidFile, "pid-file", 0, "FILE", "")
@@ -236,6 +242,28 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 			return 0, err
 		}
 		return 0, ps(g, p.Stdout, id, format)
+	case "exec":
+		if len(rest) == 0 {
+			return 0, errors.New("exec: no container id given")
+		}
+		return execCommand(g, id, rest[1:], eo)
+	case "update":
+		if err := needID(1); err != nil {
+			return 0, err
+		}
+		r, err := updateResources(uo, p.Stdin)
+		if err != nil {
+			return 0, err
+		}
+		return 0, update(g, id, r)
+	case "pause", "resume":
+		if err := needID(1); err != nil {
+			return 0, err
+		}
+		if verb == "pause" {
+			return 0, pause(g, id)
+		}
+		return 0, resume(g, id)
 	case "spec":
 		return 0, writeSpec(bundleDir(co.bundle))
 	case "features":

@@ -118,8 +118,6 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 func checkProcess(s *specs.Spec) error {
 	p := s.Process
 	switch {
-	case p.Terminal:
-		return unsupported("process.terminal")
 	case p.ApparmorProfile != "":
 		return errors.New("config.json: process.apparmorProfile: this machine has no AppArmor to apply it")
 	case p.SelinuxLabel != "":
@@ -334,6 +332,10 @@ func nsStage(s *specs.Spec, pidFile string) ([]string, error) {
 			return nil, fmt.Errorf("config.json: namespace %s: given twice", n.Type)
 		}
 		seen[n.Type] = true
+		if n.Path != "" && (n.Type == specs.MountNamespace || n.Type == specs.UserNamespace) {
+			// barco-ns joins them only with no new namespace at all.
+			return nil, unsupported("joining a " + string(n.Type) + " namespace by path")
+		}
 		if n.Path != "" {
 			kind := string(n.Type)
 			if n.Type == specs.NetworkNamespace {

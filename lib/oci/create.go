@@ -29,9 +29,6 @@ type createOptions struct {
 // create makes the container: its init runs the chain up to the start
 // gate, and is left to the caller's subreaper; no barco process stays.
 func create(g *globals, id string, o createOptions) (err error) {
-	if o.consoleSocket != "" {
-		return errors.New("--console-socket: not supported by barco yet (process.terminal)")
-	}
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -55,6 +52,13 @@ func create(g *globals, id string, o createOptions) (err error) {
 	spec, raw, err := loadConfig(bundleAbs)
 	if err != nil {
 		return err
+	}
+	consoleFD, err := createConsoleSocket(spec, o.consoleSocket)
+	if err != nil {
+		return err
+	}
+	if consoleFD >= 0 {
+		defer unix.Close(consoleFD)
 	}
 	c, err := newContainer(g.root, id)
 	if err != nil {
@@ -83,7 +87,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 	if err := c.save(st); err != nil {
 		return err
 	}
-	if err := runChain(g, c, ch, o.preserveFDs); err != nil {
+	if err := runChain(g, c, ch, o.preserveFDs, consoleFD); err != nil {
 		return err
 	}
 	data, err := os.ReadFile(c.path("pid"))
@@ -122,7 +126,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 // barco-ns are linked into barco and run in this process (see runStages):
 // the init is this process's child, left to the caller's subreaper when
 // create returns.
-func runChain(g *globals, c *Container, ch *stageChain, preserve int) error {
+func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int) error {
 	if err := unix.Mkfifo(c.path(fifoName), 0o622); err != nil {
 		return fmt.Errorf("start gate: %w", err)
 	}
@@ -144,6 +148,18 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve int) error {
 	defer r.Close()
 	report := pipe[1]
 
+	if consoleFD >= 0 {
+		// barco-mount takes it by its number, as barco run -t hands it
+		// over; a copy, which the chain closes once it passes it on.
+		dup, err := unix.FcntlInt(uintptr(consoleFD), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			unix.Close(report)
+			unix.Close(fifo)
+			return fmt.Errorf("console socket: %w", err)
+		}
+		consoleFD = dup
+		withConsoleSocket(ch, strconv.Itoa(consoleFD))
+	}
 	argv := chain.JoinStages(ch.stages)
 	env := append([]string{}, ch.env...)
 	if preserve > 0 {
@@ -151,8 +167,12 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve int) error {
 	}
 	// Passed on at these numbers by each stage that starts the next as a
 	// child (barco-ns), which then closes them, and closed before PROGRAM.
+	chainFDs := strconv.Itoa(report) + "," + strconv.Itoa(fifo)
+	if consoleFD >= 0 {
+		chainFDs += "," + strconv.Itoa(consoleFD)
+	}
 	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(report), chain.StartFDEnv+"="+strconv.Itoa(fifo),
-		chain.ChainFDsEnv+"="+strconv.Itoa(report)+","+strconv.Itoa(fifo))
+		chain.ChainFDsEnv+"="+chainFDs)
 	if g.debug {
 		env = append(env, "BARCO_DEBUG=1")
 	}
@@ -162,6 +182,9 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve int) error {
 		// A stage failed before barco-ns passed them on.
 		unix.Close(report)
 		unix.Close(fifo)
+		if consoleFD >= 0 {
+			unix.Close(consoleFD)
+		}
 	}
 	var lines []string
 	ready := false

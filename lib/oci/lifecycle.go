@@ -102,7 +102,7 @@ func kill(g *globals, id string, sig unix.Signal, all bool) error {
 		return signalCgroup(st, sig)
 	}
 	switch st.Status {
-	case specs.StateCreated, specs.StateRunning:
+	case specs.StateCreated, specs.StateRunning, statePaused:
 		return signalInit(st, sig)
 	}
 	return fmt.Errorf("container %s is %s: nothing to signal", id, st.Status)
@@ -135,7 +135,7 @@ func signalCgroup(st *State, sig unix.Signal) error {
 	for _, pid := range cgroupPids(st) {
 		_ = unix.Kill(pid, sig)
 	}
-	if st.Status == specs.StateCreated || st.Status == specs.StateRunning {
+	if st.Status == specs.StateCreated || st.Status == specs.StateRunning || st.Status == statePaused {
 		return signalInit(st, sig)
 	}
 	return nil
@@ -200,6 +200,9 @@ func remove(g *globals, id string, force bool) error {
 // destroy kills what is left of the container, removes the cgroups create
 // made and the state, and runs the poststop hooks.
 func (c *Container) destroy(st *State, g *globals) error {
+	if err := thaw(st); err != nil {
+		g.warnf("thaw %s before it is killed: %v", st.ID, err)
+	}
 	if st.Pid > 0 && initAlive(st.Pid, st.InitStart) {
 		_ = signalInit(st, unix.SIGKILL)
 	}

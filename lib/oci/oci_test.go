@@ -196,7 +196,6 @@ func TestTranslateSeccomp(t *testing.T) {
 // What the stages cannot do yet is refused, never silently dropped.
 func TestTranslateRefusals(t *testing.T) {
 	for name, edit := range map[string]func(*specs.Spec){
-		"terminal": func(s *specs.Spec) { s.Process.Terminal = true },
 		"rlimit unknown": func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_TEST", Hard: 1, Soft: 1}}
 		},
@@ -207,6 +206,9 @@ func TestTranslateRefusals(t *testing.T) {
 		"systemd path":   func(s *specs.Spec) { s.Linux.CgroupsPath = "system.slice:barco:x" },
 		"mount option": func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Options: []string{"uid=5"}})
+		},
+		"user ns path": func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/1/ns/user"})
 		},
 	} {
 		s := DefaultSpec()

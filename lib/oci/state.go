@@ -217,7 +217,8 @@ func (c *Container) load() (*State, error) {
 }
 
 // status is the container's status now: stopped once its init is gone,
-// created while the init waits at the start gate, else running.
+// created while the init waits at the start gate, paused while its
+// freezer holds it, else running.
 func (c *Container) status(s *State) specs.ContainerState {
 	if s.Status == specs.StateCreating || s.Status == specs.StateStopped {
 		return s.Status
@@ -228,7 +229,7 @@ func (c *Container) status(s *State) specs.ContainerState {
 	if _, err := os.Stat(c.path(fifoName)); err == nil {
 		return specs.StateCreated
 	}
-	return specs.StateRunning
+	return pausedStatus(s, specs.StateRunning)
 }
 
 // save writes the state through a rename.

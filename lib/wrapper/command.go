@@ -24,6 +24,14 @@ container, -m the directory mounted as its root, -c the command, -a the
 command's argv[0] (default: CMD), -v verbose. CMD gets no arguments, as in
 the original, which execs argv {ARG, NULL}.
 
+barco also takes runc's command line, as an OCI runtime for podman,
+containerd and Docker: [--root DIR] [--log FILE] [--log-format json] then
+create, start, state, kill, delete, exec, pause, resume, update, ps, list,
+run --bundle, spec or features, with runc's options (see the README). exec
+starts a process in a running container with barco-cgroup --join and
+barco-ns --join into its init's cgroups and namespaces (user and mount
+included), then barco-caps and barco-seccomp as create's chain has them.
+
 Example:
   barco run -- /bin/sh -c 'echo hello from $(hostname)'
   barco -u 0 -m / -c /bin/sh -a .     # an interactive shell; type 'exit' to quit

@@ -1,0 +1,1 @@
+// Empty: it lets forkjoin.go declare the runtime's fork hooks without bodies.
