@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -527,5 +528,29 @@ func TestOCIPreserveFDs(t *testing.T) {
 	// The shell's glob opens the directory it lists: fd 4 is its own.
 	if want := "from fd 3\nfd 0\nfd 1\nfd 2\nfd 3\nfd 4\n"; err != nil || string(out) != want {
 		t.Errorf("run --preserve-fds 1: %v, output %q, want %q", err, out, want)
+	}
+}
+
+// Memory reservation, swappiness and the OOM killer switch reach the
+// container's memory cgroup (v1 here).
+func TestOCIMemorySoftLimits(t *testing.T) {
+	e := newOCI(t)
+	res, sw, off := int64(32<<20), uint64(7), true
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "30"}
+		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Reservation: &res, Swappiness: &sw, DisableOOMKiller: &off}}
+	})
+	e.mustCreate("--bundle", dir, "mem-1")
+	var got []string
+	for _, d := range cgroupDirsOf("mem-1") {
+		if strings.Contains(d, "/memory/") {
+			for _, f := range []string{"memory.soft_limit_in_bytes", "memory.swappiness", "memory.oom_control"} {
+				data, _ := os.ReadFile(filepath.Join(d, f))
+				got = append(got, strings.SplitN(string(data), "\n", 2)[0])
+			}
+		}
+	}
+	if want := []string{"33554432", "7", "oom_kill_disable 1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("memory cgroup: %q, want %q", got, want)
 	}
 }

@@ -17,6 +17,15 @@ func (l *Limits) Args() []string {
 	if l.MemorySwap > 0 {
 		add("--memory-swap", strconv.FormatInt(l.MemorySwap, 10))
 	}
+	if l.MemoryReservation > 0 {
+		add("--memory-reservation", strconv.FormatInt(l.MemoryReservation, 10))
+	}
+	if l.MemorySwappiness != nil {
+		add("--memory-swappiness", strconv.FormatUint(*l.MemorySwappiness, 10))
+	}
+	if l.OOMKillDisable {
+		a = append(a, "--oom-kill-disable")
+	}
 	if l.CPUQuota > 0 {
 		add("--cpu-quota", strconv.FormatInt(l.CPUQuota, 10))
 		if l.CPUPeriod != 0 {

@@ -43,6 +43,19 @@ func Command() *chain.Stage {
 		l.MemorySwap, err = ParseSwap(v)
 		return err
 	})
+	st.Options.Func("memory-reservation", 0, "BYTES", "soft memory limit (v1 memory.soft_limit_in_bytes, v2 memory.low)", func(v string) (err error) {
+		l.MemoryReservation, err = ParseMemory(v)
+		return err
+	})
+	st.Options.Func("memory-swappiness", 0, "N", "v1 memory.swappiness, 0-100 (v2 has none)", func(v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n > 100 {
+			return fmt.Errorf("%q: want 0 to 100", v)
+		}
+		l.MemorySwappiness = &n
+		return nil
+	})
+	st.Options.Bool(&l.OOMKillDisable, "oom-kill-disable", 0, "turn the kernel's OOM killer off for the cgroup (v1 memory.oom_control; v2 has none)")
 	st.Options.Func("cpus", 'c', "N", "CPU time, in CPUs, fractional (1.5): a CFS quota over a 100ms period", func(v string) (err error) {
 		l.CPUQuota, err = ParseCPUs(v)
 		return err

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,15 @@ type Limits struct {
 	CpusetMems string
 	Pids       int64  // tasks; -1 for no limit
 	IOWeight   uint64 // cgroup v2 io.weight, 1-10000
+	// MemoryReservation is a soft limit in bytes: v1 memory.soft_limit_in_bytes,
+	// v2 memory.low.
+	MemoryReservation int64
+	// MemorySwappiness, when set, is v1 memory.swappiness (0-100); v2 has
+	// none.
+	MemorySwappiness *uint64
+	// OOMKillDisable turns the kernel's OOM killer off for the cgroup
+	// (v1 memory.oom_control); v2 has no such switch.
+	OOMKillDisable bool
 	// Devices, when not nil, are the only devices the cgroup may use.
 	Devices []DeviceRule
 }
@@ -33,7 +43,7 @@ type Limits struct {
 // devices controller on v1.
 func (l *Limits) Controllers() []string {
 	var c []string
-	if l.Memory != 0 || l.MemorySwap != 0 {
+	if l.Memory != 0 || l.MemorySwap != 0 || l.MemoryReservation != 0 || l.MemorySwappiness != nil || l.OOMKillDisable {
 		c = append(c, "memory")
 	}
 	if l.CPUQuota != 0 || l.CPUWeight != 0 || l.CPUShares != 0 {
@@ -101,6 +111,15 @@ func PlanV1(dirs map[string]string, l *Limits) ([]Write, error) {
 		}
 		add("memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(l.MemorySwap, 10))
 	}
+	if l.MemoryReservation != 0 {
+		add("memory", "memory.soft_limit_in_bytes", strconv.FormatInt(l.MemoryReservation, 10))
+	}
+	if l.MemorySwappiness != nil {
+		add("memory", "memory.swappiness", strconv.FormatUint(*l.MemorySwappiness, 10))
+	}
+	if l.OOMKillDisable {
+		add("memory", "memory.oom_control", "1")
+	}
 	if l.CPUQuota != 0 {
 		add("cpu", "cpu.cfs_period_us", strconv.FormatUint(l.period(), 10))
 		add("cpu", "cpu.cfs_quota_us", strconv.FormatInt(l.CPUQuota, 10))
@@ -150,12 +169,22 @@ func ApplyV2(dir string, l *Limits, log *chain.Log) error {
 	if err := checkV2Controllers(dir, l.Controllers()); err != nil {
 		return err
 	}
-	return apply(PlanV2(dir, l), log)
+	ws, err := PlanV2(dir, l)
+	if err != nil {
+		return err
+	}
+	return apply(ws, log)
 }
 
 // PlanV2 is the list of writes that ApplyV2 makes, in order. Device rules
 // are not among them: on v2 they are an eBPF program.
-func PlanV2(dir string, l *Limits) []Write {
+func PlanV2(dir string, l *Limits) ([]Write, error) {
+	switch {
+	case l.MemorySwappiness != nil:
+		return nil, errors.New("memory swappiness: cgroup v2 has none")
+	case l.OOMKillDisable:
+		return nil, errors.New("disabling the OOM killer: cgroup v2 has no such switch")
+	}
 	var ws []Write
 	add := func(file, value string) { ws = append(ws, Write{dir, file, value}) }
 	if l.Memory != 0 {
@@ -191,7 +220,10 @@ func PlanV2(dir string, l *Limits) []Write {
 	if l.IOWeight != 0 {
 		add("io.weight", "default "+strconv.FormatUint(l.IOWeight, 10))
 	}
-	return ws
+	if l.MemoryReservation != 0 {
+		add("memory.low", maxOr(l.MemoryReservation))
+	}
+	return ws, nil
 }
 
 // apply makes the writes ws, in order. Consecutive writes to one file

@@ -138,14 +138,14 @@ func TestPlanV2(t *testing.T) {
 		"c1/pids.max=32",
 		"c1/io.weight=default 100",
 	}
-	if got := strs(PlanV2(dir, &allLimits)); !reflect.DeepEqual(got, want) {
+	if got := strs(must(PlanV2(dir, &allLimits))); !reflect.DeepEqual(got, want) {
 		t.Errorf("PlanV2:\n got %q\nwant %q", got, want)
 	}
-	got := strs(PlanV2(dir, &Limits{Memory: 1 << 30, MemorySwap: 3 << 30}))
+	got := strs(must(PlanV2(dir, &Limits{Memory: 1 << 30, MemorySwap: 3 << 30})))
 	if !reflect.DeepEqual(got, []string{"c1/memory.max=1073741824", "c1/memory.swap.max=2147483648"}) {
 		t.Errorf("PlanV2 with swap: %q", got)
 	}
-	got = strs(PlanV2(dir, &Limits{Memory: -1, MemorySwap: -1, Pids: -1}))
+	got = strs(must(PlanV2(dir, &Limits{Memory: -1, MemorySwap: -1, Pids: -1})))
 	if !reflect.DeepEqual(got, []string{"c1/memory.max=max", "c1/memory.swap.max=max", "c1/pids.max=max"}) {
 		t.Errorf("PlanV2 unlimited: %q", got)
 	}
@@ -254,7 +254,36 @@ func TestPlanCPUSharesAndPeriod(t *testing.T) {
 	if got := strings.Join(strs(ws), " "); !strings.Contains(got, "cpu.cfs_period_us=5000") || !strings.Contains(got, "cpu.cfs_quota_us=20000") || !strings.Contains(got, "cpu.shares=1024") {
 		t.Errorf("PlanV1: %s", got)
 	}
-	if got := strings.Join(strs(PlanV2("/c", l)), " "); !strings.Contains(got, "cpu.max=20000 5000") || !strings.Contains(got, "cpu.weight=39") {
+	if got := strings.Join(strs(must(PlanV2("/c", l))), " "); !strings.Contains(got, "cpu.max=20000 5000") || !strings.Contains(got, "cpu.weight=39") {
 		t.Errorf("PlanV2: %s", got)
+	}
+}
+
+func must(ws []Write, err error) []Write {
+	if err != nil {
+		panic(err)
+	}
+	return ws
+}
+
+// The memory soft limit on both versions; swappiness and the OOM switch
+// on v1 only.
+func TestMemoryReservationSwappinessOOM(t *testing.T) {
+	sw := uint64(10)
+	l := &Limits{MemoryReservation: 32 << 20, MemorySwappiness: &sw, OOMKillDisable: true}
+	dir := "/sys/fs/cgroup/memory/c"
+	got, err := PlanV1(map[string]string{"memory": dir}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"c/memory.soft_limit_in_bytes=33554432", "c/memory.swappiness=10", "c/memory.oom_control=1"}
+	if !reflect.DeepEqual(strs(got), want) {
+		t.Errorf("PlanV1 = %q, want %q", strs(got), want)
+	}
+	if _, err := PlanV2(dir, l); err == nil {
+		t.Error("PlanV2 took swappiness")
+	}
+	if got := strs(must(PlanV2(dir, &Limits{MemoryReservation: 32 << 20}))); !reflect.DeepEqual(got, []string{"c/memory.low=33554432"}) {
+		t.Errorf("PlanV2 = %q", got)
 	}
 }

@@ -178,10 +178,20 @@ func limits(r *specs.LinuxResources, l *cgroup.Limits) error {
 		if m.Swap != nil && *m.Swap > 0 {
 			l.MemorySwap = *m.Swap
 		}
+		if m.Reservation != nil && *m.Reservation > 0 {
+			l.MemoryReservation = *m.Reservation
+		}
+		// Docker sends -1 (as the unsigned field's top value) for the
+		// kernel's own; runc ignores above 100 the same way.
+		if m.Swappiness != nil && *m.Swappiness <= 100 {
+			l.MemorySwappiness = m.Swappiness
+		}
+		if m.DisableOOMKiller != nil && *m.DisableOOMKiller {
+			l.OOMKillDisable = true
+		}
 		//lint:ignore SA1019 Docker still sends memory.kernel, as 0; anything else is refused
-		if (m.Reservation != nil && *m.Reservation > 0) || (m.Kernel != nil && *m.Kernel > 0) ||
-			(m.KernelTCP != nil && *m.KernelTCP > 0) || (m.Swappiness != nil && *m.Swappiness > 0 && *m.Swappiness != 60) {
-			return unsupported("linux.resources.memory reservation, kernel, kernelTCP or swappiness")
+		if (m.Kernel != nil && *m.Kernel > 0) || (m.KernelTCP != nil && *m.KernelTCP > 0) {
+			return unsupported("linux.resources.memory kernel or kernelTCP")
 		}
 	}
 	if c := r.CPU; c != nil {

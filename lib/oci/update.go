@@ -201,7 +201,7 @@ func updatePlan(st *State, layout *cgroup.Layout, l *cgroup.Limits) ([]cgroup.Wr
 		if !slices.Contains(own, dir) {
 			return nil, fmt.Errorf("update %s: its cgroup %s is not one create made for it", st.ID, dir)
 		}
-		return cgroup.PlanV2(dir, l), nil
+		return cgroup.PlanV2(dir, l)
 	}
 	dirs := map[string]string{}
 	for _, h := range layout.V1 {
