@@ -2,6 +2,7 @@ package cgroup
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 
 	"barco/lib/chain"
@@ -9,7 +10,8 @@ import (
 
 // Command is the barco-cgroup stage.
 func Command() *chain.Stage {
-	o := Options{Parent: OwnParent(), Records: DefaultRecordDir}
+	uid := os.Geteuid()
+	o := Options{Parent: OwnParent(), Records: RecordDir(uid), UID: uid}
 	l := &o.Limits
 	var exec bool
 	var devices string
