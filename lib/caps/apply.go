@@ -3,8 +3,8 @@ package caps
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"os"
+	"strings"
 
 	"barco/lib/chain"
 	"barco/lib/creds"
