@@ -156,41 +156,65 @@ type HelperMapWriter struct {
 	NewUIDMap, NewGIDMap string // absolute paths
 }
 
-// WriteMaps runs NewUIDMap, then NewGIDMap, for pid.
+// WriteMaps runs NewUIDMap and NewGIDMap for pid, side by side: each
+// writes its own files (newgidmap setgroups, then gid_map), and each is a
+// set-user-ID program's whole start, a few milliseconds.
 func (w HelperMapWriter) WriteMaps(pid int, uids, gids []IDMap) error {
-	if err := runMapHelper(w.NewUIDMap, pid, uids); err != nil {
+	uidHelper, err := startMapHelper(w.NewUIDMap, pid, uids)
+	if err != nil {
 		return err
 	}
-	return runMapHelper(w.NewGIDMap, pid, gids)
+	gidHelper, gerr := startMapHelper(w.NewGIDMap, pid, gids)
+	err = uidHelper.wait()
+	if gerr == nil {
+		gerr = gidHelper.wait()
+	}
+	if err != nil {
+		return err
+	}
+	return gerr
 }
 
-// runMapHelper runs helper PID C H N ... with an empty environment and no
-// input; its complaint, one line, becomes the error.
-func runMapHelper(helper string, pid int, maps []IDMap) error {
+// mapHelper is a started newuidmap or newgidmap.
+type mapHelper struct {
+	cmd    *exec.Cmd
+	what   string
+	stderr bytes.Buffer
+}
+
+// startMapHelper starts helper PID C H N ... with an empty environment
+// and no input.
+func startMapHelper(helper string, pid int, maps []IDMap) (*mapHelper, error) {
 	if !filepath.IsAbs(helper) {
-		return fmt.Errorf("%s: not an absolute path", helper)
+		return nil, fmt.Errorf("%s: not an absolute path", helper)
 	}
 	args := []string{strconv.Itoa(pid)}
 	for _, m := range maps {
 		args = append(args, strconv.FormatUint(uint64(m.Container), 10),
 			strconv.FormatUint(uint64(m.Host), 10), strconv.FormatUint(uint64(m.Size), 10))
 	}
-	cmd := exec.Command(helper, args...)
-	cmd.Env = []string{}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
+	h := &mapHelper{cmd: exec.Command(helper, args...), what: filepath.Base(helper) + " " + strings.Join(args, " ")}
+	h.cmd.Env = []string{}
+	h.cmd.Stderr = &h.stderr
+	if err := h.cmd.Start(); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %s is missing (Debian's uidmap package has it)", h.what, helper)
+		}
+		return nil, fmt.Errorf("%s: %w", h.what, err)
+	}
+	return h, nil
+}
+
+// wait waits for the helper; its complaint, one line, becomes the error.
+func (h *mapHelper) wait() error {
+	err := h.cmd.Wait()
 	if err == nil {
 		return nil
 	}
-	what := filepath.Base(helper) + " " + strings.Join(args, " ")
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %s is missing (Debian's uidmap package has it)", what, helper)
+	if msg := firstLine(h.stderr.String()); msg != "" {
+		return fmt.Errorf("%s: %s", h.what, msg)
 	}
-	if msg := firstLine(stderr.String()); msg != "" {
-		return fmt.Errorf("%s: %s", what, msg)
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return fmt.Errorf("%s: %w", h.what, err)
 }
 
 func firstLine(s string) string {
