@@ -1,7 +1,8 @@
 // Command bench measures container start-to-exit latency and the memory of
 // the processes that stay on the host, for barco's full chain, its partial
-// chains, and runc, crun and bwrap where installed. It is a benchmark, not
-// a test: it reports and never fails the build.
+// chains, and runc, crun and bwrap where installed; and barco run, crun and
+// bwrap rootless, as a user it makes for them and removes (rootless.go).
+// It is a benchmark, not a test: it reports and never fails the build.
 //
 //	go run ./bench [-runs N] [-rounds N] [-warmup N] [-out FILE]
 //
