@@ -1,7 +1,8 @@
 // Command bench measures container start-to-exit latency and the memory of
 // the processes that stay on the host, for barco's full chain, its partial
-// chains, and runc, crun and bwrap where installed. It is a benchmark, not
-// a test: it reports and never fails the build.
+// chains, and runc, crun and bwrap where installed; and barco run, crun and
+// bwrap rootless, as a user it makes for them and removes (rootless.go).
+// It is a benchmark, not a test: it reports and never fails the build.
 //
 //	go run ./bench [-runs N] [-rounds N] [-warmup N] [-out FILE]
 //
@@ -44,6 +45,8 @@ type bench struct {
 	name string
 	argv []string
 	env  []string // added to the environment
+	// user, when set, runs the command: a rootless row.
+	user *rootlessUser
 	// sleepArgv is the same container running `sleep`, for the memory of
 	// the processes that stay on the host; nil to skip.
 	sleepArgv []string
@@ -56,6 +59,7 @@ func main() {
 	out := flag.String("out", "build/bench.json", "where to write the numbers")
 	only := flag.String("only", "", "comma-separated names to run (internal use)")
 	rss := flag.Bool("rss", false, "with -only: the host memory, no timing (internal use)")
+	userFlag := flag.String("rootless-user", "", "with -only: the user of the rootless rows, made already, and its directory (internal use)")
 	flag.Parse()
 
 	root, _ := os.Getwd()
@@ -69,6 +73,23 @@ func main() {
 
 	benches := barcoBenches(bin, rootfs)
 	benches = append(benches, others(work, rootfs, filepath.Join(bin, "barco"))...)
+	// The rootless rows, as a user made for them (and removed after), with
+	// a subordinate range and its own copies of bin/ and the rootfs.
+	var user *rootlessUser
+	if *userFlag != "" {
+		user, err = lookupRootlessUser(*userFlag)
+	} else if *only == "" {
+		user, err = makeRootlessUser(bin, rootfs)
+		if user != nil {
+			defer user.remove()
+			removeOnSignal(user)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: no rootless rows:", err)
+	} else if user != nil {
+		benches = append(benches, rootlessBenches(user)...)
+	}
 	if *only != "" {
 		// One round for the parent bench, raw times included.
 		var results []result
@@ -77,7 +98,7 @@ func main() {
 				continue
 			}
 			if *rss {
-				results = append(results, result{Name: b.name, HostKB: hostPeakRSS(b.sleepArgv, b.env)})
+				results = append(results, result{Name: b.name, HostKB: hostPeakRSS(b)})
 			} else {
 				results = append(results, measure(b, *runs, *warmup))
 			}
@@ -101,7 +122,7 @@ func main() {
 				// crun 1.8 refuses this machine's hybrid cgroup layout
 				// unless the empty v2 mount is hidden: run it in a private
 				// mount namespace with a tmpfs over /sys/fs/cgroup/unified.
-				r = crunInPrivateMountNS(b.name, "-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w))
+				r = crunInPrivateMountNS(b.name, user, "-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w))
 			} else {
 				r = measure(b, perRound, w)
 			}
@@ -120,9 +141,9 @@ func main() {
 		results[i].summarize()
 		switch {
 		case strings.HasPrefix(b.name, "crun"):
-			results[i].HostKB = crunInPrivateMountNS(b.name, "-rss").HostKB
+			results[i].HostKB = crunInPrivateMountNS(b.name, user, "-rss").HostKB
 		case b.sleepArgv != nil:
-			results[i].HostKB = hostPeakRSS(b.sleepArgv, b.env)
+			results[i].HostKB = hostPeakRSS(b)
 		}
 		results[i].Times = nil
 	}
@@ -267,11 +288,14 @@ func (r *result) summarize() {
 	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
 }
 
-// crunInPrivateMountNS runs this bench with -only crun and args in a
+// crunInPrivateMountNS runs this bench with -only name and args in a
 // private mount namespace where /sys/fs/cgroup/unified is hidden.
-func crunInPrivateMountNS(name string, args ...string) result {
+func crunInPrivateMountNS(name string, user *rootlessUser, args ...string) result {
 	self, _ := os.Executable()
 	script := `mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup/unified && exec "$@"`
+	if user != nil {
+		args = append(args, "-rootless-user", user.name+":"+user.dir)
+	}
 	cmd := exec.Command("unshare", append([]string{"-m", "sh", "-c", script, "sh", self, "-only", name}, args...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -299,6 +323,9 @@ func measure(b bench, runs, warmup int) result {
 		return r
 	}
 	attr := &syscall.ProcAttr{Env: append(os.Environ(), b.env...), Files: []uintptr{null.Fd(), null.Fd(), null.Fd()}}
+	if b.user != nil {
+		attr.Env, attr.Dir, attr.Sys = append(b.user.env(), b.env...), b.user.dir, &syscall.SysProcAttr{Credential: b.user.cred()}
+	}
 	runOnce := func() (time.Duration, error) {
 		t0 := time.Now()
 		pid, err := syscall.ForkExec(path, b.argv, attr)
@@ -332,12 +359,16 @@ func measure(b bench, runs, warmup int) result {
 	return r
 }
 
-// hostPeakRSS runs argv (a container sleeping for a second) and sums the
-// peak resident memory (VmHWM) of its processes that stay in the host's
-// pid namespace, sampled just before the container ends.
-func hostPeakRSS(argv, env []string) int {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+// hostPeakRSS runs b's sleepArgv (a container sleeping for a second) and
+// sums the peak resident memory (VmHWM) of its processes that stay in the
+// host's pid namespace, sampled just before the container ends.
+func hostPeakRSS(b bench) int {
+	cmd := exec.Command(b.sleepArgv[0], b.sleepArgv[1:]...)
+	cmd.Env = append(os.Environ(), b.env...)
+	if b.user != nil {
+		cmd.Env, cmd.Dir = append(b.user.env(), b.env...), b.user.dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: b.user.cred()}
+	}
 	if err := cmd.Start(); err != nil {
 		return 0
 	}

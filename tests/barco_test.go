@@ -136,17 +136,6 @@ func TestBarcoChainPastedIntoShell(t *testing.T) {
 	}
 }
 
-func TestBarcoNotRoot(t *testing.T) {
-	bin := barcoBin(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("setpriv (util-linux) is needed")
-	}
-	r := testutil.Run(t, nil, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "run", "--", "/bin/true")
-	if r.Code != 125 || !strings.Contains(r.Stderr, "needs root") || len(testutil.Lines(r.Stderr)) != 1 {
-		t.Errorf("as nobody: status %d, stderr %q", r.Code, r.Stderr)
-	}
-}
-
 // The container's cgroup namespace is rooted at its own cgroup, in every
 // hierarchy: it sees itself at "/", nothing of the host's tree.
 func TestBarcoCgroupNamespaceRoot(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"barco/lib/chain"
 	"barco/lib/creds"
@@ -57,7 +58,15 @@ func setIdentity(p *Plan) error {
 		}
 	}
 	if p.ChangeUser || p.ChangeGroups {
-		if err := creds.SetGroups(id.Groups); err != nil {
+		err := creds.SetGroups(id.Groups)
+		if errors.Is(err, unix.EPERM) && !p.GroupsAsked && setgroupsDenied() {
+			// A user namespace whose gid map an unprivileged caller wrote
+			// itself: setgroups is denied there for good. As runc does,
+			// the groups that --user implies are then left as they are
+			// (the caller's own); only groups asked for are an error.
+			err = nil
+		}
+		if err != nil {
 			return hintIDs(fmt.Errorf("setgroups %v: %w", id.Groups, err))
 		}
 	}
@@ -150,12 +159,21 @@ func hintPerm(err error, hint string) error {
 	return err
 }
 
+// setgroupsDenied reports whether setgroups is denied in this process's
+// user namespace (/proc/self/setgroups).
+func setgroupsDenied() bool {
+	data, err := chain.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(data)) == "deny"
+}
+
 // hintIDs explains the usual failures of setgroups and setuid inside a
 // user namespace.
 func hintIDs(err error) error {
 	switch {
 	case errors.Is(err, unix.EINVAL):
 		return chain.WithHint(err, "the id is not mapped in this user namespace")
+	case errors.Is(err, unix.EPERM) && setgroupsDenied():
+		return chain.WithHint(err, "setgroups is denied in this user namespace: its maker was unprivileged, with no range in /etc/subgid")
 	case errors.Is(err, unix.EPERM):
 		return chain.WithHint(err, "needs CAP_SETUID and CAP_SETGID; in a user namespace, setgroups may be denied")
 	}

@@ -45,6 +45,7 @@ type Plan struct {
 	Identity     Identity
 	ChangeUser   bool // set gid, groups and uid
 	ChangeGroups bool // set the supplementary groups only
+	GroupsAsked  bool // --groups named supplementary groups
 	NoNewPrivs   bool
 
 	accounts Accounts // for the names that Write shows
@@ -101,6 +102,7 @@ func Resolve(spec Spec, caller Caller, acc Accounts) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.GroupsAsked = true
 		if !p.ChangeUser {
 			p.Identity.Groups, p.ChangeGroups = nil, true
 		}

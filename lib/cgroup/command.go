@@ -2,6 +2,7 @@ package cgroup
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 
 	"barco/lib/chain"
@@ -9,7 +10,8 @@ import (
 
 // Command is the barco-cgroup stage.
 func Command() *chain.Stage {
-	o := Options{Parent: OwnParent(), Records: DefaultRecordDir}
+	uid := os.Geteuid()
+	o := Options{Parent: OwnParent(), Records: RecordDir(uid), UID: uid}
 	l := &o.Limits
 	var exec bool
 	var devices string
@@ -33,7 +35,11 @@ func Command() *chain.Stage {
 			"--pids counts PROGRAM's tasks, not those of the barco stages that start it in the cgroup\n" +
 			"(each runs on several threads): with a barco stage as PROGRAM, the stage that execs the\n" +
 			"container's program writes the limit just before its exec (BARCO_PIDS_LIMIT); a stage\n" +
-			"that stays in the cgroup as its supervisor (barco-ns --init) adds its own tasks and two.",
+			"that stays in the cgroup as its supervisor (barco-ns --init) adds its own tasks and two.\n" +
+			"A caller that is not root makes its cgroup only in a cgroup v2 subtree delegated to it\n" +
+			"(systemd's user@UID.service), with no device rules, recorded in $XDG_RUNTIME_DIR/barco/cgroups;\n" +
+			"without one it runs PROGRAM in its own cgroup when no limit and no --stats is asked\n" +
+			"(BARCO_DEBUG=1 says so), and fails naming the reason when one is.",
 	}
 	st.Options.Func("memory", 'm', "BYTES", "memory limit, with K, M, G suffixes (64M), at least "+FormatSize(MinMemory), func(v string) (err error) {
 		l.Memory, err = ParseMemory(v)

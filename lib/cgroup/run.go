@@ -231,6 +231,9 @@ type Options struct {
 	// Mountinfo and ProcCgroup are /proc/self/mountinfo and
 	// /proc/self/cgroup, or test copies.
 	Mountinfo, ProcCgroup string
+	// UID is the caller's effective uid: one that is not root makes a
+	// cgroup only where one is delegated to it (see Cgroup.Delegated).
+	UID int
 }
 
 func (o *Options) locate(log *chain.Log) (*Cgroup, error) {
@@ -257,6 +260,11 @@ func (o *Options) locate(log *chain.Log) (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.UID != 0 {
+		if err := o.checkUnprivileged(c, log); err != nil {
+			return nil, err
+		}
+	}
 	c.SharedParent = o.Parent == OwnParent()
 	c.Records = o.Records
 	c.Log = log
@@ -274,6 +282,9 @@ func Run(p *chain.Process, o *Options, program []string) (int, error) {
 	// a SIGTERM during the cleanup must not cut it short.
 	signal.Notify(make(chan os.Signal, 1), chain.ForwardedSignals...)
 	c, err := o.locate(p.Log)
+	if errors.Is(err, errNoCgroup) {
+		return p.Exec(program, os.Environ())
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -385,6 +396,9 @@ func printStats(s Stats) {
 // does. The cgroup stays; its owner removes it.
 func Exec(p *chain.Process, o *Options, program []string) (int, error) {
 	c, err := o.locate(p.Log)
+	if errors.Is(err, errNoCgroup) {
+		return p.Exec(program, os.Environ())
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -21,7 +21,10 @@ its terminal as controlling terminal.
 
 With -U, PROGRAM becomes root of the new user namespace (or --uid/--gid) once
 the uid and gid maps are written. The maps default to the caller's ranges in
-/etc/subuid and /etc/subgid, else container 0-65535 = host 100000-165535.`,
+/etc/subuid and /etc/subgid, else container 0-65535 = host 100000-165535.
+For a caller that is not root, container 0 is the caller and its ranges
+follow from 1 (newuidmap and newgidmap write them, after barco-ns checked
+they are the caller's); with no range, container 0 alone. --idmap is root's.`,
 		Example: `barco-ns -U -p -u --hostname box -- /bin/sh -c 'echo $$ $(hostname); cat /proc/self/uid_map'
 barco-ns -U -m -p -u -i -n --init -- barco-mount --rootfs build/rootfs -- /bin/sh
 barco-ns --join user=/proc/PID/ns/user --join mnt=/proc/PID/ns/mnt --join pid=/proc/PID/ns/pid -- barco-caps --user 1000 -- sh`,

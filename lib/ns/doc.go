@@ -30,14 +30,20 @@
 // before its uid is mapped; it drops the ambient set after the setup.
 //
 // Maps are written by a MapWriter: DirectMapWriter for root, who may map
-// any range. An unprivileged caller may map only its own ids (--map-root);
-// ranges for it need newuidmap and newgidmap, which a second MapWriter will
-// run, unchanged handshake.
+// any range. An unprivileged caller's container root is the caller itself,
+// and ids from 1 up are its ranges in /etc/subuid and /etc/subgid, written
+// by HelperMapWriter through the set-user-ID newuidmap and newgidmap (by
+// absolute path, with maps barco first checked to be the caller's); with
+// no range the map is its own id alone, which it writes itself, setgroups
+// denied. --idmap is root's only: an unprivileged user may not idmap a
+// disk filesystem.
 //
 // Options
 //
 //	-U, --user     new user namespace (maps: --map-root, --uid-map, --gid-map,
-//	               else /etc/subuid and /etc/subgid, else 0:100000:65536)
+//	               else /etc/subuid and /etc/subgid, else 0:100000:65536;
+//	               for an unprivileged caller, 0 is the caller and its
+//	               ranges follow)
 //	-p, --pid      new pid namespace: the child is PID 1
 //	-m, --mount    new mount namespace
 //	-u, --uts      new UTS namespace; --hostname NAME sets its hostname

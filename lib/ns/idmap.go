@@ -154,8 +154,8 @@ func UserName(passwdPath string, uid uint32) string {
 
 // MapWriter writes the id maps of a child that waits in a new user
 // namespace. Root writes them itself (DirectMapWriter); an unprivileged
-// caller will go through the setuid helpers newuidmap and newgidmap,
-// another MapWriter, without changing the handshake.
+// caller goes through the set-user-ID helpers newuidmap and newgidmap
+// (HelperMapWriter), with the same handshake.
 type MapWriter interface {
 	WriteMaps(pid int, uids, gids []IDMap) error
 }

@@ -41,7 +41,10 @@ type Config struct {
 	UID, GID int  // credentials to take before exec; -1 leaves them
 	Init     bool // run a minimal init as PID 1
 	Program  []string
-	Maps     MapWriter // writes the maps; DirectMapWriter when nil
+	Maps     MapWriter // writes the maps; see Config.mapWriter when nil
+	// Caller is the unprivileged caller and the ids it owns; nil for
+	// root, who may map any range.
+	Caller *Caller
 	// Idmap are directories to hand the child as read-only idmapped
 	// mounts through the new user namespace (see idmappedMounts).
 	Idmap []string
@@ -103,6 +106,10 @@ func (c *Config) Validate() error {
 	if c.Flags&unix.CLONE_NEWUSER == 0 && len(c.Idmap) > 0 {
 		return errors.New("--idmap needs a new user namespace (-U)")
 	}
+	if c.Caller != nil && len(c.Idmap) > 0 {
+		return chain.Errorf("without it, the uid map alone shows the caller's own files as owned by the container's root",
+			"--idmap %s: idmapped mounts need root (ext4 and most disk filesystems take an idmap only from CAP_SYS_ADMIN in the initial user namespace)", c.Idmap[0])
+	}
 	var err error
 	if c.Idmap, err = idmapDirs(c.Idmap); err != nil {
 		return err
@@ -119,13 +126,28 @@ func (c *Config) Validate() error {
 	if err := ValidateIDMaps("gid", c.GIDMaps); err != nil {
 		return err
 	}
+	if c.Caller != nil {
+		if err := c.Caller.CheckOwned(c.UIDMaps, c.GIDMaps); err != nil {
+			return chain.WithHint(err, "an administrator gives ranges with usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER")
+		}
+	}
 	if c.UID >= 0 && !Maps(c.UIDMaps, uint32(c.UID)) {
-		return fmt.Errorf("--uid %d: not mapped by the uid map %v", c.UID, c.UIDMaps)
+		return c.unmappedHint(fmt.Errorf("--uid %d: not mapped by the uid map %v", c.UID, c.UIDMaps))
 	}
 	if c.GID >= 0 && !Maps(c.GIDMaps, uint32(c.GID)) {
-		return fmt.Errorf("--gid %d: not mapped by the gid map %v", c.GID, c.GIDMaps)
+		return c.unmappedHint(fmt.Errorf("--gid %d: not mapped by the gid map %v", c.GID, c.GIDMaps))
 	}
 	return nil
+}
+
+// unmappedHint says why an id is not mapped when the caller has no
+// subordinate range: its container has only its root.
+func (c *Config) unmappedHint(err error) error {
+	if c.Caller == nil || c.Caller.HasRanges() {
+		return err
+	}
+	return chain.WithHint(err, fmt.Sprintf("uid %d has no range in %s, so the container has its root alone; an administrator adds one with usermod --add-subuids FIRST-LAST --add-subgids FIRST-LAST USER",
+		c.Caller.UID, c.Caller.SubUIDFile))
 }
 
 // Run starts PROGRAM in the new namespaces and waits for it, forwarding
@@ -329,15 +351,15 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	p.Log.Debugf("child pid %d", pid)
 
 	if userns {
-		mw := c.Maps
-		if mw == nil {
-			mw = DirectMapWriter{DenySetgroups: os.Geteuid() != 0}
-		}
-		p.Log.Debugf("write maps uid %v gid %v", c.UIDMaps, c.GIDMaps)
+		mw := c.mapWriter()
+		p.Log.Debugf("write maps uid %v gid %v (%T)", c.UIDMaps, c.GIDMaps, mw)
 		if err := mw.WriteMaps(pid, c.UIDMaps, c.GIDMaps); err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
-			return 0, chain.WithHint(err, "root can map any range; others can map only their own id, with --map-root")
+			if _, ok := mw.(HelperMapWriter); ok {
+				return 0, err
+			}
+			return 0, chain.WithHint(err, "root can map any range; others their own id, and their ranges in /etc/subuid and /etc/subgid through newuidmap")
 		}
 	}
 	// Before the handshake, so that the file is there by the time the
@@ -513,9 +535,12 @@ var cloneFlags = []chain.Flag[uintptr]{
 }
 
 // DefaultMaps fills in the maps of a new user namespace that were not
-// given: with mapRoot, container 0 is the caller; otherwise the caller's
-// subordinate ranges (subuid, subgid files) or FallbackRange. A gid map not
-// given copies the uid map when that was given.
+// given: with mapRoot, container 0 is the caller; otherwise, for root, its
+// subordinate ranges (subuid, subgid files) or FallbackRange, and for an
+// unprivileged caller, container 0 is the caller and its subordinate
+// ranges follow (Caller.Maps). A gid map not given copies the uid map when
+// that was given. For an unprivileged caller it sets Caller, by which
+// Validate checks that the maps are the caller's to make.
 func (c *Config) DefaultMaps(mapRoot bool, subuid, subgid, passwd string) error {
 	if c.Flags&unix.CLONE_NEWUSER == 0 {
 		if mapRoot {
@@ -524,6 +549,13 @@ func (c *Config) DefaultMaps(mapRoot bool, subuid, subgid, passwd string) error 
 		return nil
 	}
 	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	if uid != 0 {
+		caller, err := ReadCaller(uid, gid, subuid, subgid, passwd)
+		if err != nil {
+			return err
+		}
+		c.Caller = caller
+	}
 	if mapRoot {
 		if len(c.UIDMaps) > 0 || len(c.GIDMaps) > 0 {
 			return errors.New("--map-root and --uid-map/--gid-map exclude each other")
@@ -539,6 +571,10 @@ func (c *Config) DefaultMaps(mapRoot bool, subuid, subgid, passwd string) error 
 		c.UIDMaps = c.GIDMaps
 	}
 	if len(c.UIDMaps) > 0 {
+		return nil
+	}
+	if c.Caller != nil {
+		c.UIDMaps, c.GIDMaps = c.Caller.Maps()
 		return nil
 	}
 	name := UserName(passwd, uid)

@@ -113,7 +113,7 @@ func (g *globals) debugf(format string, args ...any) {
 // and, with --log, a line of level error there (the engines read the
 // last one's msg).
 func Main(p *chain.Process, args []string) (int, error) {
-	g := &globals{root: DefaultRoot, logFormat: "text", stderr: p.Stderr, proc: p}
+	g := &globals{logFormat: "text", stderr: p.Stderr, proc: p}
 	var o chain.Options
 	o.String(&g.root, "root", 0, "DIR", "")
 	o.String(&g.log, "log", 0, "FILE", "")
@@ -129,6 +129,11 @@ func Main(p *chain.Process, args []string) (int, error) {
 	rest, err := o.Parse(args)
 	if err != nil {
 		return 0, err
+	}
+	if g.root == "" {
+		if g.root, err = defaultRoot(); err != nil {
+			return 0, err
+		}
 	}
 	status, err := g.dispatch(p, rest)
 	if err != nil {

@@ -49,7 +49,15 @@ environment of PATH, HOME, HOSTNAME and TERM plus -e and --env-file.
 Every option is checked before anything starts. --pids-limit counts
 PROGRAM's tasks, not barco's (with --init, the init's own come on top).
 A --seccomp FILE is read here, on the host, and barco-seccomp, which runs
-inside the container, gets its JSON. barco needs root for now.`
+inside the container, gets its JSON.
+
+Rootless: for a caller that is not root, container root is the caller and
+ids from 1 up are its /etc/subuid and /etc/subgid ranges (without one, the
+container has its root alone and --user must be root); the root filesystem
+is not idmapped (the caller's own files show as container root's), there are
+no device rules, and a cgroup, with the default pids limit, only where one
+is delegated to the caller (cgroup v2, systemd's user@UID.service): without
+one, no cgroup, and a limit is an error.`
 
 // Command is the barco command: its subcommands, or the original command
 // line. It is a stage without options of its own, whose Main dispatches.

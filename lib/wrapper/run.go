@@ -1,22 +1,16 @@
 package wrapper
 
 import (
-	"errors"
 	"os"
 
+	"barco/lib/cgroup"
 	"barco/lib/chain"
 )
-
-// ErrNotRoot is the answer to a caller who is not root.
-var ErrNotRoot = errors.New("barco needs root for now: rootless containers are not built yet")
 
 // Run runs the container: it execs the chain, or with --tty starts it with
 // a terminal of the container's own and stays to relay. It returns the status to exit
 // with, or an error before anything started.
 func Run(p *chain.Process, s *Spec) (int, error) {
-	if os.Geteuid() != 0 {
-		return 0, ErrNotRoot
-	}
 	stages, env, err := s.Resolve()
 	if err != nil {
 		return 0, err
@@ -32,8 +26,13 @@ func Run(p *chain.Process, s *Spec) (int, error) {
 	return p.Exec(Argv(stages), env)
 }
 
-// Resolve validates the spec and gives the chain and its environment.
+// Resolve validates the spec and gives the chain and its environment, for
+// the caller: root, or an unprivileged user (rootless).
 func (s *Spec) Resolve() ([][]string, []string, error) {
+	if s.Rootless = os.Geteuid() != 0; s.Rootless {
+		err := cgroup.DelegatedTo(os.Geteuid(), cgroup.OwnParent())
+		s.RootlessCgroup = err == nil
+	}
 	if err := s.Validate(); err != nil {
 		return nil, nil, err
 	}

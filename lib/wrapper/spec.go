@@ -59,6 +59,12 @@ type Spec struct {
 	// volumeFirst records, for each --volume and --tmpfs in the order
 	// given, whether it was a volume.
 	volumeFirst []bool
+	// Rootless is a caller that is not root (see Resolve). Its container
+	// root is the caller itself: no idmapped root, no device rules, and
+	// the default pids limit only where a cgroup is delegated to it
+	// (RootlessCgroup).
+	Rootless       bool
+	RootlessCgroup bool
 }
 
 // DefaultPidsLimit caps the tasks of a container unless --pids-limit says
@@ -248,6 +254,9 @@ func (s *Spec) Validate() error {
 	if s.NoUserNS && len(s.UserNS) > 0 {
 		return fmt.Errorf("--userns and --no-userns exclude each other")
 	}
+	if err := s.validateRootless(); err != nil {
+		return err
+	}
 	exclusive := 0
 	for _, set := range []bool{s.ReadOnly, s.Persist != "", s.NoOverlay} {
 		if set {
@@ -336,13 +345,17 @@ func (s *Spec) Stages() ([][]string, error) {
 	cg = appendOpt(cg, "--cpu-weight", s.CPUWeight)
 	cg = appendOpt(cg, "--cpuset-cpus", s.CPUSetCPUs)
 	pids := s.PidsLimit
-	if pids == "" {
+	if pids == "" && (!s.Rootless || s.RootlessCgroup) {
 		pids = DefaultPidsLimit
 	}
-	if pids != "0" {
+	if pids != "0" && pids != "" {
 		cg = append(cg, "--pids", pids)
 	}
-	cg = append(cg, "--devices", "default")
+	if !s.Rootless {
+		// An unprivileged container opens only the host's devices its
+		// user may open anyway, and only root may set device rules on v2.
+		cg = append(cg, "--devices", "default")
+	}
 
 	ns := []string{"barco-ns"}
 	if !s.NoUserNS {
@@ -369,7 +382,7 @@ func (s *Spec) Stages() ([][]string, error) {
 			src = abs
 		}
 		volumes[i] = src + ":" + rest
-		if _, opts, _ := strings.Cut(rest, ":"); !s.NoUserNS && slices.Contains(strings.Split(opts, ","), "idmap") {
+		if _, opts, _ := strings.Cut(rest, ":"); !s.NoUserNS && !s.Rootless && slices.Contains(strings.Split(opts, ","), "idmap") {
 			ns = append(ns, "--idmap", src)
 		}
 	}
@@ -440,8 +453,10 @@ func (s *Spec) Stages() ([][]string, error) {
 // idmapped says whether the root filesystem is idmapped: under a user
 // namespace, unless asked not to. A write straight into the image must not
 // go through an idmapped mount (it would store the container's root as the
-// host's), so --no-overlay has none either.
-func (s *Spec) idmapped() bool { return !s.NoUserNS && !s.NoIdmap && !s.NoOverlay }
+// host's), so --no-overlay has none either. Nor has a rootless container:
+// only root may idmap a disk filesystem, and the caller's own files show
+// as the container root's through the uid map alone.
+func (s *Spec) idmapped() bool { return !s.NoUserNS && !s.NoIdmap && !s.NoOverlay && !s.Rootless }
 
 // mountOrder says, for each volume and tmpfs mount in the order given,
 // whether it is a volume; a Spec made in code, without that order, has
