@@ -424,8 +424,12 @@ func TestOCIUpdate(t *testing.T) {
 	if got := read(mem + "memory.limit_in_bytes"); got != "67108864" {
 		t.Errorf("after podman's update: memory %s", got)
 	}
+	e.must("update", "--memory-reservation", "10M", "upd-1")
+	if got := read(mem + "memory.soft_limit_in_bytes"); got != "10485760" {
+		t.Errorf("after --memory-reservation 10M: soft limit %s", got)
+	}
 	for _, args := range [][]string{
-		{"update", "--memory-reservation", "10M", "upd-1"},
+		{"update", "--kernel-memory", "10M", "upd-1"},
 		{"update", "--memory", "lots", "upd-1"},
 		{"update", "--memory", "64M", "never-made"},
 	} {
