@@ -43,6 +43,14 @@ func (p *Process) Supervisor() *Supervisor {
 	return p.supervisor
 }
 
+// Release stops catching the signals without waiting for a child: a stage
+// that leaves its child (barco-ns --detach) in a process that goes on
+// (barco create) gives them back.
+func (s *Supervisor) Release() {
+	signal.Stop(s.sigs)
+	s.done(s)
+}
+
 // Wait forwards caught signals to pid until it exits, and returns its wait
 // status. The caller relays it with ExitStatus.
 func (s *Supervisor) Wait(pid int) (syscall.WaitStatus, error) {

@@ -380,6 +380,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	if c.Detach {
 		p.Log.Debugf("child %d set up; detached", pid)
+		sup.Release()
 		return 0, nil
 	}
 	ws, err := sup.Wait(pid)
