@@ -675,8 +675,9 @@ func testEngineLimits(t *testing.T, e *engine) {
 	}
 	if e.name != "ctr" {
 		// Inside, as the container's own cgroup files (ctr mounts none).
-		r := run(t, "", e.execArgv(name, false, "", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")...)
-		if r.code != 0 || strings.TrimSpace(r.stdout) != strconv.Itoa(64<<20) {
+		o.rm, o.name = true, e.newName(t)
+		r := run(t, "", e.runArgv(o, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/pids/pids.max")...)
+		if r.code != 0 || strings.Join(strings.Fields(r.stdout), " ") != fmt.Sprint(64<<20, " 50") {
 			t.Errorf("inside: %v", r)
 		}
 	}

@@ -1,10 +1,13 @@
 package caps
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"barco/lib/chain"
+	"golang.org/x/sys/unix"
 )
 
 // Command is the barco-caps stage.
@@ -38,6 +41,7 @@ user and groups stay as they are.`,
 	var (
 		spec      Spec
 		printOnly bool
+		umask     = -1
 	)
 	o := &st.Options
 	o.Func("caps", 0, "LIST", "the capabilities to keep instead of Docker's default set (all, none)", func(v string) error {
@@ -70,6 +74,11 @@ user and groups stay as they are.`,
 		return nil
 	})
 	o.Bool(&spec.NoNewPrivs, "no-new-privs", 0, "set no_new_privs: setuid bits and file capabilities grant nothing")
+	o.Func("umask", 0, "MODE", "the file mode creation mask PROGRAM starts with, in octal (0022); default: the caller's", func(v string) error {
+		m, err := ParseUmask(v)
+		umask = m
+		return err
+	})
 	o.Bool(&printOnly, "print", 0, "print the resolved sets, user and groups; apply nothing, run nothing")
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
@@ -90,9 +99,22 @@ user and groups stay as they are.`,
 		if err := Apply(plan, caller, p.Log); err != nil {
 			return 0, err
 		}
+		if umask >= 0 {
+			// A process attribute, kept across exec, as the user is.
+			unix.Umask(umask)
+		}
 		return p.Exec(program, os.Environ())
 	}
 	return st
+}
+
+// ParseUmask reads a file mode creation mask in octal: 022, 0022, 0o022.
+func ParseUmask(v string) (int, error) {
+	m, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(v, "0o"), "0O"), 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("umask %q: not an octal mode from 0 to 0777", v)
+	}
+	return int(m), nil
 }
 
 func listOption(l *List) func(string) error {

@@ -51,7 +51,7 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		cfg.AddVolume(v)
 		return err
 	})
-	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST, noexec, nosuid, nodev; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,exec (repeatable)", func(s string) error {
+	o.Func("tmpfs", 0, "DST[:OPTS]", "mount a tmpfs on DST, noexec, nosuid, nodev; OPTS: size=N[k|m|g],mode=OCTAL,nr_inodes=N,ro,exec,copyup (the rootfs's files at DST copied in) (repeatable)", func(s string) error {
 		t, err := ParseTmpfs(s)
 		cfg.AddTmpfs(t)
 		return err

@@ -236,7 +236,7 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	}
 	if cfg.Cgroupfs && !cfg.NoSys {
 		var err error
-		if h.cgroups, err = readCgroupMounts(proc); err != nil {
+		if h.cgroups, err = readCgroupMounts(proc, cfg.Log); err != nil {
 			return err
 		}
 	}
@@ -401,6 +401,11 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		}
 		t := cfg.Tmpfs[m.index]
 		fd, err := newMount("tmpfs", msToAttrs(t.Flags), splitData(t.Data))
+		if err == nil && t.CopyUp {
+			if err = copyUp(h.root, fd, t.Dest); err != nil {
+				unix.Close(fd)
+			}
+		}
 		if err == nil {
 			err = r.attach(h.root, fd, t.Dest, inRoot, true)
 			unix.Close(fd)

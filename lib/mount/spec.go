@@ -79,6 +79,9 @@ type Tmpfs struct {
 	// Propagation is an MS_* propagation flag (see Propagations), 0 for
 	// the namespace's private one.
 	Propagation uintptr
+	// CopyUp fills the tmpfs with what the rootfs has at Dest (the OCI
+	// option tmpcopyup).
+	CopyUp bool
 }
 
 // ParseVolume parses SRC:DST[:OPTS], OPTS a comma list of ro, rw and idmap.
@@ -154,10 +157,12 @@ func ParseTmpfs(s string) (Tmpfs, error) {
 			data = append(data, o)
 		case hasVal && key == "mode" && validMode(val):
 			data = append(data, o)
+		case o == "copyup":
+			t.CopyUp = true
 		case Propagations[o] != 0:
 			t.Propagation = Propagations[o]
 		default:
-			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec, or a propagation: shared, slave, private, unbindable)", s, o)
+			return Tmpfs{}, fmt.Errorf("%q: bad option %q (want size=N[k|m|g|%%], mode=OCTAL, nr_inodes=N, ro, noexec, exec, copyup, or a propagation: shared, slave, private, unbindable)", s, o)
 		}
 	}
 	t.Data = strings.Join(data, ",")

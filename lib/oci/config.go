@@ -119,8 +119,8 @@ func checkProcess(s *specs.Spec) error {
 		return errors.New("config.json: process.apparmorProfile: this machine has no AppArmor to apply it")
 	case p.SelinuxLabel != "":
 		return errors.New("config.json: process.selinuxLabel: this machine has no SELinux to apply it")
-	case p.User.Umask != nil:
-		return unsupported("process.user.umask")
+	case p.User.Umask != nil && *p.User.Umask > 0o777:
+		return fmt.Errorf("config.json: process.user.umask %#o: not a file mode mask", *p.User.Umask)
 	}
 	l := s.Linux
 	switch {
@@ -464,6 +464,9 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 			data = append(data, o)
 		case "exec":
 			data = append(data, o)
+		case "tmpcopyup":
+			// The image's files at the destination, copied into the tmpfs.
+			data = append(data, "copyup")
 		default:
 			if k, _, ok := strings.Cut(o, "="); ok && (k == "size" || k == "mode" || k == "nr_inodes") {
 				data = append(data, o)
@@ -473,6 +476,8 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 		}
 	}
 	switch {
+	case bind && slices.Contains(data, "copyup"):
+		return nil, unsupported("mount option \"tmpcopyup\" on a bind mount (" + dest + ")")
 	case bind:
 		var opts []string
 		if ro {
@@ -568,6 +573,13 @@ func capsStage(s *specs.Spec) ([]string, error) {
 	if p.NoNewPrivileges {
 		argv = append(argv, "--no-new-privs")
 	}
+	// runc's and crun's default, whatever the engine's own umask: podman
+	// sets 0022 explicitly, Docker and containerd rely on it.
+	umask := uint32(0o022)
+	if p.User.Umask != nil {
+		umask = *p.User.Umask
+	}
+	argv = append(argv, "--umask", fmt.Sprintf("%04o", umask))
 	return argv, nil
 }
 
