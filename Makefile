@@ -59,6 +59,12 @@ bench: setup all rootfs
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun bubblewrap >/dev/null; break; }; done
 	$(GO) run ./bench
 
+# The same engines, `run --rm IMAGE true` twenty times each with barco,
+# runc and crun side by side (a few minutes; build/bench-engines.json).
+bench-engines: setup all rootfs
+	@scripts/engines start
+	@$(GO) run ./bench -engines; status=$$?; scripts/engines stop; exit $$status
+
 # The OCI conformance suite (runtime-tools v0.9.0, 58 files, a minute or
 # two) against an OCI runtime: `make oci-conformance RUNTIME=runc`, or
 # RUNTIME=crun OCI_FLAGS=--hide-unified. Not part of `make test`.
