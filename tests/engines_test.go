@@ -173,6 +173,7 @@ var engineCases = []struct {
 	{"env", nil, testEngineEnv},
 	{"workdir", nil, testEngineWorkdir},
 	{"user", noCtrFlag, testEngineUser},
+	{"devices", nil, testEngineDevices},
 	{"read-only", nil, testEngineReadOnly},
 	{"volume", nil, testEngineVolume},
 	{"limits", nil, testEngineLimits},
@@ -621,6 +622,18 @@ func testEngineUser(t *testing.T, e *engine) {
 	lines := testutil.Lines(r.stdout)
 	if r.code != 0 || len(lines) != 2 || lines[0] != "1000" || lines[1] != "CapEff:\t0000000000000000" {
 		t.Fatalf("want uid 1000 without capabilities: %v", r)
+	}
+}
+
+// The engines give no linux.devices: the runtime makes the default nodes,
+// and the device cgroup lets them be used and no other.
+func testEngineDevices(t *testing.T, e *engine) {
+	script := `for d in null zero full random urandom tty ptmx; do [ -c /dev/$d ] || echo missing $d; done
+echo discarded > /dev/null && head -c 3 /dev/zero | wc -c && head -c 3 /dev/urandom | wc -c
+mknod /tmp/disk b 254 0 && head -c 1 /tmp/disk; echo disk=$?`
+	r := run(t, "", e.runArgv(runOpts{rm: true, name: e.newName(t)}, "sh", "-c", script)...)
+	if r.code != 0 || strings.Join(strings.Fields(r.stdout), " ") != "3 3 disk=1" || !strings.Contains(r.stderr, "Operation not permitted") {
+		t.Fatalf("want the default devices usable and a disk refused: %v", r)
 	}
 }
 
