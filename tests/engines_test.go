@@ -584,23 +584,67 @@ func testEngineStdin(t *testing.T, e *engine) {
 // terminal must have.
 const ttyRows, ttyCols = 37, 101
 
-func testEngineTTY(t *testing.T, e *engine) {
-	term := openTerminal(t)
-	if err := unix.IoctlSetWinsize(int(term.slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ttyRows, Col: ttyCols}); err != nil {
+// startOnTerminal runs argv as a shell runs a command in the foreground of
+// term, and returns its exit status, when it comes, on a channel.
+func startOnTerminal(t *testing.T, term *terminal, argv []string) <-chan int {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = term.slave, term.slave, term.slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := term.start(t, e.runArgv(runOpts{rm: true, interactive: true, tty: true, name: e.newName(t)}, "sh")...)
+	done := make(chan int, 1)
+	go func() { done <- testutil.StatusOf(cmd.Wait()) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	return done
+}
+
+// ttyShell checks an interactive shell on term: its prompt, its terminal
+// and the terminal's size, and its exit status. An engine that ends
+// first (it could not make the terminal) fails the test at once.
+func ttyShell(t *testing.T, term *terminal, done <-chan int, status int) {
+	t.Helper()
+	for deadline := time.Now().Add(engineTimeout); !strings.Contains(term.rest(), "# "); time.Sleep(20 * time.Millisecond) {
+		select {
+		case code := <-done:
+			t.Fatalf("ended with status %d before a prompt: %q", code, term.rest())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no prompt: %q", term.rest())
+		}
+	}
 	term.expect(t, "# ")
-	term.send(t, "tty; stty size; exit 5\r")
+	term.send(t, fmt.Sprintf("tty; stty size; exit %d\r", status))
 	if got := term.expectLine(t, "/dev/pts/"); got == "" {
 		t.Errorf("tty printed no /dev/pts/N path")
 	}
 	if got := term.expectLine(t, fmt.Sprint(ttyRows, " ")); got != fmt.Sprint(ttyCols) {
 		t.Errorf("stty size: want %d %d, got %d %s", ttyRows, ttyCols, ttyRows, got)
 	}
-	if code := waitCmd(t, cmd); code != 5 {
-		t.Errorf("%s run -it: status %d, want 5; terminal: %q", e.name, code, term.rest())
+	select {
+	case code := <-done:
+		if code != status {
+			t.Errorf("status %d, want %d; terminal: %q", code, status, term.rest())
+		}
+	case <-time.After(engineTimeout):
+		t.Fatalf("did not end after exit %d; terminal: %q", status, term.rest())
 	}
+}
+
+func sizedTerminal(t *testing.T) *terminal {
+	term := openTerminal(t)
+	if err := unix.IoctlSetWinsize(int(term.slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ttyRows, Col: ttyCols}); err != nil {
+		t.Fatal(err)
+	}
+	return term
+}
+
+func testEngineTTY(t *testing.T, e *engine) {
+	term := sizedTerminal(t)
+	done := startOnTerminal(t, term, e.runArgv(runOpts{rm: true, interactive: true, tty: true, name: e.newName(t)}, "sh"))
+	ttyShell(t, term, done, 5)
 }
 
 func testEngineEnv(t *testing.T, e *engine) {
@@ -768,20 +812,9 @@ func testEngineExec(t *testing.T, e *engine) {
 
 func testEngineExecTTY(t *testing.T, e *engine) {
 	name := e.startDetached(t, runOpts{}, "sleep", "1000")
-	term := openTerminal(t)
-	if err := unix.IoctlSetWinsize(int(term.slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: ttyRows, Col: ttyCols}); err != nil {
-		t.Fatal(err)
-	}
-	cmd := term.start(t, e.execArgv(name, true, "", "sh")...)
-	term.expect(t, "# ")
-	term.send(t, "tty; stty size; exit 4\r")
-	term.expectLine(t, "/dev/pts/")
-	if got := term.expectLine(t, fmt.Sprint(ttyRows, " ")); got != fmt.Sprint(ttyCols) {
-		t.Errorf("stty size: want %d %d, got %d %s", ttyRows, ttyCols, ttyRows, got)
-	}
-	if code := waitCmd(t, cmd); code != 4 {
-		t.Errorf("exec -it: status %d, want 4; terminal: %q", code, term.rest())
-	}
+	term := sizedTerminal(t)
+	done := startOnTerminal(t, term, e.execArgv(name, true, "", "sh"))
+	ttyShell(t, term, done, 4)
 }
 
 func testEngineTop(t *testing.T, e *engine) {

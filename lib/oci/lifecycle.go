@@ -47,6 +47,11 @@ func start(g *globals, id string) error {
 			return fmt.Errorf("start gate of %s: %w", id, err)
 		}
 		if !initAlive(st.Pid, st.InitStart) {
+			// A short program may have passed the gate, run and ended
+			// since the read: its byte is still in the FIFO then.
+			if n, _ := unix.Read(fd, b[:]); n == 1 {
+				break
+			}
 			return fmt.Errorf("container %s: its init died before it was started", id)
 		}
 		if time.Now().After(deadline) {
