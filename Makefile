@@ -81,7 +81,7 @@ oci-conformance: $(if $(filter bin/%,$(RUNTIME)),$(RUNTIME))
 engines-test: setup all rootfs
 	@scripts/engines start
 	@BARCO_ENGINES_RUNTIME=$(if $(filter bin/%,$(RUNTIME)),$(CURDIR)/$(RUNTIME),$(RUNTIME)) \
-		$(GO) test -tags engines -count=1 -timeout 20m -run '^TestEngines$$' -v ./tests; \
+		$(GO) test -tags engines -count=1 -timeout 20m -parallel 3 -run '^TestEngines$$' -v ./tests; \
 		status=$$?; scripts/engines stop; exit $$status
 
 # The engines, started and left running, with their wrappers in

@@ -594,9 +594,12 @@ func startOnTerminal(t *testing.T, term *terminal, argv []string) <-chan int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan int, 1)
-	go func() { done <- testutil.StatusOf(cmd.Wait()) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	done, exited := make(chan int, 1), make(chan struct{})
+	go func() {
+		done <- testutil.StatusOf(cmd.Wait())
+		close(exited)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 	return done
 }
 
@@ -770,7 +773,7 @@ func testEngineMissingCommand(t *testing.T, e *engine) {
 	name := e.newName(t)
 	r := run(t, "", e.runArgv(runOpts{rm: true, name: name}, "/no/such/command")...)
 	want := missingCommand[e.name]
-	if r.code != want.code || !strings.Contains(r.stderr, want.msg) || !strings.Contains(r.stderr, "/no/such/command") {
+	if r.code != want.code || !strings.Contains(strings.ToLower(r.stderr), want.msg) || !strings.Contains(r.stderr, "/no/such/command") {
 		t.Fatalf("want status %d and a message with %q: %v", want.code, want.msg, r)
 	}
 }
@@ -789,7 +792,7 @@ func testEngineRlimitRefused(t *testing.T, e *engine) {
 		t.Logf("the limit was raised: the runtime has CAP_SYS_RESOURCE here")
 		return
 	}
-	if r.code != 126 || !strings.Contains(r.stderr, "operation not permitted") || !strings.Contains(r.stderr, "OCI permission denied") {
+	if r.code != 126 || !strings.Contains(strings.ToLower(r.stderr), "operation not permitted") || !strings.Contains(r.stderr, "OCI permission denied") {
 		t.Fatalf("want status 126 and the runtime's own message: %v", r)
 	}
 }
