@@ -74,7 +74,7 @@ oci-conformance: $(if $(filter bin/%,$(RUNTIME)),$(RUNTIME))
 	scripts/oci-conformance $(OCI_FLAGS) $(RUNTIME)
 
 # podman, containerd (ctr) and Docker with barco as their OCI runtime
-# (tests/engines_test.go, a few minutes): scripts/engines installs them
+# (tests/engines_test.go, a minute or two): scripts/engines installs them
 # from Debian and runs them privately in /run/barco-engines, started here
 # and stopped afterwards. RUNTIME=runc or RUNTIME=crun runs the same tests
 # with that runtime. Not part of `make test`.
