@@ -9,7 +9,7 @@ ROOTFS  := build/rootfs
 DEBIAN  := build/debian
 STATICCHECK ?= v0.8.2
 
-.PHONY: all setup rootfs debian test lint unit demo bench oci-conformance clean FORCE
+.PHONY: all setup rootfs debian test lint unit demo bench bench-engines engines engines-test engines-stop oci-conformance clean FORCE
 
 all: $(BINS)
 
@@ -38,8 +38,8 @@ $(DEBIAN)/.barco-rootfs: scripts/mkdebian
 
 lint:
 	@out=$$(gofmt -l cmd lib tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
+	$(GO) vet -tags engines ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) -tags engines ./...
 
 # Unit tests only: no root, no built binaries.
 unit:
@@ -59,6 +59,12 @@ bench: setup all rootfs
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun bubblewrap >/dev/null; break; }; done
 	$(GO) run ./bench
 
+# The same engines, `run --rm IMAGE true` twenty times each with barco,
+# runc and crun side by side (a few minutes; build/bench-engines.json).
+bench-engines: setup all rootfs
+	@scripts/engines start
+	@$(GO) run ./bench -engines; status=$$?; scripts/engines stop; exit $$status
+
 # The OCI conformance suite (runtime-tools v0.9.0, 58 files, a minute or
 # two) against an OCI runtime: `make oci-conformance RUNTIME=runc`, or
 # RUNTIME=crun OCI_FLAGS=--hide-unified. Not part of `make test`.
@@ -67,5 +73,25 @@ OCI_FLAGS ?=
 oci-conformance: $(if $(filter bin/%,$(RUNTIME)),$(RUNTIME))
 	scripts/oci-conformance $(OCI_FLAGS) $(RUNTIME)
 
+# podman, containerd (ctr) and Docker with barco as their OCI runtime
+# (tests/engines_test.go, a minute or two): scripts/engines installs them
+# from Debian and runs them privately in /run/barco-engines, started here
+# and stopped afterwards. RUNTIME=runc or RUNTIME=crun runs the same tests
+# with that runtime. Not part of `make test`.
+engines-test: setup all rootfs
+	@scripts/engines start
+	@BARCO_ENGINES_RUNTIME=$(if $(filter bin/%,$(RUNTIME)),$(CURDIR)/$(RUNTIME),$(RUNTIME)) \
+		$(GO) test -tags engines -count=1 -timeout 20m -parallel 3 -run '^TestEngines$$' -v ./tests; \
+		status=$$?; scripts/engines stop; exit $$status
+
+# The engines, started and left running, with their wrappers in
+# /run/barco-engines/bin (`scripts/engines env`); `make engines-stop`.
+engines: setup all rootfs
+	scripts/engines start
+
+engines-stop:
+	scripts/engines stop
+
 clean:
+	[ "$$(id -u)" != 0 ] || scripts/engines clean
 	rm -rf bin build

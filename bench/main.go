@@ -5,6 +5,11 @@
 // It is a benchmark, not a test: it reports and never fails the build.
 //
 //	go run ./bench [-runs N] [-rounds N] [-warmup N] [-out FILE]
+//	go run ./bench -engines [-runs N] [-rounds N] [-warmup N] [-out FILE]
+//
+// -engines measures `run --rm IMAGE true` through podman, Docker and ctr
+// instead, with barco, runc and crun as their runtime (the engines started
+// by scripts/engines; make bench-engines).
 //
 // The runs of each command are spread over rounds, and every round runs
 // every command in turn, so that a machine that speeds up or slows down
@@ -60,7 +65,24 @@ func main() {
 	only := flag.String("only", "", "comma-separated names to run (internal use)")
 	rss := flag.Bool("rss", false, "with -only: the host memory, no timing (internal use)")
 	userFlag := flag.String("rootless-user", "", "with -only: the user of the rootless rows, made already, and its directory (internal use)")
+	engines := flag.Bool("engines", false, "podman, docker and ctr with each runtime, instead (scripts/engines start first)")
 	flag.Parse()
+	if *engines {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["runs"] {
+			*runs = 20
+		}
+		if !set["rounds"] {
+			*rounds = 4
+		}
+		if !set["warmup"] {
+			*warmup = 2
+		}
+		if !set["out"] {
+			*out = "build/bench-engines.json"
+		}
+	}
 
 	root, _ := os.Getwd()
 	bin := filepath.Join(root, "bin")
@@ -71,24 +93,29 @@ func main() {
 	}
 	defer os.RemoveAll(work)
 
-	benches := barcoBenches(bin, rootfs)
-	benches = append(benches, others(work, rootfs, filepath.Join(bin, "barco"))...)
-	// The rootless rows, as a user made for them (and removed after), with
-	// a subordinate range and its own copies of bin/ and the rootfs.
+	var benches []bench
 	var user *rootlessUser
-	if *userFlag != "" {
-		user, err = lookupRootlessUser(*userFlag)
-	} else if *only == "" {
-		user, err = makeRootlessUser(bin, rootfs)
-		if user != nil {
-			defer user.remove()
-			removeOnSignal(user)
+	if *engines {
+		benches = engineBenches(filepath.Join(bin, "barco"))
+	} else {
+		benches = barcoBenches(bin, rootfs)
+		benches = append(benches, others(work, rootfs, filepath.Join(bin, "barco"))...)
+		// The rootless rows, as a user made for them (and removed after), with
+		// a subordinate range and its own copies of bin/ and the rootfs.
+		if *userFlag != "" {
+			user, err = lookupRootlessUser(*userFlag)
+		} else if *only == "" {
+			user, err = makeRootlessUser(bin, rootfs)
+			if user != nil {
+				defer user.remove()
+				removeOnSignal(user)
+			}
 		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: no rootless rows:", err)
-	} else if user != nil {
-		benches = append(benches, rootlessBenches(user)...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: no rootless rows:", err)
+		} else if user != nil {
+			benches = append(benches, rootlessBenches(user)...)
+		}
 	}
 	if *only != "" {
 		// One round for the parent bench, raw times included.
@@ -118,7 +145,7 @@ func main() {
 				continue
 			}
 			var r result
-			if strings.HasPrefix(b.name, "crun") {
+			if strings.HasPrefix(b.name, "crun") && !*engines {
 				// crun 1.8 refuses this machine's hybrid cgroup layout
 				// unless the empty v2 mount is hidden: run it in a private
 				// mount namespace with a tmpfs over /sys/fs/cgroup/unified.
@@ -140,6 +167,7 @@ func main() {
 		}
 		results[i].summarize()
 		switch {
+		case *engines:
 		case strings.HasPrefix(b.name, "crun"):
 			results[i].HostKB = crunInPrivateMountNS(b.name, user, "-rss").HostKB
 		case b.sleepArgv != nil:
@@ -147,7 +175,11 @@ func main() {
 		}
 		results[i].Times = nil
 	}
-	printTable(results)
+	title := "start to exit of /bin/true"
+	if *engines {
+		title = "ENGINE run --rm IMAGE true"
+	}
+	printTable(title, results)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
 		data, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "results": results}, "", "  ")
 		if err := os.WriteFile(*out, append(data, '\n'), 0o644); err == nil {
@@ -276,6 +308,35 @@ func others(work, rootfs, barco string) []bench {
 		bw := []string{"bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--"}
 		out = append(out, bench{name: "bwrap", argv: append(bw[:len(bw):len(bw)], "/bin/true"), sleepArgv: append(bw[:len(bw):len(bw)], "/bin/sleep", "1")})
 	}
+	return out
+}
+
+// engineBenches are `run --rm IMAGE true` through each engine of
+// scripts/engines (its wrappers in BARCO_ENGINES_DIR/bin, default
+// /run/barco-engines) with barco, runc and crun. crun runs through the
+// wrapper that hides this hybrid host's empty cgroup2 mount from it, in a
+// mount namespace of its own per call (unshare, a mount, an exec: about
+// 2 ms a call, which its rows include).
+func engineBenches(barco string) []bench {
+	dir := os.Getenv("BARCO_ENGINES_DIR")
+	if dir == "" {
+		dir = "/run/barco-engines"
+	}
+	binOf := func(n string) string { return filepath.Join(dir, "bin", n) }
+	runtimes := []struct{ name, path string }{{"barco", barco}, {"runc", "/usr/sbin/runc"}, {"crun", binOf("crun")}}
+	var out []bench
+	for _, rt := range runtimes {
+		out = append(out,
+			bench{name: "podman + " + rt.name, argv: []string{binOf("podman"), "--runtime", rt.path, "run", "--rm", "barco-busybox", "true"}},
+			bench{name: "docker + " + rt.name, argv: []string{binOf("docker"), "run", "--rm", "--runtime", rt.name, "--network", "none", "barco-busybox", "true"}},
+			// One id for every run: --rm removes the container each time.
+			bench{name: "ctr + " + rt.name, argv: []string{binOf("ctr"), "run", "--rm", "--runc-binary", rt.path,
+				"--runc-root", filepath.Join(dir, "containerd", "runc"), "localhost/barco-busybox:latest", "bench-" + rt.name, "true"}})
+	}
+	// Side by side per engine.
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.SplitN(out[i].name, " ", 2)[0] < strings.SplitN(out[j].name, " ", 2)[0]
+	})
 	return out
 }
 
@@ -409,8 +470,8 @@ func descendants(root int) []int {
 	return out
 }
 
-func printTable(rs []result) {
-	fmt.Printf("%-36s %9s %9s %9s %9s %12s\n", "start to exit of /bin/true", "median", "p10", "p90", "min", "host RSS")
+func printTable(title string, rs []result) {
+	fmt.Printf("%-36s %9s %9s %9s %9s %12s\n", title, "median", "p10", "p90", "min", "host RSS")
 	for _, r := range rs {
 		if r.Error != "" {
 			fmt.Printf("%-36s failed: %s\n", r.Name, r.Error)

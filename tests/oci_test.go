@@ -15,6 +15,7 @@ import (
 
 	"barco/lib/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // ociEnv is an OCI state root of the test's own, so that the test neither
@@ -552,5 +553,89 @@ func TestOCIMemorySoftLimits(t *testing.T) {
 	}
 	if want := []string{"33554432", "7", "oom_kill_disable 1"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("memory cgroup: %q, want %q", got, want)
+	}
+}
+
+// What the engines' configs ask beyond barco spec's: podman's umask and
+// --read-only tmpfs mounts with tmpcopyup, its seccomp profile that lists
+// a syscall twice, and, without a cgroup namespace (Docker and podman on
+// a v1 host), /sys/fs/cgroup showing the container's own limits.
+func TestOCIEngineConfigs(t *testing.T) {
+	e := newOCI(t)
+	umask := uint32(0o027)
+	limit := int64(77)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", `
+echo umask=$(umask)
+echo passwd=$(grep -c ^root: /etc/passwd)
+touch /etc/written && echo etc=writable
+echo pids=$(cat /sys/fs/cgroup/pids/pids.max)
+mkdir /tmp/made 2>&1 | grep -q "Operation not permitted" && echo mkdir=EPERM
+`}
+		s.Process.User.Umask = &umask
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc", Type: "tmpfs", Source: "tmpfs",
+			Options: []string{"rw", "rprivate", "nosuid", "nodev", "tmpcopyup"}})
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.CgroupNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+		s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: limit}}
+		// The first unconditional rule counts, as in libseccomp.
+		eperm, eacces := uint(1), uint(13)
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm},
+			{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eacces}}}
+	})
+	r := e.barco("run", "--bundle", dir, "eng-1")
+	got := testutil.KeyValues(r.Stdout, "=")
+	for k, v := range map[string]string{"umask": "0027", "passwd": "1", "etc": "writable", "pids": "77", "mkdir": "EPERM"} {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q; status %d, output:\n%s%s", k, got[k], v, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rootfs", "etc", "written")); err == nil {
+		t.Error("the write to the tmpfs reached the image")
+	}
+	// Without a umask in the config, runc's 0022.
+	dir = e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/sh", "-c", "umask"} })
+	if r := e.barco("run", "--bundle", dir, "eng-2"); r.Code != 0 || r.Stdout != "0022\n" {
+		t.Errorf("default umask: status %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// A hard limit above the caller's fails create, as with runc, rather than
+// the process after start: the engines read that failure from create.
+func TestOCIRlimitAboveHardLimitFailsCreate(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	e := newOCI(t)
+	n := lim.Max + 1
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "ulimit -Hn"}
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: n, Hard: n}}
+	})
+	var eff uint64
+	status, _ := os.ReadFile("/proc/self/status")
+	if v, ok := testutil.KeyValues(string(status), ":")["CapEff"]; ok {
+		eff, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+	}
+	if eff&(1<<unix.CAP_SYS_RESOURCE) != 0 {
+		// A root that may raise it (not the development VM): it is raised.
+		if r := e.barco("run", "--bundle", dir, "rl-0"); r.Code != 0 || strings.TrimSpace(r.Stdout) != strconv.FormatUint(n, 10) {
+			t.Errorf("with CAP_SYS_RESOURCE: status %d, stdout %q, stderr %q; want %d", r.Code, r.Stdout, r.Stderr, n)
+		}
+		return
+	}
+	r := e.create("--bundle", dir, "rl-1")
+	if r.Code == 0 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "setrlimit nofile") || !strings.Contains(r.Stderr, "operation not permitted") {
+		t.Errorf("create: status %d, stderr %q; want one line, setrlimit nofile: operation not permitted", r.Code, r.Stderr)
+	}
+	if r := e.barco("state", "rl-1"); r.Code == 0 {
+		t.Error("the container was left")
 	}
 }

@@ -41,6 +41,7 @@ user and groups stay as they are.`,
 	var (
 		spec      Spec
 		printOnly bool
+		umask     = -1
 	)
 	o := &st.Options
 	o.Func("caps", 0, "LIST", "the capabilities to keep instead of Docker's default set (all, none)", func(v string) error {
@@ -73,14 +74,10 @@ user and groups stay as they are.`,
 		return nil
 	})
 	o.Bool(&spec.NoNewPrivs, "no-new-privs", 0, "set no_new_privs: setuid bits and file capabilities grant nothing")
-	umask := -1
-	o.Func("umask", 0, "OCTAL", "the file mode creation mask PROGRAM starts with, as process.user.umask", func(v string) error {
-		m, err := strconv.ParseUint(v, 8, 32)
-		if err != nil || m > 0o777 {
-			return fmt.Errorf("%q: not an octal mask up to 777", v)
-		}
-		umask = int(m)
-		return nil
+	o.Func("umask", 0, "MODE", "the file mode creation mask PROGRAM starts with, in octal (0022); default: the caller's", func(v string) error {
+		m, err := ParseUmask(v)
+		umask = m
+		return err
 	})
 	o.Bool(&printOnly, "print", 0, "print the resolved sets, user and groups; apply nothing, run nothing")
 
@@ -103,12 +100,21 @@ user and groups stay as they are.`,
 			return 0, err
 		}
 		if umask >= 0 {
-			// Inherited across exec: the stages after this one make no files.
+			// A process attribute, kept across exec, as the user is.
 			unix.Umask(umask)
 		}
 		return p.Exec(program, os.Environ())
 	}
 	return st
+}
+
+// ParseUmask reads a file mode creation mask in octal: 022, 0022, 0o022.
+func ParseUmask(v string) (int, error) {
+	m, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(v, "0o"), "0O"), 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("umask %q: not an octal mode from 0 to 0777", v)
+	}
+	return int(m), nil
 }
 
 func listOption(l *List) func(string) error {

@@ -32,3 +32,16 @@ func TestCommandUnknownCapabilityIsOneLine(t *testing.T) {
 		t.Errorf("stderr %q, want one line naming nosuch", got)
 	}
 }
+
+func TestParseUmask(t *testing.T) {
+	for in, want := range map[string]int{"022": 0o22, "0022": 0o22, "0o077": 0o77, "0": 0, "777": 0o777} {
+		if got, err := ParseUmask(in); err != nil || got != want {
+			t.Errorf("ParseUmask(%q) = %#o, %v; want %#o", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "8", "1000", "-1", "0x12", "u=rwx"} {
+		if _, err := ParseUmask(in); err == nil {
+			t.Errorf("ParseUmask(%q): no error", in)
+		}
+	}
+}

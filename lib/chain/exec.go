@@ -100,6 +100,9 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	}
 	var limit *PidsLimit
 	if !IsStage(argv[0]) {
+		if err := RaiseRlimitsEnv(env); err != nil {
+			return 0, err
+		}
 		if err := p.Gate(); err != nil {
 			return 0, err
 		}

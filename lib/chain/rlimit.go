@@ -82,19 +82,53 @@ func (l Rlimit) String() string {
 // Raising a hard limit needs CAP_SYS_RESOURCE in the initial user
 // namespace.
 func ApplyRlimitsEnv(env []string) error {
+	ls, err := rlimitsEnv(env)
+	if err != nil {
+		return err
+	}
+	return applyRlimits(ls)
+}
+
+// RaiseRlimitsEnv raises the hard limits of RlimitsEnv in env that are
+// above this process's, and changes nothing else: what needs a privilege
+// is done (or fails) before the start gate, while the container can still
+// fail to be created, as under runc; the limits themselves, which may be
+// lower than a stage's Go runtime needs, wait for the exec.
+func RaiseRlimitsEnv(env []string) error {
+	ls, err := rlimitsEnv(env)
+	if err != nil {
+		return err
+	}
+	for _, l := range ls {
+		var cur unix.Rlimit
+		if err := unix.Prlimit(0, l.Resource, nil, &cur); err != nil {
+			return fmt.Errorf("getrlimit %s: %w", l.Name, err)
+		}
+		if l.Hard <= cur.Max {
+			continue
+		}
+		raised := unix.Rlimit{Cur: cur.Cur, Max: l.Hard}
+		if err := unix.Prlimit(0, l.Resource, &raised, nil); err != nil {
+			return fmt.Errorf("setrlimit %s %d:%d: %w", l.Name, l.Soft, l.Hard, err)
+		}
+	}
+	return nil
+}
+
+func rlimitsEnv(env []string) ([]Rlimit, error) {
 	v, ok := lookupEnv(env, RlimitsEnv)
 	if !ok || v == "" {
-		return nil
+		return nil, nil
 	}
 	var ls []Rlimit
 	for _, item := range strings.Split(v, ",") {
 		l, err := ParseRlimit(item)
 		if err != nil {
-			return fmt.Errorf("%s: %w", RlimitsEnv, err)
+			return nil, fmt.Errorf("%s: %w", RlimitsEnv, err)
 		}
 		ls = append(ls, l)
 	}
-	return applyRlimits(ls)
+	return ls, nil
 }
 
 func applyRlimits(ls []Rlimit) error {

@@ -107,8 +107,10 @@ func finish(fd int, st *unix.Stat_t, perm uint32) error {
 }
 
 // copyUpInto copies what the container has at dest, if it is a directory,
-// into the detached tmpfs mnt, before mnt is mounted there.
-func copyUpInto(root int, dest string, mnt int) error {
+// into the detached tmpfs mnt, before mnt is mounted there. Unless the
+// tmpfs was given a mode, its root takes the directory's mode and owner,
+// as it stands in for that directory.
+func copyUpInto(root int, dest string, mnt int, keepMode bool) error {
 	src, err := openIn(root, dest, unix.O_RDONLY|unix.O_DIRECTORY, inRoot)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil
@@ -116,5 +118,25 @@ func copyUpInto(root int, dest string, mnt int) error {
 	if err != nil {
 		return err
 	}
-	return copyUp(src, mnt)
+	var st unix.Stat_t
+	if err := unix.Fstat(src, &st); err != nil {
+		unix.Close(src)
+		return err
+	}
+	if err := copyUp(src, mnt); err != nil {
+		return err
+	}
+	if keepMode {
+		return nil
+	}
+	// mnt, from fsmount, is an O_PATH descriptor, which fchown refuses.
+	top, err := unix.Openat(mnt, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(top)
+	if err := unix.Fchown(top, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return unix.Fchmod(top, st.Mode&0o7777)
 }

@@ -244,7 +244,7 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	}
 	if cfg.Cgroupfs && !cfg.NoSys {
 		var err error
-		if h.cgroups, err = readCgroupMounts(proc); err != nil {
+		if h.cgroups, err = readCgroupMounts(proc, cfg.Log); err != nil {
 			return err
 		}
 	}
@@ -441,7 +441,7 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 		}
 		t := cfg.Tmpfs[m.index]
 		if t.CopyUp {
-			if err := copyUpInto(h.root, t.Dest, h.tmpfs[m.index]); err != nil {
+			if err := copyUpInto(h.root, t.Dest, h.tmpfs[m.index], strings.Contains(","+t.Data, ",mode=")); err != nil {
 				return fmt.Errorf("tmpfs %s: tmpcopyup: %w", t.Dest, err)
 			}
 		}

@@ -122,6 +122,8 @@ func checkProcess(s *specs.Spec) error {
 		return errors.New("config.json: process.apparmorProfile: this machine has no AppArmor to apply it")
 	case p.SelinuxLabel != "":
 		return errors.New("config.json: process.selinuxLabel: this machine has no SELinux to apply it")
+	case p.User.Umask != nil && *p.User.Umask > 0o777:
+		return fmt.Errorf("config.json: process.user.umask %#o: not a file mode mask", *p.User.Umask)
 	}
 	l := s.Linux
 	switch {
@@ -579,6 +581,8 @@ func mountOption(m specs.Mount, dest string) ([]string, error) {
 		}
 	}
 	switch {
+	case bind && slices.Contains(data, "tmpcopyup"):
+		return nil, unsupported("mount option \"tmpcopyup\" on a bind mount (" + dest + ")")
 	case bind:
 		var opts []string
 		if ro {
@@ -674,9 +678,13 @@ func capsStage(s *specs.Spec) ([]string, error) {
 	if p.NoNewPrivileges {
 		argv = append(argv, "--no-new-privs")
 	}
+	// runc's and crun's default, whatever the engine's own umask: podman
+	// sets 0022 explicitly, Docker and containerd rely on it.
+	umask := uint32(0o022)
 	if p.User.Umask != nil {
-		argv = append(argv, "--umask", strconv.FormatUint(uint64(*p.User.Umask), 8))
+		umask = *p.User.Umask
 	}
+	argv = append(argv, "--umask", fmt.Sprintf("%04o", umask))
 	return argv, nil
 }
 

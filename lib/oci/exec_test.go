@@ -36,7 +36,7 @@ func TestExecChainOfEngineProcess(t *testing.T) {
 		{"barco-ns", "--detach", "--pid-file", "/run/p", "--join", "mnt=/proc/9/ns/mnt", "--join", "pid=/proc/9/ns/pid",
 			"--workdir", "/", "--ctty", "--rlimit", "RLIMIT_NOFILE=1024:1024"},
 		{"barco-caps", "--caps", "chown,kill", "--permitted", "chown,kill", "--effective", "chown,kill", "--inheritable", "none",
-			"--ambient", "none", "--user", "0:0", "--groups", "0", "--no-new-privs"},
+			"--ambient", "none", "--user", "0:0", "--groups", "0", "--no-new-privs", "--umask", "0022"},
 		{"barco-seccomp", "--profile", "unconfined"},
 		{"sh"},
 	}

@@ -105,7 +105,15 @@ func kill(g *globals, id string, sig unix.Signal, all bool) error {
 	case specs.StateCreated, specs.StateRunning, statePaused:
 		return signalInit(st, sig)
 	}
-	return fmt.Errorf("container %s is %s: nothing to signal", id, st.Status)
+	return errNotRunning(id, string(st.Status))
+}
+
+// errNotRunning is kill's error for a container whose init is gone. The
+// words "container not running" are runc's, which containerd's shim reads
+// as "already finished" rather than a failure (ctr task rm -f, docker rm -f
+// kill an init that may have just exited).
+func errNotRunning(id, why string) error {
+	return fmt.Errorf("container not running: %s is %s", id, why)
 }
 
 // signalInit signals the init through a pidfd, after checking that the pid
@@ -114,13 +122,13 @@ func signalInit(st *State, sig unix.Signal) error {
 	pidfd, err := unix.PidfdOpen(st.Pid, 0)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("container %s: its init is gone", st.ID)
+			return errNotRunning(st.ID, "stopped: its init is gone")
 		}
 		return fmt.Errorf("pidfd_open %d: %w", st.Pid, err)
 	}
 	defer unix.Close(pidfd)
 	if !initAlive(st.Pid, st.InitStart) {
-		return fmt.Errorf("container %s: its init is gone", st.ID)
+		return errNotRunning(st.ID, "stopped: its init is gone")
 	}
 	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("signal %s to init %d: %w", unix.SignalName(sig), st.Pid, err)

@@ -612,10 +612,13 @@ func (c *compiler) sectionSegs(s *section, i int, items []item, segs []seg) ([]s
 				switch {
 				case it.mux() || len(r.Args) > 0:
 					c.conds = append(c.conds, it)
-				case uncond != nil && uncond.Action != r.Action:
-					return nil, fmt.Errorf("syscall %s: conflicting rules %s and %s", r.Syscall, uncond.Action, r.Action)
-				default:
+				case uncond == nil:
 					uncond = r
+				default:
+					// A second unconditional rule for nr is ignored, as
+					// libseccomp (and so runc and crun) ignores it:
+					// podman's profile allows setns in its long list,
+					// then lists it again with errno EPERM.
 				}
 			}
 			if uint64(nr) > next {

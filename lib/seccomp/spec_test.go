@@ -233,8 +233,8 @@ func FuzzParseProfile(f *testing.F) {
 		if err := fl.WriteText(&b); err != nil {
 			t.Fatal(err)
 		}
-		// The code generator may refuse a filter (conflicting rules, too
-		// long) but never lays out a broken program.
+		// The code generator may refuse a filter (too long) but never
+		// lays out a broken program.
 		prog, err := Compile(fl)
 		if err != nil {
 			if strings.Contains(err.Error(), "assembler") {
