@@ -554,3 +554,32 @@ func TestOCIMemorySoftLimits(t *testing.T) {
 		t.Errorf("memory cgroup: %q, want %q", got, want)
 	}
 }
+
+// A namespace the config names by path (a pod's network namespace, docker
+// run --network container:A) is the one the container's process is in,
+// also when the chain places it in v1 cgroups (always, with the default
+// device rules on this hybrid host).
+func TestOCIJoinNamespacePath(t *testing.T) {
+	e := newOCI(t)
+	sleeper := func(s *specs.Spec) { s.Process.Args = []string{"/bin/sleep", "30"} }
+	e.mustCreate("--bundle", e.bundle(sleeper), "nsjoin-a")
+	a := e.state("nsjoin-a").Pid
+	dir := e.bundle(func(s *specs.Spec) {
+		sleeper(s)
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace || n.Type == specs.IPCNamespace {
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", a, map[specs.LinuxNamespaceType]string{
+					specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc"}[n.Type])
+			}
+		}
+	})
+	e.mustCreate("--bundle", dir, "nsjoin-b")
+	b := e.state("nsjoin-b").Pid
+	for _, kind := range []string{"net", "ipc"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", a, kind))
+		got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", b, kind))
+		if host, _ := os.Readlink("/proc/self/ns/" + kind); want == "" || want == host || got != want {
+			t.Errorf("%s namespace: the container is in %q, want %q (the host's is %q)", kind, got, want, host)
+		}
+	}
+}
