@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"barco/lib/chain"
 	"barco/lib/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -581,5 +582,24 @@ func TestOCIJoinNamespacePath(t *testing.T) {
 		if host, _ := os.Readlink("/proc/self/ns/" + kind); want == "" || want == host || got != want {
 			t.Errorf("%s namespace: the container is in %q, want %q (the host's is %q)", kind, got, want, host)
 		}
+	}
+}
+
+// With BARCO_EXEC_STAGES=1 create runs every stage from its own binary,
+// and the container is created and runs as without it.
+func TestOCICreateExecStages(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "echo ran > /ran"}
+	})
+	t.Setenv(chain.ExecStagesEnv, "1")
+	e.mustCreate("--bundle", dir, "execstages-1")
+	if s := e.state("execstages-1"); s.Status != specs.StateCreated || s.Pid <= 0 {
+		t.Fatalf("state after create: %s, pid %d; want created and the init's pid", s.Status, s.Pid)
+	}
+	e.must("start", "execstages-1")
+	e.waitStatus("execstages-1", specs.StateStopped)
+	if out, err := os.ReadFile(filepath.Join(dir, "rootfs", "ran")); string(out) != "ran\n" {
+		t.Errorf("the container's process wrote %q, %v; want \"ran\"", out, err)
 	}
 }
