@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"barco/lib/chain"
 	"barco/lib/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -637,5 +638,53 @@ func TestOCIRlimitAboveHardLimitFailsCreate(t *testing.T) {
 	}
 	if r := e.barco("state", "rl-1"); r.Code == 0 {
 		t.Error("the container was left")
+	}
+}
+
+// A namespace the config names by path (a pod's network namespace, docker
+// run --network container:A) is the one the container's process is in,
+// also when the chain places it in v1 cgroups (always, with the default
+// device rules on this hybrid host).
+func TestOCIJoinNamespacePath(t *testing.T) {
+	e := newOCI(t)
+	sleeper := func(s *specs.Spec) { s.Process.Args = []string{"/bin/sleep", "30"} }
+	e.mustCreate("--bundle", e.bundle(sleeper), "nsjoin-a")
+	a := e.state("nsjoin-a").Pid
+	dir := e.bundle(func(s *specs.Spec) {
+		sleeper(s)
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace || n.Type == specs.IPCNamespace {
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", a, map[specs.LinuxNamespaceType]string{
+					specs.NetworkNamespace: "net", specs.IPCNamespace: "ipc"}[n.Type])
+			}
+		}
+	})
+	e.mustCreate("--bundle", dir, "nsjoin-b")
+	b := e.state("nsjoin-b").Pid
+	for _, kind := range []string{"net", "ipc"} {
+		want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", a, kind))
+		got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", b, kind))
+		if host, _ := os.Readlink("/proc/self/ns/" + kind); want == "" || want == host || got != want {
+			t.Errorf("%s namespace: the container is in %q, want %q (the host's is %q)", kind, got, want, host)
+		}
+	}
+}
+
+// With BARCO_EXEC_STAGES=1 create runs every stage from its own binary,
+// and the container is created and runs as without it.
+func TestOCICreateExecStages(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "echo ran > /ran"}
+	})
+	t.Setenv(chain.ExecStagesEnv, "1")
+	e.mustCreate("--bundle", dir, "execstages-1")
+	if s := e.state("execstages-1"); s.Status != specs.StateCreated || s.Pid <= 0 {
+		t.Fatalf("state after create: %s, pid %d; want created and the init's pid", s.Status, s.Pid)
+	}
+	e.must("start", "execstages-1")
+	e.waitStatus("execstages-1", specs.StateStopped)
+	if out, err := os.ReadFile(filepath.Join(dir, "rootfs", "ran")); string(out) != "ran\n" {
+		t.Errorf("the container's process wrote %q, %v; want \"ran\"", out, err)
 	}
 }

@@ -113,11 +113,16 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 //
 // Every tasks file is opened before the first move: inside, the thread's
 // kernel allocations are charged to the container's memory cgroup, which
-// may have no room for an open (or for the Go runtime's own needs). A
-// thread that still cannot move back never runs anything else: its
-// goroutine ends locked to it, which ends the thread, and the child with
-// it (its parent-death signal follows the thread). The supervisor is
-// never left inside a container's cgroup.
+// may have no room for an open (or for the Go runtime's own needs).
+//
+// It is the calling thread that moves and forks, not a fresh one: a linked
+// barco-ns that placed its child here has joined namespaces on that thread
+// (--join net=PATH, an OCI config's namespace paths), and a child forked
+// from another thread would be made in the host's. When the thread cannot
+// move back, its child is killed and the thread stays locked to its
+// goroutine, never to run another: it ends with that goroutine if the
+// goroutine ends locked (barco create's chain thread), else with the
+// process, which fails.
 func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
 	var in, back []int
 	pidsFD := -1
@@ -148,47 +153,39 @@ func (c *Cgroup) startInV1(start func() (int, error)) (int, error) {
 			*p.fds = append(*p.fds, fd)
 		}
 	}
-	type result struct {
-		pid int
-		err error
+	// Nested in the caller's own lock, if it has one (barco-ns's --join).
+	runtime.LockOSThread()
+	pid, err := 0, error(nil)
+	for i, fd := range in {
+		if _, err = writeRetry(fd, "0"); err != nil {
+			err = fmt.Errorf("move into %s: %w", c.V1[c.v1[i]], err)
+			break
+		}
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		pid, err := 0, error(nil)
-		for i, fd := range in {
-			if _, err = writeRetry(fd, "0"); err != nil {
-				err = fmt.Errorf("move into %s: %w", c.V1[c.v1[i]], err)
-				break
-			}
+	if err == nil {
+		pid, err = start()
+	}
+	if err == nil && pidsFD >= 0 {
+		// The limit, now that the child runs, and before this thread
+		// leaves: see Run.
+		if _, err = writeRetry(pidsFD, strconv.FormatInt(c.finalPids, 10)); err != nil {
+			err = fmt.Errorf("write %d to %s/pids.max: %w", c.finalPids, c.Dir("pids"), err)
+			killAndReap(pid)
+			pid = 0
 		}
-		if err == nil {
-			pid, err = start()
-		}
-		if err == nil && pidsFD >= 0 {
-			// The limit, now that the child runs, and before this thread
-			// leaves: see Run.
-			if _, err = writeRetry(pidsFD, strconv.FormatInt(c.finalPids, 10)); err != nil {
-				err = fmt.Errorf("write %d to %s/pids.max: %w", c.finalPids, c.Dir("pids"), err)
+	}
+	for i, fd := range back {
+		if _, berr := writeRetry(fd, "0"); berr != nil {
+			if pid > 0 {
 				killAndReap(pid)
-				pid = 0
 			}
+			h := c.v1[i]
+			// Still locked: see above.
+			return 0, fmt.Errorf("move the supervisor's thread back to %s: %w", h.Dir(h.Own), berr)
 		}
-		for i, fd := range back {
-			if _, berr := writeRetry(fd, "0"); berr != nil {
-				if pid > 0 {
-					killAndReap(pid)
-				}
-				h := c.v1[i]
-				done <- result{0, fmt.Errorf("move the supervisor's thread back to %s: %w", h.Dir(h.Own), berr)}
-				return // still locked: the thread ends here
-			}
-		}
-		runtime.UnlockOSThread()
-		done <- result{pid, err}
-	}()
-	r := <-done
-	return r.pid, r.err
+	}
+	runtime.UnlockOSThread()
+	return pid, err
 }
 
 // withPidsLimit is a copy of env with l as its only chain.PidsLimitEnv.

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"barco/lib/chain"
@@ -177,7 +178,18 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 		env = append(env, "BARCO_DEBUG=1")
 	}
 	g.debugf("create %s: %s", c.ID, strings.Join(argv, " "))
-	status, open := g.runStages(argv, env)
+	var status int
+	open := true
+	if g.proc.IsLinked(argv[0]) {
+		status, open = g.runStages(argv, env)
+	} else {
+		// BARCO_EXEC_STAGES=1: the first stage's own binary, as a child,
+		// and every stage after it so too. Exec would replace this
+		// process, and its work after the chain with it.
+		env = append(env, chain.ExecStagesEnv+"=1")
+		files := chain.Files(preserve, chain.ParseChainFDs(chainFDs))
+		status = g.forkStages(argv, env, files)
+	}
 	if open {
 		// A stage failed before barco-ns passed them on.
 		unix.Close(report)
@@ -241,6 +253,23 @@ func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) 
 	}()
 	<-done
 	return status, chainFDsOpen
+}
+
+// forkStages runs the chain argv from the first stage's binary, next to
+// this one, as a child with files as its descriptors, and returns its
+// exit status.
+func (g *globals) forkStages(argv, env []string, files []uintptr) int {
+	self, err := os.Executable()
+	if err == nil {
+		path := filepath.Join(filepath.Dir(self), argv[0])
+		var pid int
+		if pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files}); err == nil {
+			return chain.ExitStatus(syscall.WaitStatus(waitPid(pid)))
+		}
+		err = fmt.Errorf("start %s: %w", path, err)
+	}
+	fmt.Fprintf(g.stderr, "barco: %v\n", err)
+	return chain.ExitFailed
 }
 
 // writePidsLimit writes the pids limit into the container's cgroup now,
