@@ -374,9 +374,16 @@ func TestOCIPauseResume(t *testing.T) {
 		t.Errorf("resume of a running container: %d", r.Code)
 	}
 	e.must("pause", "pause-1")
-	e.must("delete", "--force", "pause-1")
-	if d := cgroupDirsOf("pause-1"); len(d) > 0 {
-		t.Errorf("delete --force of a paused container left cgroups %q", d)
+	e.must("kill", "pause-1", "KILL")
+	e.waitStatus("pause-1", specs.StateStopped)
+	e.must("delete", "pause-1")
+	e.running(dir, "pause-2")
+	e.must("pause", "pause-2")
+	e.must("delete", "--force", "pause-2")
+	for _, id := range []string{"pause-1", "pause-2"} {
+		if d := cgroupDirsOf(id); len(d) > 0 {
+			t.Errorf("%s: kill and delete, or delete --force, of a paused container left cgroups %q", id, d)
+		}
 	}
 }
 

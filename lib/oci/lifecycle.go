@@ -99,13 +99,23 @@ func kill(g *globals, id string, sig unix.Signal, all bool) error {
 	}
 	defer c.close()
 	if all {
-		return signalCgroup(st, sig)
+		err = signalCgroup(st, sig)
+	} else {
+		switch st.Status {
+		case specs.StateCreated, specs.StateRunning, statePaused:
+			err = signalInit(st, sig)
+		default:
+			return errNotRunning(id, string(st.Status))
+		}
 	}
-	switch st.Status {
-	case specs.StateCreated, specs.StateRunning, statePaused:
-		return signalInit(st, sig)
+	if err == nil && sig == unix.SIGKILL && st.Status == statePaused {
+		// A frozen process does not die until it is thawed (the v1
+		// freezer): thaw it, as runc does.
+		if f, ferr := freezerOf(st); ferr == nil {
+			err = f.set(false)
+		}
 	}
-	return errNotRunning(id, string(st.Status))
+	return err
 }
 
 // errNotRunning is kill's error for a container whose init is gone. The
