@@ -162,9 +162,10 @@ func cgroupStage(s *specs.Spec, id string, o *cgroup.Options) ([]string, error) 
 	if err := limits(s.Linux.Resources, &o.Limits); err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 && (s.Linux.Resources == nil || len(s.Linux.Resources.Devices) == 0) {
-		// The default device rules are root's: a user's container cannot
-		// make device nodes anyway, and may have no cgroup to hold them.
+	if os.Geteuid() != 0 {
+		// Device rules are root's (a v1 devices cgroup, or a v2 device
+		// program, which only CAP_SYS_ADMIN attaches): a user's container
+		// cannot make device nodes anyway. runc ignores them too.
 		o.Limits.Devices = nil
 	}
 	argv := []string{"barco-cgroup", "--exec", "--parent", o.Parent, "--name", o.Name}
