@@ -10,7 +10,9 @@
 // Environment: BARCO_ENGINES_DIR (default /run/barco-engines, as
 // scripts/engines), BARCO_ENGINES_RUNTIME (the runtime's path; default this
 // checkout's bin/barco; `runc`, `crun` name those runtimes) and
-// BARCO_ENGINES (a comma-separated subset of podman,docker,ctr).
+// BARCO_ENGINES (a comma-separated subset of podman,docker,ctr,
+// podman-rootless). podman-rootless is podman as a user the test makes
+// (engines_rootless_test.go).
 package tests
 
 import (
@@ -35,10 +37,13 @@ import (
 // user drives it, with one OCI runtime.
 type engine struct {
 	name    string // podman, docker or ctr
-	bin     string // the wrapper in DIR/bin that points it at the private daemons
-	dir     string // scripts/engines' directory
+	label   string // the test's name for it: name, or podman-rootless
+	bin     string // the wrapper in DIR/bin that points it at the private daemons (podman-rootless: at the user's)
+	dir     string // scripts/engines' directory (podman-rootless: the user's)
 	runtime string // the OCI runtime's absolute path
 	image   string
+	// rootless is the user that runs podman-rootless; nil for root.
+	rootless *rootlessUser
 }
 
 // runOpts are the options of a `run` that the tests use.
@@ -95,11 +100,15 @@ func engines(t *testing.T) []*engine {
 	rt := engineRuntime(t)
 	want := os.Getenv("BARCO_ENGINES")
 	if want == "" {
-		want = "podman,docker,ctr"
+		want = "podman,docker,ctr,podman-rootless"
 	}
 	var out []*engine
 	for _, name := range strings.Split(want, ",") {
-		e := &engine{name: name, bin: filepath.Join(dir, "bin", name), dir: dir, runtime: rt}
+		if name == "podman-rootless" {
+			out = append(out, newRootlessPodman(t, rt))
+			continue
+		}
+		e := &engine{name: name, label: name, bin: filepath.Join(dir, "bin", name), dir: dir, runtime: rt}
 		switch name {
 		case "podman", "docker":
 			e.image = "barco-busybox"
@@ -139,10 +148,13 @@ func runtimeName(path string) string { return filepath.Base(path) }
 // TestEngines runs every case with each engine, the engines side by side.
 func TestEngines(t *testing.T) {
 	for _, e := range engines(t) {
-		t.Run(e.name, func(t *testing.T) {
+		t.Run(e.label, func(t *testing.T) {
 			t.Parallel()
 			for _, c := range engineCases {
 				t.Run(c.name, func(t *testing.T) {
+					if why := rootlessSkips[c.name]; e.rootless != nil && why != "" {
+						t.Skip(e.label + ": " + why)
+					}
 					if c.skip != nil {
 						if why := c.skip[e.name]; why != "" {
 							t.Skip(e.name + ": " + why)
@@ -738,6 +750,12 @@ func testEngineVolume(t *testing.T, e *engine) {
 	if err := os.WriteFile(filepath.Join(dir, "in"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if u := e.rootless; u != nil {
+		// A directory of the user's own, whose root in the container it is.
+		if err := os.Chown(dir, u.uid, u.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r := run(t, "", e.runArgv(runOpts{rm: true, volume: [2]string{dir, "/data"}, name: e.newName(t)}, "sh", "-c", "cat /data/in; echo from the container > /data/out")...)
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "from the host" {
 		t.Fatalf("%v", r)
@@ -962,6 +980,10 @@ func testEngineRmForce(t *testing.T, e *engine) {
 	name := e.startDetached(t, runOpts{}, "sleep", "1000")
 	pid := e.pid(t, name)
 	cg, _ := cgroupFile(t, pid, "memory", "tasks")
+	if e.rootless != nil {
+		// Its cgroup is its caller's, which stays.
+		cg = "/no cgroup of its own"
+	}
 	if r := e.remove(t, name); r.code != 0 {
 		t.Fatalf("%v", r)
 	}

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"strconv"
 )
 
@@ -71,9 +72,14 @@ func isDefaultDevice(r DeviceRule) bool {
 }
 
 // Dirs are the cgroup's directories o names, in every hierarchy it joins,
-// v2 first; nothing is made.
+// v2 first; nothing is made. None for an unprivileged caller (o.UID,
+// o.Unprivileged) that may make no cgroup and needs none: its PROGRAM
+// runs in its own cgroup.
 func (o *Options) Dirs() ([]string, error) {
 	c, err := o.locate(nil)
+	if errors.Is(err, errNoCgroup) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

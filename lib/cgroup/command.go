@@ -11,7 +11,7 @@ import (
 // Command is the barco-cgroup stage.
 func Command() *chain.Stage {
 	uid := os.Geteuid()
-	o := Options{Parent: OwnParent(), Records: RecordDir(uid), UID: uid}
+	o := Options{Parent: OwnParent(), Records: RecordDir(uid), UID: uid, Unprivileged: !chain.HostRoot()}
 	l := &o.Limits
 	var exec bool
 	var devices string

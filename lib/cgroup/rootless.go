@@ -76,11 +76,12 @@ func commonDir(a, b string) string {
 }
 
 // RecordDir is where the cgroups of a caller with effective uid uid are
-// recorded with their owner: DefaultRecordDir for root; for another user
+// recorded with their owner: DefaultRecordDir for root; for another user,
+// or root of a user namespace of a user's own (chain.HostRoot),
 // barco/cgroups in its $XDG_RUNTIME_DIR, else none (a cgroup without a
 // record is never swept by a later run).
 func RecordDir(uid int) string {
-	if uid == 0 {
+	if uid == 0 && !chain.InChildUserNS() {
 		return DefaultRecordDir
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {

@@ -131,3 +131,34 @@ func TestRecordDir(t *testing.T) {
 		t.Errorf("a user without XDG_RUNTIME_DIR: %q, want no records", got)
 	}
 }
+
+// Root of a user's own user namespace (rootless podman's runtime) is
+// checked as that user: on cgroup v1 its container has no cgroup, so an OCI
+// create records none to remove; host root's has its directories.
+func TestDirsUnprivileged(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"unified", "memory"} {
+		fakeDir(t, root+"/"+d)
+	}
+	mountinfo, procCgroup := filepath.Join(root, "mountinfo"), filepath.Join(root, "cgroup")
+	lines := "30 25 0:26 / " + root + "/memory rw,nosuid - cgroup cgroup rw,memory\n" +
+		"31 25 0:27 / " + root + "/unified rw,nosuid - cgroup2 cgroup2 rw\n"
+	if err := os.WriteFile(mountinfo, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(procCgroup, []byte("5:memory:/\n0::/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := &Options{Parent: "barco", Name: "c1", Mountinfo: mountinfo, ProcCgroup: procCgroup, Unprivileged: true}
+	if dirs, err := o.Dirs(); err != nil || dirs != nil {
+		t.Errorf("root of a user namespace, no limit: %q, %v; want no cgroup", dirs, err)
+	}
+	o.Limits.Memory = 64 << 20
+	if _, err := o.Dirs(); err == nil || !strings.Contains(err.Error(), "limits and --stats need a cgroup, and uid 0 may make none") {
+		t.Errorf("root of a user namespace, a limit: %v", err)
+	}
+	o = &Options{Parent: "barco", Name: "c1", Mountinfo: mountinfo, ProcCgroup: procCgroup}
+	if dirs, err := o.Dirs(); err != nil || len(dirs) != 2 || dirs[1] != root+"/memory/barco/c1" {
+		t.Errorf("host root: %q, %v", dirs, err)
+	}
+}

@@ -231,6 +231,9 @@ type Options struct {
 	// UID is the caller's effective uid: one that is not root makes a
 	// cgroup only where one is delegated to it (see Cgroup.Delegated).
 	UID int
+	// Unprivileged is a caller that is not root over the host, though
+	// its uid may be 0 (chain.HostRoot): it is checked as UID's.
+	Unprivileged bool
 }
 
 func (o *Options) locate(log *chain.Log) (*Cgroup, error) {
@@ -257,7 +260,7 @@ func (o *Options) locate(log *chain.Log) (*Cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.UID != 0 {
+	if o.UID != 0 || o.Unprivileged {
 		if err := o.checkUnprivileged(c, log); err != nil {
 			return nil, err
 		}

@@ -156,7 +156,7 @@ func unwritableHere(f *os.File) bool {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&0o022 != 0 {
 		return false
 	}
-	if !inChildUserNS() {
+	if !InChildUserNS() {
 		return false
 	}
 	overflowUID, overflowGID := readID("/proc/sys/kernel/overflowuid"), readID("/proc/sys/kernel/overflowgid")
@@ -196,11 +196,19 @@ func readID(path string) uint32 {
 	return uint32(n)
 }
 
-// inChildUserNS reports whether this process is in a user namespace other
+// InChildUserNS reports whether this process is in a user namespace other
 // than the initial one (see InitialUserNS).
-func inChildUserNS() bool {
+func InChildUserNS() bool {
 	initial, err := InitialUserNS("/proc")
 	return err == nil && !initial
+}
+
+// HostRoot reports whether this process is root over the host: effective
+// uid 0 in the initial user namespace. Root of a user namespace of a user's
+// own (rootless podman runs its OCI runtime so) is no more privileged over
+// the host's cgroups, devices and /run than that user.
+func HostRoot() bool {
+	return os.Geteuid() == 0 && !InChildUserNS()
 }
 
 // initUserNSInode is the inode number of the initial user namespace, fixed

@@ -159,10 +159,14 @@ func cgroupStage(s *specs.Spec, id string, o *cgroup.Options) ([]string, error) 
 	if o.Parent == "." {
 		o.Parent = ""
 	}
+	// As barco-cgroup decides: a user, or root of a user's own user
+	// namespace (rootless podman), makes a cgroup only where one is
+	// delegated to it, else runs without one.
+	o.UID, o.Unprivileged = os.Geteuid(), !chain.HostRoot()
 	if err := limits(s.Linux.Resources, &o.Limits); err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 {
+	if !chain.HostRoot() {
 		// Device rules are root's (a v1 devices cgroup, or a v2 device
 		// program, which only CAP_SYS_ADMIN attaches): a user's container
 		// cannot make device nodes anyway. runc ignores them too.

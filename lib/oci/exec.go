@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -220,6 +221,11 @@ func execChain(config *specs.Spec, p *specs.Process, joins, cgroupDirs []string,
 		// As create: without no_new_privs the filter goes first.
 		c.stages = [][]string{cg, ns, sc, cp, p.Args}
 	}
+	if len(cgroupDirs) == 0 {
+		// In every cgroup of the container's already: barco-cgroup
+		// without --join would make one.
+		c.stages = c.stages[1:]
+	}
 	for _, kv := range p.Env {
 		if !strings.HasPrefix(kv, "BARCO_") {
 			c.env = append(c.env, kv)
@@ -268,6 +274,15 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	if err != nil {
 		return 0, err
 	}
+	// Joining a cgroup this process is in already changes nothing, and
+	// a user may not write its cgroup.procs: a rootless container without
+	// a cgroup of its own (rootless podman on cgroup v1) runs in its
+	// caller's, as its exec does.
+	own, err := cgroup.ProcessDirs("/proc/self/mountinfo", os.Getpid())
+	if err != nil {
+		return 0, err
+	}
+	dirs = slices.DeleteFunc(dirs, func(d string) bool { return slices.Contains(own, d) })
 	pidFile := c.path("exec-" + strconv.Itoa(os.Getpid()) + ".pid")
 	defer os.Remove(pidFile)
 	ch, err := execChain(spec, proc, joins, dirs, pidFile, o.detach)

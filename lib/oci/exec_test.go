@@ -54,14 +54,19 @@ func TestExecChainOfEngineProcess(t *testing.T) {
 	zero := 0
 	p.OOMScoreAdj = &zero
 	p.Terminal = false
+	// No cgroup to join (a rootless container in its caller's cgroup):
+	// no barco-cgroup, which would make one.
 	ch, err = execChain(config, p, nil, nil, "/run/p", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch.stages[2][0] != "barco-seccomp" || ch.stages[3][0] != "barco-caps" || !strings.HasPrefix(ch.stages[2][2], `{"defaultAction":"SCMP_ACT_ALLOW"`) {
-		t.Errorf("without no_new_privs: %q, want the config's filter before barco-caps", ch.stages[2:4])
+	if ch.stages[0][0] != "barco-ns" {
+		t.Errorf("without cgroups to join: stages %q, want barco-ns first", ch.stages)
 	}
-	if ns := ch.stages[1]; slices.Contains(ns, "--detach") || slices.Contains(ns, "--ctty") || !slices.Contains(ns, "--oom-score-adj") {
+	if ch.stages[1][0] != "barco-seccomp" || ch.stages[2][0] != "barco-caps" || !strings.HasPrefix(ch.stages[1][2], `{"defaultAction":"SCMP_ACT_ALLOW"`) {
+		t.Errorf("without no_new_privs: %q, want the config's filter before barco-caps", ch.stages[1:3])
+	}
+	if ns := ch.stages[0]; slices.Contains(ns, "--detach") || slices.Contains(ns, "--ctty") || !slices.Contains(ns, "--oom-score-adj") {
 		t.Errorf("barco-ns %q", ns)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"barco/lib/chain"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,14 +15,20 @@ import (
 // DefaultRoot for root; for another user, as runc and crun keep it,
 // $XDG_RUNTIME_DIR/barco, else /tmp/barco-UID, a directory of the user's
 // own that nobody else may write (one that is not, made by another user
-// first, is refused rather than used).
+// first, is refused rather than used). Root in a user namespace of a
+// user's own, as rootless podman runs its runtime, is that user: its
+// $XDG_RUNTIME_DIR/barco, as runc decides (unless $USER says root).
 func defaultRoot() (string, error) {
 	uid := os.Geteuid()
-	if uid == 0 {
+	xdg := os.Getenv("XDG_RUNTIME_DIR")
+	if !filepath.IsAbs(xdg) {
+		xdg = ""
+	}
+	if uid == 0 && (xdg == "" || !chain.InChildUserNS() || os.Getenv("USER") == "root") {
 		return DefaultRoot, nil
 	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "barco"), nil
+	if xdg != "" {
+		return filepath.Join(xdg, "barco"), nil
 	}
 	dir := "/tmp/barco-" + strconv.Itoa(uid)
 	if err := unix.Mkdir(dir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
