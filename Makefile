@@ -68,7 +68,7 @@ bench: setup all rootfs
 # runc and crun side by side (a few minutes; build/bench-engines.json).
 bench-engines: setup all rootfs
 	@scripts/engines start
-	@$(GO) run ./bench -engines; status=$$?; scripts/engines stop; exit $$status
+	@$(GO) run ./bench -engines; status=$$?; scripts/engines clean; exit $$status
 
 # The OCI conformance suite (runtime-tools v0.9.0, 58 files, a minute or
 # two) against an OCI runtime: `make oci-conformance RUNTIME=runc`, or
@@ -81,13 +81,13 @@ oci-conformance: $(if $(filter bin/%,$(RUNTIME)),$(RUNTIME))
 # podman, containerd (ctr) and Docker with barco as their OCI runtime
 # (tests/engines_test.go, a minute or two): scripts/engines installs them
 # from Debian and runs them privately in /run/barco-engines, started here
-# and stopped afterwards. RUNTIME=runc or RUNTIME=crun runs the same tests
+# and removed afterwards, images and state included. RUNTIME=runc or RUNTIME=crun runs the same tests
 # with that runtime. Part of `make test`.
 engines-test: setup all rootfs
 	@scripts/engines start
 	@BARCO_ENGINES_RUNTIME=$(if $(filter bin/%,$(RUNTIME)),$(CURDIR)/$(RUNTIME),$(RUNTIME)) \
 		$(GO) test -tags engines -count=1 -timeout 20m -parallel 3 -run '^TestEngines$$' -v ./tests; \
-		status=$$?; scripts/engines stop; exit $$status
+		status=$$?; scripts/engines clean; exit $$status
 
 # The engines, started and left running, with their wrappers in
 # /run/barco-engines/bin (`scripts/engines env`); `make engines-stop`.

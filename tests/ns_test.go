@@ -317,22 +317,28 @@ func TestNSInitBinaryNotWritable(t *testing.T) {
 }
 
 // --join makes PROGRAM in an existing namespace: here a network namespace
-// of the test's own, which holds a device the host's has not.
+// of the test's own, held by a process of its own (ip netns add would leave
+// a /run/netns mount on the host), which holds a device the host's has not.
 func TestNSJoinNetworkByPath(t *testing.T) {
 	testutil.RequireRoot(t)
-	name := fmt.Sprintf("barco-test-join-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
+	holder := exec.Command("unshare", "-n", "sh", "-c", "ip link set lo mtu 1234 && echo ready && exec sleep 60")
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	defer exec.Command("ip", "netns", "del", name).Run()
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "mtu", "1234").CombinedOutput(); err != nil {
-		t.Fatalf("ip link set: %v: %s", err, out)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
 	}
-	r := testutil.Run(t, nil, nsBin(t), "-p", "-m", "--join", "net=/run/netns/"+name, "--", "ip", "-o", "link", "show", "lo")
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("the namespace's holder: %q, %v", line, err)
+	}
+	netns := fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)
+	r := testutil.Run(t, nil, nsBin(t), "-p", "-m", "--join", "net="+netns, "--", "ip", "-o", "link", "show", "lo")
 	if r.Code != 0 || !strings.Contains(r.Stdout, " mtu 1234 ") {
 		t.Errorf("lo's mtu in the joined namespace: %q, status %d, %s; want 1234", r.Stdout, r.Code, r.Stderr)
 	}
-	r = testutil.Run(t, nil, nsBin(t), "-p", "--join", "uts=/run/netns/"+name, "--", "/bin/true")
+	r = testutil.Run(t, nil, nsBin(t), "-p", "--join", "uts="+netns, "--", "/bin/true")
 	if r.Code != 125 || !strings.Contains(r.Stderr, "not a uts namespace") {
 		t.Errorf("a network namespace given as uts: status %d, %q", r.Code, r.Stderr)
 	}
