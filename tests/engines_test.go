@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,28 +477,38 @@ func (e *engine) execArgv(name string, tty bool, user string, args ...string) []
 // cgroupFile reads a file of the v1 cgroup of pid in controller.
 func cgroupFile(t *testing.T, pid int, controller, file string) (string, string) {
 	t.Helper()
+	for _, c := range procCgroups(t, pid) {
+		if slices.Contains(c.controllers, controller) {
+			v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", c.hierarchy, c.path, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.path, strings.TrimSpace(string(v))
+		}
+	}
+	t.Fatalf("pid %d has no %s cgroup", pid, controller)
+	return "", ""
+}
+
+// procCgroup is one line of /proc/PID/cgroup.
+type procCgroup struct {
+	id, hierarchy, path string // hierarchy: "memory", "cpu,cpuacct", "" for v2
+	controllers         []string
+}
+
+func procCgroups(t *testing.T, pid int) []procCgroup {
+	t.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var cs []procCgroup
 	for _, l := range testutil.Lines(string(data)) {
-		parts := strings.SplitN(l, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if c == controller {
-				p := filepath.Join("/sys/fs/cgroup", parts[1], parts[2], file)
-				v, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return parts[2], strings.TrimSpace(string(v))
-			}
+		if parts := strings.SplitN(l, ":", 3); len(parts) == 3 {
+			cs = append(cs, procCgroup{id: parts[0], hierarchy: parts[1], path: parts[2], controllers: strings.Split(parts[1], ",")})
 		}
 	}
-	t.Fatalf("pid %d has no %s cgroup: %s", pid, controller, data)
-	return "", ""
+	return cs
 }
 
 // freezeState is what the kernel says of pid's cgroups: "frozen" by the
@@ -506,24 +517,16 @@ func cgroupFile(t *testing.T, pid int, controller, file string) (string, string)
 // else "thawed".
 func freezeState(t *testing.T, pid int) string {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range testutil.Lines(string(data)) {
-		parts := strings.SplitN(l, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
+	for _, c := range procCgroups(t, pid) {
 		var file, frozen string
 		switch {
-		case parts[0] == "0" && parts[1] == "":
-			file, frozen = filepath.Join("/sys/fs/cgroup/unified", parts[2], "cgroup.events"), "frozen 1"
+		case c.id == "0" && c.hierarchy == "":
+			file, frozen = filepath.Join("/sys/fs/cgroup/unified", c.path, "cgroup.events"), "frozen 1"
 			if _, err := os.Stat("/sys/fs/cgroup/cgroup.events"); err == nil {
-				file = filepath.Join("/sys/fs/cgroup", parts[2], "cgroup.events")
+				file = filepath.Join("/sys/fs/cgroup", c.path, "cgroup.events")
 			}
-		case parts[1] == "freezer":
-			file, frozen = filepath.Join("/sys/fs/cgroup/freezer", parts[2], "freezer.state"), "FROZEN"
+		case c.hierarchy == "freezer":
+			file, frozen = filepath.Join("/sys/fs/cgroup/freezer", c.path, "freezer.state"), "FROZEN"
 		default:
 			continue
 		}

@@ -67,17 +67,7 @@ func (e *ociEnv) running(dir, id string) int {
 // create: the process inherits them and outlives the call.
 func (e *ociEnv) detached(args ...string) testutil.Result {
 	e.t.Helper()
-	dir := e.t.TempDir()
-	out, errOut := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	cmd := fmt.Sprintf("exec %q --root %q exec --detach", e.bin, e.root)
-	for _, a := range args {
-		cmd += " " + strconv.Quote(a)
-	}
-	r := testutil.Run(e.t, nil, "sh", "-c", cmd+" </dev/null >"+strconv.Quote(out)+" 2>"+strconv.Quote(errOut))
-	stdout, _ := os.ReadFile(out)
-	stderr, _ := os.ReadFile(errOut)
-	r.Stdout, r.Stderr = string(stdout), string(stderr)
-	return r
+	return e.onFiles(append([]string{"exec", "--detach"}, args...)...)
 }
 
 // processFile writes a process.json and returns its path.

@@ -51,9 +51,16 @@ func (e *ociEnv) barco(args ...string) testutil.Result {
 // holds them while it lives, so a pipe would never reach its end.
 func (e *ociEnv) create(args ...string) testutil.Result {
 	e.t.Helper()
+	return e.onFiles(append([]string{"create"}, args...)...)
+}
+
+// onFiles runs `barco ARGS...` with its stdio on files: for the commands
+// whose processes inherit them and outlive the call.
+func (e *ociEnv) onFiles(args ...string) testutil.Result {
+	e.t.Helper()
 	dir := e.t.TempDir()
 	out, errOut := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	cmd := fmt.Sprintf("exec %q --root %q create", e.bin, e.root)
+	cmd := fmt.Sprintf("exec %q --root %q", e.bin, e.root)
 	for _, a := range args {
 		cmd += " " + strconv.Quote(a)
 	}
