@@ -586,15 +586,7 @@ func (e *engine) startForeground(t *testing.T, name string, args ...string) (*ex
 
 func waitCmd(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return testutil.StatusOf(err)
-	case <-time.After(engineTimeout):
-		t.Fatalf("%q did not end", cmd.Args)
-		return -1
-	}
+	return waitWithin(t, cmd, engineTimeout)
 }
 
 // --- the cases.

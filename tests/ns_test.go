@@ -167,13 +167,20 @@ func startReady(t *testing.T, cmd *exec.Cmd) *bufio.Reader {
 
 func waitStatus(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
+	return waitWithin(t, cmd, testutil.Timeout)
+}
+
+// waitWithin waits for cmd and returns its exit status; the test fails if
+// it runs longer than limit.
+func waitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		return testutil.StatusOf(err)
-	case <-time.After(testutil.Timeout):
-		t.Fatalf("%v did not exit", cmd.Args)
+	case <-time.After(limit):
+		t.Fatalf("%q did not exit within %v", cmd.Args, limit)
 		return -1
 	}
 }

@@ -22,36 +22,18 @@ import (
 // seccomp filter that denies mkdir with EPERM, edited by edit.
 func (e *ociEnv) userBundle(edit func(*specs.Spec)) string {
 	e.t.Helper()
-	rootfs := testutil.CopyRootfs(e.t, 100000)
-	dir := filepath.Dir(rootfs)
-	if r := testutil.Run(e.t, nil, e.bin, "spec", "--bundle", dir); r.Code != 0 {
-		e.t.Fatalf("barco spec: %d %s", r.Code, r.Stderr)
-	}
-	p := filepath.Join(dir, "config.json")
-	data, err := os.ReadFile(p)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		e.t.Fatal(err)
-	}
-	s.Root.Readonly = false
-	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	errno := uint(1)
-	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
-		{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &errno}}}
-	s.Process.Args = []string{"/bin/sleep", "100"}
-	if edit != nil {
-		edit(&s)
-	}
-	data, _ = json.Marshal(&s)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	return dir
+	return e.bundleOwnedBy(100000, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		errno := uint(1)
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &errno}}}
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		if edit != nil {
+			edit(s)
+		}
+	})
 }
 
 // running creates and starts a container of bundle dir.

@@ -118,7 +118,13 @@ func (e *ociEnv) waitStatus(id string, want specs.ContainerState) {
 // spec's config, edited by edit.
 func (e *ociEnv) bundle(edit func(*specs.Spec)) string {
 	e.t.Helper()
-	rootfs := testutil.CopyRootfs(e.t, 0)
+	return e.bundleOwnedBy(0, edit)
+}
+
+// bundleOwnedBy is bundle with a rootfs copy owned by host uid owner.
+func (e *ociEnv) bundleOwnedBy(owner int, edit func(*specs.Spec)) string {
+	e.t.Helper()
+	rootfs := testutil.CopyRootfs(e.t, owner)
 	dir := filepath.Dir(rootfs)
 	r := testutil.Run(e.t, nil, e.bin, "spec", "--bundle", dir)
 	if r.Code != 0 {
