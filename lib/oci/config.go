@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +34,7 @@ func loadConfig(bundle string) (*specs.Spec, []byte, error) {
 }
 
 func checkConfig(s *specs.Spec) error {
-	if !versionRE.MatchString(s.Version) {
+	if !isSpecVersion(s.Version) {
 		return fmt.Errorf("config.json: ociVersion %q: not a version of the runtime spec 1.x", s.Version)
 	}
 	if s.Process == nil {
@@ -53,7 +52,39 @@ func checkConfig(s *specs.Spec) error {
 	return nil
 }
 
-var versionRE = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)
+// isSpecVersion reports whether v is a version of the runtime spec 1.x:
+// 1.MINOR.PATCH with an optional -SUFFIX of letters, digits, dots and
+// dashes. Written out rather than as a regexp: compiling one at package
+// init costs every barco command half a millisecond.
+func isSpecVersion(v string) bool {
+	rest, ok := strings.CutPrefix(v, "1.")
+	if !ok {
+		return false
+	}
+	minor, rest, ok := strings.Cut(rest, ".")
+	if !ok || !allOf(minor, isDigit) {
+		return false
+	}
+	patch, suffix, dashed := strings.Cut(rest, "-")
+	if !allOf(patch, isDigit) {
+		return false
+	}
+	return !dashed || allOf(suffix, func(c byte) bool { return isAlnum(c) || c == '.' || c == '-' })
+}
+
+// allOf reports whether s is not empty and every byte of it is ok.
+func allOf(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isAlnum(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // stageChain is a config translated into the standard chain of stages: what
 // create runs, and what delete must undo.

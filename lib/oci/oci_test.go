@@ -39,7 +39,7 @@ func TestCheckID(t *testing.T) {
 			t.Errorf("checkID(%q): %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "../x", "a/b", ".hidden", "cgroups", "a b", strings.Repeat("x", 1025)} {
+	for _, bad := range []string{"", "../x", "a/b", ".hidden", "-x", "_x", "cgroups", "a b", "é", strings.Repeat("x", 1025)} {
 		if checkID(bad) == nil {
 			t.Errorf("checkID(%q) accepted it", bad)
 		}
@@ -275,7 +275,8 @@ func TestMissingDirs(t *testing.T) {
 
 func TestLoadConfigVersion(t *testing.T) {
 	dir := t.TempDir()
-	for v, ok := range map[string]bool{"1.0.2-dev": true, "1.2.1": true, "invalid": false, "2.0.0": false} {
+	for v, ok := range map[string]bool{"1.0.2-dev": true, "1.2.1": true, "1.10.0-rc.1+x": false, "1.0.2-rc.1-a": true,
+		"invalid": false, "2.0.0": false, "1.0": false, "1..0": false, "1.0.": false, "1.0.2-": false, "1.0.2 ": false, "": false} {
 		os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"`+v+`","process":{"args":["x"],"cwd":"/"},"root":{"path":"r"},"linux":{}}`), 0o644)
 		_, _, err := loadConfig(dir)
 		if (err == nil) != ok {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,14 +21,13 @@ const DefaultRoot = "/run/barco"
 // barco-cgroup keeps its records in /run/barco/cgroups.
 var reservedIDs = map[string]bool{"cgroups": true}
 
-var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
-
 // checkID refuses an id that is not a plain name: it names a directory.
 func checkID(id string) error {
 	if id == "" {
 		return errors.New("no container id given")
 	}
-	if len(id) > 1024 || !validID.MatchString(id) || reservedIDs[id] {
+	valid := isAlnum(id[0]) && allOf(id, func(c byte) bool { return isAlnum(c) || strings.IndexByte("_.+-", c) >= 0 })
+	if len(id) > 1024 || !valid || reservedIDs[id] {
 		return fmt.Errorf("container id %q: not a valid id (letters, digits, and _ . + - after the first)", id)
 	}
 	return nil
