@@ -39,11 +39,20 @@ type result struct {
 	P10MS    float64 `json:"p10_ms"`
 	P90MS    float64 `json:"p90_ms"`
 	MinMS    float64 `json:"min_ms"`
-	HostKB   int     `json:"host_peak_rss_kb,omitempty"`
-	Error    string  `json:"error,omitempty"`
-	// Times are the measured runs in milliseconds, for the parent bench
-	// when this one runs a round for it (-only).
-	Times []float64 `json:"times_ms,omitempty"`
+	// CPUMS and Faults are the medians of a run's CPU time (user and
+	// system) and minor page faults, of the command and every process it
+	// waited for: what the wall time is made of on a machine where the
+	// CPUs are busy, and, on a virtual machine, where a page fault may
+	// cost 10 us.
+	CPUMS  float64 `json:"cpu_ms"`
+	Faults int     `json:"page_faults"`
+	HostKB int     `json:"host_peak_rss_kb,omitempty"`
+	Error  string  `json:"error,omitempty"`
+	// Times, CPUs and FaultCounts are the measured runs, for the parent
+	// bench when this one runs a round for it (-only).
+	Times       []float64 `json:"times_ms,omitempty"`
+	CPUs        []float64 `json:"cpus_ms,omitempty"`
+	FaultCounts []float64 `json:"faults,omitempty"`
 }
 
 type bench struct {
@@ -159,6 +168,8 @@ func main() {
 			}
 			results[i].Name, results[i].Command = r.Name, r.Command
 			results[i].Times = append(results[i].Times, r.Times...)
+			results[i].CPUs = append(results[i].CPUs, r.CPUs...)
+			results[i].FaultCounts = append(results[i].FaultCounts, r.FaultCounts...)
 		}
 	}
 	for i, b := range benches {
@@ -173,7 +184,7 @@ func main() {
 		case b.sleepArgv != nil:
 			results[i].HostKB = hostPeakRSS(b)
 		}
-		results[i].Times = nil
+		results[i].Times, results[i].CPUs, results[i].FaultCounts = nil, nil, nil
 	}
 	title := "start to exit of /bin/true"
 	if *engines {
@@ -340,13 +351,24 @@ func engineBenches(barco string) []bench {
 	return out
 }
 
-// summarize sets the statistics from r.Times.
+// summarize sets the statistics from r.Times, r.CPUs and r.FaultCounts.
 func (r *result) summarize() {
-	times := append([]float64(nil), r.Times...)
-	sort.Float64s(times)
+	times := sorted(r.Times)
 	pct := func(p float64) float64 { return times[int(p*float64(len(times)-1))] }
 	r.Runs = len(times)
 	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
+	if cpus := sorted(r.CPUs); len(cpus) > 0 {
+		r.CPUMS = cpus[len(cpus)/2]
+	}
+	if faults := sorted(r.FaultCounts); len(faults) > 0 {
+		r.Faults = int(faults[len(faults)/2])
+	}
+}
+
+func sorted(xs []float64) []float64 {
+	out := append([]float64(nil), xs...)
+	sort.Float64s(out)
+	return out
 }
 
 // crunInPrivateMountNS runs this bench with -only name and args in a
@@ -387,6 +409,7 @@ func measure(b bench, runs, warmup int) result {
 	if b.user != nil {
 		attr.Env, attr.Dir, attr.Sys = append(b.user.env(), b.env...), b.user.dir, &syscall.SysProcAttr{Credential: b.user.cred()}
 	}
+	var ru syscall.Rusage
 	runOnce := func() (time.Duration, error) {
 		t0 := time.Now()
 		pid, err := syscall.ForkExec(path, b.argv, attr)
@@ -394,7 +417,7 @@ func measure(b bench, runs, warmup int) result {
 			return 0, err
 		}
 		var ws syscall.WaitStatus
-		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		if _, err := syscall.Wait4(pid, &ws, 0, &ru); err != nil {
 			return 0, err
 		}
 		d := time.Since(t0)
@@ -416,6 +439,9 @@ func measure(b bench, runs, warmup int) result {
 			return r
 		}
 		r.Times = append(r.Times, float64(d.Microseconds())/1000)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		r.CPUs = append(r.CPUs, float64(cpu.Microseconds())/1000)
+		r.FaultCounts = append(r.FaultCounts, float64(ru.Minflt))
 	}
 	return r
 }
@@ -471,7 +497,7 @@ func descendants(root int) []int {
 }
 
 func printTable(title string, rs []result) {
-	fmt.Printf("%-36s %9s %9s %9s %9s %12s\n", title, "median", "p10", "p90", "min", "host RSS")
+	fmt.Printf("%-36s %9s %9s %9s %9s %9s %7s %12s\n", title, "median", "p10", "p90", "min", "cpu", "faults", "host RSS")
 	for _, r := range rs {
 		if r.Error != "" {
 			fmt.Printf("%-36s failed: %s\n", r.Name, r.Error)
@@ -481,7 +507,7 @@ func printTable(title string, rs []result) {
 		if r.HostKB > 0 {
 			mem = fmt.Sprintf("%.1f MiB", float64(r.HostKB)/1024)
 		}
-		fmt.Printf("%-36s %7.2fms %7.2fms %7.2fms %7.2fms %12s\n", r.Name, r.MedianMS, r.P10MS, r.P90MS, r.MinMS, mem)
+		fmt.Printf("%-36s %7.2fms %7.2fms %7.2fms %7.2fms %7.2fms %7d %12s\n", r.Name, r.MedianMS, r.P10MS, r.P90MS, r.MinMS, r.CPUMS, r.Faults, mem)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"unsafe"
 
@@ -78,7 +79,14 @@ func NewProcess(stdio Stdio) *Process {
 // of this process, or the helper this process was started as, and exit
 // with the status. linked are the later stages built into the same binary,
 // which Exec then runs in this process (see Link).
+//
+// A stage computes nothing in parallel: it makes system calls one after
+// the other and waits. It runs on one P from its start, which spares the
+// runtime the threads and the per-P caches of a second one: each costs
+// page faults, and on a virtual machine a fault costs 10 us or more. Most
+// of barco's start is page faults (make bench: faults per run).
 func Main(st *Stage, linked ...func() *Stage) {
+	runtime.GOMAXPROCS(1)
 	p := NewProcess(Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	p.Link(linked...)
 	if status, ok := p.RunHelper(st); ok {
