@@ -69,6 +69,20 @@ func TestBarcoDefaultContainer(t *testing.T) {
 	})
 }
 
+// The stages run on one P (GOMAXPROCS=1 in their environment), but
+// PROGRAM's environment is the one it was given: no GOMAXPROCS unless
+// asked, and then the one asked for.
+func TestBarcoGOMAXPROCSIsProgramsOwn(t *testing.T) {
+	bothStageModes(t, func(t *testing.T) {
+		if out := barcoRun(t, "--", "/bin/sh", "-c", "echo ${GOMAXPROCS-unset} $(env | grep -c ^BARCO_)"); out != "unset 0\n" {
+			t.Errorf("PROGRAM got %q, want %q", out, "unset 0\n")
+		}
+		if out := barcoRun(t, "-e", "GOMAXPROCS=3", "--", "/bin/sh", "-c", "echo $GOMAXPROCS"); out != "3\n" {
+			t.Errorf("-e GOMAXPROCS=3: PROGRAM got %q, want %q", out, "3\n")
+		}
+	})
+}
+
 // In the original command line -a is argv[0] and CMD gets no argument:
 // the original execs argv {ARG, NULL}.
 func TestBarcoOriginalInvocation(t *testing.T) {

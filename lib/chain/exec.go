@@ -37,6 +37,14 @@ const Argv0Env = "BARCO_ARGV0"
 // variable, never given to the container's program.
 const CreatedFDEnv = "BARCO_MOUNT_CREATED_FD"
 
+// OneProcEnv marks a GOMAXPROCS=1 that a stage put in the environment of
+// the next stage's process: a Go runtime that starts with one P starts
+// fewer threads and faults in fewer pages than one that drops the others
+// in Main (about 1 ms a process on a virtual machine). The stage that
+// execs PROGRAM takes both away again, so that PROGRAM gets the
+// environment it was given, with or without a GOMAXPROCS of its own.
+const OneProcEnv = "BARCO_GOMAXPROCS"
+
 // DefaultPath is used to find PROGRAM when the environment has no PATH.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -158,8 +166,9 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		if err := closeExtraFDs(env); err != nil {
 			return target{}, err
 		}
-		return target{name: path, path: path, fd: -1, env: withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv, StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv)}, nil
+		return target{name: path, path: path, fd: -1, env: programEnv(env)}, nil
 	}
+	env = stageEnv(env)
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))
 	}
@@ -342,6 +351,25 @@ func withoutEnv(env []string, keys ...string) []string {
 
 func withEnv(env []string, key, value string) []string {
 	return append(withoutEnv(env, key), key+"="+value)
+}
+
+// stageEnv is env for the process of a stage: with GOMAXPROCS=1 unless env
+// has a GOMAXPROCS (see OneProcEnv).
+func stageEnv(env []string) []string {
+	if _, set := lookupEnv(env, "GOMAXPROCS"); set {
+		return env
+	}
+	return append(env[:len(env):len(env)], "GOMAXPROCS=1", OneProcEnv+"=1")
+}
+
+// programEnv is env for PROGRAM: without the chain's own variables, nor
+// the GOMAXPROCS a stage put there.
+func programEnv(env []string) []string {
+	if _, ours := lookupEnv(env, OneProcEnv); ours {
+		env = withoutEnv(env, "GOMAXPROCS")
+	}
+	return withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv,
+		StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv, OneProcEnv)
 }
 
 // execveat runs the executable open at fd; x/sys/unix has no wrapper for it.

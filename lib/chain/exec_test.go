@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -149,5 +150,22 @@ func TestParsePidsLimit(t *testing.T) {
 	l, _ := lookupEnv(env, PidsLimitEnv)
 	if n, _ := strconv.Atoi(strings.TrimPrefix(l, "3:")); !strings.HasPrefix(l, "3:") || n < 7+1+SupervisorSpareTasks {
 		t.Errorf("passed on as %s=%s", PidsLimitEnv, l)
+	}
+}
+
+// A stage's process starts on one P unless the environment says
+// otherwise, and PROGRAM gets the environment it was given either way.
+func TestStagesStartOnOneProc(t *testing.T) {
+	given := []string{"PATH=/bin", "BARCO_PIDS_LIMIT=3:10"}
+	stage := stageEnv(given)
+	if v, _ := lookupEnv(stage, "GOMAXPROCS"); v != "1" {
+		t.Errorf("stage environment %q: want GOMAXPROCS=1", stage)
+	}
+	if got := programEnv(stage); !slices.Equal(got, []string{"PATH=/bin"}) {
+		t.Errorf("PROGRAM's environment %q, want %q", got, []string{"PATH=/bin"})
+	}
+	own := []string{"PATH=/bin", "GOMAXPROCS=4"}
+	if got := programEnv(stageEnv(own)); !slices.Equal(got, own) {
+		t.Errorf("with GOMAXPROCS=4 given, PROGRAM's environment %q, want %q", got, own)
 	}
 }
