@@ -90,13 +90,12 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 	}
 	l := &Layout{}
 	seen := map[string]bool{}
-	for rest := string(data); rest != ""; {
-		var line string
-		line, rest, _ = strings.Cut(rest, "\n")
+	lines := strings.Split(string(data), "\n")
+	for i, line := range lines {
 		// Only cgroup mounts matter; looking for " - cgroup" spares splitting
 		// the other lines. A space in a mount point is escaped (\040), so
 		// " - " is only ever the separator of the optional fields.
-		if !strings.Contains(line, " - cgroup") {
+		if !strings.Contains(line, " - cgroup") || covered(lines, i) {
 			continue
 		}
 		// 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
@@ -145,6 +144,34 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 		return nil, fmt.Errorf("no cgroup hierarchy mounted (read %s)", mountinfo)
 	}
 	return l, nil
+}
+
+// covered reports whether the mount of mountinfo line i is hidden by one
+// listed after it, made later, at the same mount point or at a directory
+// above it: a tmpfs over /sys/fs/cgroup/unified hides that cgroup2 mount,
+// whose directories are then the tmpfs's, not cgroups.
+func covered(lines []string, i int) bool {
+	at := mountPoint(lines[i])
+	for _, line := range lines[i+1:] {
+		if p := mountPoint(line); p != "" && p != "/" && (p == at || strings.HasPrefix(at, p+"/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// mountPoint is field 5 of a mountinfo line, as it is written there
+// (escaped), or "" for a line without one.
+func mountPoint(line string) string {
+	for n := 0; n < 4; n++ {
+		sp := strings.IndexByte(line, ' ')
+		if sp < 0 {
+			return ""
+		}
+		line = line[sp+1:]
+	}
+	p, _, _ := strings.Cut(line, " ")
+	return p
 }
 
 var knownV1Controllers = map[string]bool{

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -129,5 +130,33 @@ func TestLocateJoinsOnlyWhatIsAsked(t *testing.T) {
 	want := []string{c.V2, c.Dir("memory"), c.Dir("devices"), c.Dir("pids")}
 	if got := c.dirs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("dirs() = %q, want v2 then the layout's order %q", got, want)
+	}
+}
+
+// A mount over a hierarchy hides it: its directories are no cgroups.
+func TestDetectLayoutSkipsCoveredMounts(t *testing.T) {
+	hybrid, err := os.ReadFile(filepath.Join("testdata", "mountinfo.hybrid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detectWith := func(extra string) (*Layout, error) {
+		p := filepath.Join(t.TempDir(), "mountinfo")
+		if err := os.WriteFile(p, append(hybrid, extra...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return DetectLayout(p, filepath.Join("testdata", "cgroup.hybrid"))
+	}
+	// crun's way to run on a hybrid host: a tmpfs over the empty v2 mount.
+	l, err := detectWith("90 41 0:90 / /sys/fs/cgroup/unified rw,relatime - tmpfs none rw\n")
+	if err != nil || l.Mode != Legacy || l.V2 != nil || len(l.V1) != 8 {
+		t.Errorf("tmpfs over the v2 mount: %+v, %v; want legacy with 8 v1 hierarchies", l, err)
+	}
+	// A mount under a hierarchy hides nothing of it.
+	l, err = detectWith("91 35 0:91 / /sys/fs/cgroup/memory/sub rw,relatime - tmpfs none rw\n")
+	if err != nil || l.Mode != Hybrid || l.Controller("memory") == nil {
+		t.Errorf("tmpfs under the memory hierarchy: %+v, %v; want it still there", l, err)
+	}
+	if _, err := detectWith("92 31 0:92 / /sys/fs/cgroup rw,relatime - tmpfs none rw\n"); err == nil {
+		t.Error("a tmpfs over /sys/fs/cgroup hides every hierarchy, but one was found")
 	}
 }
