@@ -40,12 +40,13 @@ type result struct {
 	P90MS    float64 `json:"p90_ms"`
 	MinMS    float64 `json:"min_ms"`
 	// CPUMS and Faults are the medians of a run's CPU time (user and
-	// system) and minor page faults, of the command and every process it
-	// waited for: what the wall time is made of on a machine where the
-	// CPUs are busy, and, on a virtual machine, where a page fault may
-	// cost 10 us.
+	// system) and minor page faults (the major ones, reads from disk,
+	// are none once the files are cached), of the command and every
+	// process it waited for: what the wall time is made of on a machine
+	// where the CPUs are busy, and, on a virtual machine, where a page
+	// fault may cost 10 us.
 	CPUMS  float64 `json:"cpu_ms"`
-	Faults int     `json:"page_faults"`
+	Faults int     `json:"minor_faults"`
 	HostKB int     `json:"host_peak_rss_kb,omitempty"`
 	Error  string  `json:"error,omitempty"`
 	// Times, CPUs and FaultCounts are the measured runs, for the parent
@@ -354,14 +355,13 @@ func engineBenches(barco string) []bench {
 // summarize sets the statistics from r.Times, r.CPUs and r.FaultCounts.
 func (r *result) summarize() {
 	times := sorted(r.Times)
-	pct := func(p float64) float64 { return times[int(p*float64(len(times)-1))] }
 	r.Runs = len(times)
-	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(0.5), pct(0.1), pct(0.9), times[0]
-	if cpus := sorted(r.CPUs); len(cpus) > 0 {
-		r.CPUMS = cpus[len(cpus)/2]
+	r.MedianMS, r.P10MS, r.P90MS, r.MinMS = pct(times, 0.5), pct(times, 0.1), pct(times, 0.9), times[0]
+	if len(r.CPUs) > 0 {
+		r.CPUMS = pct(sorted(r.CPUs), 0.5)
 	}
-	if faults := sorted(r.FaultCounts); len(faults) > 0 {
-		r.Faults = int(faults[len(faults)/2])
+	if len(r.FaultCounts) > 0 {
+		r.Faults = int(pct(sorted(r.FaultCounts), 0.5))
 	}
 }
 
@@ -370,6 +370,9 @@ func sorted(xs []float64) []float64 {
 	sort.Float64s(out)
 	return out
 }
+
+// pct is the p-th quantile of sorted xs, the lower one between two.
+func pct(xs []float64, p float64) float64 { return xs[int(p*float64(len(xs)-1))] }
 
 // crunInPrivateMountNS runs this bench with -only name and args in a
 // private mount namespace where /sys/fs/cgroup/unified is hidden.

@@ -44,7 +44,7 @@ func TestBarcoCleanupAfterEachEnding(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			name := "bt-cleanup-" + c.name
-			marker := "BARCO_TEST_MARKER=" + name
+			marker := "BT_TEST_MARKER=" + name
 			args := append([]string{bin, "run", "--name", name, "-e", marker}, c.args...)
 			var code int
 			if c.signal == 0 {

@@ -80,6 +80,10 @@ func TestBarcoGOMAXPROCSIsProgramsOwn(t *testing.T) {
 		if out := barcoRun(t, "-e", "GOMAXPROCS=3", "--", "/bin/sh", "-c", "echo $GOMAXPROCS"); out != "3\n" {
 			t.Errorf("-e GOMAXPROCS=3: PROGRAM got %q, want %q", out, "3\n")
 		}
+		// With --init, the init starts the next stage, or PROGRAM.
+		if out := barcoRun(t, "--init", "--", "/bin/sh", "-c", "echo ${GOMAXPROCS-unset} $(env | grep -c ^BARCO_)"); out != "unset 0\n" {
+			t.Errorf("--init: PROGRAM got %q, want %q", out, "unset 0\n")
+		}
 	})
 }
 

@@ -97,7 +97,7 @@ func TestBarcoBadInput(t *testing.T) {
 		{[]string{"--userns", "0:100000"}, `barco run: option --userns: id map "0:100000": want CONTAINER:HOST:SIZE`},
 		{[]string{"--pids-limit", "-3"}, `barco run: option --pids-limit: not a number of tasks: "-3"`},
 	} {
-		marker := "BARCO_TEST_MARKER=bad-input"
+		marker := "BT_TEST_MARKER=bad-input"
 		before := snapshot(t)
 		r := testutil.Run(t, nil, append(append([]string{bin, "run", "-e", marker}, c.args...), "--", "/bin/echo", "ran")...)
 		if r.Code != 125 || len(testutil.Lines(r.Stderr)) != 1 || !strings.HasPrefix(r.Stderr, c.want) || r.Stdout != "" {

@@ -701,3 +701,28 @@ func TestOCICreateExecStages(t *testing.T) {
 		t.Errorf("the container's process wrote %q, %v; want \"ran\"", out, err)
 	}
 }
+
+// The stages' GOMAXPROCS=1 never reaches the container's process, which
+// gets its config's own GOMAXPROCS, or none: with the first stages in
+// barco's process and with every stage exec'd.
+func TestOCIGOMAXPROCSIsTheConfigs(t *testing.T) {
+	e := newOCI(t)
+	for _, own := range []string{"", "7"} {
+		dir := e.bundle(func(s *specs.Spec) {
+			s.Process.Args = []string{"/bin/sh", "-c", "echo ${GOMAXPROCS-unset} $(env | grep -c ^BARCO_)"}
+			if own != "" {
+				s.Process.Env = append(s.Process.Env, "GOMAXPROCS="+own)
+			}
+		})
+		want := "unset 0\n"
+		if own != "" {
+			want = own + " 0\n"
+		}
+		for _, env := range [][]string{nil, {"BARCO_EXEC_STAGES=1"}} {
+			r := testutil.Run(t, env, e.bin, "--root", e.root, "run", "-b", dir, "gmp-"+strconv.Itoa(len(env))+own)
+			if r.Code != 0 || r.Stdout != want {
+				t.Errorf("GOMAXPROCS %q in the config, %q: %q, status %d, %s; want %q", own, env, r.Stdout, r.Code, r.Stderr, want)
+			}
+		}
+	}
+}

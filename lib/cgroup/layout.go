@@ -90,12 +90,14 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 	}
 	l := &Layout{}
 	seen := map[string]bool{}
-	lines := strings.Split(string(data), "\n")
-	for i, line := range lines {
+	hidden := hiddenMounts(string(data))
+	for rest := string(data); rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
 		// Only cgroup mounts matter; looking for " - cgroup" spares splitting
 		// the other lines. A space in a mount point is escaped (\040), so
 		// " - " is only ever the separator of the optional fields.
-		if !strings.Contains(line, " - cgroup") || covered(lines, i) {
+		if !strings.Contains(line, " - cgroup") {
 			continue
 		}
 		// 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
@@ -107,7 +109,7 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 				break
 			}
 		}
-		if sep < 5 || sep+3 >= len(fields) {
+		if sep < 5 || sep+3 >= len(fields) || hidden[fields[0]] {
 			continue
 		}
 		fstype, superOpts := fields[sep+1], fields[sep+3]
@@ -146,32 +148,62 @@ func DetectLayout(mountinfo, procCgroup string) (*Layout, error) {
 	return l, nil
 }
 
-// covered reports whether the mount of mountinfo line i is hidden by one
-// listed after it, made later, at the same mount point or at a directory
-// above it: a tmpfs over /sys/fs/cgroup/unified hides that cgroup2 mount,
-// whose directories are then the tmpfs's, not cgroups.
-func covered(lines []string, i int) bool {
-	at := mountPoint(lines[i])
-	for _, line := range lines[i+1:] {
-		if p := mountPoint(line); p != "" && p != "/" && (p == at || strings.HasPrefix(at, p+"/")) {
-			return true
+// hiddenMounts is the set of mount ids of mountinfo that a process does
+// not see: a tmpfs over /sys/fs/cgroup/unified hides that cgroup2 mount,
+// whose directories are then the tmpfs's, not cgroups. The tree of mount
+// and parent ids says it, not the order of the lines: mountinfo lists
+// mounts as they were made, and one made early may be attached late
+// (open_tree or fsmount, then move_mount, as barco-mount builds a root).
+// A mount is hidden when another is mounted on it at the same point, or
+// when its point is not reachable: its parent's is not, or another mount
+// in its parent sits at or above its point, attached after it (else that
+// one would be its parent).
+func hiddenMounts(mountinfo string) map[string]bool {
+	type mnt struct{ id, parent, point string }
+	byID := map[string]mnt{}
+	children := map[string][]mnt{}
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.SplitN(line, " ", 6)
+		if len(f) < 6 {
+			continue
+		}
+		m := mnt{id: f[0], parent: f[1], point: f[4]}
+		byID[m.id] = m
+		children[m.parent] = append(children[m.parent], m)
+	}
+	reached := map[string]bool{}
+	var reachable func(m mnt, depth int) bool
+	reachable = func(m mnt, depth int) bool {
+		if r, ok := reached[m.id]; ok {
+			return r
+		}
+		r := true
+		if p, ok := byID[m.parent]; ok && p.id != m.id {
+			for _, c := range children[p.id] {
+				r = r && (c.id == m.id || !under(m.point, c.point))
+			}
+			// depth bounds the walk: a corrupt file must not loop.
+			r = r && depth < 64 && reachable(p, depth+1)
+		}
+		reached[m.id] = r
+		return r
+	}
+	hidden := map[string]bool{}
+	for _, m := range byID {
+		stacked := false
+		for _, c := range children[m.id] {
+			stacked = stacked || c.point == m.point
+		}
+		if stacked || !reachable(m, 0) {
+			hidden[m.id] = true
 		}
 	}
-	return false
+	return hidden
 }
 
-// mountPoint is field 5 of a mountinfo line, as it is written there
-// (escaped), or "" for a line without one.
-func mountPoint(line string) string {
-	for n := 0; n < 4; n++ {
-		sp := strings.IndexByte(line, ' ')
-		if sp < 0 {
-			return ""
-		}
-		line = line[sp+1:]
-	}
-	p, _, _ := strings.Cut(line, " ")
-	return p
+// under reports whether path is below dir.
+func under(path, dir string) bool {
+	return dir == "/" && path != "/" || strings.HasPrefix(path, dir+"/")
 }
 
 var knownV1Controllers = map[string]bool{

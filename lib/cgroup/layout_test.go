@@ -159,4 +159,20 @@ func TestDetectLayoutSkipsCoveredMounts(t *testing.T) {
 	if _, err := detectWith("92 31 0:92 / /sys/fs/cgroup rw,relatime - tmpfs none rw\n"); err == nil {
 		t.Error("a tmpfs over /sys/fs/cgroup hides every hierarchy, but one was found")
 	}
+
+	// Mounts made before they are attached are listed before mounts
+	// attached earlier, as barco-mount makes a root: the tree of ids
+	// decides, not the order. Both files are barco containers' own.
+	// barco run -v /sys/fs/cgroup:/sys/fs/cgroup: the volume's tmpfs
+	// (75) stacks on barco's (68), whose hierarchies it hides.
+	l = detect(t, "volume")
+	if m := l.Controller("memory"); l.Mode != Hybrid || len(l.V1) != 8 || m == nil || m.Root != "/../../../.." || l.V2 == nil || l.V2.Root != "/../.." {
+		t.Errorf("volume over /sys/fs/cgroup: %+v, memory %+v, v2 %+v; want the volume's hierarchies", l, m, l.V2)
+	}
+	// An OCI bundle without a cgroup namespace: pids, devices and memory
+	// are the container's own cgroups, made before their tmpfs.
+	l = detect(t, "nocgroupns")
+	if m := l.Controller("memory"); l.Mode != Hybrid || len(l.V1) != 8 || m == nil || m.Root != "/barco/nocg" {
+		t.Errorf("no cgroup namespace: %+v, memory %+v; want 8 v1 hierarchies, memory at /barco/nocg", l, m)
+	}
 }

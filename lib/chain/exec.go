@@ -168,7 +168,7 @@ func (p *Process) resolve(argv []string, env []string) (target, error) {
 		}
 		return target{name: path, path: path, fd: -1, env: programEnv(env)}, nil
 	}
-	env = stageEnv(env)
+	env = StageEnv(env)
 	if len(p.carried) > 0 {
 		env = withEnv(env, StageFDsEnv, formatStageFDs(p.carried))
 	}
@@ -353,9 +353,10 @@ func withEnv(env []string, key, value string) []string {
 	return append(withoutEnv(env, key), key+"="+value)
 }
 
-// stageEnv is env for the process of a stage: with GOMAXPROCS=1 unless env
-// has a GOMAXPROCS (see OneProcEnv).
-func stageEnv(env []string) []string {
+// StageEnv is env for a new process of a stage: with GOMAXPROCS=1 unless
+// env has a GOMAXPROCS (see OneProcEnv). Every start of a stage's binary
+// goes through it; PROGRAM's environment through programEnv.
+func StageEnv(env []string) []string {
 	if _, set := lookupEnv(env, "GOMAXPROCS"); set {
 		return env
 	}

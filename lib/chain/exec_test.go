@@ -157,7 +157,7 @@ func TestParsePidsLimit(t *testing.T) {
 // otherwise, and PROGRAM gets the environment it was given either way.
 func TestStagesStartOnOneProc(t *testing.T) {
 	given := []string{"PATH=/bin", "BARCO_PIDS_LIMIT=3:10"}
-	stage := stageEnv(given)
+	stage := StageEnv(given)
 	if v, _ := lookupEnv(stage, "GOMAXPROCS"); v != "1" {
 		t.Errorf("stage environment %q: want GOMAXPROCS=1", stage)
 	}
@@ -165,7 +165,7 @@ func TestStagesStartOnOneProc(t *testing.T) {
 		t.Errorf("PROGRAM's environment %q, want %q", got, []string{"PATH=/bin"})
 	}
 	own := []string{"PATH=/bin", "GOMAXPROCS=4"}
-	if got := programEnv(stageEnv(own)); !slices.Equal(got, own) {
+	if got := programEnv(StageEnv(own)); !slices.Equal(got, own) {
 		t.Errorf("with GOMAXPROCS=4 given, PROGRAM's environment %q, want %q", got, own)
 	}
 }

@@ -271,7 +271,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 				return 0, err
 			}
 		}
-		env = append(env, childEnv+"="+mode)
+		env = append(chain.StageEnv(env), childEnv+"="+mode)
 	}
 	env = append(env, chain.NSSetupEnv+"="+setup.String())
 	if createdEnv != "" {

@@ -263,7 +263,7 @@ func (g *globals) forkStages(argv, env []string, files []uintptr) int {
 	if err == nil {
 		path := filepath.Join(filepath.Dir(self), argv[0])
 		var pid int
-		if pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files}); err == nil {
+		if pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files}); err == nil {
 			return chain.ExitStatus(syscall.WaitStatus(waitPid(pid)))
 		}
 		err = fmt.Errorf("start %s: %w", path, err)

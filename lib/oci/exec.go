@@ -384,7 +384,7 @@ func startChain(g *globals, ch *stageChain, files []uintptr, what string) (int, 
 		env = append(env, "BARCO_DEBUG=1")
 	}
 	g.debugf("%s: %s", what, strings.Join(argv, " "))
-	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: files})
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files})
 	unix.Close(pipe[1])
 	if err != nil {
 		return 0, nil, fmt.Errorf("start %s: %w", path, err)

@@ -179,7 +179,7 @@ func (s *Spec) Declare(o *chain.Options) {
 	})
 	o.Bool(&s.NoUserNS, "no-userns", 0, "no user namespace: container root is host root")
 	o.Bool(&s.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
-	o.Strings(&s.Env, "env", 'e', "K=V", "set a variable (K alone: take the host's value; repeatable)")
+	o.Strings(&s.Env, "env", 'e', "K=V", "set a variable (K alone: take the host's value; not BARCO_ ones; repeatable)")
 	o.Strings(&s.EnvFiles, "env-file", 0, "FILE", "read variables from FILE, one K=V a line")
 	o.Bool(&s.TTY, "tty", 't', "give the container its own terminal (/dev/pts/0), relayed to barco's in raw mode")
 	o.Int(&s.PreserveFDs, "preserve-fds", 0, "N", "pass descriptors 3 .. 2+N on to PROGRAM, as runc's")
@@ -507,6 +507,11 @@ func (s *Spec) Environ(host func(string) (string, bool)) ([]string, error) {
 		k, _, hasValue := strings.Cut(kv, "=")
 		if k == "" || strings.ContainsAny(k, " \t") {
 			return fmt.Errorf("%s: %q is not K=V", where, kv)
+		}
+		if strings.HasPrefix(k, "BARCO_") {
+			// They would reach the stages, not only PROGRAM, and
+			// reconfigure them (the OCI mode drops them so).
+			return fmt.Errorf("%s: %s: a BARCO_ variable configures barco's stages, not PROGRAM (see --debug, --preserve-fds)", where, k)
 		}
 		if !hasValue {
 			v, ok := host(k)

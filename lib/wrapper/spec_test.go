@@ -88,6 +88,14 @@ func TestEnviron(t *testing.T) {
 	if _, err := parseRun(t, "-e", "=x", "y").Environ(os.LookupEnv); err == nil {
 		t.Error("-e =x accepted")
 	}
+	// The chain's own variables would reconfigure its stages.
+	os.WriteFile(f, []byte("BARCO_PRESERVE_FDS=3\n"), 0o644)
+	for _, args := range [][]string{{"-e", "BARCO_GOMAXPROCS=1", "y"}, {"-e", "BARCO_DEBUG", "y"}, {"--env-file", f, "y"}} {
+		_, err := parseRun(t, args...).Environ(func(string) (string, bool) { return "1", true })
+		if err == nil || !strings.Contains(err.Error(), "configures barco's stages") {
+			t.Errorf("%q: %v; want it refused", args, err)
+		}
+	}
 }
 
 func TestShellQuote(t *testing.T) {
