@@ -292,12 +292,9 @@ func run(g *globals, id string, o createOptions) (int, error) {
 	if err := create(g, id, o); err != nil {
 		return 0, err
 	}
-	if err := start(g, id); err != nil {
-		_ = remove(g, id, true)
-		return 0, err
-	}
-	st, err := loadState(g.root, id)
+	st, err := startContainer(g, id)
 	if err != nil {
+		_ = remove(g, id, true)
 		return 0, err
 	}
 	go func() {

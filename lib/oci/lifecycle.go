@@ -23,17 +23,23 @@ import (
 // start lets a created container run: it opens the start gate, on which
 // the init waits, and returns once the init has gone through it.
 func start(g *globals, id string) error {
+	_, err := startContainer(g, id)
+	return err
+}
+
+// startContainer is start; it returns the state it leaves, for run.
+func startContainer(g *globals, id string) (*State, error) {
 	c, st, err := lockAndLoad(g.root, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer c.close()
 	if st.Status != specs.StateCreated {
-		return fmt.Errorf("container %s is %s: only a created container can be started", id, st.Status)
+		return nil, fmt.Errorf("container %s is %s: only a created container can be started", id, st.Status)
 	}
 	fd, err := unix.Open(c.path(fifoName), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("start gate of %s: %w", id, err)
+		return nil, fmt.Errorf("start gate of %s: %w", id, err)
 	}
 	defer unix.Close(fd)
 	// The init, blocked opening the gate for writing, now writes one byte.
@@ -44,7 +50,7 @@ func start(g *globals, id string) error {
 			break
 		}
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-			return fmt.Errorf("start gate of %s: %w", id, err)
+			return nil, fmt.Errorf("start gate of %s: %w", id, err)
 		}
 		if !initAlive(st.Pid, st.InitStart) {
 			// It may have gone through the gate, run its process and
@@ -52,19 +58,22 @@ func start(g *globals, id string) error {
 			if n, _ := unix.Read(fd, b[:]); n == 1 {
 				break
 			}
-			return fmt.Errorf("container %s: its init died before it was started", id)
+			return nil, fmt.Errorf("container %s: its init died before it was started", id)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("container %s: its init did not pass the start gate in 10 s", id)
+			return nil, fmt.Errorf("container %s: its init did not pass the start gate in 10 s", id)
 		}
-		time.Sleep(200 * time.Microsecond)
+		// The byte wakes the wait at once; the timeout is for an init
+		// that dies before it writes. A FIFO's reader sees no hang-up
+		// before a writer has come and gone: the wait is not cut short.
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5)
 	}
 	if err := os.Remove(c.path(fifoName)); err != nil {
-		return fmt.Errorf("start gate of %s: %w", id, err)
+		return nil, fmt.Errorf("start gate of %s: %w", id, err)
 	}
 	st.Status = specs.StateRunning
 	if err := c.save(st); err != nil {
-		return err
+		return nil, err
 	}
 	if h := st.Hooks; h != nil {
 		// A failing poststart hook only warns, and the next ones run:
@@ -75,7 +84,7 @@ func start(g *globals, id string) error {
 			}
 		}
 	}
-	return nil
+	return st, nil
 }
 
 // stateJSON is what `state` prints: the runtime spec's state.
