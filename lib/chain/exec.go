@@ -108,10 +108,7 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	}
 	var limit *PidsLimit
 	if !IsStage(argv[0]) {
-		if err := RaiseRlimitsEnv(env); err != nil {
-			return 0, err
-		}
-		if err := p.Gate(); err != nil {
+		if err := p.PassGate(env); err != nil {
 			return 0, err
 		}
 		if err := ApplyRlimitsEnv(env); err != nil {

@@ -48,11 +48,22 @@ func (p *Process) reportLine(line string) {
 	fmt.Fprintln(p.Stderr, line)
 }
 
+// PassGate is what Exec does before PROGRAM while the container may still
+// fail to be created: it raises the hard limits of RlimitsEnv in env, then
+// waits at the start gate (Gate). The last stage calls it before it loses
+// the means to open a file, as barco-seccomp does before it loads a
+// filter; Exec then finds the gate passed.
+func (p *Process) PassGate(env []string) error {
+	if err := RaiseRlimitsEnv(env); err != nil {
+		return err
+	}
+	return p.Gate()
+}
+
 // Gate waits at the start gate (StartFDEnv), if the chain has one: it
 // reports "ready", closes the report descriptor, since what follows is
-// PROGRAM's, and blocks until the container is started. Exec calls it
-// before PROGRAM; a stage that is about to lose the means to open a file
-// (a seccomp filter) calls it first.
+// PROGRAM's, and blocks until the container is started. Once passed, the
+// gate is gone from the environment: a second call does nothing.
 func (p *Process) Gate() error {
 	v := os.Getenv(StartFDEnv)
 	if v == "" {
@@ -86,5 +97,5 @@ func (p *Process) Gate() error {
 	if _, err := unix.Write(w, []byte{0}); err != nil {
 		return fmt.Errorf("start gate: write fd %d: %w", fifo, err)
 	}
-	return nil
+	return os.Unsetenv(StartFDEnv)
 }
