@@ -324,11 +324,18 @@ func TestOCIHooks(t *testing.T) {
 	}
 	dir := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/sleep", "100"}
-		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststart: []specs.Hook{hook("poststart")}, //lint:ignore SA1019 Docker still uses prestart
+		// The second poststart hook records what the init runs: the
+		// process, exec'd, not a stage still on its way to it.
+		comm := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
+			`pid=$(sed 's/.*"pid": *\([0-9]*\).*/\1/'); cat /proc/$pid/comm > ` + filepath.Join(out, "comm")}}
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststart: []specs.Hook{hook("poststart"), comm}, //lint:ignore SA1019 Docker still uses prestart
 			Poststop: []specs.Hook{hook("poststop"), {Path: "/bin/false"}, hook("poststop2")}}
 	})
 	e.mustCreate("--bundle", dir, "hooks")
 	e.must("start", "hooks")
+	if comm, err := os.ReadFile(filepath.Join(out, "comm")); string(comm) != "sleep\n" {
+		t.Errorf("the poststart hook saw the init run %q (%v), want sleep: the hooks run once the process is exec'd", comm, err)
+	}
 	e.must("delete", "--force", "hooks")
 	for name, want := range map[string]specs.ContainerState{"prestart": specs.StateCreated, "poststart": specs.StateRunning,
 		"poststop": specs.StateStopped, "poststop2": specs.StateStopped} {

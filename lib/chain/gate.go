@@ -93,9 +93,12 @@ func (p *Process) Gate() error {
 	if err != nil {
 		return fmt.Errorf("start gate: open fd %d for writing: %w", fifo, err)
 	}
-	defer unix.Close(w)
 	if _, err := unix.Write(w, []byte{0}); err != nil {
+		unix.Close(w)
 		return fmt.Errorf("start gate: write fd %d: %w", fifo, err)
 	}
+	// w stays open, close-on-exec: its end tells start that PROGRAM is
+	// exec'd (or that this process died), after which the poststart
+	// hooks run, as runc's start reads its exec.fifo to the end.
 	return os.Unsetenv(StartFDEnv)
 }

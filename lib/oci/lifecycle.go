@@ -75,7 +75,12 @@ func startContainer(g *globals, id string) (*State, error) {
 	if err := c.save(st); err != nil {
 		return nil, err
 	}
-	if h := st.Hooks; h != nil {
+	if h := st.Hooks; h != nil && len(h.Poststart) > 0 {
+		// The hooks run once the process is exec'd: the init holds its
+		// end of the gate, close-on-exec, until then (chain.Gate).
+		if err := waitClosed(fd, time.Now().Add(10*time.Second)); err != nil {
+			return nil, fmt.Errorf("container %s: %w", id, err)
+		}
 		// A failing poststart hook only warns, and the next ones run:
 		// the process runs already.
 		for _, hook := range h.Poststart {
@@ -85,6 +90,25 @@ func startContainer(g *globals, id string) (*State, error) {
 		}
 	}
 	return st, nil
+}
+
+// waitClosed reads the non-blocking FIFO fd until its writers have all
+// closed it, or until deadline.
+func waitClosed(fd int, deadline time.Time) error {
+	var b [16]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		if n == 0 && err == nil {
+			return nil
+		}
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return fmt.Errorf("start gate: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return errors.New("its init did not exec its process in 10 s")
+		}
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5)
+	}
 }
 
 // stateJSON is what `state` prints: the runtime spec's state.
