@@ -733,20 +733,3 @@ func TestOCIGOMAXPROCSIsTheConfigs(t *testing.T) {
 		}
 	}
 }
-
-// The start gate is passed before the seccomp filter is loaded, as runc
-// does with no_new_privs: a profile that denies opening files still
-// starts (the gate is a FIFO the init opens), and PROGRAM runs under it.
-func TestOCIStartGateBeforeSeccomp(t *testing.T) {
-	e := newOCI(t)
-	dir := e.bundle(func(s *specs.Spec) {
-		// busybox's echo opens nothing; cat does.
-		s.Process.Args = []string{"/bin/sh", "-c", "echo started; cat /etc/hostname 2>/dev/null || echo cat-denied"}
-		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
-			Syscalls: []specs.LinuxSyscall{{Names: []string{"open", "openat", "openat2"}, Action: specs.ActErrno}}}
-	})
-	r := e.barco("run", "--bundle", dir, "gate-seccomp")
-	if r.Code != 0 || r.Stdout != "started\ncat-denied\n" {
-		t.Errorf("status %d, stdout %q, stderr %s; want %q", r.Code, r.Stdout, r.Stderr, "started\ncat-denied\n")
-	}
-}

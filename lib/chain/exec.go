@@ -108,7 +108,10 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	}
 	var limit *PidsLimit
 	if !IsStage(argv[0]) {
-		if err := p.PassGate(env); err != nil {
+		if err := RaiseRlimitsEnv(env); err != nil {
+			return 0, err
+		}
+		if err := p.Gate(); err != nil {
 			return 0, err
 		}
 		if err := ApplyRlimitsEnv(env); err != nil {

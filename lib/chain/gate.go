@@ -48,22 +48,12 @@ func (p *Process) reportLine(line string) {
 	fmt.Fprintln(p.Stderr, line)
 }
 
-// PassGate is what Exec does before PROGRAM while the container may still
-// fail to be created: it raises the hard limits of RlimitsEnv in env, then
-// waits at the start gate (Gate). The last stage calls it before it loses
-// the means to open a file, as barco-seccomp does before it loads a
-// filter; Exec then finds the gate passed.
-func (p *Process) PassGate(env []string) error {
-	if err := RaiseRlimitsEnv(env); err != nil {
-		return err
-	}
-	return p.Gate()
-}
-
 // Gate waits at the start gate (StartFDEnv), if the chain has one: it
 // reports "ready", closes the report descriptor, since what follows is
-// PROGRAM's, and blocks until the container is started. Once passed, the
-// gate is gone from the environment: a second call does nothing.
+// PROGRAM's, and blocks until the container is started. Exec calls it
+// just before PROGRAM, after every stage's work, so that create reports
+// any failure: a seccomp filter is in force by then, and must allow the
+// open, as with runc's exec.fifo.
 func (p *Process) Gate() error {
 	v := os.Getenv(StartFDEnv)
 	if v == "" {
@@ -100,5 +90,5 @@ func (p *Process) Gate() error {
 	// w stays open, close-on-exec: its end tells start that PROGRAM is
 	// exec'd (or that this process died), after which the poststart
 	// hooks run, as runc's start reads its exec.fifo to the end.
-	return os.Unsetenv(StartFDEnv)
+	return nil
 }

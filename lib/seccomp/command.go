@@ -55,13 +55,6 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 				return 0, err
 			}
 		}
-		if prep.Program != nil && !chain.IsStage(program[0]) {
-			// PROGRAM comes next: wait at the start gate, which opens a
-			// file, before a filter that may deny that.
-			if err := p.PassGate(os.Environ()); err != nil {
-				return 0, err
-			}
-		}
 		// The filter binds every thread, the one that would undo an
 		// earlier stage's work too (see chain.Process.DropOnFailure).
 		if prep.Program != nil {
