@@ -77,9 +77,10 @@ func startContainer(g *globals, id string) (*State, error) {
 	}
 	if h := st.Hooks; h != nil && len(h.Poststart) > 0 {
 		// The hooks run once the process is exec'd: the init holds its
-		// end of the gate, close-on-exec, until then (chain.Gate).
+		// end of the gate, close-on-exec, until then (chain.Gate). The
+		// container runs already: a wait that fails only warns.
 		if err := waitClosed(fd, time.Now().Add(10*time.Second)); err != nil {
-			return nil, fmt.Errorf("container %s: %w", id, err)
+			g.warnf("container %s: %v; the poststart hooks run now", id, err)
 		}
 		// A failing poststart hook only warns, and the next ones run:
 		// the process runs already.
@@ -104,10 +105,12 @@ func waitClosed(fd int, deadline time.Time) error {
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 			return fmt.Errorf("start gate: %w", err)
 		}
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return errors.New("its init did not exec its process in 10 s")
 		}
-		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5)
+		// The writers' last close wakes it (POLLHUP).
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
 	}
 }
 
