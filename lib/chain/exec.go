@@ -40,7 +40,7 @@ const CreatedFDEnv = "BARCO_MOUNT_CREATED_FD"
 // OneProcEnv marks a GOMAXPROCS=1 that a stage put in the environment of
 // the next stage's process: a Go runtime that starts with one P starts
 // fewer threads and faults in fewer pages than one that drops the others
-// in Main (about 1 ms a process on a virtual machine). The stage that
+// in Main (about 0.5 ms a process on the development VM). The stage that
 // execs PROGRAM takes both away again, so that PROGRAM gets the
 // environment it was given, with or without a GOMAXPROCS of its own.
 const OneProcEnv = "BARCO_GOMAXPROCS"

@@ -81,10 +81,11 @@ func NewProcess(stdio Stdio) *Process {
 // which Exec then runs in this process (see Link).
 //
 // A stage computes nothing in parallel: it makes system calls one after
-// the other and waits. It runs on one P from its start, which spares the
+// the other and waits. It drops to one P first (a stage's process started
+// by another starts on one already, see OneProcEnv), which spares the
 // runtime the threads and the per-P caches of a second one: each costs
-// page faults, and on a virtual machine a fault costs 10 us or more. Most
-// of barco's start is page faults (make bench: faults per run).
+// page faults, and on a virtual machine a fault may cost 10 us, about a
+// quarter of a start here (make bench: faults per run).
 func Main(st *Stage, linked ...func() *Stage) {
 	runtime.GOMAXPROCS(1)
 	p := NewProcess(Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
