@@ -75,13 +75,14 @@ func startContainer(g *globals, id string) (*State, error) {
 	if err := c.save(st); err != nil {
 		return nil, err
 	}
-	if h := st.Hooks; h != nil && len(h.Poststart) > 0 {
-		// The hooks run once the process is exec'd: the init holds its
-		// end of the gate, close-on-exec, until then (chain.Gate). The
-		// container runs already: a wait that fails only warns.
-		if err := waitClosed(fd, time.Now().Add(10*time.Second)); err != nil {
-			g.warnf("container %s: %v; the poststart hooks run now", id, err)
-		}
+	// start returns, and the poststart hooks run, once the process is
+	// exec'd, as runc's: the init holds its end of the gate, close-on-exec,
+	// until then (chain.Gate). The container runs already: a wait that
+	// fails only warns.
+	if err := waitClosed(fd, time.Now().Add(10*time.Second)); err != nil {
+		g.warnf("container %s: %v", id, err)
+	}
+	if h := st.Hooks; h != nil {
 		// A failing poststart hook only warns, and the next ones run:
 		// the process runs already.
 		for _, hook := range h.Poststart {
