@@ -5,6 +5,7 @@ package main
 import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	_ "barco/lib/chain/oneproc"
 	"barco/lib/ns"
 )
 

@@ -5,6 +5,7 @@ package main
 import (
 	"barco/lib/caps"
 	"barco/lib/chain"
+	_ "barco/lib/chain/oneproc"
 	"barco/lib/mount"
 	"barco/lib/seccomp"
 )

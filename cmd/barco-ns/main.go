@@ -4,6 +4,7 @@ package main
 
 import (
 	"barco/lib/chain"
+	_ "barco/lib/chain/oneproc"
 	"barco/lib/ns"
 )
 

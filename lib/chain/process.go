@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"unsafe"
 
@@ -81,13 +80,13 @@ func NewProcess(stdio Stdio) *Process {
 // which Exec then runs in this process (see Link).
 //
 // A stage computes nothing in parallel: it makes system calls one after
-// the other and waits. It drops to one P first (a stage's process started
-// by another starts on one already, see OneProcEnv), which spares the
+// the other and waits. So it runs on one P (a stage's process started by
+// another starts on one, see OneProcEnv; the first drops to one as it
+// begins, see package oneproc, which every cmd/ imports), which spares the
 // runtime the threads and the per-P caches of a second one: each costs
 // page faults, and on a virtual machine a fault may cost 10 us, about a
 // quarter of a start here (make bench: faults per run).
 func Main(st *Stage, linked ...func() *Stage) {
-	runtime.GOMAXPROCS(1)
 	p := NewProcess(Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	p.Link(linked...)
 	if status, ok := p.RunHelper(st); ok {
