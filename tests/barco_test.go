@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +84,31 @@ func TestBarcoGOMAXPROCSIsProgramsOwn(t *testing.T) {
 		// With --init, the init starts the next stage, or PROGRAM.
 		if out := barcoRun(t, "--init", "--", "/bin/sh", "-c", "echo ${GOMAXPROCS-unset} $(env | grep -c ^BARCO_)"); out != "unset 0\n" {
 			t.Errorf("--init: PROGRAM got %q, want %q", out, "unset 0\n")
+		}
+	})
+}
+
+// PROGRAM gets the open-file limit barco was started with: Go raises its
+// own soft limit to the hard one, and the chain gives the caller's back
+// before each exec, as syscall.Exec does (a program that uses select(2)
+// may rely on a soft limit of 1024).
+func TestBarcoKeepsCallersOpenFileLimit(t *testing.T) {
+	var hard unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &hard); err != nil {
+		t.Fatal(err)
+	}
+	if hard.Max < 1001 {
+		t.Skipf("hard RLIMIT_NOFILE %d: no room below it", hard.Max)
+	}
+	want := fmt.Sprintf("1000 %d\n", hard.Max)
+	bothStageModes(t, func(t *testing.T) {
+		for _, opts := range [][]string{nil, {"--init"}, {"--no-userns"}} {
+			argv := append(append([]string{"/bin/sh", "-c", `ulimit -Sn 1000 && exec "$@"`, "sh", barcoBin(t), "run"}, opts...),
+				"--", "/bin/sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)")
+			r := testutil.Run(t, nil, argv...)
+			if r.Code != 0 || r.Stdout != want {
+				t.Errorf("barco run %q under ulimit -Sn 1000: %q, status %d, %s; want %q", opts, r.Stdout, r.Code, r.Stderr, want)
+			}
 		}
 	})
 }

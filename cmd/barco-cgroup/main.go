@@ -5,8 +5,8 @@ package main
 import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
-	_ "barco/lib/chain/oneproc"
 	"barco/lib/ns"
+	_ "barco/lib/startup"
 )
 
 func main() { chain.Main(cgroup.Command(), ns.Command) }

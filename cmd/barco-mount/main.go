@@ -5,9 +5,9 @@ package main
 import (
 	"barco/lib/caps"
 	"barco/lib/chain"
-	_ "barco/lib/chain/oneproc"
 	"barco/lib/mount"
 	"barco/lib/seccomp"
+	_ "barco/lib/startup"
 )
 
 func main() { chain.Main(mount.Command(), caps.Command, seccomp.Command) }

@@ -4,8 +4,8 @@ package main
 
 import (
 	"barco/lib/chain"
-	_ "barco/lib/chain/oneproc"
 	"barco/lib/ns"
+	_ "barco/lib/startup"
 )
 
 func main() { chain.Main(ns.Command()) }

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"barco/lib/forkexec"
 	"errors"
 	"fmt"
 	"os"
@@ -40,7 +41,7 @@ func (c *Cgroup) Start(path string, argv, env []string) (int, error) {
 	return pid, err
 }
 
-// ForkExec is syscall.ForkExec with the child started in the cgroup, as
+// ForkExec is forkexec.ForkExec with the child started in the cgroup, as
 // Start does; attr.Sys may carry the caller's own clone flags.
 func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	sysCopy := *attr.Sys
@@ -69,13 +70,13 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 		attr.Files = append(attr.Files[:len(attr.Files):len(attr.Files)], uintptr(fd))
 	}
 	start := func() (int, error) {
-		pid, err := syscall.ForkExec(path, argv, attr)
+		pid, err := forkexec.ForkExec(path, argv, attr)
 		if errors.Is(err, syscall.ENOSYS) && sys.UseCgroupFD {
 			// No clone3 (Linux before 5.7): move the child into v2 right
 			// after the start. A process it forks before the move lands
 			// stays outside; the window is about the length of its exec.
 			sys.UseCgroupFD = false
-			pid, err = syscall.ForkExec(path, argv, attr)
+			pid, err = forkexec.ForkExec(path, argv, attr)
 			if err == nil {
 				if werr := writeFile(c.V2, "cgroup.procs", strconv.Itoa(pid)); werr != nil {
 					killAndReap(pid)

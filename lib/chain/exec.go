@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"barco/lib/forkexec"
 	"errors"
 	"fmt"
 	"os"
@@ -57,6 +58,13 @@ func (p *Process) execve(fd int, path string, argv, env []string, limit *PidsLim
 	}
 	if p.parentDeathSignal != 0 {
 		if err := creds.ParentDeathSignal(p.parentDeathSignal); err != nil {
+			return err
+		}
+	}
+	if limit != nil || fd >= 0 {
+		// These exec by raw system calls, which leave RLIMIT_NOFILE as
+		// package syscall raised it; unix.Exec gives it back.
+		if err := forkexec.RestoreNofile(); err != nil {
 			return err
 		}
 	}

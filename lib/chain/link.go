@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"barco/lib/forkexec"
 	"fmt"
 	"os"
 	"strings"
@@ -85,7 +86,7 @@ func setEnviron(env []string) error {
 // A Placer starts the child of a stage that runs in this process after the
 // stage that set it (barco-ns after barco-cgroup): where that earlier stage
 // would have put the child it no longer forks itself. It does what
-// syscall.ForkExec does.
+// forkexec.ForkExec does.
 type Placer func(path string, argv []string, attr *syscall.ProcAttr) (int, error)
 
 // PlaceChildren makes ForkExec start children through place, for a stage
@@ -100,11 +101,11 @@ func (p *Process) PlaceChildren(place Placer) { p.placer = place }
 // stage's Placer.
 func (p *Process) Placed() bool { return p.placer != nil }
 
-// ForkExec starts a child as syscall.ForkExec, placed by the earlier stage
+// ForkExec starts a child as forkexec.ForkExec, placed by the earlier stage
 // in this process if there is one (see PlaceChildren).
 func (p *Process) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	if p.placer != nil {
 		return p.placer(path, argv, attr)
 	}
-	return syscall.ForkExec(path, argv, attr)
+	return forkexec.ForkExec(path, argv, attr)
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"barco/lib/forkexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,23 +21,6 @@ import (
 // forks a copy of this process and runs childJoin in it, which may only
 // make raw system calls on memory prepared before the fork, as Go's own
 // syscall.forkAndExecInChild does.
-
-// The runtime's own hooks around package syscall's fork: before, they
-// block every signal on the forking thread and make any growth of its
-// stack fail loudly; in the child, they reset the handlers the runtime
-// installed and restore the signal mask, just before the exec. The
-// runtime keeps them for packages outside the standard library
-// (go.dev/issue/67401). The empty forkjoin.s lets these bodiless
-// declarations compile.
-
-//go:linkname runtimeBeforeFork syscall.runtime_BeforeFork
-func runtimeBeforeFork()
-
-//go:linkname runtimeAfterFork syscall.runtime_AfterFork
-func runtimeAfterFork()
-
-//go:linkname runtimeAfterForkInChild syscall.runtime_AfterForkInChild
-func runtimeAfterForkInChild()
 
 // joinChild is the work of the child of forkJoined, all of it made before
 // the fork: the child may not allocate memory, grow its stack or take a
@@ -193,11 +177,11 @@ func readFull(fd int, b []byte) (int, error) {
 //go:norace
 func forkJoin(c *joinChild) (pid int, errno syscall.Errno) {
 	var r1 uintptr
-	runtimeBeforeFork()
+	forkexec.BeforeFork()
 	r1, _, errno = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
 	if errno != 0 || r1 != 0 {
 		// The parent, or no child.
-		runtimeAfterFork()
+		forkexec.AfterFork()
 		return int(r1), errno
 	}
 	childJoin(c)
@@ -308,7 +292,7 @@ func childJoin(c *joinChild) {
 			goto fail
 		}
 	}
-	runtimeAfterForkInChild()
+	forkexec.AfterForkInChild()
 	step = stepExec
 	_, _, err1 = syscall.RawSyscall6(unix.SYS_EXECVEAT, uintptr(exe), uintptr(unsafe.Pointer(c.empty)),
 		uintptr(unsafe.Pointer(&c.argv[0])), uintptr(unsafe.Pointer(&c.env[0])), unix.AT_EMPTY_PATH, 0)

@@ -1,0 +1,108 @@
+// Package forkexec starts processes with raw system calls between the
+// fork and the exec, where package syscall's ForkExec does not fit.
+//
+// ForkExec is syscall.ForkExec, except for a clone that makes a new user
+// namespace: Go forks that one without CLONE_VM|CLONE_VFORK, because its
+// own child may wait for the parent to write the uid and gid maps
+// (SysProcAttr.UidMappings), which a parent stopped by vfork never would.
+// A full fork of a Go process copies its page tables, and the parent then
+// takes a copy-on-write fault on each page it writes until the child's
+// exec: about 2 ms on a VM where a fault costs 10 us. barco's children
+// exec first and wait for their maps afterwards (barco-ns writes them and
+// then hands them on, see package ns), so this package clones them with
+// CLONE_VM|CLONE_VFORK as Go clones every other child, and makes in the
+// child, from the attributes barco uses, what syscall's child makes.
+//
+// The runtime's hooks around a fork are here too, for lib/ns's child that
+// joins namespaces (forkjoin.go).
+package forkexec
+
+import (
+	"fmt"
+	"reflect"
+	"syscall"
+	_ "unsafe" // go:linkname
+
+	"barco/lib/startup"
+	"golang.org/x/sys/unix"
+)
+
+// The runtime's own hooks around package syscall's fork: before, they
+// block every signal on the forking thread and make any growth of its
+// stack fail loudly; in the child, they reset the handlers the runtime
+// installed and restore the signal mask, just before the exec. The
+// runtime keeps them for packages outside the standard library
+// (go.dev/issue/67401).
+
+//go:linkname BeforeFork syscall.runtime_BeforeFork
+func BeforeFork()
+
+//go:linkname AfterFork syscall.runtime_AfterFork
+func AfterFork()
+
+//go:linkname AfterForkInChild syscall.runtime_AfterForkInChild
+func AfterForkInChild()
+
+// ForkExec starts path with argv and attr, as syscall.ForkExec does, and
+// with CLONE_VM|CLONE_VFORK where syscall.ForkExec would fork: a new user
+// namespace, and attributes this package makes in its child (see
+// vforkable). It returns once the child has exec'd, or the error that
+// stopped it.
+func ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	if !vforkable(attr) {
+		return syscall.ForkExec(path, argv, attr)
+	}
+	return vforkExec(path, argv, attr)
+}
+
+// vforkable reports whether ForkExec clones with CLONE_VM|CLONE_VFORK
+// itself: syscall.ForkExec would not, and every attribute set is one the
+// child here makes. With any other (one a later Go adds among them),
+// syscall.ForkExec starts the child, and forks.
+func vforkable(attr *syscall.ProcAttr) bool {
+	if !vforkArch || attr == nil || attr.Sys == nil || attr.Sys.Cloneflags&syscall.CLONE_NEWUSER == 0 {
+		return false
+	}
+	s := *attr.Sys
+	s.Cloneflags, s.AmbientCaps, s.Setsid, s.Setctty, s.Ctty = 0, nil, false, false, 0
+	s.UseCgroupFD, s.CgroupFD = false, 0
+	if s.Unshareflags == syscall.CLONE_NEWCGROUP {
+		s.Unshareflags = 0
+	}
+	return reflect.ValueOf(s).IsZero()
+}
+
+// nofileToRestore is the soft RLIMIT_NOFILE this process started with,
+// when package syscall raised it at its init and it has not been changed
+// since: the limit a child gets back before its exec, as
+// syscall.ForkExec gives it.
+func nofileToRestore() *syscall.Rlimit {
+	if !startup.NofileOK {
+		return nil
+	}
+	soft, hard := startup.Nofile[0], startup.Nofile[1]
+	if hard == 0 || soft >= hard-1 {
+		return nil // syscall's init left it
+	}
+	var now unix.Rlimit
+	if unix.Prlimit(0, unix.RLIMIT_NOFILE, nil, &now) != nil || now.Cur != hard-1 || now.Max != hard {
+		return nil // not syscall's raise: someone set it since
+	}
+	return &syscall.Rlimit{Cur: soft, Max: hard}
+}
+
+// RestoreNofile gives this process back the RLIMIT_NOFILE it started
+// with, when package syscall raised it at its init and nothing changed it
+// since, before an exec by raw system calls: syscall.Exec restores it
+// itself, and a program started with a soft limit of the hard one minus
+// one may break on select(2), which is why the limit was low.
+func RestoreNofile() error {
+	lim := nofileToRestore()
+	if lim == nil {
+		return nil
+	}
+	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim.Cur, Max: lim.Max}, nil); err != nil {
+		return fmt.Errorf("setrlimit RLIMIT_NOFILE %d:%d: %w", lim.Cur, lim.Max, err)
+	}
+	return nil
+}

@@ -1,1 +1,0 @@
-// Empty: it lets forkjoin.go declare the runtime's fork hooks without bodies.
