@@ -79,6 +79,22 @@ func CloseChainFDs() {
 	os.Unsetenv(ChainFDsEnv)
 }
 
+// forgetChainFD takes fd out of BARCO_CHAIN_FDS, for a descriptor this
+// process closes: the number may be reused, and a stage started later
+// must not take whatever it then is for the chain's.
+func forgetChainFD(fd int) {
+	v, ok := os.LookupEnv(ChainFDsEnv)
+	if !ok {
+		return
+	}
+	kept := slices.DeleteFunc(strings.Split(v, ","), func(item string) bool { return item == strconv.Itoa(fd) })
+	if len(kept) == 0 {
+		os.Unsetenv(ChainFDsEnv)
+		return
+	}
+	os.Setenv(ChainFDsEnv, strings.Join(kept, ","))
+}
+
 // CloseInherited closes this process's descriptors above stderr that are
 // not close-on-exec: the ones it inherited, or passed on to a child. The
 // Go runtime's own are all close-on-exec, and stay.

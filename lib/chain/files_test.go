@@ -1,7 +1,9 @@
 package chain
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -60,5 +62,56 @@ func TestCloseChainFDs(t *testing.T) {
 	}
 	if v, ok := os.LookupEnv(ChainFDsEnv); ok {
 		t.Errorf("%s=%q is still set", ChainFDsEnv, v)
+	}
+}
+
+// The start gate reports ready, waits for a reader, and leaves no number
+// of a descriptor it closed in BARCO_CHAIN_FDS for a stage after it.
+func TestGateForgetsTheDescriptorsItCloses(t *testing.T) {
+	dir := t.TempDir()
+	fifoPath := filepath.Join(dir, "exec.fifo")
+	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gate, err := unix.Open(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report [2]int
+	if err := unix.Pipe2(report[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(report[0])
+	other, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	t.Setenv(StartFDEnv, strconv.Itoa(gate))
+	t.Setenv(ReportFDEnv, strconv.Itoa(report[1]))
+	t.Setenv(ChainFDsEnv, fmt.Sprintf("%d,%d,%d", report[1], gate, other))
+
+	done := make(chan error, 1)
+	go func() { done <- NewProcess(Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}).Gate() }()
+	// What start does: open the FIFO for reading, and read the byte.
+	r, err := os.OpenFile(fifoPath, os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Gate: %v", err)
+	}
+	buf := make([]byte, 16)
+	if n, _ := unix.Read(report[0], buf); string(buf[:n]) != "ready\n" {
+		t.Errorf("report: %q, want %q", buf[:n], "ready\n")
+	}
+	if got, want := os.Getenv(ChainFDsEnv), strconv.Itoa(other); got != want {
+		t.Errorf("%s after the gate: %q, want %q", ChainFDsEnv, got, want)
+	}
+	for _, name := range []string{StartFDEnv, ReportFDEnv} {
+		if v, ok := os.LookupEnv(name); ok {
+			t.Errorf("%s=%s after the gate, want it unset", name, v)
+		}
 	}
 }

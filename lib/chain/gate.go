@@ -65,9 +65,11 @@ func (p *Process) Gate() error {
 		return fmt.Errorf("%s=%q: not a descriptor", StartFDEnv, v)
 	}
 	defer unix.Close(fifo)
+	defer forgetChainFD(fifo)
 	if fd := reportFD(); fd >= 0 {
 		p.reportLine("ready")
 		os.Unsetenv(ReportFDEnv)
+		forgetChainFD(fd)
 		unix.Close(fd)
 	}
 	p.Log.Debugf("wait at the start gate, fd %d", fifo)
