@@ -136,6 +136,39 @@ func TestSeccompCustomProfileDeniesMkdir(t *testing.T) {
 	}
 }
 
+// PROGRAM is looked up in PATH once, before the filter: a profile that
+// denies the lookup's system calls (stat, access) does not keep PROGRAM
+// from starting, as with runc, in barco run's chain and in barco-seccomp
+// alone.
+func TestSeccompProfileNeedNotAllowTheLookup(t *testing.T) {
+	testutil.RequireRoot(t)
+	profile := filepath.Join(t.TempDir(), "no-stat.json")
+	err := os.WriteFile(profile, []byte(`{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    {"names": ["newfstatat", "statx", "faccessat", "faccessat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+  ]
+}`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bothStageModes(t, func(t *testing.T) {
+		r := testutil.Run(t, nil, barcoBin(t), "run", "--seccomp", profile, "--", "echo", "started")
+		if r.Code != 0 || r.Stdout != "started\n" {
+			t.Errorf("barco run --seccomp (no stat, no access) -- echo started: %q, status %d, %s", r.Stdout, r.Code, r.Stderr)
+		}
+	})
+	r := testutil.Run(t, []string{"PATH=/usr/bin:/bin"}, testutil.Bin(t, "barco-seccomp"), "--profile", profile, "--", "busybox", "true")
+	if r.Code != 0 {
+		t.Errorf("barco-seccomp --profile (no stat, no access) -- busybox true: status %d, %s", r.Code, r.Stderr)
+	}
+	// A missing PROGRAM is still reported as missing.
+	r = testutil.Run(t, nil, barcoBin(t), "run", "--seccomp", profile, "--", "no-such-program")
+	if r.Code != 127 || !strings.Contains(r.Stderr, "no-such-program") {
+		t.Errorf("barco run --seccomp -- no-such-program: status %d, %q; want 127 naming it", r.Code, r.Stderr)
+	}
+}
+
 func TestSeccompPrint(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := testutil.Bin(t, "barco-seccomp")

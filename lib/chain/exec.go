@@ -163,11 +163,30 @@ type target struct {
 	env  []string // the environment to give it
 }
 
+// FindProgram looks PROGRAM (argv[0], not a stage) up in env's PATH now,
+// for a stage about to load what may deny the lookup's system calls (a
+// seccomp filter): Exec then executes the file found here, as runc looks
+// its process up before it loads its filter.
+func (p *Process) FindProgram(argv []string, env []string) error {
+	if IsStage(argv[0]) {
+		return nil
+	}
+	path, err := LookPath(argv[0], envValue(env, "PATH", DefaultPath))
+	if err != nil {
+		return err
+	}
+	p.found = [2]string{argv[0], path}
+	return nil
+}
+
 func (p *Process) resolve(argv []string, env []string) (target, error) {
 	name := argv[0]
 	pathList := envValue(env, "PATH", DefaultPath)
 	if !IsStage(name) {
-		path, err := LookPath(name, pathList)
+		path, err := p.found[1], error(nil)
+		if p.found[0] != name || path == "" {
+			path, err = LookPath(name, pathList)
+		}
 		if err != nil {
 			return target{}, err
 		}

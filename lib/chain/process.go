@@ -57,6 +57,8 @@ type Process struct {
 	// detached is set in the first process of a detached barco-ns, which
 	// must outlive it (see armParentDeath).
 	detached bool
+	// found is PROGRAM as FindProgram found it: the name, then the path.
+	found [2]string
 }
 
 // Stdio is the standard input, output and error a Process gives its stages.

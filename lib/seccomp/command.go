@@ -48,12 +48,11 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 		if print {
 			return 0, prep.WriteText(p.Stdout)
 		}
-		// Find PROGRAM before the filter is in force, so that a missing
-		// program is reported as such whatever the profile denies.
-		if !chain.IsStage(program[0]) {
-			if _, err := chain.LookPath(program[0], pathOf()); err != nil {
-				return 0, err
-			}
+		// Find PROGRAM before the filter is in force, once: a missing
+		// program is reported as such, and a profile need not allow the
+		// lookup's system calls.
+		if err := p.FindProgram(program, os.Environ()); err != nil {
+			return 0, err
 		}
 		// The filter binds every thread, the one that would undo an
 		// earlier stage's work too (see chain.Process.DropOnFailure).
@@ -66,11 +65,4 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 		return p.Exec(program, os.Environ())
 	}
 	return st
-}
-
-func pathOf() string {
-	if p, ok := os.LookupEnv("PATH"); ok {
-		return p
-	}
-	return chain.DefaultPath
 }
