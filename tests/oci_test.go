@@ -313,50 +313,117 @@ func TestOCICreateRefusals(t *testing.T) {
 	}
 }
 
-// Hooks run on the host with the state on stdin: prestart during create
-// (created), poststart after start (running), poststop at delete; a
-// failing prestart fails create and leaves no container.
+// Every hook gets the state on its stdin, the init's host pid in it, and
+// runs where runc runs it: prestart and createRuntime during create on the
+// host, once the init exists (creating); createContainer in the
+// container's mount namespace before pivot_root, with the host's paths
+// (creating); startContainer in the container's root once start opens the
+// gate, as the process's user, with its environment (created); poststart
+// after start (running); poststop at delete (stopped). A failing prestart
+// or createContainer hook fails create and leaves no container.
 func TestOCIHooks(t *testing.T) {
 	e := newOCI(t)
 	out := testutil.SearchableTempDir(t)
-	hook := func(name string) specs.Hook {
-		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(out, name)}}
+	// Each hook appends its name to order and keeps its stdin as NAME;
+	// inside the container out is /hooks.
+	hookIn := func(dir, name, extra string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
+			"cat > " + dir + "/" + name + "; echo " + name + " >> " + dir + "/order" + extra}}
 	}
+	hook := func(name string) specs.Hook { return hookIn(out, name, "") }
 	dir := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Process.Env = append(s.Process.Env, "HOOKTEST=from-the-process")
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
 		// The second poststart hook records what the init runs: the
 		// process, exec'd, not a stage still on its way to it.
 		comm := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
 			`pid=$(sed 's/.*"pid": *\([0-9]*\).*/\1/'); cat /proc/$pid/comm > ` + filepath.Join(out, "comm")}}
-		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook("prestart")}, Poststart: []specs.Hook{hook("poststart"), comm}, //lint:ignore SA1019 Docker still uses prestart
-			Poststop: []specs.Hook{hook("poststop"), {Path: "/bin/false"}, hook("poststop2")}}
+		s.Hooks = &specs.Hooks{
+			Prestart:        []specs.Hook{hook("prestart")}, //lint:ignore SA1019 Docker still uses prestart
+			CreateRuntime:   []specs.Hook{hook("createRuntime")},
+			CreateContainer: []specs.Hook{hookIn(out, "createContainer", "; readlink /proc/self/ns/mnt > "+out+"/createContainer.mnt")},
+			StartContainer: []specs.Hook{hookIn("/hooks", "startContainer",
+				`; echo "$HOOKTEST $(id -u) $(readlink /proc/self/ns/mnt)" > /hooks/startContainer.env`)},
+			Poststart: []specs.Hook{hook("poststart"), comm},
+			Poststop:  []specs.Hook{hook("poststop"), {Path: "/bin/false"}, hook("poststop2")}}
 	})
 	e.mustCreate("--bundle", dir, "hooks")
+	initPID := e.state("hooks").Pid
+	initMnt, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", initPID))
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	if order, _ := os.ReadFile(filepath.Join(out, "order")); string(order) != "prestart\ncreateRuntime\ncreateContainer\n" {
+		t.Errorf("hooks run by create: %q, want prestart, createRuntime, createContainer", order)
+	}
+	if _, err := os.Stat(filepath.Join(out, "startContainer")); err == nil {
+		t.Error("the startContainer hook ran at create")
+	}
 	e.must("start", "hooks")
 	if comm, err := os.ReadFile(filepath.Join(out, "comm")); string(comm) != "sleep\n" {
 		t.Errorf("the poststart hook saw the init run %q (%v), want sleep: the hooks run once the process is exec'd", comm, err)
 	}
 	e.must("delete", "--force", "hooks")
-	for name, want := range map[string]specs.ContainerState{"prestart": specs.StateCreated, "poststart": specs.StateRunning,
+	if order, _ := os.ReadFile(filepath.Join(out, "order")); string(order) != "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\npoststop\npoststop2\n" {
+		t.Errorf("hooks in the order\n%s\nwant prestart, createRuntime, createContainer, startContainer, poststart, poststop, poststop2", order)
+	}
+	for name, want := range map[string]specs.ContainerState{"prestart": specs.StateCreating, "createRuntime": specs.StateCreating,
+		"createContainer": specs.StateCreating, "startContainer": specs.StateCreated, "poststart": specs.StateRunning,
 		"poststop": specs.StateStopped, "poststop2": specs.StateStopped} {
 		data, err := os.ReadFile(filepath.Join(out, name))
 		var s specs.State
 		if err == nil {
 			err = json.Unmarshal(data, &s)
 		}
-		if err != nil || s.Status != want || s.ID != "hooks" || s.Bundle != dir {
-			t.Errorf("%s hook's stdin: %q, %v; want the state with status %s", name, data, err, want)
+		if err != nil || s.Status != want || s.ID != "hooks" || s.Bundle != dir || s.Pid != initPID {
+			t.Errorf("%s hook's stdin: %q, %v; want the state with status %s and pid %d", name, data, err, want, initPID)
 		}
 	}
-	failing := e.bundle(func(s *specs.Spec) {
-		s.Process.Args = []string{"/bin/sleep", "100"}
-		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/false"}}} //lint:ignore SA1019 Docker still uses prestart
-	})
-	if r := e.create("--bundle", failing, "hooks-fail"); r.Code == 0 {
-		t.Error("create with a failing prestart hook succeeded")
+	if mnt, _ := os.ReadFile(filepath.Join(out, "createContainer.mnt")); strings.TrimSpace(string(mnt)) != initMnt || initMnt == hostMnt {
+		t.Errorf("createContainer hook in mount namespace %q; want the container's, %q (the host's is %q)", mnt, initMnt, hostMnt)
 	}
-	if r := e.barco("state", "hooks-fail"); r.Code == 0 {
-		t.Error("a container is left after a failing prestart hook")
+	if env, _ := os.ReadFile(filepath.Join(out, "startContainer.env")); string(env) != "from-the-process 0 "+initMnt+"\n" {
+		t.Errorf("startContainer hook saw %q; want the process's environment, uid 0 and the container's mount namespace %q", env, initMnt)
+	}
+
+	for _, failing := range []struct {
+		name  string
+		hooks specs.Hooks
+	}{
+		{"prestart", specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no network >&2; exit 1"}}}}}, //lint:ignore SA1019 Docker still uses prestart
+		{"createContainer", specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo no network >&2; exit 1"}}}}},
+	} {
+		bundle := e.bundle(func(s *specs.Spec) {
+			s.Process.Args = []string{"/bin/sleep", "100"}
+			s.Hooks = &failing.hooks
+		})
+		r := e.create("--bundle", bundle, "hooks-fail")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "hook /bin/sh: exit status 1: no network") {
+			t.Errorf("create with a failing %s hook: status %d, %q; want a failure with the hook's message", failing.name, r.Code, r.Stderr)
+		}
+		if r := e.barco("state", "hooks-fail"); r.Code == 0 {
+			t.Errorf("a container is left after a failing %s hook", failing.name)
+		}
+		if d := cgroupDirsOf("hooks-fail"); len(d) > 0 {
+			t.Errorf("cgroups left after a failing %s hook: %q", failing.name, d)
+		}
+	}
+	// A startContainer hook that fails keeps the process from running.
+	ran := filepath.Join(out, "ran")
+	bundle := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "echo > /hooks/ran"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/false"}}}
+	})
+	e.mustCreate("--bundle", bundle, "hooks-start-fail")
+	e.barco("start", "hooks-start-fail")
+	e.barco("delete", "--force", "hooks-start-fail")
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the process ran after its startContainer hook failed")
+	}
+	// The spec's rule for every hook: an absolute path.
+	bundle = e.bundle(func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "true"}}} })
+	if r := e.create("--bundle", bundle, "hooks-relative"); r.Code != 125 || !strings.Contains(r.Stderr, "hooks.poststop") {
+		t.Errorf("create with a relative hook path: status %d, %q; want 125 naming hooks.poststop", r.Code, r.Stderr)
 	}
 }
 

@@ -2,6 +2,7 @@ package chain
 
 import (
 	"barco/lib/forkexec"
+	"barco/lib/hook"
 	"errors"
 	"fmt"
 	"os"
@@ -119,7 +120,7 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 		if err := RaiseRlimitsEnv(env); err != nil {
 			return 0, err
 		}
-		if err := p.Gate(); err != nil {
+		if err := p.Gate(t.env); err != nil {
 			return 0, err
 		}
 		if err := ApplyRlimitsEnv(env); err != nil {
@@ -397,7 +398,7 @@ func programEnv(env []string) []string {
 		env = withoutEnv(env, "GOMAXPROCS")
 	}
 	return withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv,
-		StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv, OneProcEnv)
+		StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv, OneProcEnv, hook.StartEnv)
 }
 
 // execveat runs the executable open at fd; x/sys/unix has no wrapper for it.

@@ -92,7 +92,7 @@ func TestGateForgetsTheDescriptorsItCloses(t *testing.T) {
 	t.Setenv(ChainFDsEnv, fmt.Sprintf("%d,%d,%d", report[1], gate, other))
 
 	done := make(chan error, 1)
-	go func() { done <- NewProcess(Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}).Gate() }()
+	go func() { done <- NewProcess(Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}).Gate(nil) }()
 	// What start does: open the FIFO for reading, and read the byte.
 	r, err := os.OpenFile(fifoPath, os.O_RDONLY, 0)
 	if err != nil {

@@ -1,10 +1,12 @@
 package chain
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 
+	"barco/lib/hook"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,11 +52,13 @@ func (p *Process) reportLine(line string) {
 
 // Gate waits at the start gate (StartFDEnv), if the chain has one: it
 // reports "ready", closes the report descriptor, since what follows is
-// PROGRAM's, and blocks until the container is started. Exec calls it
+// PROGRAM's, and blocks until the container is started. Then it runs the
+// start hooks (hook.StartEnv), in the container, with programEnv for a
+// hook without an environment, as runc runs startContainer hooks. Exec calls it
 // just before PROGRAM, after every stage's work, so that create reports
 // any failure: a seccomp filter is in force by then, and must allow the
 // open, as with runc's exec.fifo.
-func (p *Process) Gate() error {
+func (p *Process) Gate(programEnv []string) error {
 	v := os.Getenv(StartFDEnv)
 	if v == "" {
 		return nil
@@ -89,8 +93,30 @@ func (p *Process) Gate() error {
 		unix.Close(w)
 		return fmt.Errorf("start gate: write fd %d: %w", fifo, err)
 	}
+	if err := runStartHooks(programEnv); err != nil {
+		unix.Close(w)
+		return err
+	}
 	// w stays open, close-on-exec: its end tells start that PROGRAM is
 	// exec'd (or that this process died), after which the poststart
 	// hooks run, as runc's start reads its exec.fifo to the end.
 	return nil
+}
+
+// runStartHooks runs the hooks of hook.StartEnv, if any. A pid the state
+// lacks (no barco-mount before this stage to read it) is this process's.
+func runStartHooks(env []string) error {
+	v, ok := os.LookupEnv(hook.StartEnv)
+	if !ok {
+		return nil
+	}
+	os.Unsetenv(hook.StartEnv)
+	var set hook.Set
+	if err := json.Unmarshal([]byte(v), &set); err != nil {
+		return fmt.Errorf("%s: %w", hook.StartEnv, err)
+	}
+	if set.State.Pid == 0 {
+		set.State.Pid = os.Getpid()
+	}
+	return hook.Run(set.Hooks, set.State, env)
 }

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"barco/lib/chain"
 	"barco/lib/console"
+	"barco/lib/hook"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Command is the barco-mount stage.
@@ -93,6 +96,20 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 	o.Bool(&cfg.Force, "force", 0, "run when it cannot be told whether this is the host's mount namespace (never in the host's)")
 	var consoleSocket string
 	o.String(&consoleSocket, "console-socket", 0, "SOCKET", "give PROGRAM a new terminal of the container's devpts, and send its master over SOCKET (see below)")
+	var (
+		hooks     []specs.Hook
+		hookState specs.State
+	)
+	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) just before pivot_root, in the container's namespaces with the host's paths, with --hook-state on its stdin (repeatable; the OCI createContainer hooks)`, func(v string) error {
+		h, err := hook.Parse(v)
+		hooks = append(hooks, h)
+		return err
+	})
+	o.Func("hook-state", 0, "JSON", "the runtime spec's state the hooks get, its pid set to this process's as the host sees it", func(v string) error {
+		var err error
+		hookState, err = hook.ParseState(v)
+		return err
+	})
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if cfg.Rootfs == "" {
 			return 0, &chain.OptionError{Option: "--rootfs", Msg: "is required"}
@@ -136,7 +153,12 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		if os.Getenv(CreatedFDEnv) != "" {
 			rootfsID, _ = RootfsID(rootfs)
 		}
-		root, err := Enter(&cfg, func() error { return p.CarryStages(program) })
+		root, err := Enter(&cfg, func() error {
+			if err := beforePivotHooks(&cfg, hooks, hookState); err != nil {
+				return err
+			}
+			return p.CarryStages(program)
+		})
 		if err != nil {
 			return 0, err
 		}
@@ -178,4 +200,38 @@ func openConsoleSocket(arg string, noDev bool) (int, error) {
 		return fd, nil
 	}
 	return console.Connect(arg)
+}
+
+// beforePivotHooks runs the --hook hooks, and gives the start hooks
+// (hook.StartEnv) the pid they are to report, which is to be read here,
+// through the host's /proc: past pivot_root a process in a pid namespace
+// of its own sees only its pid there.
+func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
+	start, hasStart := os.LookupEnv(hook.StartEnv)
+	if len(hooks) == 0 && !hasStart {
+		return nil
+	}
+	proc := cfg.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	pid, err := hook.HostPID(proc)
+	if err != nil {
+		pid = os.Getpid()
+	}
+	if hasStart {
+		var set hook.Set
+		if err := json.Unmarshal([]byte(start), &set); err != nil {
+			return fmt.Errorf("%s: %w", hook.StartEnv, err)
+		}
+		set.State.Pid = pid
+		data, err := json.Marshal(set)
+		if err != nil {
+			return err
+		}
+		os.Setenv(hook.StartEnv, string(data))
+	}
+	st.Pid = pid
+	cfg.Log.Debugf("run %d hooks before pivot_root, pid %d", len(hooks), pid)
+	return hook.Run(hooks, st, nil)
 }

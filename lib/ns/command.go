@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"barco/lib/chain"
+	"barco/lib/hook"
 )
 
 // Command is the barco-ns stage.
@@ -86,6 +87,16 @@ joined root by barco-ns re-executed from such a copy. No new namespace, nor
 	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "PROGRAM's working directory, entered once the namespaces are (with --join mnt, a path of that mount namespace)")
 	o.Bool(&cfg.Ctty, "ctty", 0, "make fd 0, a terminal, the controlling terminal of PROGRAM, which leads its session (as setsid --ctty)")
+	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) once the child exists, before it sets up its namespaces, with --hook-state on its stdin (repeatable; the OCI prestart and createRuntime hooks)`, func(v string) error {
+		h, err := hook.Parse(v)
+		cfg.Hooks = append(cfg.Hooks, h)
+		return err
+	})
+	o.Func("hook-state", 0, "JSON", "the runtime spec's state the hooks get, its pid set to the child's", func(v string) error {
+		var err error
+		cfg.HookState, err = hook.ParseState(v)
+		return err
+	})
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		cfg.Program = program

@@ -11,7 +11,9 @@ import (
 
 	"barco/lib/chain"
 	"barco/lib/creds"
+	"barco/lib/hook"
 	"barco/lib/mount"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,6 +70,11 @@ type Config struct {
 	Workdir string
 	// Ctty makes fd 0, a terminal, the child's controlling terminal.
 	Ctty bool
+	// Hooks run once the child exists in its namespaces, before it sets
+	// them up, each with HookState on its stdin, its pid the child's (the
+	// OCI prestart and createRuntime hooks).
+	Hooks     []specs.Hook
+	HookState specs.State
 }
 
 // childEnv marks barco-ns re-executed as the first process inside its
@@ -366,6 +373,16 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// child can run anything.
 	if c.PIDFile != "" {
 		if err := writePIDFile(c.PIDFile, pid); err != nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			_, _ = sup.Wait(pid)
+			return 0, err
+		}
+	}
+	if len(c.Hooks) > 0 {
+		st := c.HookState
+		st.Pid = pid
+		p.Log.Debugf("run %d hooks for child %d", len(c.Hooks), pid)
+		if err := hook.Run(c.Hooks, st, nil); err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
 			return 0, err

@@ -14,6 +14,7 @@ import (
 	"barco/lib/caps"
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/hook"
 	"barco/lib/mount"
 	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -128,6 +129,11 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 	if err := checkProcess(s); err != nil {
 		return nil, err
 	}
+	hooked, err := addHooks(s, bundle, id, ns, mnt)
+	if err != nil {
+		return nil, err
+	}
+	ns, mnt = hooked.ns, hooked.mnt
 	c.stages = [][]string{cg, ns, mnt, cp, sc, s.Process.Args}
 	if s.Linux.Seccomp != nil && !s.Process.NoNewPrivileges {
 		// Without no_new_privs only CAP_SYS_ADMIN may load a filter, which
@@ -143,7 +149,79 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 			c.env = append(c.env, kv)
 		}
 	}
+	if hooked.start != "" {
+		c.env = append(c.env, hook.StartEnv+"="+hooked.start)
+	}
 	return c, nil
+}
+
+// hookedStages are barco-ns's and barco-mount's command lines with the
+// config's hooks that run in the chain, and the start hooks' hook.StartEnv.
+type hookedStages struct {
+	ns, mnt []string
+	start   string
+}
+
+// addHooks gives the chain the hooks that run as the container is made,
+// where runc runs them: prestart and createRuntime in barco-ns once the
+// init exists in its namespaces and before it sets them up (the runtime's
+// namespaces, the pid the host's); createContainer in barco-mount just
+// before pivot_root (the container's namespaces, the host's paths); and
+// startContainer in the stage that execs the process, once start opened
+// the gate (the container's root, its user and capabilities, and the
+// process's environment for a hook without one). Each gets the state with
+// the init's host pid. poststart and poststop run in start and delete.
+func addHooks(s *specs.Spec, bundle, id string, ns, mnt []string) (hookedStages, error) {
+	out := hookedStages{ns: ns, mnt: mnt}
+	h := s.Hooks
+	if h == nil {
+		return out, nil
+	}
+	//lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
+	for name, list := range map[string][]specs.Hook{"prestart": h.Prestart, "createRuntime": h.CreateRuntime,
+		"createContainer": h.CreateContainer, "startContainer": h.StartContainer, "poststart": h.Poststart, "poststop": h.Poststop} {
+		for _, one := range list {
+			if err := hook.Check(one); err != nil {
+				return out, fmt.Errorf("config.json: hooks.%s: %w", name, err)
+			}
+		}
+	}
+	state := specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: bundle, Annotations: s.Annotations}
+	add := func(argv []string, hooks ...[]specs.Hook) ([]string, error) {
+		n := 0
+		for _, list := range hooks {
+			for _, one := range list {
+				data, err := json.Marshal(one)
+				if err != nil {
+					return nil, err
+				}
+				argv = append(argv, "--hook", string(data))
+				n++
+			}
+		}
+		if n == 0 {
+			return argv, nil
+		}
+		data, err := json.Marshal(state)
+		return append(argv, "--hook-state", string(data)), err
+	}
+	var err error
+	//lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
+	if out.ns, err = add(ns, h.Prestart, h.CreateRuntime); err != nil {
+		return out, err
+	}
+	if out.mnt, err = add(mnt, h.CreateContainer); err != nil {
+		return out, err
+	}
+	if len(h.StartContainer) > 0 {
+		state.Status = specs.StateCreated
+		data, err := json.Marshal(hook.Set{State: state, Hooks: h.StartContainer})
+		if err != nil {
+			return out, err
+		}
+		out.start = string(data)
+	}
+	return out, nil
 }
 
 func checkProcess(s *specs.Spec) error {
@@ -164,9 +242,6 @@ func checkProcess(s *specs.Spec) error {
 		return unsupported("linux.intelRdt")
 	case l.Personality != nil:
 		return unsupported("linux.personality")
-	}
-	if s.Hooks != nil && (len(s.Hooks.CreateContainer) > 0 || len(s.Hooks.StartContainer) > 0) {
-		return unsupported("hooks createContainer and startContainer")
 	}
 	return nil
 }

@@ -105,14 +105,6 @@ func create(g *globals, id string, o createOptions) (err error) {
 	if err := c.save(st); err != nil {
 		return err
 	}
-	if spec.Hooks != nil {
-		//lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
-		for _, hooks := range [][]specs.Hook{spec.Hooks.Prestart, spec.Hooks.CreateRuntime} {
-			if err := runHooks(hooks, &st.State); err != nil {
-				return err
-			}
-		}
-	}
 	if o.pidFile != "" {
 		if err := writeFileAtomic(o.pidFile, []byte(strconv.Itoa(st.Pid))); err != nil {
 			return fmt.Errorf("--pid-file: %w", err)

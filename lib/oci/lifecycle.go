@@ -1,21 +1,18 @@
 package oci
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"barco/lib/cgroup"
+	"barco/lib/hook"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -82,11 +79,11 @@ func startContainer(g *globals, id string) (*State, error) {
 	if err := waitClosed(fd, time.Now().Add(10*time.Second)); err != nil {
 		g.warnf("container %s: %v", id, err)
 	}
-	if h := st.Hooks; h != nil {
+	if st.Hooks != nil {
 		// A failing poststart hook only warns, and the next ones run:
 		// the process runs already.
-		for _, hook := range h.Poststart {
-			if err := runHooks([]specs.Hook{hook}, &st.State); err != nil {
+		for _, h := range st.Hooks.Poststart {
+			if err := hook.Run([]specs.Hook{h}, st.State, nil); err != nil {
 				g.warnf("poststart hook: %v", err)
 			}
 		}
@@ -286,7 +283,7 @@ func (c *Container) destroy(st *State, g *globals) error {
 		st.Status = specs.StateStopped
 		// A failing poststop hook only warns; the next ones still run.
 		for _, h := range st.Hooks.Poststop {
-			if err := runHooks([]specs.Hook{h}, &st.State); err != nil {
+			if err := hook.Run([]specs.Hook{h}, st.State, nil); err != nil {
 				g.warnf("poststop hook: %v", err)
 			}
 		}
@@ -325,62 +322,6 @@ func removeCgroupDir(dir string) error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return fmt.Errorf("remove cgroup %s: %w", dir, err)
-}
-
-// runHooks runs hooks in order, each with the state on its stdin, within
-// its timeout; the first that fails is the error. A hook may exit without
-// reading its stdin.
-func runHooks(hooks []specs.Hook, st *specs.State) error {
-	if len(hooks) == 0 {
-		return nil
-	}
-	data, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	for _, h := range hooks {
-		if err := runHook(h, data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func runHook(h specs.Hook, state []byte) error {
-	ctx := context.Background()
-	if h.Timeout != nil {
-		if *h.Timeout <= 0 {
-			return fmt.Errorf("hook %s: timeout %d: not positive", h.Path, *h.Timeout)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
-		defer cancel()
-	}
-	cmd := exec.CommandContext(ctx, h.Path)
-	if len(h.Args) > 0 {
-		cmd.Args = h.Args
-	} else {
-		cmd.Args = []string{h.Path}
-	}
-	cmd.Env = h.Env
-	// A Reader, not a pipe we write: a hook that never reads its stdin
-	// costs no EPIPE.
-	cmd.Stdin = bytes.NewReader(state)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return fmt.Errorf("hook %s: timed out after %d s", h.Path, *h.Timeout)
-	}
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg != "" {
-			return fmt.Errorf("hook %s: %w: %s", h.Path, err, msg)
-		}
-		return fmt.Errorf("hook %s: %w", h.Path, err)
-	}
-	return nil
 }
 
 // parseSignal reads a signal as runc does: a number, or a name with or

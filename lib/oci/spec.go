@@ -82,7 +82,7 @@ func writeFeatures(w io.Writer) error {
 	f := features.Features{
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
-		Hooks:         []string{"prestart", "createRuntime", "poststart", "poststop"},
+		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		MountOptions: []string{"bind", "rbind", "ro", "rw", "private", "rprivate", "nosuid", "nodev",
 			"noexec", "exec", "relatime", "strictatime", "noatime"},
 		Linux: &features.Linux{
