@@ -101,15 +101,24 @@ func TestBarcoKeepsCallersOpenFileLimit(t *testing.T) {
 		t.Skipf("hard RLIMIT_NOFILE %d: no room below it", hard.Max)
 	}
 	want := fmt.Sprintf("1000 %d\n", hard.Max)
+	show := []string{"--", "/bin/sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)"}
+	underLow := func(t *testing.T, want string, argv ...string) {
+		t.Helper()
+		r := testutil.Run(t, nil, append([]string{"/bin/sh", "-c", `ulimit -Sn 1000 && exec "$@"`, "sh"}, argv...)...)
+		if r.Code != 0 || r.Stdout != want {
+			t.Errorf("%q under ulimit -Sn 1000: %q, status %d, %s; want %q", argv, r.Stdout, r.Code, r.Stderr, want)
+		}
+	}
 	bothStageModes(t, func(t *testing.T) {
 		for _, opts := range [][]string{nil, {"--init"}, {"--no-userns"}} {
-			argv := append(append([]string{"/bin/sh", "-c", `ulimit -Sn 1000 && exec "$@"`, "sh", barcoBin(t), "run"}, opts...),
-				"--", "/bin/sh", "-c", "echo $(ulimit -Sn) $(ulimit -Hn)")
-			r := testutil.Run(t, nil, argv...)
-			if r.Code != 0 || r.Stdout != want {
-				t.Errorf("barco run %q under ulimit -Sn 1000: %q, status %d, %s; want %q", opts, r.Stdout, r.Code, r.Stderr, want)
-			}
+			underLow(t, want, append(append([]string{barcoBin(t), "run"}, opts...), show...)...)
 		}
+		// The child that joins a mount namespace itself (as the OCI
+		// mode's exec does), here the host's own.
+		underLow(t, want, append([]string{testutil.Bin(t, "barco-ns"), "--join", fmt.Sprintf("mnt=/proc/%d/ns/mnt", os.Getpid())}, show...)...)
+		// A limit the chain sets wins, whatever it is.
+		set := fmt.Sprintf("%d %d\n", hard.Max-1, hard.Max)
+		underLow(t, set, append([]string{testutil.Bin(t, "barco-ns"), "-U", "--rlimit", fmt.Sprintf("nofile=%d:%d", hard.Max-1, hard.Max)}, show...)...)
 	})
 }
 

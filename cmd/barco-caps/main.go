@@ -5,8 +5,8 @@ package main
 import (
 	"barco/lib/caps"
 	"barco/lib/chain"
+	_ "barco/lib/oneproc"
 	"barco/lib/seccomp"
-	_ "barco/lib/startup"
 )
 
 func main() { chain.Main(caps.Command(), seccomp.Command) }

@@ -6,8 +6,8 @@ import (
 	"barco/lib/caps"
 	"barco/lib/chain"
 	"barco/lib/mount"
+	_ "barco/lib/oneproc"
 	"barco/lib/seccomp"
-	_ "barco/lib/startup"
 )
 
 func main() { chain.Main(mount.Command(), caps.Command, seccomp.Command) }

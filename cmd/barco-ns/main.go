@@ -5,7 +5,7 @@ package main
 import (
 	"barco/lib/chain"
 	"barco/lib/ns"
-	_ "barco/lib/startup"
+	_ "barco/lib/oneproc"
 )
 
 func main() { chain.Main(ns.Command()) }

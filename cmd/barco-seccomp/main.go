@@ -4,8 +4,8 @@ package main
 
 import (
 	"barco/lib/chain"
+	_ "barco/lib/oneproc"
 	"barco/lib/seccomp"
-	_ "barco/lib/startup"
 )
 
 func main() { chain.Main(seccomp.Command()) }

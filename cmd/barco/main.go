@@ -6,7 +6,7 @@ import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/ns"
-	_ "barco/lib/startup"
+	_ "barco/lib/oneproc"
 	"barco/lib/wrapper"
 )
 

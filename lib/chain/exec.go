@@ -64,7 +64,8 @@ func (p *Process) execve(fd int, path string, argv, env []string, limit *PidsLim
 	}
 	if limit != nil || fd >= 0 {
 		// These exec by raw system calls, which leave RLIMIT_NOFILE as
-		// package syscall raised it; unix.Exec gives it back.
+		// package syscall raised it (Exec gave it back already before
+		// PROGRAM; this is for a carried stage's exec).
 		if err := forkexec.RestoreNofile(); err != nil {
 			return err
 		}
@@ -117,6 +118,13 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 	}
 	var limit *PidsLimit
 	if !IsStage(argv[0]) {
+		// PROGRAM starts with the RLIMIT_NOFILE this process was given,
+		// not the one package syscall raised it to (syscall.Exec gives it
+		// back itself, the raw execs here do not), unless the chain sets
+		// one: first, so that the chain's wins.
+		if err := forkexec.RestoreNofile(); err != nil {
+			return 0, err
+		}
 		if err := RaiseRlimitsEnv(env); err != nil {
 			return 0, err
 		}

@@ -84,7 +84,7 @@ func NewProcess(stdio Stdio) *Process {
 // A stage computes nothing in parallel: it makes system calls one after
 // the other and waits. So it runs on one P (a stage's process started by
 // another starts on one, see OneProcEnv; the first drops to one as it
-// begins, see package startup, which every cmd/ imports), which spares the
+// begins, see package oneproc, which every cmd/ imports), which spares the
 // runtime the threads and the per-P caches of a second one: each costs
 // page faults, and on a virtual machine a fault may cost 10 us, about a
 // quarter of a start here (make bench: faults per run).

@@ -5,9 +5,9 @@
 // namespace: Go forks that one without CLONE_VM|CLONE_VFORK, because its
 // own child may wait for the parent to write the uid and gid maps
 // (SysProcAttr.UidMappings), which a parent stopped by vfork never would.
-// A full fork of a Go process copies its page tables, and the parent then
-// takes a copy-on-write fault on each page it writes until the child's
-// exec: about 2 ms on a VM where a fault costs 10 us. barco's children
+// A full fork of a Go process copies its page tables and marks its pages
+// copy-on-write, and the parent then takes a fault on each page it writes
+// first: about 2 ms on a VM where a fault costs 10 us. barco's children
 // exec first and wait for their maps afterwards (barco-ns writes them and
 // then hands them on, see package ns), so this package clones them with
 // CLONE_VM|CLONE_VFORK as Go clones every other child, and makes in the
@@ -20,6 +20,7 @@ package forkexec
 import (
 	"fmt"
 	"reflect"
+	"sync"
 	"syscall"
 	_ "unsafe" // go:linkname
 
@@ -30,8 +31,9 @@ import (
 // The runtime's own hooks around package syscall's fork: before, they
 // block every signal on the forking thread and make any growth of its
 // stack fail loudly; in the child, they reset the handlers the runtime
-// installed and restore the signal mask, just before the exec. The
-// runtime keeps them for packages outside the standard library
+// installed and restore the signal mask, before the steps that may take
+// a signal (syscall's child calls it after setsid and the process group).
+// The runtime keeps them for packages outside the standard library
 // (go.dev/issue/67401).
 
 //go:linkname BeforeFork syscall.runtime_BeforeFork
@@ -72,11 +74,13 @@ func vforkable(attr *syscall.ProcAttr) bool {
 	return reflect.ValueOf(s).IsZero()
 }
 
-// nofileToRestore is the soft RLIMIT_NOFILE this process started with,
-// when package syscall raised it at its init and it has not been changed
-// since: the limit a child gets back before its exec, as
-// syscall.ForkExec gives it.
-func nofileToRestore() *syscall.Rlimit {
+// NofileForChild is the RLIMIT_NOFILE this process started with, when
+// package syscall raised it at its init and it has not been changed
+// since: the limit a child it starts by raw system calls gets back before
+// its exec, as syscall.ForkExec gives it; nil to leave it. The child sets
+// it unless it finds the limit changed since (a prlimit from outside), as
+// syscall's child does.
+func NofileForChild() *syscall.Rlimit {
 	if !startup.NofileOK {
 		return nil
 	}
@@ -95,14 +99,23 @@ func nofileToRestore() *syscall.Rlimit {
 // with, when package syscall raised it at its init and nothing changed it
 // since, before an exec by raw system calls: syscall.Exec restores it
 // itself, and a program started with a soft limit of the hard one minus
-// one may break on select(2), which is why the limit was low.
+// one may break on select(2), which is why the limit was low. It acts at
+// its first call only: a process execs once, and a call made before the
+// chain's own limits are applied must not be undone by one at the exec.
 func RestoreNofile() error {
-	lim := nofileToRestore()
-	if lim == nil {
-		return nil
-	}
-	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim.Cur, Max: lim.Max}, nil); err != nil {
-		return fmt.Errorf("setrlimit RLIMIT_NOFILE %d:%d: %w", lim.Cur, lim.Max, err)
-	}
-	return nil
+	restoreOnce.Do(func() {
+		lim := NofileForChild()
+		if lim == nil {
+			return
+		}
+		if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: lim.Cur, Max: lim.Max}, nil); err != nil {
+			restoreErr = fmt.Errorf("setrlimit RLIMIT_NOFILE %d:%d: %w", lim.Cur, lim.Max, err)
+		}
+	})
+	return restoreErr
 }
+
+var (
+	restoreOnce sync.Once
+	restoreErr  error
+)

@@ -2,6 +2,8 @@ package forkexec
 
 import (
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,8 +107,77 @@ func TestForkExecMatchesSyscall(t *testing.T) {
 			t.Errorf("child printed\n%s\nwant %q in it", ours, want)
 		}
 	}
-	if startup.NofileOK && startup.Nofile[0] < startup.Nofile[1]-1 && !strings.Contains(ours, "\n"+strconv.FormatUint(startup.Nofile[0], 10)+"\n") {
-		t.Errorf("child printed\n%s\nwant the soft RLIMIT_NOFILE this test started with, %d", ours, startup.Nofile[0])
+	if startup.NofileOK && startup.Nofile[0] < startup.Nofile[1]-1 {
+		if !strings.Contains(ours, "\n"+strconv.FormatUint(startup.Nofile[0], 10)+"\n") {
+			t.Errorf("child printed\n%s\nwant the soft RLIMIT_NOFILE this test started with, %d", ours, startup.Nofile[0])
+		}
+	} else if os.Getenv(reexecEnv) == "" {
+		// Started with a soft limit that Go does not raise: again, with
+		// one it does, so that the child's is checked.
+		r := testutil.Run(t, []string{reexecEnv + "=1"}, "/bin/sh", "-c", `ulimit -Sn 1000 && exec "$0" -test.run '^TestForkExecMatchesSyscall$' -test.v`, os.Args[0])
+		if r.Code != 0 || !strings.Contains(r.Stdout, "--- PASS") {
+			t.Errorf("under ulimit -Sn 1000: status %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+		}
+	} else {
+		t.Errorf("started again under ulimit -Sn 1000, startup recorded %v (%v)", startup.Nofile, startup.NofileOK)
+	}
+}
+
+const reexecEnv = "FORKEXEC_TEST_LOW_NOFILE"
+
+var pipeInode = regexp.MustCompile(`pipe:\[[0-9]+\]`)
+
+// Descriptors land where syscall.ForkExec puts them, whatever the
+// layout: entries below their index, one descriptor twice, a closed
+// entry, fewer than three, more than the pipe's number.
+func TestForkExecDescriptorLayouts(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	var fds []uintptr
+	for i := 0; i < 4; i++ {
+		f, err := os.Create(filepath.Join(dir, "f"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fds = append(fds, f.Fd())
+	}
+	many := make([]uintptr, 40)
+	for i := range many {
+		many[i] = fds[i%4]
+	}
+	closed := ^uintptr(0)
+	layouts := [][]uintptr{
+		{fds[2], fds[1], fds[0]},
+		{fds[1], fds[0], fds[2], fds[0]},
+		{fds[3]},
+		{fds[0], fds[1], closed, fds[2]},
+		many,
+	}
+	for i, files := range layouts {
+		report := func(start func(string, []string, *syscall.ProcAttr) (int, error)) string {
+			out := filepath.Join(dir, "out")
+			attr := &syscall.ProcAttr{Env: []string{"OUT=" + out}, Files: files,
+				Sys: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}}
+			pid, err := start("/bin/sh", []string{"sh", "-c", `for n in 0 1 2 3 4 39 40; do echo "$n $(readlink /proc/$$/fd/$n)"; done > "$OUT"`}, attr)
+			if err != nil {
+				t.Fatalf("layout %d: %v", i, err)
+			}
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+			data, _ := os.ReadFile(out)
+			// The shell's own pipe, for $(...), differs by its inode.
+			return pipeInode.ReplaceAllString(string(data), "pipe")
+		}
+		if ours, theirs := report(ForkExec), report(syscall.ForkExec); ours != theirs || ours == "" {
+			t.Errorf("layout %d: the vfork'd child has\n%s\nsyscall.ForkExec's\n%s", i, ours, theirs)
+		}
+	}
+	attr := &syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, Setctty: true, Ctty: 5}}
+	_, ours := ForkExec("/bin/true", []string{"true"}, attr)
+	_, theirs := syscall.ForkExec("/bin/true", []string{"true"}, attr)
+	if ours == nil || theirs == nil || ours.Error() != theirs.Error() {
+		t.Errorf("Setctty with Ctty 5 of 3 files: %v, syscall.ForkExec: %v", ours, theirs)
 	}
 }
 

@@ -16,8 +16,8 @@ const vforkArch = true
 // rawVforkSyscall makes a system call that may return twice on one stack,
 // as clone with CLONE_VM|CLONE_VFORK does: first in the child, then, once
 // the child has exec'd or exited, in the parent. It keeps its return
-// address out of the stack across the call, as package syscall's own does
-// (vfork_amd64.s, vfork_arm64.s).
+// address out of the stack across the call (vfork_amd64.s, vfork_arm64.s),
+// as package syscall's own does (asm_linux_amd64.s, asm_linux_arm64.s).
 func rawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
 
 // cloneArgs is struct clone_args of clone3(2) up to cgroup.
@@ -81,9 +81,10 @@ func vforkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) 
 		}
 	}
 	if sys.Setctty && sys.Ctty >= len(attr.Files) {
-		return 0, syscall.EINVAL // as syscall.ForkExec
+		//lint:ignore ST1005 syscall.ForkExec's words, so that both say the same
+		return 0, errors.New("Setctty set but Ctty not valid in child")
 	}
-	c.nofile = nofileToRestore()
+	c.nofile = NofileForChild()
 	c.files = make([]int, len(attr.Files))
 	c.nextFD = len(attr.Files)
 	for i, fd := range attr.Files {
@@ -122,7 +123,10 @@ func vforkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) 
 		}
 	}
 	if rerr != nil || n != int(unsafe.Sizeof(childErr)) {
-		return 0, &os.SyscallError{Syscall: "read of the child's start", Err: errors.Join(rerr, unix.EPIPE)}
+		if rerr == nil {
+			rerr = unix.EPIPE
+		}
+		return 0, &os.SyscallError{Syscall: "read of the child's start", Err: rerr}
 	}
 	return 0, syscall.Errno(childErr)
 }

@@ -34,8 +34,9 @@ type joinChild struct {
 	nextFD        int   // above every descriptor of files
 	exe           int   // the executable, opened before the mount ns changes
 	argv, env     []*byte
-	empty         *byte // "", the path execveat takes with AT_EMPTY_PATH
-	pipe          int   // write end: a failed step, as a joinFailure
+	empty         *byte           // "", the path execveat takes with AT_EMPTY_PATH
+	pipe          int             // write end: a failed step, as a joinFailure
+	nofile        *syscall.Rlimit // see forkexec.NofileForChild
 }
 
 // Steps of the child, as it reports a failure.
@@ -77,7 +78,7 @@ type joinFailure struct {
 // The executable is opened before the fork and run with execveat, since
 // the host's paths are gone once the mount namespace is joined.
 func forkJoined(path string, argv []string, attr *syscall.ProcAttr, userFD, mntFD int) (int, error) {
-	c := &joinChild{userFD: userFD, mntFD: mntFD, nextFD: 0}
+	c := &joinChild{userFD: userFD, mntFD: mntFD, nextFD: 0, nofile: forkexec.NofileForChild()}
 	var err error
 	if c.argv, err = syscall.SlicePtrFromStrings(argv); err != nil {
 		return 0, err
@@ -204,6 +205,7 @@ func childJoin(c *joinChild) {
 		pipe   int
 		exe    int
 		report joinFailure
+		lim    unix.Rlimit
 	)
 	files, next, pipe, exe = c.files, c.nextFD, c.pipe, c.exe
 	if c.userFD >= 0 {
@@ -290,6 +292,13 @@ func childJoin(c *joinChild) {
 		step = stepCtty
 		if _, _, err1 = syscall.RawSyscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0); err1 != 0 {
 			goto fail
+		}
+	}
+	if c.nofile != nil {
+		// Unless changed since the parent looked, as syscall's child.
+		_, _, err1 = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&lim)), 0, 0)
+		if err1 != 0 || (lim.Cur == c.nofile.Max-1 && lim.Max == c.nofile.Max) {
+			syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0)
 		}
 	}
 	forkexec.AfterForkInChild()
