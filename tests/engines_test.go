@@ -660,7 +660,11 @@ func ttyShell(t *testing.T, term *terminal, done <-chan int, status int) {
 		}
 	}
 	term.expect(t, "# ")
-	term.send(t, fmt.Sprintf("tty; stty size; exit %d\r", status))
+	// The engines here set the size on the terminal's master once the
+	// container runs (none passes process.consoleSize): a shell that
+	// starts fast may be first. Wait for it, as a user at the prompt
+	// would, for 2 s at most.
+	term.send(t, fmt.Sprintf(`tty; i=0; until s=$(stty size 2>/dev/null) || [ $i -ge 20 ]; do i=$((i+1)); sleep 0.1; done; echo "$s"; exit %d`+"\r", status))
 	if got := term.expectLine(t, "/dev/pts/"); got == "" {
 		t.Errorf("tty printed no /dev/pts/N path")
 	}

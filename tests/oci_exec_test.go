@@ -269,6 +269,8 @@ func TestOCIConsoleSocket(t *testing.T) {
 	dir := e.userBundle(func(s *specs.Spec) {
 		s.Process.Terminal = true
 		s.Process.Args = []string{"/bin/sh"}
+		// The size the process starts with, before its engine sets one.
+		s.Process.ConsoleSize = &specs.Box{Height: 33, Width: 101}
 	})
 	sock, got := consoleListener(t)
 	e.mustCreate("--bundle", dir, "--console-socket", sock, "tty-1")
@@ -278,10 +280,10 @@ func TestOCIConsoleSocket(t *testing.T) {
 	}
 	defer master.Close()
 	e.must("start", "tty-1")
-	if _, err := master.Write([]byte("tty; [ /dev/console -ef /dev/pts/0 ] && echo console\n")); err != nil {
+	if _, err := master.Write([]byte("tty; [ /dev/console -ef /dev/pts/0 ] && echo console; stty size\n")); err != nil {
 		t.Fatal(err)
 	}
-	readUntil(t, master, "/dev/pts/0\r\nconsole\r\n")
+	readUntil(t, master, "/dev/pts/0\r\nconsole\r\n33 101\r\n")
 
 	sock2, got2 := consoleListener(t)
 	proc := specs.Process{Terminal: true, Args: []string{"/bin/sh", "-c", "tty; sleep 1"}, Env: []string{"PATH=/bin"}, Cwd: "/"}

@@ -427,6 +427,46 @@ func TestOCIHooks(t *testing.T) {
 	}
 }
 
+// prestart and createRuntime run in the runtime's namespaces, also when
+// the container joins one by path (here a network namespace, which
+// barco-ns enters on its own thread before the clone).
+func TestOCIHooksRunInRuntimeNamespaces(t *testing.T) {
+	e := newOCI(t)
+	name := "barco-test-hooks-" + strconv.Itoa(os.Getpid())
+	if r := testutil.Run(t, nil, "ip", "netns", "add", name); r.Code != 0 {
+		t.Fatalf("ip netns add: %s", r.Stderr)
+	}
+	t.Cleanup(func() { testutil.Run(t, nil, "ip", "netns", "delete", name) })
+	joinedNS := ""
+	var st unix.Stat_t
+	if err := unix.Stat("/run/netns/"+name, &st); err == nil {
+		joinedNS = fmt.Sprintf("net:[%d]", st.Ino)
+	}
+	hostNS, _ := os.Readlink("/proc/self/ns/net")
+	out := testutil.SearchableTempDir(t)
+	record := func(file string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "readlink /proc/self/ns/net > " + filepath.Join(out, file)}}
+	}
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "readlink /proc/self/ns/net > /out/process"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = "/run/netns/" + name
+			}
+		}
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{record("prestart")}, CreateRuntime: []specs.Hook{record("createRuntime")}} //lint:ignore SA1019 Docker still uses prestart
+	})
+	if r := e.barco("run", "--bundle", dir, "hooks-ns"); r.Code != 0 {
+		t.Fatalf("run: status %d, %s", r.Code, r.Stderr)
+	}
+	for file, want := range map[string]string{"prestart": hostNS, "createRuntime": hostNS, "process": joinedNS} {
+		if got, _ := os.ReadFile(filepath.Join(out, file)); strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s in network namespace %q, want %q (host %s, joined %s)", file, got, want, hostNS, joinedNS)
+		}
+	}
+}
+
 // run -b is create, start and a wait, in the foreground, with the
 // process's status.
 func TestOCIRun(t *testing.T) {

@@ -27,21 +27,28 @@ const (
 )
 
 // Setup, in the container after its /dev is mounted: it opens a new
-// pseudo-terminal from PTMX, gives it the window size of fd 0 when that is
-// a terminal, binds the slave onto /dev/console, makes the slave the
+// pseudo-terminal from PTMX, gives it the window size size, or with size
+// nil that of fd 0 when that is a terminal, binds the slave onto /dev/console, makes the slave the
 // controlling terminal of this process (which leads a new session first if
 // it leads none) and its fds 0, 1 and 2, then sends the master over the
 // unix socket sock and closes its own copy and sock. The process then
 // holds no descriptor of the terminal it had before.
-func Setup(sock int) error {
+func Setup(sock int, size *unix.Winsize) error {
 	master, slave, name, err := open(PTMX)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(master)
 	defer unix.Close(slave)
-	if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil {
-		_ = unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws)
+	if size == nil {
+		size, _ = unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+	}
+	if size != nil {
+		// Before the master is sent: a program started at once sees its
+		// size, not 0x0 until the other end sets one.
+		if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, size); err != nil {
+			return &os.PathError{Op: "set the window size (TIOCSWINSZ)", Path: name, Err: err}
+		}
 	}
 	if err := bindConsole(name); err != nil {
 		return err

@@ -29,6 +29,12 @@ import (
 // OCI startContainer hooks.
 const StartEnv = "BARCO_START_HOOKS"
 
+// CreateEnv names the variable with hooks barco-mount runs before
+// pivot_root, as its --hook does, as a Set in JSON: the OCI
+// createContainer hooks, which the environment keeps out of the command
+// line, which every user of the host can read in /proc.
+const CreateEnv = "BARCO_CREATE_HOOKS"
+
 // A Set is hooks and the state they are given.
 type Set struct {
 	State specs.State  `json:"state"`

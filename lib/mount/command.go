@@ -13,6 +13,7 @@ import (
 	"barco/lib/console"
 	"barco/lib/hook"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Command is the barco-mount stage.
@@ -94,8 +95,21 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 	o.Bool(&cfg.NoSys, "no-sys", 0, "do not mount /sys")
 	o.Bool(&cfg.NoMasks, "no-masks", 0, "do not mask or make read-only the paths below")
 	o.Bool(&cfg.Force, "force", 0, "run when it cannot be told whether this is the host's mount namespace (never in the host's)")
-	var consoleSocket string
+	var (
+		consoleSocket string
+		consoleSize   *unix.Winsize
+	)
 	o.String(&consoleSocket, "console-socket", 0, "SOCKET", "give PROGRAM a new terminal of the container's devpts, and send its master over SOCKET (see below)")
+	o.Func("console-size", 0, "ROWSxCOLUMNS", "the window size of --console-socket's terminal (default: fd 0's, when a terminal)", func(v string) error {
+		rows, cols, ok := strings.Cut(v, "x")
+		r, err1 := strconv.ParseUint(rows, 10, 16)
+		c, err2 := strconv.ParseUint(cols, 10, 16)
+		if !ok || err1 != nil || err2 != nil {
+			return fmt.Errorf("%q: want ROWSxCOLUMNS, as 24x80", v)
+		}
+		consoleSize = &unix.Winsize{Row: uint16(r), Col: uint16(c)}
+		return nil
+	})
 	var (
 		hooks     []specs.Hook
 		hookState specs.State
@@ -125,6 +139,9 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		}
 		if strings.ContainsAny(cfg.Hosts, " \t\n/") {
 			return 0, &chain.OptionError{Option: "--hosts", Msg: fmt.Sprintf("%q: not a hostname", cfg.Hosts)}
+		}
+		if consoleSize != nil && consoleSocket == "" {
+			return 0, &chain.OptionError{Option: "--console-size", Msg: "needs --console-socket"}
 		}
 		sock := -1
 		if consoleSocket != "" {
@@ -174,7 +191,7 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 			}
 		}
 		if sock >= 0 {
-			if err := console.Setup(sock); err != nil {
+			if err := console.Setup(sock, consoleSize); err != nil {
 				return 0, err
 			}
 			p.Log.Debugf("console: a new terminal on fds 0-2 and %s, its master sent on %s", console.Console, consoleSocket)
@@ -202,11 +219,20 @@ func openConsoleSocket(arg string, noDev bool) (int, error) {
 	return console.Connect(arg)
 }
 
-// beforePivotHooks runs the --hook hooks, and gives the start hooks
+// beforePivotHooks runs the hooks of hook.CreateEnv, then those of --hook
+// (with --hook-state, or else the variable's state), and gives the start hooks
 // (hook.StartEnv) the pid they are to report, which is to be read here,
 // through the host's /proc: past pivot_root a process in a pid namespace
 // of its own sees only its pid there.
 func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
+	if v, ok := os.LookupEnv(hook.CreateEnv); ok {
+		os.Unsetenv(hook.CreateEnv)
+		var set hook.Set
+		if err := json.Unmarshal([]byte(v), &set); err != nil {
+			return fmt.Errorf("%s: %w", hook.CreateEnv, err)
+		}
+		hooks, st = append(set.Hooks, hooks...), set.State
+	}
 	start, hasStart := os.LookupEnv(hook.StartEnv)
 	if len(hooks) == 0 && !hasStart {
 		return nil

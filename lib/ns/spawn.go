@@ -382,7 +382,12 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		st := c.HookState
 		st.Pid = pid
 		p.Log.Debugf("run %d hooks for child %d", len(c.Hooks), pid)
-		if err := hook.Run(c.Hooks, st, nil); err != nil {
+		// From another goroutine, and so another thread: this one may be
+		// locked in the namespaces of --join, and the hooks are the
+		// runtime's, to run in its own namespaces.
+		done := make(chan error, 1)
+		go func() { done <- hook.Run(c.Hooks, st, nil) }()
+		if err := <-done; err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
 			return 0, err

@@ -90,9 +90,10 @@ func isAlnum(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= 
 // stageChain is a config translated into the standard chain of stages: what
 // create runs, and what delete must undo.
 type stageChain struct {
-	stages [][]string // one argv per stage, PROGRAM last
-	env    []string   // the chain's environment: the process's own
-	cgroup cgroup.Options
+	stages      [][]string // one argv per stage, PROGRAM last
+	env         []string   // the chain's environment: the process's own
+	cgroup      cgroup.Options
+	consoleSize *specs.Box // the terminal's, when the process has one
 }
 
 // unsupported is the error for a part of the config barco cannot honour:
@@ -129,11 +130,11 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 	if err := checkProcess(s); err != nil {
 		return nil, err
 	}
-	hooked, err := addHooks(s, bundle, id, ns, mnt)
+	hooked, err := addHooks(s, bundle, id, ns)
 	if err != nil {
 		return nil, err
 	}
-	ns, mnt = hooked.ns, hooked.mnt
+	ns = hooked.ns
 	c.stages = [][]string{cg, ns, mnt, cp, sc, s.Process.Args}
 	if s.Linux.Seccomp != nil && !s.Process.NoNewPrivileges {
 		// Without no_new_privs only CAP_SYS_ADMIN may load a filter, which
@@ -149,30 +150,37 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 			c.env = append(c.env, kv)
 		}
 	}
+	if s.Process.Terminal {
+		c.consoleSize = s.Process.ConsoleSize
+	}
+	if hooked.create != "" {
+		c.env = append(c.env, hook.CreateEnv+"="+hooked.create)
+	}
 	if hooked.start != "" {
 		c.env = append(c.env, hook.StartEnv+"="+hooked.start)
 	}
 	return c, nil
 }
 
-// hookedStages are barco-ns's and barco-mount's command lines with the
-// config's hooks that run in the chain, and the start hooks' hook.StartEnv.
+// hookedStages are barco-ns's command line with the config's hooks that
+// run there, and the variables with those barco-mount and the last stage
+// run (in the environment, not on a command line every user can read).
 type hookedStages struct {
-	ns, mnt []string
-	start   string
+	ns            []string
+	create, start string // hook.CreateEnv's and hook.StartEnv's values
 }
 
 // addHooks gives the chain the hooks that run as the container is made,
 // where runc runs them: prestart and createRuntime in barco-ns once the
 // init exists in its namespaces and before it sets them up (the runtime's
-// namespaces, the pid the host's); createContainer in barco-mount just
-// before pivot_root (the container's namespaces, the host's paths); and
+// namespaces, the pid the host's); createContainer in barco-mount
+// (hook.CreateEnv) just before pivot_root (the container's namespaces, the host's paths); and
 // startContainer in the stage that execs the process, once start opened
 // the gate (the container's root, its user and capabilities, and the
 // process's environment for a hook without one). Each gets the state with
 // the init's host pid. poststart and poststop run in start and delete.
-func addHooks(s *specs.Spec, bundle, id string, ns, mnt []string) (hookedStages, error) {
-	out := hookedStages{ns: ns, mnt: mnt}
+func addHooks(s *specs.Spec, bundle, id string, ns []string) (hookedStages, error) {
+	out := hookedStages{ns: ns}
 	h := s.Hooks
 	if h == nil {
 		return out, nil
@@ -210,8 +218,12 @@ func addHooks(s *specs.Spec, bundle, id string, ns, mnt []string) (hookedStages,
 	if out.ns, err = add(ns, h.Prestart, h.CreateRuntime); err != nil {
 		return out, err
 	}
-	if out.mnt, err = add(mnt, h.CreateContainer); err != nil {
-		return out, err
+	if len(h.CreateContainer) > 0 {
+		data, err := json.Marshal(hook.Set{State: state, Hooks: h.CreateContainer})
+		if err != nil {
+			return out, err
+		}
+		out.create = string(data)
 	}
 	if len(h.StartContainer) > 0 {
 		state.Status = specs.StateCreated

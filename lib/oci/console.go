@@ -2,6 +2,7 @@ package oci
 
 import (
 	"errors"
+	"fmt"
 
 	"barco/lib/console"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,10 +27,17 @@ func createConsoleSocket(s *specs.Spec, path string) (int, error) {
 
 // withConsoleSocket gives the chain's barco-mount the console socket
 // inherited at descriptor fd.
-func withConsoleSocket(ch *stageChain, fd string) {
+func withConsoleSocket(ch *stageChain, fd string, size *specs.Box) {
 	for i, st := range ch.stages {
 		if st[0] == "barco-mount" {
-			ch.stages[i] = append(st[:len(st):len(st)], "--console-socket", fd)
+			st = append(st[:len(st):len(st)], "--console-socket", fd)
+			if size != nil && size.Height > 0 && size.Width > 0 {
+				// process.consoleSize: the size the engine knows at create,
+				// before it can set one on the master itself (Docker's
+				// race of a prompt printed at 0x0).
+				st = append(st, "--console-size", fmt.Sprintf("%dx%d", size.Height, size.Width))
+			}
+			ch.stages[i] = st
 			return
 		}
 	}

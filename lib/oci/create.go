@@ -151,7 +151,7 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 			return fmt.Errorf("console socket: %w", err)
 		}
 		consoleFD = dup
-		withConsoleSocket(ch, strconv.Itoa(consoleFD))
+		withConsoleSocket(ch, strconv.Itoa(consoleFD), ch.consoleSize)
 	}
 	argv := chain.JoinStages(ch.stages)
 	env := append([]string{}, ch.env...)
