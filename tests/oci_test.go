@@ -313,14 +313,18 @@ func TestOCICreateRefusals(t *testing.T) {
 	}
 }
 
+// fifoName is the start gate's name in the state directory.
+const fifoName = "exec.fifo"
+
 // Every hook gets the state on its stdin, the init's host pid in it, and
-// runs where runc runs it: prestart and createRuntime during create on the
-// host, once the init exists (creating); createContainer in the
-// container's mount namespace before pivot_root, with the host's paths
-// (creating); startContainer in the container's root once start opens the
-// gate, as the process's user, with its environment (created); poststart
-// after start (running); poststop at delete (stopped). A failing prestart
-// or createContainer hook fails create and leaves no container.
+// runs where barco places it (see the README): prestart and createRuntime
+// during create on the host, once the init exists; createContainer in the
+// container's mount namespace before pivot_root, with the host's paths;
+// startContainer in the container's root once start opens the gate, as
+// the process's user, with its environment (all four: created, as crun
+// has it); poststart after start (running); poststop at delete (stopped).
+// A failing prestart or createContainer hook fails create with one line
+// and leaves no container.
 func TestOCIHooks(t *testing.T) {
 	e := newOCI(t)
 	out := testutil.SearchableTempDir(t)
@@ -339,10 +343,14 @@ func TestOCIHooks(t *testing.T) {
 		// process, exec'd, not a stage still on its way to it.
 		comm := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
 			`pid=$(sed 's/.*"pid": *\([0-9]*\).*/\1/'); cat /proc/$pid/comm > ` + filepath.Join(out, "comm")}}
+		// The hooks before the process have the runtime's environment,
+		// not the process's, and none of the chain's descriptors.
+		own := func(name string) string { return `; echo "${HOOKTEST-unset}" > ` + out + "/" + name + ".env" }
 		s.Hooks = &specs.Hooks{
-			Prestart:        []specs.Hook{hook("prestart")}, //lint:ignore SA1019 Docker still uses prestart
-			CreateRuntime:   []specs.Hook{hook("createRuntime")},
-			CreateContainer: []specs.Hook{hookIn(out, "createContainer", "; readlink /proc/self/ns/mnt > "+out+"/createContainer.mnt")},
+			Prestart:      []specs.Hook{hookIn(out, "prestart", own("prestart"))}, //lint:ignore SA1019 Docker still uses prestart
+			CreateRuntime: []specs.Hook{hookIn(out, "createRuntime", own("createRuntime"))},
+			CreateContainer: []specs.Hook{hookIn(out, "createContainer", "; readlink /proc/self/ns/mnt > "+out+"/createContainer.mnt"+own("createContainer")),
+				{Path: "/bin/sh", Args: []string{"sh", "-c", "exec ls -l /proc/self/fd > " + out + "/createContainer.fds"}}},
 			StartContainer: []specs.Hook{hookIn("/hooks", "startContainer",
 				`; echo "$HOOKTEST $(id -u) $(readlink /proc/self/ns/mnt)" > /hooks/startContainer.env`)},
 			Poststart: []specs.Hook{hook("poststart"), comm},
@@ -366,8 +374,8 @@ func TestOCIHooks(t *testing.T) {
 	if order, _ := os.ReadFile(filepath.Join(out, "order")); string(order) != "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\npoststop\npoststop2\n" {
 		t.Errorf("hooks in the order\n%s\nwant prestart, createRuntime, createContainer, startContainer, poststart, poststop, poststop2", order)
 	}
-	for name, want := range map[string]specs.ContainerState{"prestart": specs.StateCreating, "createRuntime": specs.StateCreating,
-		"createContainer": specs.StateCreating, "startContainer": specs.StateCreated, "poststart": specs.StateRunning,
+	for name, want := range map[string]specs.ContainerState{"prestart": specs.StateCreated, "createRuntime": specs.StateCreated,
+		"createContainer": specs.StateCreated, "startContainer": specs.StateCreated, "poststart": specs.StateRunning,
 		"poststop": specs.StateStopped, "poststop2": specs.StateStopped} {
 		data, err := os.ReadFile(filepath.Join(out, name))
 		var s specs.State
@@ -380,6 +388,16 @@ func TestOCIHooks(t *testing.T) {
 	}
 	if mnt, _ := os.ReadFile(filepath.Join(out, "createContainer.mnt")); strings.TrimSpace(string(mnt)) != initMnt || initMnt == hostMnt {
 		t.Errorf("createContainer hook in mount namespace %q; want the container's, %q (the host's is %q)", mnt, initMnt, hostMnt)
+	}
+	for _, name := range []string{"prestart", "createRuntime", "createContainer"} {
+		if env, _ := os.ReadFile(filepath.Join(out, name+".env")); string(env) != "unset\n" {
+			t.Errorf("%s hook saw HOOKTEST=%q, want it unset: the process's environment is not the hooks'", name, env)
+		}
+	}
+	// None of the chain's (the start gate, create's report pipe); others
+	// it has are those create's caller left it, as runc's hooks have.
+	if fds, err := os.ReadFile(filepath.Join(out, "createContainer.fds")); err != nil || strings.Contains(string(fds), fifoName) || !strings.Contains(string(fds), " 0 -> ") {
+		t.Errorf("createContainer hook's descriptors:\n%s(%v)\nwant none of the chain's (the start gate %s, create's report pipe)", fds, err, fifoName)
 	}
 	if env, _ := os.ReadFile(filepath.Join(out, "startContainer.env")); string(env) != "from-the-process 0 "+initMnt+"\n" {
 		t.Errorf("startContainer hook saw %q; want the process's environment, uid 0 and the container's mount namespace %q", env, initMnt)
@@ -397,8 +415,8 @@ func TestOCIHooks(t *testing.T) {
 			s.Hooks = &failing.hooks
 		})
 		r := e.create("--bundle", bundle, "hooks-fail")
-		if r.Code == 0 || !strings.Contains(r.Stderr, "hook /bin/sh: exit status 1: no network") {
-			t.Errorf("create with a failing %s hook: status %d, %q; want a failure with the hook's message", failing.name, r.Code, r.Stderr)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "hook /bin/sh: exit status 1: no network") || strings.Count(r.Stderr, "\n") != 1 {
+			t.Errorf("create with a failing %s hook: status %d, %q; want one line with the hook's message", failing.name, r.Code, r.Stderr)
 		}
 		if r := e.barco("state", "hooks-fail"); r.Code == 0 {
 			t.Errorf("a container is left after a failing %s hook", failing.name)

@@ -79,6 +79,25 @@ func CloseChainFDs() {
 	os.Unsetenv(ChainFDsEnv)
 }
 
+// HideChainFDs marks the descriptors of BARCO_CHAIN_FDS close-on-exec,
+// while this stage starts a program that is not the chain's (a hook),
+// which must hold none of them: a hook that left a process holding the
+// report pipe would keep create from seeing its end. restore gives each
+// its flags back, for a later stage that is exec'd.
+func HideChainFDs() (restore func()) {
+	fds := ParseChainFDs(os.Getenv(ChainFDsEnv))
+	flags := make([]int, len(fds))
+	for i, fd := range fds {
+		flags[i], _ = unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		unix.CloseOnExec(fd)
+	}
+	return func() {
+		for i, fd := range fds {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags[i])
+		}
+	}
+}
+
 // forgetChainFD takes fd out of BARCO_CHAIN_FDS, for a descriptor this
 // process closes: the number may be reused, and a stage started later
 // must not take whatever it then is for the chain's.

@@ -41,7 +41,9 @@ func Setup(sock int, size *unix.Winsize) error {
 	defer unix.Close(master)
 	defer unix.Close(slave)
 	if size == nil {
-		size, _ = unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+		if ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ); err == nil {
+			size = ws
+		}
 	}
 	if size != nil {
 		// Before the master is sent: a program started at once sees its

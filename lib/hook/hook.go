@@ -1,10 +1,10 @@
 // Package hook runs OCI runtime-spec hooks: each a program started with
 // the container's state (JSON) on its stdin, which must exit 0 within its
-// timeout. The OCI mode runs prestart, createRuntime, poststart and
-// poststop on the host; barco-ns runs the hooks it is given once its child
-// exists, barco-mount before pivot_root, and the stage that execs PROGRAM
-// once the start gate opens (StartEnv): the places of prestart and
-// createRuntime, createContainer, and startContainer.
+// timeout. barco-ns runs the hooks it is given once its child exists
+// (the OCI prestart and createRuntime hooks), barco-mount before
+// pivot_root (createContainer), the stage that execs PROGRAM once the
+// start gate opens (StartEnv: startContainer), and the OCI mode's start
+// and delete the poststart and poststop hooks.
 package hook
 
 import (
@@ -135,8 +135,13 @@ func run(h specs.Hook, state []byte, env []string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("hook %s: timed out after %d s", h.Path, *h.Timeout)
 	}
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
+		// It exited 0; a child it left holds its stderr.
+		err = nil
+	}
 	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
+		// One line, whatever the hook wrote.
+		msg := strings.Join(strings.Fields(stderr.String()), " ")
 		if msg != "" {
 			return fmt.Errorf("hook %s: %w: %s", h.Path, err, msg)
 		}

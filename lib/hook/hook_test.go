@@ -73,6 +73,10 @@ func TestRun(t *testing.T) {
 	if _, err := os.Stat(out + ".never"); err == nil {
 		t.Error("a hook after the failing one ran")
 	}
+	// A hook that exits 0 and leaves a child holding its stderr is done.
+	if err := Run([]specs.Hook{sh("sleep 3 & exit 0")}, st, nil); err != nil {
+		t.Errorf("a hook that exited 0, its child still running: %v", err)
+	}
 	one := 1
 	slow := sh("sleep 5; echo late")
 	slow.Timeout = &one

@@ -243,7 +243,7 @@ func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
 	}
 	pid, err := hook.HostPID(proc)
 	if err != nil {
-		pid = os.Getpid()
+		return fmt.Errorf("the hooks' state: this process's pid: %w", err)
 	}
 	if hasStart {
 		var set hook.Set
@@ -259,5 +259,6 @@ func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
 	}
 	st.Pid = pid
 	cfg.Log.Debugf("run %d hooks before pivot_root, pid %d", len(hooks), pid)
+	defer chain.HideChainFDs()()
 	return hook.Run(hooks, st, nil)
 }

@@ -354,7 +354,10 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	if err != nil {
 		return 0, cloneError(c.Flags, path, err)
 	}
-	chain.CloseChainFDs()
+	// Passed on; kept open until the child is set up, so that a failure
+	// until then is reported where the chain reports (create's pipe),
+	// and out of the hooks' reach.
+	chain.HideChainFDs()
 	p.Log.Debugf("child pid %d", pid)
 
 	if userns {
@@ -400,6 +403,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		_, _ = sup.Wait(pid)
 		return 0, err
 	}
+	chain.CloseChainFDs()
 	if c.Detach {
 		p.Log.Debugf("child %d set up; detached", pid)
 		sup.Release()

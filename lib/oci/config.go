@@ -162,6 +162,24 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 	return c, nil
 }
 
+// withRuntimeEnv is h with an environment: its own, or the runtime's
+// (this command's, less barco's variables), as runc's hooks without one
+// get runc's. The stages that run it have the container's process
+// environment as theirs, which is the container user's to choose and no
+// hook's on the host (PATH, LD_PRELOAD).
+func withRuntimeEnv(h specs.Hook) specs.Hook {
+	if h.Env != nil {
+		return h
+	}
+	h.Env = []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BARCO_") {
+			h.Env = append(h.Env, kv)
+		}
+	}
+	return h
+}
+
 // hookedStages are barco-ns's command line with the config's hooks that
 // run there, and the variables with those barco-mount and the last stage
 // run (in the environment, not on a command line every user can read).
@@ -170,11 +188,11 @@ type hookedStages struct {
 	create, start string // hook.CreateEnv's and hook.StartEnv's values
 }
 
-// addHooks gives the chain the hooks that run as the container is made,
-// where runc runs them: prestart and createRuntime in barco-ns once the
-// init exists in its namespaces and before it sets them up (the runtime's
-// namespaces, the pid the host's); createContainer in barco-mount
-// (hook.CreateEnv) just before pivot_root (the container's namespaces, the host's paths); and
+// addHooks gives the chain the hooks that run as the container is made:
+// prestart and createRuntime in barco-ns once the init exists in its
+// namespaces and before it sets them up (the runtime's namespaces, the pid
+// the host's); createContainer in barco-mount (hook.CreateEnv) just before
+// pivot_root (the container's namespaces, the host's paths); and
 // startContainer in the stage that execs the process, once start opened
 // the gate (the container's root, its user and capabilities, and the
 // process's environment for a hook without one). Each gets the state with
@@ -194,12 +212,15 @@ func addHooks(s *specs.Spec, bundle, id string, ns []string) (hookedStages, erro
 			}
 		}
 	}
-	state := specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Bundle: bundle, Annotations: s.Annotations}
+	// Status created for all of them, as crun and the validation suite
+	// (runtime-tools' hooks_stdin) have it; runc says creating before
+	// start.
+	state := specs.State{Version: specs.Version, ID: id, Status: specs.StateCreated, Bundle: bundle, Annotations: s.Annotations}
 	add := func(argv []string, hooks ...[]specs.Hook) ([]string, error) {
 		n := 0
 		for _, list := range hooks {
 			for _, one := range list {
-				data, err := json.Marshal(one)
+				data, err := json.Marshal(withRuntimeEnv(one))
 				if err != nil {
 					return nil, err
 				}
@@ -219,14 +240,17 @@ func addHooks(s *specs.Spec, bundle, id string, ns []string) (hookedStages, erro
 		return out, err
 	}
 	if len(h.CreateContainer) > 0 {
-		data, err := json.Marshal(hook.Set{State: state, Hooks: h.CreateContainer})
+		hooks := make([]specs.Hook, len(h.CreateContainer))
+		for i, one := range h.CreateContainer {
+			hooks[i] = withRuntimeEnv(one)
+		}
+		data, err := json.Marshal(hook.Set{State: state, Hooks: hooks})
 		if err != nil {
 			return out, err
 		}
 		out.create = string(data)
 	}
 	if len(h.StartContainer) > 0 {
-		state.Status = specs.StateCreated
 		data, err := json.Marshal(hook.Set{State: state, Hooks: h.StartContainer})
 		if err != nil {
 			return out, err
