@@ -425,18 +425,24 @@ func TestOCIHooks(t *testing.T) {
 			t.Errorf("cgroups left after a failing %s hook: %q", failing.name, d)
 		}
 	}
-	// A startContainer hook that fails keeps the process from running.
+	// A startContainer hook that fails keeps the process from running,
+	// fails start, and no poststart hook runs.
 	ran := filepath.Join(out, "ran")
 	bundle := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/sh", "-c", "echo > /hooks/ran"}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
-		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/false"}}}
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/false"}},
+			Poststart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "touch " + ran + ".poststart"}}}}
 	})
 	e.mustCreate("--bundle", bundle, "hooks-start-fail")
-	e.barco("start", "hooks-start-fail")
+	if r := e.barco("start", "hooks-start-fail"); r.Code == 0 || !strings.Contains(r.Stderr, "did not start") {
+		t.Errorf("start with a failing startContainer hook: status %d, %q; want a failure", r.Code, r.Stderr)
+	}
 	e.barco("delete", "--force", "hooks-start-fail")
-	if _, err := os.Stat(ran); err == nil {
-		t.Error("the process ran after its startContainer hook failed")
+	for _, f := range []string{ran, ran + ".poststart"} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s was made after the startContainer hook failed", f)
+		}
 	}
 	// The spec's rule for every hook: an absolute path.
 	bundle = e.bundle(func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "true"}}} })

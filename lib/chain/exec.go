@@ -105,7 +105,7 @@ func IsStage(name string) bool {
 // then it returns the status that stage ended with. Its error carries exit
 // status 126 or 127 where PROGRAM could not be executed or found, 125
 // otherwise, a stage that could not be started included.
-func (p *Process) Exec(argv []string, env []string) (int, error) {
+func (p *Process) Exec(argv []string, env []string) (status int, err error) {
 	if mk := p.linkedStage(argv[0]); mk != nil {
 		return p.runLinked(mk, argv, env)
 	}
@@ -128,6 +128,8 @@ func (p *Process) Exec(argv []string, env []string) (int, error) {
 		if err := RaiseRlimitsEnv(env); err != nil {
 			return 0, err
 		}
+		// Past the gate, an Exec that returns has not run PROGRAM.
+		defer p.failedAfterGate()
 		if err := p.Gate(t.env); err != nil {
 			return 0, err
 		}

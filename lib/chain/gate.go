@@ -93,14 +93,27 @@ func (p *Process) Gate(programEnv []string) error {
 		unix.Close(w)
 		return fmt.Errorf("start gate: write fd %d: %w", fifo, err)
 	}
-	if err := runStartHooks(programEnv); err != nil {
-		unix.Close(w)
-		return err
-	}
 	// w stays open, close-on-exec: its end tells start that PROGRAM is
-	// exec'd (or that this process died), after which the poststart
-	// hooks run, as runc's start reads its exec.fifo to the end.
-	return nil
+	// exec'd, after which the poststart hooks run, as runc's start reads
+	// its exec.fifo to the end; GateFailed before it, that it will not be.
+	p.gate = w
+	return runStartHooks(programEnv)
+}
+
+// GateFailed is the byte the chain writes on the start gate after the
+// first when PROGRAM will not run: a failure after the gate (a start hook,
+// the resource limits, the exec). start then fails, and runs no poststart
+// hook, instead of taking the gate's end for the exec.
+const GateFailed = 1
+
+// failedAfterGate tells start, if this process passed the gate, that
+// PROGRAM will not run.
+func (p *Process) failedAfterGate() {
+	if p.gate >= 0 {
+		_, _ = unix.Write(p.gate, []byte{GateFailed})
+		unix.Close(p.gate)
+		p.gate = -1
+	}
 }
 
 // runStartHooks runs the hooks of hook.StartEnv, if any. A pid the state

@@ -59,6 +59,8 @@ type Process struct {
 	detached bool
 	// found is PROGRAM as FindProgram found it: the name, then the path.
 	found [2]string
+	// gate is the start gate's write end once Gate passed it, else -1.
+	gate int
 }
 
 // Stdio is the standard input, output and error a Process gives its stages.
@@ -71,7 +73,7 @@ type Stdio struct {
 // to it (BARCO_STAGE_FDS) and its parent-death signal.
 func NewProcess(stdio Stdio) *Process {
 	p := &Process{Stdin: stdio.In, Stdout: stdio.Out, Stderr: stdio.Err,
-		linked: map[string]func() *Stage{}, carried: parseStageFDs(os.Getenv(StageFDsEnv))}
+		linked: map[string]func() *Stage{}, carried: parseStageFDs(os.Getenv(StageFDsEnv)), gate: -1}
 	_ = unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&p.parentDeathSignal)), 0, 0, 0)
 	return p
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"barco/lib/cgroup"
+	"barco/lib/chain"
 	"barco/lib/hook"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -74,10 +75,15 @@ func startContainer(g *globals, id string) (*State, error) {
 	}
 	// start returns, and the poststart hooks run, once the process is
 	// exec'd, as runc's: the init holds its end of the gate, close-on-exec,
-	// until then (chain.Gate). The container runs already: a wait that
-	// fails only warns.
-	if err := waitClosed(fd, time.Now().Add(10*time.Second)); err != nil {
+	// until then (chain.Gate), and writes chain.GateFailed on it first if
+	// the process will not run (a startContainer hook failed, or the exec).
+	// The container runs already: a wait that times out only warns.
+	failed, err := waitClosed(fd, time.Now().Add(startWait(st.Hooks)))
+	if err != nil {
 		g.warnf("container %s: %v", id, err)
+	}
+	if failed {
+		return nil, fmt.Errorf("container %s: its process did not start (the reason is on the container's stderr)", id)
 	}
 	if st.Hooks != nil {
 		// A failing poststart hook only warns, and the next ones run:
@@ -91,21 +97,41 @@ func startContainer(g *globals, id string) (*State, error) {
 	return st, nil
 }
 
+// startWait is how long start waits for the exec of the process: 10 s,
+// and each startContainer hook's timeout (10 s for one without) on top.
+func startWait(h *specs.Hooks) time.Duration {
+	d := 10 * time.Second
+	if h != nil {
+		for _, one := range h.StartContainer {
+			if one.Timeout != nil {
+				d += time.Duration(*one.Timeout) * time.Second
+			} else {
+				d += 10 * time.Second
+			}
+		}
+	}
+	return d
+}
+
 // waitClosed reads the non-blocking FIFO fd until its writers have all
-// closed it, or until deadline.
-func waitClosed(fd int, deadline time.Time) error {
+// closed it, or until deadline, and reports whether one wrote
+// chain.GateFailed before.
+func waitClosed(fd int, deadline time.Time) (failed bool, err error) {
 	var b [16]byte
 	for {
 		n, err := unix.Read(fd, b[:])
+		if slices.Contains(b[:max(n, 0)], chain.GateFailed) {
+			failed = true
+		}
 		if n == 0 && err == nil {
-			return nil
+			return failed, nil
 		}
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-			return fmt.Errorf("start gate: %w", err)
+			return failed, fmt.Errorf("start gate: %w", err)
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return errors.New("its init did not exec its process in 10 s")
+			return failed, errors.New("its init did not exec its process in time")
 		}
 		// The writers' last close wakes it (POLLHUP).
 		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
