@@ -286,7 +286,8 @@ func TestOCIConsoleSocket(t *testing.T) {
 	readUntil(t, master, "/dev/pts/0\r\nconsole\r\n33 101\r\n")
 
 	sock2, got2 := consoleListener(t)
-	proc := specs.Process{Terminal: true, Args: []string{"/bin/sh", "-c", "tty; sleep 1"}, Env: []string{"PATH=/bin"}, Cwd: "/"}
+	proc := specs.Process{Terminal: true, Args: []string{"/bin/sh", "-c", "tty; stty size; sleep 1"}, Env: []string{"PATH=/bin"}, Cwd: "/",
+		ConsoleSize: &specs.Box{Height: 21, Width: 77}}
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	r := e.detached("--process", processFile(t, proc), "--tty", "--console-socket", sock2, "--pid-file", pidFile, "tty-1")
 	if r.Code != 0 {
@@ -297,7 +298,7 @@ func TestOCIConsoleSocket(t *testing.T) {
 		t.Fatal("exec: no master received")
 	}
 	defer master2.Close()
-	readUntil(t, master2, "/dev/pts/1")
+	readUntil(t, master2, "/dev/pts/1\r\n21 77\r\n")
 	if _, err := master.Write([]byte("exit\n")); err != nil {
 		t.Fatal(err)
 	}

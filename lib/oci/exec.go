@@ -291,7 +291,7 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	}
 	files := []uintptr{0, 1, 2}
 	if proc.Terminal {
-		slave, err := sendConsole(st.Pid, o.consoleSocket)
+		slave, err := sendConsole(st.Pid, o.consoleSocket, proc.ConsoleSize)
 		if err != nil {
 			return 0, err
 		}
@@ -419,9 +419,10 @@ func readPid(path string) (int, error) {
 }
 
 // sendConsole makes a new pseudo-terminal of the container's own devpts
-// (its init's /dev/pts/ptmx, found inside the init's root), sends its
-// master over the console socket at path and returns the slave.
-func sendConsole(initPid int, path string) (*os.File, error) {
+// (its init's /dev/pts/ptmx, found inside the init's root), gives it the
+// process's consoleSize if any, sends its master over the console socket
+// at path and returns the slave.
+func sendConsole(initPid int, path string, size *specs.Box) (*os.File, error) {
 	root := "/proc/" + strconv.Itoa(initPid) + "/root"
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -433,6 +434,13 @@ func sendConsole(initPid int, path string) (*os.File, error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	defer unix.Close(master)
+	if size != nil && size.Height > 0 && size.Width > 0 {
+		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
+		if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws); err != nil {
+			unix.Close(slave)
+			return nil, fmt.Errorf("console: set the window size of %s: %w", name, err)
+		}
+	}
 	sock, err := console.Connect(path)
 	if err != nil {
 		unix.Close(slave)
