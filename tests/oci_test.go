@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -448,6 +450,56 @@ func TestOCIHooks(t *testing.T) {
 	bundle = e.bundle(func(s *specs.Spec) { s.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "true"}}} })
 	if r := e.create("--bundle", bundle, "hooks-relative"); r.Code != 125 || !strings.Contains(r.Stderr, "hooks.poststop") {
 		t.Errorf("create with a relative hook path: status %d, %q; want 125 naming hooks.poststop", r.Code, r.Stderr)
+	}
+}
+
+// SIGTERM to create while a prestart hook runs ends the hook (its process
+// group) and create, which fails with one line and leaves nothing.
+func TestOCIHookStoppedBySignal(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	pidFile := filepath.Join(out, "hook.pid")
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + pidFile + "; exec sleep 60"}}}} //lint:ignore SA1019 Docker still uses prestart
+	})
+	var stderr bytes.Buffer
+	cmd := exec.Command(e.bin, "--root", e.root, "create", "--bundle", dir, "hooks-term")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var hookPID int
+	for deadline := time.Now().Add(10 * time.Second); hookPID == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(pidFile)
+		hookPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	if hookPID == 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the prestart hook did not start")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(stderr.String(), "stopped by terminated") || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("create after SIGTERM during its prestart hook: %v, %q; want a failure, one line", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("create did not end within 10 s of SIGTERM during its prestart hook")
+	}
+	if err := unix.Kill(hookPID, 0); err == nil {
+		unix.Kill(hookPID, unix.SIGKILL)
+		t.Errorf("the hook, pid %d, still runs", hookPID)
+	}
+	if r := e.barco("state", "hooks-term"); r.Code == 0 {
+		t.Error("a container is left")
+	}
+	if d := cgroupDirsOf("hooks-term"); len(d) > 0 {
+		t.Errorf("cgroups left: %q", d)
 	}
 }
 

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/signal"
@@ -41,6 +42,24 @@ func (p *Process) Supervisor() *Supervisor {
 		signal.Notify(p.supervisor.sigs, ForwardedSignals...)
 	}
 	return p.supervisor
+}
+
+// Stopping returns once one of the signals that ask a program to end
+// (SIGINT, SIGTERM, SIGHUP, SIGQUIT) has been caught, with it; the others
+// caught meanwhile are dropped. For a stage that waits for something
+// other than its child: hooks it runs before the child is set up.
+func (s *Supervisor) Stopping(ctx context.Context) (os.Signal, bool) {
+	for {
+		select {
+		case sig := <-s.sigs:
+			switch sig {
+			case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+				return sig, true
+			}
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
 }
 
 // Release stops catching the signals without waiting for a child: a stage

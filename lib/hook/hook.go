@@ -77,6 +77,12 @@ func ParseState(s string) (specs.State, error) {
 // reading its stdin. A hook without an environment of its own gets env,
 // or with env nil this process's, less barco's own variables.
 func Run(hooks []specs.Hook, st specs.State, env []string) error {
+	return RunContext(context.Background(), hooks, st, env)
+}
+
+// RunContext is Run, and ends the hook running when ctx is done (its
+// process group killed).
+func RunContext(ctx context.Context, hooks []specs.Hook, st specs.State, env []string) error {
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -85,18 +91,20 @@ func Run(hooks []specs.Hook, st specs.State, env []string) error {
 		return err
 	}
 	for _, h := range hooks {
-		if err := run(h, data, env); err != nil {
+		if err := run(ctx, h, data, env); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func run(h specs.Hook, state []byte, env []string) error {
+func run(ctx context.Context, h specs.Hook, state []byte, env []string) error {
 	if err := Check(h); err != nil {
 		return err
 	}
-	ctx := context.Background()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("hook %s: %w", h.Path, err)
+	}
 	if h.Timeout != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
@@ -132,8 +140,11 @@ func run(h specs.Hook, state []byte, env []string) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
-	if ctx.Err() != nil {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("hook %s: timed out after %d s", h.Path, *h.Timeout)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("hook %s: stopped", h.Path)
 	}
 	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
 		// It exited 0; a child it left holds its stderr.

@@ -1,6 +1,7 @@
 package ns
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -387,10 +388,26 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		p.Log.Debugf("run %d hooks for child %d", len(c.Hooks), pid)
 		// From another goroutine, and so another thread: this one may be
 		// locked in the namespaces of --join, and the hooks are the
-		// runtime's, to run in its own namespaces.
+		// runtime's, to run in its own namespaces. A signal that asks
+		// barco-ns to end ends them, and the child.
+		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- hook.Run(c.Hooks, st, nil) }()
-		if err := <-done; err != nil {
+		go func() { done <- hook.RunContext(ctx, c.Hooks, st, nil) }()
+		stopped := make(chan os.Signal, 1)
+		go func() {
+			defer close(stopped)
+			if sig, ok := sup.Stopping(ctx); ok {
+				stopped <- sig
+				cancel()
+			}
+		}()
+		err := <-done
+		cancel()
+		// The watcher is gone before Wait forwards signals again.
+		if sig, ok := <-stopped; ok {
+			err = fmt.Errorf("hooks: stopped by %v", sig)
+		}
+		if err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
 			return 0, err
