@@ -18,11 +18,12 @@
 package forkexec
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
 	"syscall"
-	_ "unsafe" // go:linkname
+	"unsafe"
 
 	"barco/lib/startup"
 	"golang.org/x/sys/unix"
@@ -119,3 +120,39 @@ var (
 	restoreOnce sync.Once
 	restoreErr  error
 )
+
+// RestoreNofileInChild sets lim (from NofileForChild) in a child between
+// its fork and its exec, unless the limit changed since the parent
+// looked, as syscall's child does: raw system calls only.
+//
+//go:nosplit
+//go:norace
+func RestoreNofileInChild(lim *syscall.Rlimit) {
+	var now unix.Rlimit
+	if lim == nil {
+		return
+	}
+	_, _, err := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&now)), 0, 0)
+	if err != 0 || (now.Cur == lim.Max-1 && now.Max == lim.Max) {
+		syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(lim)), 0, 0, 0)
+	}
+}
+
+// ReadFull reads len(b) bytes from fd, or up to its end.
+func ReadFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Read(fd, b[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}

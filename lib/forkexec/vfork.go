@@ -112,7 +112,7 @@ func vforkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) 
 	// The parent runs again once the child has exec'd, which closed its
 	// end of the pipe, or has written why it could not and exited.
 	var childErr uintptr
-	n, rerr := readFull(pipe[0], unsafe.Slice((*byte)(unsafe.Pointer(&childErr)), unsafe.Sizeof(childErr)))
+	n, rerr := ReadFull(pipe[0], unsafe.Slice((*byte)(unsafe.Pointer(&childErr)), unsafe.Sizeof(childErr)))
 	if rerr == nil && n == 0 {
 		return int(pid), nil
 	}
@@ -129,24 +129,6 @@ func vforkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) 
 		return 0, &os.SyscallError{Syscall: "read of the child's start", Err: rerr}
 	}
 	return 0, syscall.Errno(childErr)
-}
-
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Read(fd, b[n:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
 }
 
 // vfork clones the child; in the child it runs vforkChildExec, which never
@@ -191,7 +173,6 @@ func vforkChildExec(c *vforkChild) {
 		pipe  int
 		hdr   capHeader
 		data  [2]capData
-		lim   unix.Rlimit
 	)
 	files, next, pipe = c.files, c.nextFD, c.pipe
 	if len(c.ambient) > 0 {
@@ -278,13 +259,7 @@ func vforkChildExec(c *vforkChild) {
 			goto fail
 		}
 	}
-	if c.nofile != nil {
-		// Unless changed since the parent looked, as syscall's child.
-		_, _, err1 = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&lim)), 0, 0)
-		if err1 != 0 || (lim.Cur == c.nofile.Max-1 && lim.Max == c.nofile.Max) {
-			syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0)
-		}
-	}
+	RestoreNofileInChild(c.nofile)
 	_, _, err1 = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(c.path)),
 		uintptr(unsafe.Pointer(&c.argv[0])), uintptr(unsafe.Pointer(&c.envv[0])))
 

@@ -1,7 +1,6 @@
 package ns
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -129,7 +128,7 @@ func forkJoined(path string, argv []string, attr *syscall.ProcAttr, userFD, mntF
 		return 0, &os.SyscallError{Syscall: "fork", Err: errno}
 	}
 	var f joinFailure
-	n, err := readFull(pipe[0], unsafe.Slice((*byte)(unsafe.Pointer(&f)), unsafe.Sizeof(f)))
+	n, err := forkexec.ReadFull(pipe[0], unsafe.Slice((*byte)(unsafe.Pointer(&f)), unsafe.Sizeof(f)))
 	if err == nil && n == 0 {
 		return pid, nil
 	}
@@ -154,24 +153,6 @@ type joinError struct {
 
 func (e *joinError) Error() string { return e.Step + ": " + e.Err.Error() }
 func (e *joinError) Unwrap() error { return e.Err }
-
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Read(fd, b[n:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
-}
 
 // forkJoin forks; the child runs childJoin and never returns.
 //
@@ -205,7 +186,6 @@ func childJoin(c *joinChild) {
 		pipe   int
 		exe    int
 		report joinFailure
-		lim    unix.Rlimit
 	)
 	files, next, pipe, exe = c.files, c.nextFD, c.pipe, c.exe
 	if c.userFD >= 0 {
@@ -294,13 +274,7 @@ func childJoin(c *joinChild) {
 			goto fail
 		}
 	}
-	if c.nofile != nil {
-		// Unless changed since the parent looked, as syscall's child.
-		_, _, err1 = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, 0, uintptr(unsafe.Pointer(&lim)), 0, 0)
-		if err1 != 0 || (lim.Cur == c.nofile.Max-1 && lim.Max == c.nofile.Max) {
-			syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(c.nofile)), 0, 0, 0)
-		}
-	}
+	forkexec.RestoreNofileInChild(c.nofile)
 	forkexec.AfterForkInChild()
 	step = stepExec
 	_, _, err1 = syscall.RawSyscall6(unix.SYS_EXECVEAT, uintptr(exe), uintptr(unsafe.Pointer(c.empty)),
