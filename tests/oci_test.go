@@ -543,6 +543,29 @@ func TestOCIHooksRunInRuntimeNamespaces(t *testing.T) {
 	}
 }
 
+// barco's parent cgroup (here the tests' own) goes with the last
+// container in it, whichever create made it: two containers deleted in
+// the order they were created leave no parent behind in any hierarchy.
+func TestOCIDeleteLeavesNoParent(t *testing.T) {
+	e := newOCI(t)
+	parents := func() []string {
+		m, _ := filepath.Glob("/sys/fs/cgroup/*/" + testParent)
+		more, _ := filepath.Glob("/sys/fs/cgroup/" + testParent)
+		return append(m, more...)
+	}
+	if d := parents(); len(d) > 0 {
+		t.Skipf("the tests' parent cgroup is in use: %q", d)
+	}
+	dir := e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/sleep", "100"} })
+	e.mustCreate("--bundle", dir, "parent-a")
+	e.mustCreate("--bundle", dir, "parent-b")
+	e.must("delete", "--force", "parent-a")
+	e.must("delete", "--force", "parent-b")
+	if d := parents(); len(d) > 0 {
+		t.Errorf("parent cgroups left: %q", d)
+	}
+}
+
 // run -b is create, start and a wait, in the foreground, with the
 // process's status.
 func TestOCIRun(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"barco/lib/cgroup"
 	"barco/lib/chain"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -84,7 +85,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 	}
 	// Recorded before they exist: delete --force after a create killed
 	// halfway still finds them.
-	st.CgroupDirs = missingDirs(dirs)
+	st.CgroupDirs = dirsToRemove(dirs, cgroup.OwnParent())
 	if err := c.save(st); err != nil {
 		return err
 	}
@@ -289,19 +290,26 @@ func writePidsLimit(dirs []string, limit int64) {
 	}
 }
 
-// missingDirs are the directories of dirs, and of their parents, that do
-// not exist yet, deepest first: what create makes, and delete removes.
-func missingDirs(dirs []string) []string {
+// dirsToRemove are what delete removes of dirs: the directories of dirs,
+// and of their parents, that do not exist yet, which create makes; and
+// barco's own parent (ownParent, see cgroup.OwnParent) of any of them,
+// made or not: it is shared by barco's containers, and goes with the last
+// of them, which need not be the one whose create made it. Deepest first.
+func dirsToRemove(dirs []string, ownParent string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, d := range dirs {
 		for p := d; p != "/" && p != "."; p = filepath.Dir(p) {
-			if _, err := os.Stat(p); err == nil {
+			_, err := os.Stat(p)
+			if err == nil && (p == d || filepath.Base(p) != ownParent) {
 				break
 			}
 			if !seen[p] {
 				seen[p] = true
 				out = append(out, p)
+			}
+			if err == nil {
+				break
 			}
 		}
 	}

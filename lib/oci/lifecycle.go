@@ -294,8 +294,9 @@ func (c *Container) destroy(st *State, g *globals) error {
 	leaves := st.leafDirs()
 	for _, d := range st.CgroupDirs {
 		if !slices.Contains(leaves, d) {
-			// A parent create made may hold other containers' cgroups
-			// by now: it goes with the last of them.
+			// A parent (one create made, or barco's own, see
+			// dirsToRemove) may hold other containers' cgroups by now:
+			// it goes with the last of them.
 			if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOENT) && first == nil {
 				first = fmt.Errorf("remove cgroup %s: %w", d, err)
 			}

@@ -262,14 +262,28 @@ func TestStateRoundTripAndStatus(t *testing.T) {
 	}
 }
 
-func TestMissingDirs(t *testing.T) {
+func TestDirsToRemove(t *testing.T) {
 	base := t.TempDir()
 	a := filepath.Join(base, "p", "a")
 	b := filepath.Join(base, "p", "b")
-	got := missingDirs([]string{a, b})
+	got := dirsToRemove([]string{a, b}, "barco")
 	want := []string{a, b, filepath.Join(base, "p")}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("missingDirs = %q, want %q", got, want)
+		t.Errorf("dirsToRemove = %q, want %q", got, want)
+	}
+	// barco's own parent, there already, is removed too (when empty); any
+	// other existing parent is not.
+	own := filepath.Join(base, "barco")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{own, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = dirsToRemove([]string{filepath.Join(own, "c"), filepath.Join(other, "c")}, "barco")
+	want = []string{filepath.Join(own, "c"), filepath.Join(other, "c"), own}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("dirsToRemove with existing parents = %q, want %q", got, want)
 	}
 }
 

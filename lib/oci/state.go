@@ -43,8 +43,9 @@ type State struct {
 	InitStart uint64    `json:"initStart,omitempty"`
 	Created   time.Time `json:"created"`
 	Owner     string    `json:"owner"`
-	// CgroupDirs are the cgroup directories create made, deepest first:
-	// delete removes them and nothing else.
+	// CgroupDirs are the cgroup directories create made, and barco's own
+	// parent, deepest first (see dirsToRemove): delete removes them, the
+	// parent when empty, and nothing else.
 	CgroupDirs []string `json:"cgroupDirs,omitempty"`
 	// Rootfs and Hooks are the config's root.path and hooks, for the
 	// commands after create.
