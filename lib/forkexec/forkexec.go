@@ -138,6 +138,64 @@ func RestoreNofileInChild(lim *syscall.Rlimit) {
 	}
 }
 
+// LayFiles, in a child between its fork and its exec, puts files[i] on
+// descriptor i (-1: closed), and closes those of 0, 1 and 2 beyond files,
+// as syscall's child does: first each descriptor in the way out of it,
+// above next, keep1 and keep2 among them (the child's own descriptors it
+// still needs, updated where they move; nil for none), then each onto its
+// number. It changes files. Raw system calls only.
+//
+//go:nosplit
+//go:norace
+func LayFiles(files []int, next int, keep1, keep2 *int) syscall.Errno {
+	var (
+		i   int
+		err syscall.Errno
+	)
+	if keep1 != nil && *keep1 < len(files) {
+		if _, _, err = syscall.RawSyscall(unix.SYS_DUP3, uintptr(*keep1), uintptr(next), unix.O_CLOEXEC); err != 0 {
+			return err
+		}
+		*keep1 = next
+		next++
+	}
+	if keep2 != nil && *keep2 < len(files) {
+		if _, _, err = syscall.RawSyscall(unix.SYS_DUP3, uintptr(*keep2), uintptr(next), unix.O_CLOEXEC); err != 0 {
+			return err
+		}
+		*keep2 = next
+		next++
+	}
+	for i = 0; i < len(files); i++ {
+		if files[i] >= 0 && files[i] < i {
+			if _, _, err = syscall.RawSyscall(unix.SYS_DUP3, uintptr(files[i]), uintptr(next), unix.O_CLOEXEC); err != 0 {
+				return err
+			}
+			files[i] = next
+			next++
+		}
+	}
+	for i = 0; i < len(files); i++ {
+		switch {
+		case files[i] < 0:
+			syscall.RawSyscall(unix.SYS_CLOSE, uintptr(i), 0, 0)
+		case files[i] == i:
+			// dup3 onto itself would not clear close-on-exec.
+			if _, _, err = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); err != 0 {
+				return err
+			}
+		default:
+			if _, _, err = syscall.RawSyscall(unix.SYS_DUP3, uintptr(files[i]), uintptr(i), 0); err != 0 {
+				return err
+			}
+		}
+	}
+	for i = len(files); i < 3; i++ {
+		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(i), 0, 0)
+	}
+	return 0
+}
+
 // ReadFull reads len(b) bytes from fd, or up to its end.
 func ReadFull(fd int, b []byte) (int, error) {
 	n := 0

@@ -218,41 +218,8 @@ func vforkChildExec(c *vforkChild) {
 			goto fail
 		}
 	}
-	// The descriptors, as syscall's child arranges them: those below
-	// their index out of the way first, then each onto its number.
-	if pipe < len(files) {
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(pipe), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-			goto fail
-		}
-		pipe = next
-		next++
-	}
-	for i = 0; i < len(files); i++ {
-		if files[i] >= 0 && files[i] < i {
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(files[i]), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-				goto fail
-			}
-			files[i] = next
-			next++
-		}
-	}
-	for i = 0; i < len(files); i++ {
-		switch {
-		case files[i] < 0:
-			syscall.RawSyscall(unix.SYS_CLOSE, uintptr(i), 0, 0)
-		case files[i] == i:
-			// dup3 onto itself would not clear close-on-exec.
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); err1 != 0 {
-				goto fail
-			}
-		default:
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(files[i]), uintptr(i), 0); err1 != 0 {
-				goto fail
-			}
-		}
-	}
-	for i = len(files); i < 3; i++ {
-		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(i), 0, 0)
+	if err1 = LayFiles(files, next, &pipe, nil); err1 != 0 {
+		goto fail
 	}
 	if c.setctty {
 		if _, _, err1 = syscall.RawSyscall(unix.SYS_IOCTL, uintptr(c.ctty), unix.TIOCSCTTY, 1); err1 != 0 {

@@ -180,7 +180,6 @@ func childJoin(c *joinChild) {
 	var (
 		step   uint32
 		err1   syscall.Errno
-		i      int
 		files  []int
 		next   int
 		pipe   int
@@ -227,46 +226,9 @@ func childJoin(c *joinChild) {
 			goto fail
 		}
 	}
-	// The descriptors, as syscall.forkAndExecInChild arranges them: first
-	// out of the way of the numbers they go to, then onto them.
 	step = stepFiles
-	if pipe < len(files) {
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(pipe), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-			goto fail
-		}
-		pipe = next
-		next++
-	}
-	if exe < len(files) {
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(exe), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-			goto fail
-		}
-		exe = next
-		next++
-	}
-	for i = 0; i < len(files); i++ {
-		if files[i] >= 0 && files[i] < i {
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(files[i]), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-				goto fail
-			}
-			files[i] = next
-			next++
-		}
-	}
-	for i = 0; i < len(files); i++ {
-		switch {
-		case files[i] < 0:
-			syscall.RawSyscall(unix.SYS_CLOSE, uintptr(i), 0, 0)
-		case files[i] == i:
-			// dup3 onto itself would not clear close-on-exec.
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); err1 != 0 {
-				goto fail
-			}
-		default:
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(files[i]), uintptr(i), 0); err1 != 0 {
-				goto fail
-			}
-		}
+	if err1 = forkexec.LayFiles(files, next, &pipe, &exe); err1 != 0 {
+		goto fail
 	}
 	if c.setctty {
 		step = stepCtty
