@@ -15,6 +15,7 @@ import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/hook"
+	"barco/lib/jsondecode"
 	"barco/lib/mount"
 	"barco/lib/ns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,7 +29,7 @@ func loadConfig(bundle string) (*specs.Spec, []byte, error) {
 		return nil, nil, fmt.Errorf("bundle %s: %w", bundle, err)
 	}
 	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := jsondecode.Unmarshal(data, &s); err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
 	}
 	return &s, data, checkConfig(&s)

@@ -2,7 +2,6 @@ package oci
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/console"
+	"barco/lib/jsondecode"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -60,7 +60,7 @@ func execProcess(config *specs.Spec, o execOptions, args []string) (*specs.Proce
 			return nil, fmt.Errorf("exec: --process: %w", err)
 		}
 		var p specs.Process
-		if err := json.Unmarshal(data, &p); err != nil {
+		if err := jsondecode.Unmarshal(data, &p); err != nil {
 			return nil, fmt.Errorf("exec: --process %s: %w", o.process, err)
 		}
 		if len(p.Args) == 0 {

@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/jsondecode"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -341,5 +343,34 @@ func TestShmSize(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%v: --tmpfs %q, want %q", c.opts, got, c.want)
 		}
+	}
+}
+
+// The state file decodes as encoding/json decodes it: jsondecode hands
+// the config (a json.RawMessage) and the time to encoding/json.
+func TestStateDecodesAsEncodingJSON(t *testing.T) {
+	timeout := 5
+	st := State{State: specs.State{Version: specs.Version, ID: "a", Status: specs.StateCreated, Pid: 42,
+		Bundle: "/b", Annotations: map[string]string{"k": "v"}}, InitStart: 7, Created: time.Now().UTC(),
+		Owner: "root", CgroupDirs: []string{"/sys/fs/cgroup/x"}, Rootfs: "rootfs",
+		Hooks:  &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/true", Args: []string{"true"}, Timeout: &timeout}}},
+		Config: json.RawMessage(`{"ociVersion":"1.0.2","process":{"args":["sh"]}}`)}
+	data, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got State
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := jsondecode.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Fatalf("encoding/json: %+v\njsondecode: %+v", want, got)
+	}
+	spec, err := got.Spec()
+	if err != nil || spec.Process.Args[0] != "sh" {
+		t.Fatalf("spec %+v, %v", spec, err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"barco/lib/jsondecode"
 )
 
 // DefaultRoot is where containers' state lives unless --root says.
@@ -62,7 +64,7 @@ type State struct {
 // Spec decodes the config create read.
 func (s *State) Spec() (*specs.Spec, error) {
 	var spec specs.Spec
-	if err := json.Unmarshal(s.Config, &spec); err != nil {
+	if err := jsondecode.Unmarshal(s.Config, &spec); err != nil {
 		return nil, fmt.Errorf("container %s: its config: %w", s.ID, err)
 	}
 	return &spec, nil
@@ -208,7 +210,7 @@ func (c *Container) load() (*State, error) {
 		return nil, fmt.Errorf("container %s: %w", c.ID, err)
 	}
 	var s State
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := jsondecode.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("container %s: state.json: %w", c.ID, err)
 	}
 	s.Status = c.status(&s)

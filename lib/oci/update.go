@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/jsondecode"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -54,7 +54,7 @@ func updateResources(o updateOptions, stdin io.Reader) (*specs.LinuxResources, e
 		if err != nil {
 			return nil, fmt.Errorf("update: --resources: %w", err)
 		}
-		if err := json.Unmarshal(data, r); err != nil {
+		if err := jsondecode.Unmarshal(data, r); err != nil {
 			return nil, fmt.Errorf("update: --resources %s: %w", o.resources, err)
 		}
 	}
