@@ -374,3 +374,44 @@ func TestStateDecodesAsEncodingJSON(t *testing.T) {
 		t.Fatalf("spec %+v, %v", spec, err)
 	}
 }
+
+// encode writes what json.Marshal writes, byte for byte, for a config
+// already compact (json.Marshal compacts it, encode does not).
+func TestStateEncodesAsEncodingJSON(t *testing.T) {
+	timeout := 5
+	hostile := []string{"", "plain", "quote\" back\\slash", "ctl \x00\x01\b\f\n\r\t\x1f", "<html> & more",
+		"bad \xff\xfe utf8", "line\u2028para\u2029", "é中😀", "\x7f"}
+	for _, str := range hostile {
+		for _, full := range []bool{false, true} {
+			st := State{State: specs.State{Version: specs.Version, ID: str, Status: specs.StateCreated, Bundle: str},
+				Created: time.Date(2026, 12, 6, 17, 0, 0, 123456789, time.UTC), Owner: str,
+				Config: json.RawMessage(`{"ociVersion":"1.0.2","process":{"args":["sh"]}}`)}
+			if full {
+				st.Pid, st.InitStart, st.Rootfs = 42, 7, str
+				st.Annotations = map[string]string{str: str, "b": "2", "a": "1"}
+				st.CgroupDirs = []string{str, "/sys/fs/cgroup/x"}
+				st.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: str, Args: []string{str}, Timeout: &timeout}}}
+			}
+			want, err := json.Marshal(&st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("encode:\n%s\njson.Marshal:\n%s", got, want)
+			}
+		}
+	}
+	// Every field of State is one encode writes: a field added to State
+	// and not to encode would be lost at the first save.
+	var fields []string
+	for f := range reflect.TypeFor[State]().Fields() {
+		fields = append(fields, f.Name)
+	}
+	if got := strings.Join(fields, ","); got != "State,InitStart,Created,Owner,CgroupDirs,Rootfs,Hooks,Config" {
+		t.Fatalf("State's fields are %s: encode them in encode", got)
+	}
+}

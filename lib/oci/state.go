@@ -235,9 +235,9 @@ func (c *Container) status(s *State) specs.ContainerState {
 
 // save writes the state through a rename.
 func (c *Container) save(s *State) error {
-	data, err := json.Marshal(s)
+	data, err := s.encode()
 	if err != nil {
-		return err
+		return fmt.Errorf("write state of %s: %w", c.ID, err)
 	}
 	tmp := c.path(".state.json.tmp")
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
