@@ -248,6 +248,12 @@ func (d *decoder) object(v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Struct:
 		ti = info(v.Type())
+		if ti.delegate {
+			// Reached through a pointer: value's check saw only the
+			// pointer type, whose delegated looks at methods and kinds,
+			// not at the fields structFields refuses.
+			return d.delegate(v)
+		}
 	case reflect.Map:
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))

@@ -192,3 +192,26 @@ func FuzzSpec(f *testing.F) {
 		same[specs.Spec](t, data)
 	})
 }
+
+// A struct this package leaves to encoding/json (here for a ",string"
+// field) is left to it behind a pointer too: delegated looks only at the
+// pointer's element type's methods and kind, not at its fields.
+type quotedField struct {
+	N int    `json:"n,string"`
+	S string `json:"s"`
+}
+
+type pointsToDelegated struct {
+	P  *quotedField  `json:"p"`
+	PP **quotedField `json:"pp"`
+	L  []*quotedField
+}
+
+func TestDelegatedStructBehindPointer(t *testing.T) {
+	for _, c := range []string{
+		`{"p":{"s":"x","n":"5"}}`, `{"pp":{"s":"x"}}`, `{"L":[{"s":"x"},null]}`, `{"p":{"n":5}}`, `{"p":null}`,
+	} {
+		same[pointsToDelegated](t, []byte(c))
+	}
+	same[*quotedField](t, []byte(`{"s":"x","n":"7"}`))
+}
