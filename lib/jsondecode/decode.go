@@ -9,8 +9,8 @@
 // package takes 0.6. It walks the types with a linear search over their
 // fields instead, and leaves to encoding/json every value it does not
 // decode the same way itself: interfaces, types with their own
-// UnmarshalJSON or UnmarshalText, arrays, byte slices, maps without string
-// keys, fields tagged ",string". Its tests compare the two on the runtime
+// UnmarshalJSON or UnmarshalText, arrays, byte slices, json.Number, maps
+// without string keys, fields tagged ",string". Its tests compare the two on the runtime
 // spec's types, by fuzzing as well.
 package jsondecode
 
@@ -626,6 +626,7 @@ func checkValid(data []byte) error {
 var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	numberType      = reflect.TypeFor[json.Number]()
 )
 
 // typeInfo is what the decoder needs of a type, made once per type.
@@ -684,6 +685,9 @@ func delegated(t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == numberType {
+		return true // a string that takes a number, and checks a string
+	}
 	if t.NumMethod() > 0 || reflect.PointerTo(t).NumMethod() > 0 {
 		pt := reflect.PointerTo(t)
 		if pt.Implements(jsonUnmarshaler) || pt.Implements(textUnmarshaler) {
@@ -739,6 +743,15 @@ func structFields(t reflect.Type, index []int) ([]field, bool) {
 			}
 		}
 		if !sf.IsExported() {
+			ft := sf.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if sf.Anonymous && ft.Kind() == reflect.Struct {
+				// Tagged with a name: to encoding/json a field of that
+				// name, decoded through the unexported one.
+				return nil, false
+			}
 			continue
 		}
 		if name == "" {

@@ -215,3 +215,42 @@ func TestDelegatedStructBehindPointer(t *testing.T) {
 	}
 	same[*quotedField](t, []byte(`{"s":"x","n":"7"}`))
 }
+
+// json.Number is a string kind encoding/json treats apart: it takes a
+// number, and a string only if it holds one.
+type numbers struct {
+	N  json.Number
+	P  *json.Number
+	NS []json.Number
+	M  map[string]json.Number
+}
+
+func TestNumber(t *testing.T) {
+	for _, c := range []string{
+		`{"N":12}`, `{"N":-1.5e3}`, `{"N":"12"}`, `{"N":"x"}`, `{"N":""}`, `{"N":null}`,
+		`{"P":7}`, `{"NS":[1,"2"]}`, `{"NS":["a"]}`, `{"M":{"a":1}}`,
+	} {
+		same[numbers](t, []byte(c))
+	}
+}
+
+// An unexported embedded struct with a name in its tag is a field of that
+// name to encoding/json, not one to skip as unexported.
+type unexportedInner struct{ X int }
+
+type embedsUnexported struct {
+	unexportedInner `json:"in"`
+	Y               int
+}
+
+type embedsUnexportedUntagged struct {
+	unexportedInner
+	Y int
+}
+
+func TestUnexportedEmbeddedStruct(t *testing.T) {
+	same[embedsUnexported](t, []byte(`{"in":{"X":1},"Y":2}`))
+	same[embedsUnexported](t, []byte(`{"X":1}`))
+	same[embedsUnexportedUntagged](t, []byte(`{"X":1,"Y":2}`))
+	same[embedsUnexportedUntagged](t, []byte(`{"unexportedInner":{"X":1}}`))
+}
