@@ -101,6 +101,16 @@ func atPath(err error, elem string) error {
 	return err
 }
 
+// pathKey is an object's key as an error's path shows it: quoted if it
+// holds what would break the message's line or could be taken for an
+// index ("[0]") or nothing.
+func pathKey(key string) string {
+	if q := strconv.Quote(key); key == "" || key[0] == '[' || q[1:len(q)-1] != key {
+		return q
+	}
+	return key
+}
+
 func mismatch(what string, t reflect.Type) error {
 	return &fieldError{err: fmt.Errorf("%s cannot be decoded into a Go %s", what, t)}
 }
@@ -298,7 +308,7 @@ func (d *decoder) object(v reflect.Value) error {
 			}
 		}
 		if err != nil {
-			return atPath(err, key)
+			return atPath(err, pathKey(key))
 		}
 		d.skipSpace()
 		switch d.peek() {

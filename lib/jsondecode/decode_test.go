@@ -254,3 +254,19 @@ func TestUnexportedEmbeddedStruct(t *testing.T) {
 	same[embedsUnexportedUntagged](t, []byte(`{"X":1,"Y":2}`))
 	same[embedsUnexportedUntagged](t, []byte(`{"unexportedInner":{"X":1}}`))
 }
+
+// An error is one line whatever the keys on its path hold (a map's keys
+// are anyone's), and a key is not taken for an index.
+func TestErrorIsOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"annotations":{"a\nb\u001b[31m":1}}`:           `annotations."a\nb\x1b[31m": a number cannot be decoded into a Go string`,
+		`{"annotations":{"[0]":1}}`:                      `annotations."[0]": a number cannot be decoded into a Go string`,
+		`{"annotations":{"":1}}`:                         `annotations."": a number cannot be decoded into a Go string`,
+		`{"linux":{"sysctl":{"net.ipv4.ip_forward":1}}}`: `linux.sysctl.net.ipv4.ip_forward: a number cannot be decoded into a Go string`,
+	} {
+		var s specs.Spec
+		if err := Unmarshal([]byte(in), &s); err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %s", in, err, want)
+		}
+	}
+}
