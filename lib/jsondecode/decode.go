@@ -9,8 +9,8 @@
 // package takes 0.6. It walks the types with a linear search over their
 // fields instead, and leaves to encoding/json every value it does not
 // decode the same way itself: interfaces, types with their own
-// UnmarshalJSON or UnmarshalText, arrays, byte slices, maps without string
-// keys, fields tagged ",string". Its tests compare the two on the runtime
+// UnmarshalJSON or UnmarshalText, arrays, byte slices, json.Number, maps
+// without string keys, fields tagged ",string". Its tests compare the two on the runtime
 // spec's types, by fuzzing as well.
 package jsondecode
 
@@ -99,6 +99,16 @@ func atPath(err error, elem string) error {
 		return f
 	}
 	return err
+}
+
+// pathKey is an object's key as an error's path shows it: quoted if it
+// holds what would break the message's line or could be taken for an
+// index ("[0]") or nothing.
+func pathKey(key string) string {
+	if q := strconv.Quote(key); key == "" || key[0] == '[' || q[1:len(q)-1] != key {
+		return q
+	}
+	return key
 }
 
 func mismatch(what string, t reflect.Type) error {
@@ -248,6 +258,12 @@ func (d *decoder) object(v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Struct:
 		ti = info(v.Type())
+		if ti.delegate {
+			// Reached through a pointer: value's check saw only the
+			// pointer type, whose delegated looks at methods and kinds,
+			// not at the fields structFields refuses.
+			return d.delegate(v)
+		}
 	case reflect.Map:
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
@@ -292,7 +308,7 @@ func (d *decoder) object(v reflect.Value) error {
 			}
 		}
 		if err != nil {
-			return atPath(err, key)
+			return atPath(err, pathKey(key))
 		}
 		d.skipSpace()
 		switch d.peek() {
@@ -620,6 +636,7 @@ func checkValid(data []byte) error {
 var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	numberType      = reflect.TypeFor[json.Number]()
 )
 
 // typeInfo is what the decoder needs of a type, made once per type.
@@ -678,6 +695,9 @@ func delegated(t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == numberType {
+		return true // a string that takes a number, and checks a string
+	}
 	if t.NumMethod() > 0 || reflect.PointerTo(t).NumMethod() > 0 {
 		pt := reflect.PointerTo(t)
 		if pt.Implements(jsonUnmarshaler) || pt.Implements(textUnmarshaler) {
@@ -733,6 +753,15 @@ func structFields(t reflect.Type, index []int) ([]field, bool) {
 			}
 		}
 		if !sf.IsExported() {
+			ft := sf.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if sf.Anonymous && ft.Kind() == reflect.Struct {
+				// Tagged with a name: to encoding/json a field of that
+				// name, decoded through the unexported one.
+				return nil, false
+			}
 			continue
 		}
 		if name == "" {

@@ -192,3 +192,81 @@ func FuzzSpec(f *testing.F) {
 		same[specs.Spec](t, data)
 	})
 }
+
+// A struct this package leaves to encoding/json (here for a ",string"
+// field) is left to it behind a pointer too: delegated looks only at the
+// pointer's element type's methods and kind, not at its fields.
+type quotedField struct {
+	N int    `json:"n,string"`
+	S string `json:"s"`
+}
+
+type pointsToDelegated struct {
+	P  *quotedField  `json:"p"`
+	PP **quotedField `json:"pp"`
+	L  []*quotedField
+}
+
+func TestDelegatedStructBehindPointer(t *testing.T) {
+	for _, c := range []string{
+		`{"p":{"s":"x","n":"5"}}`, `{"pp":{"s":"x"}}`, `{"L":[{"s":"x"},null]}`, `{"p":{"n":5}}`, `{"p":null}`,
+	} {
+		same[pointsToDelegated](t, []byte(c))
+	}
+	same[*quotedField](t, []byte(`{"s":"x","n":"7"}`))
+}
+
+// json.Number is a string kind encoding/json treats apart: it takes a
+// number, and a string only if it holds one.
+type numbers struct {
+	N  json.Number
+	P  *json.Number
+	NS []json.Number
+	M  map[string]json.Number
+}
+
+func TestNumber(t *testing.T) {
+	for _, c := range []string{
+		`{"N":12}`, `{"N":-1.5e3}`, `{"N":"12"}`, `{"N":"x"}`, `{"N":""}`, `{"N":null}`,
+		`{"P":7}`, `{"NS":[1,"2"]}`, `{"NS":["a"]}`, `{"M":{"a":1}}`,
+	} {
+		same[numbers](t, []byte(c))
+	}
+}
+
+// An unexported embedded struct with a name in its tag is a field of that
+// name to encoding/json, not one to skip as unexported.
+type unexportedInner struct{ X int }
+
+type embedsUnexported struct {
+	unexportedInner `json:"in"`
+	Y               int
+}
+
+type embedsUnexportedUntagged struct {
+	unexportedInner
+	Y int
+}
+
+func TestUnexportedEmbeddedStruct(t *testing.T) {
+	same[embedsUnexported](t, []byte(`{"in":{"X":1},"Y":2}`))
+	same[embedsUnexported](t, []byte(`{"X":1}`))
+	same[embedsUnexportedUntagged](t, []byte(`{"X":1,"Y":2}`))
+	same[embedsUnexportedUntagged](t, []byte(`{"unexportedInner":{"X":1}}`))
+}
+
+// An error is one line whatever the keys on its path hold (a map's keys
+// are anyone's), and a key is not taken for an index.
+func TestErrorIsOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"annotations":{"a\nb\u001b[31m":1}}`:           `annotations."a\nb\x1b[31m": a number cannot be decoded into a Go string`,
+		`{"annotations":{"[0]":1}}`:                      `annotations."[0]": a number cannot be decoded into a Go string`,
+		`{"annotations":{"":1}}`:                         `annotations."": a number cannot be decoded into a Go string`,
+		`{"linux":{"sysctl":{"net.ipv4.ip_forward":1}}}`: `linux.sysctl.net.ipv4.ip_forward: a number cannot be decoded into a Go string`,
+	} {
+		var s specs.Spec
+		if err := Unmarshal([]byte(in), &s); err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %s", in, err, want)
+		}
+	}
+}

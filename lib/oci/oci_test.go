@@ -415,3 +415,44 @@ func TestStateEncodesAsEncodingJSON(t *testing.T) {
 		t.Fatalf("State's fields are %s: encode them in encode", got)
 	}
 }
+
+// The fields of the embedded specs.State are encode's too: a field a new
+// runtime-spec adds there would be lost at the first save.
+func TestStateEncodesSpecsStateFields(t *testing.T) {
+	var fields []string
+	for f := range reflect.TypeFor[specs.State]().Fields() {
+		fields = append(fields, f.Name+":"+f.Tag.Get("json"))
+	}
+	want := "Version:ociVersion,ID:id,Status:status,Pid:pid,omitempty,Bundle:bundle,Annotations:annotations,omitempty"
+	if got := strings.Join(fields, ","); got != want {
+		t.Fatalf("specs.State's fields are %s: encode them in encode", got)
+	}
+}
+
+// A config as create reads it (indented, a final newline, HTML's
+// characters, U+2028, bytes not UTF-8, all of which json.Marshal would
+// compact or escape) still makes a state file that is JSON and decodes to
+// the same State.
+func TestStateEncodesRawConfig(t *testing.T) {
+	config := "\n {\n\t\"ociVersion\" : \"1.0.2\",\r\n \"hostname\": \"<a>&\u2028\xff\",\n \"process\": {\"args\": [ \"sh\" ]} }\n\n"
+	if !json.Valid([]byte(config)) {
+		t.Fatal("test config not valid")
+	}
+	st := State{State: specs.State{Version: specs.Version, ID: "a", Status: specs.StateCreated, Bundle: "/b"},
+		Created: time.Date(2026, 12, 6, 17, 0, 0, 0, time.UTC), Config: json.RawMessage(config)}
+	got, err := st.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back State
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatalf("%q: %v", got, err)
+	}
+	if want := strings.Trim(config, " \t\r\n"); string(back.Config) != want {
+		t.Fatalf("config %q, want %q", back.Config, want)
+	}
+	back.Config = st.Config
+	if !reflect.DeepEqual(back, st) {
+		t.Fatalf("decoded %+v, want %+v", back, st)
+	}
+}
