@@ -10,8 +10,8 @@
 // fields instead, and leaves to encoding/json every value it does not
 // decode the same way itself: interfaces, types with their own
 // UnmarshalJSON or UnmarshalText, arrays, byte slices, json.Number, maps
-// without string keys, fields tagged ",string". Its tests compare the two on the runtime
-// spec's types, by fuzzing as well.
+// without string keys, structs with fields tagged ",string". Its tests
+// compare the two on the runtime spec's types, by fuzzing as well.
 package jsondecode
 
 import (
