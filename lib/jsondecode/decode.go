@@ -692,7 +692,10 @@ func info(t reflect.Type) *typeInfo {
 // delegated reports whether encoding/json is to decode values of type t
 // (or the values they point to: a pointer's element type decides).
 func delegated(t reflect.Type) bool {
-	for t.Kind() == reflect.Pointer {
+	for depth := 0; t.Kind() == reflect.Pointer; depth++ {
+		if depth == 64 {
+			return true // a pointer type that points to itself: type P *P
+		}
 		t = t.Elem()
 	}
 	if t == numberType {

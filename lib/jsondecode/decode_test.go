@@ -270,3 +270,13 @@ func TestErrorIsOneLine(t *testing.T) {
 		}
 	}
 }
+
+type selfPointer *selfPointer
+
+func TestSelfPointerType(t *testing.T) {
+	for _, c := range []string{`{"p":null}`, `{}`} { // encoding/json never ends on {"p":{}} either
+		same[struct {
+			P selfPointer `json:"p"`
+		}](t, []byte(c))
+	}
+}
