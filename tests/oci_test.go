@@ -455,6 +455,45 @@ func TestOCIHooks(t *testing.T) {
 
 // SIGTERM to create while a prestart hook runs ends the hook (its process
 // group) and create, which fails with one line and leaves nothing.
+// A state larger than a variable or an argument can hold (Kubernetes
+// puts a pod's annotations in it): every hook still gets it whole, the
+// create and start ones too, which the chain passes in a memfd.
+func TestOCIHooksWithLargeAnnotations(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	big := strings.Repeat("a", 300<<10)
+	keep := func(dir, name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + dir + "/" + name}}
+	}
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Annotations = map[string]string{"big": big}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{
+			Prestart:        []specs.Hook{keep(out, "prestart")}, //lint:ignore SA1019 Docker still uses prestart
+			CreateRuntime:   []specs.Hook{keep(out, "createRuntime")},
+			CreateContainer: []specs.Hook{keep(out, "createContainer")},
+			StartContainer:  []specs.Hook{keep("/hooks", "startContainer")},
+			Poststart:       []specs.Hook{keep(out, "poststart")},
+		}
+	})
+	e.mustCreate("--bundle", dir, "bighooks")
+	initPID := e.state("bighooks").Pid
+	e.must("start", "bighooks")
+	e.must("delete", "--force", "bighooks")
+	for _, name := range []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart"} {
+		data, err := os.ReadFile(filepath.Join(out, name))
+		var s specs.State
+		if err == nil {
+			err = json.Unmarshal(data, &s)
+		}
+		if err != nil || s.Annotations["big"] != big || s.Pid != initPID || s.ID != "bighooks" {
+			t.Errorf("%s hook's stdin: %d bytes, pid %d, %v; want the state with the %d-byte annotation and pid %d",
+				name, len(data), s.Pid, err, len(big), initPID)
+		}
+	}
+}
+
 func TestOCIHookStoppedBySignal(t *testing.T) {
 	e := newOCI(t)
 	out := testutil.SearchableTempDir(t)

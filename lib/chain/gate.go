@@ -1,7 +1,6 @@
 package chain
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -124,12 +123,13 @@ func runStartHooks(env []string) error {
 		return nil
 	}
 	os.Unsetenv(hook.StartEnv)
-	var set hook.Set
-	if err := json.Unmarshal([]byte(v), &set); err != nil {
+	set, err := hook.LoadSet(v)
+	if err != nil {
 		return fmt.Errorf("%s: %w", hook.StartEnv, err)
 	}
 	if set.State.Pid == 0 {
 		set.State.Pid = os.Getpid()
 	}
+	defer HideChainFDs()()
 	return hook.Run(set.Hooks, set.State, env)
 }

@@ -1,7 +1,6 @@
 package mount
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -227,8 +226,8 @@ func openConsoleSocket(arg string, noDev bool) (int, error) {
 func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
 	if v, ok := os.LookupEnv(hook.CreateEnv); ok {
 		os.Unsetenv(hook.CreateEnv)
-		var set hook.Set
-		if err := json.Unmarshal([]byte(v), &set); err != nil {
+		set, err := hook.LoadSet(v)
+		if err != nil {
 			return fmt.Errorf("%s: %w", hook.CreateEnv, err)
 		}
 		hooks, st = append(set.Hooks, hooks...), set.State
@@ -246,16 +245,15 @@ func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
 		return fmt.Errorf("the hooks' state: this process's pid: %w", err)
 	}
 	if hasStart {
-		var set hook.Set
-		if err := json.Unmarshal([]byte(start), &set); err != nil {
+		set, err := hook.LoadSet(start)
+		if err != nil {
 			return fmt.Errorf("%s: %w", hook.StartEnv, err)
 		}
 		set.State.Pid = pid
-		data, err := json.Marshal(set)
-		if err != nil {
-			return err
+		if start, err = hook.StoreSet(start, set); err != nil {
+			return fmt.Errorf("%s: %w", hook.StartEnv, err)
 		}
-		os.Setenv(hook.StartEnv, string(data))
+		os.Setenv(hook.StartEnv, start)
 	}
 	st.Pid = pid
 	cfg.Log.Debugf("run %d hooks before pivot_root, pid %d", len(hooks), pid)

@@ -14,6 +14,7 @@ import (
 
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/hook"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -165,6 +166,24 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 	if consoleFD >= 0 {
 		chainFDs += "," + strconv.Itoa(consoleFD)
 	}
+	hookFDs, err := hookSetsInFDs(env)
+	closeChainFDs := func() {
+		unix.Close(report)
+		unix.Close(fifo)
+		if consoleFD >= 0 {
+			unix.Close(consoleFD)
+		}
+		for _, fd := range hookFDs {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		closeChainFDs()
+		return err
+	}
+	for _, fd := range hookFDs {
+		chainFDs += "," + strconv.Itoa(fd)
+	}
 	env = append(env, chain.ReportFDEnv+"="+strconv.Itoa(report), chain.StartFDEnv+"="+strconv.Itoa(fifo),
 		chain.ChainFDsEnv+"="+chainFDs)
 	if g.debug {
@@ -185,11 +204,7 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 	}
 	if open {
 		// A stage failed before barco-ns passed them on.
-		unix.Close(report)
-		unix.Close(fifo)
-		if consoleFD >= 0 {
-			unix.Close(consoleFD)
-		}
+		closeChainFDs()
 	}
 	var lines []string
 	ready := false
@@ -246,6 +261,31 @@ func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) 
 	}()
 	<-done
 	return status, chainFDsOpen
+}
+
+// hookSetMaxEnv is the largest hook set passed in the environment: a
+// variable holds at most 128 KiB (MAX_ARG_STRLEN), the exec all of them
+// and the arguments a quarter of the stack limit.
+const hookSetMaxEnv = 32 << 10
+
+// hookSetsInFDs moves each hook set of env (hook.CreateEnv, hook.StartEnv)
+// larger than hookSetMaxEnv into a memfd, the variable then naming it
+// (see hook.LoadSet), and returns the descriptors, for the chain's.
+func hookSetsInFDs(env []string) ([]int, error) {
+	var fds []int
+	for i, kv := range env {
+		name, v, _ := strings.Cut(kv, "=")
+		if (name != hook.CreateEnv && name != hook.StartEnv) || len(v) <= hookSetMaxEnv {
+			continue
+		}
+		fd, value, err := hook.SetInFD([]byte(v))
+		if err != nil {
+			return fds, fmt.Errorf("%s: %w", name, err)
+		}
+		fds = append(fds, fd)
+		env[i] = name + "=" + value
+	}
+	return fds, nil
 }
 
 // forkStages runs the chain argv from the first stage's binary, next to
