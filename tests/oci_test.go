@@ -453,8 +453,6 @@ func TestOCIHooks(t *testing.T) {
 	}
 }
 
-// SIGTERM to create while a prestart hook runs ends the hook (its process
-// group) and create, which fails with one line and leaves nothing.
 // A state larger than a variable or an argument can hold (Kubernetes
 // puts a pod's annotations in it): every hook still gets it whole, the
 // create and start ones too, which the chain passes in a memfd.
@@ -494,6 +492,62 @@ func TestOCIHooksWithLargeAnnotations(t *testing.T) {
 	}
 }
 
+// The memfd of a large state goes down the chain through every stage,
+// linked or exec'd, above the descriptors the process keeps: the
+// createContainer and startContainer hooks get the state whole, and
+// neither they nor the process hold the memfd.
+func TestOCILargeHookStateStaysInTheChain(t *testing.T) {
+	bothStageModes(t, func(t *testing.T) {
+		e := newOCI(t)
+		out := testutil.SearchableTempDir(t)
+		big := strings.Repeat("a", 300<<10)
+		keep := func(dir, name string) specs.Hook {
+			return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + dir + "/" + name + "; ls -l /proc/self/fd > " + dir + "/" + name + ".fds"}}
+		}
+		dir := e.bundle(func(s *specs.Spec) {
+			s.Process.Args = []string{"/bin/sh", "-c", "ls -l /proc/self/fd > /hooks/process.fds"}
+			s.Annotations = map[string]string{"big": big}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hooks", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+			s.Hooks = &specs.Hooks{
+				CreateContainer: []specs.Hook{keep(out, "createContainer")},
+				StartContainer:  []specs.Hook{keep("/hooks", "startContainer")},
+			}
+		})
+		id := "bigstate-" + filepath.Base(t.Name())
+		// fd 3 kept: the memfd must not take its number. Stdio on
+		// files, as onFiles has it.
+		errFile := filepath.Join(t.TempDir(), "stderr")
+		r := testutil.Run(t, nil, "sh", "-c", fmt.Sprintf("exec 3</dev/null; exec %q --root %q create --preserve-fds 1 --bundle %q %q </dev/null >/dev/null 2>%q",
+			e.bin, e.root, dir, id, errFile))
+		if stderr, _ := os.ReadFile(errFile); r.Code != 0 {
+			t.Fatalf("create: status %d, %s", r.Code, stderr)
+		}
+		initPID := e.state(id).Pid
+		e.must("start", id)
+		e.waitStatus(id, specs.StateStopped)
+		e.must("delete", id)
+		for _, name := range []string{"createContainer", "startContainer"} {
+			data, err := os.ReadFile(filepath.Join(out, name))
+			var s specs.State
+			if err == nil {
+				err = json.Unmarshal(data, &s)
+			}
+			if err != nil || s.Annotations["big"] != big || s.Pid != initPID {
+				t.Errorf("%s hook's stdin: %d bytes, pid %d, %v; want the state with the %d-byte annotation and pid %d",
+					name, len(data), s.Pid, err, len(big), initPID)
+			}
+		}
+		for _, name := range []string{"createContainer", "startContainer", "process"} {
+			fds, err := os.ReadFile(filepath.Join(out, name+".fds"))
+			if err != nil || !strings.Contains(string(fds), " 3 -> ") || strings.Contains(string(fds), "memfd") {
+				t.Errorf("%s's descriptors: %v\n%s\nwant 3 (kept, from create's) and no memfd", name, err, fds)
+			}
+		}
+	})
+}
+
+// SIGTERM to create while a prestart hook runs ends the hook (its process
+// group) and create, which fails with one line and leaves nothing.
 func TestOCIHookStoppedBySignal(t *testing.T) {
 	e := newOCI(t)
 	out := testutil.SearchableTempDir(t)
