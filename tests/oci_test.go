@@ -1008,6 +1008,25 @@ func TestOCICreateExecStages(t *testing.T) {
 	}
 }
 
+// With every stage exec'd, barco-ns takes the prestart hooks' state as an
+// argument, which Linux caps at 128 KiB: a larger one fails create with
+// one line, and leaves nothing.
+func TestOCIExecStagesLargePrestartStateFailsCleanly(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Annotations = map[string]string{"big": strings.Repeat("a", 300<<10)}
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}} //lint:ignore SA1019 Docker still uses prestart
+	})
+	t.Setenv(chain.ExecStagesEnv, "1")
+	r := e.create("--bundle", dir, "execstages-big")
+	if r.Code != 125 || strings.Count(r.Stderr, "\n") != 1 || !strings.Contains(r.Stderr, "argument list too long") {
+		t.Fatalf("create: status %d, stderr %q; want 125 and one line naming E2BIG", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "execstages-big")); !os.IsNotExist(err) {
+		t.Errorf("create left its state directory: %v", err)
+	}
+}
+
 // The stages' GOMAXPROCS=1 never reaches the container's process, which
 // gets its config's own GOMAXPROCS, or none: with the first stages in
 // barco's process and with every stage exec'd.

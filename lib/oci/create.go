@@ -200,7 +200,10 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 		// process, and its work after the chain with it.
 		env = append(env, chain.ExecStagesEnv+"=1")
 		files := chain.Files(preserve, chain.ParseChainFDs(chainFDs))
-		status = g.forkStages(argv, env, files)
+		if status, err = g.forkStages(argv, env, files); err != nil {
+			closeChainFDs()
+			return err
+		}
 	}
 	if open {
 		// A stage failed before barco-ns passed them on.
@@ -291,18 +294,17 @@ func hookSetsInFDs(env []string) ([]int, error) {
 // forkStages runs the chain argv from the first stage's binary, next to
 // this one, as a child with files as its descriptors, and returns its
 // exit status.
-func (g *globals) forkStages(argv, env []string, files []uintptr) int {
+func (g *globals) forkStages(argv, env []string, files []uintptr) (int, error) {
 	self, err := os.Executable()
-	if err == nil {
-		path := filepath.Join(filepath.Dir(self), argv[0])
-		var pid int
-		if pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files}); err == nil {
-			return chain.ExitStatus(syscall.WaitStatus(waitPid(pid)))
-		}
-		err = fmt.Errorf("start %s: %w", path, err)
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	fmt.Fprintf(g.stderr, "barco: %v\n", err)
-	return chain.ExitFailed
+	path := filepath.Join(filepath.Dir(self), argv[0])
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files})
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", path, err)
+	}
+	return chain.ExitStatus(syscall.WaitStatus(waitPid(pid))), nil
 }
 
 // writePidsLimit writes the pids limit into the container's cgroup now,
