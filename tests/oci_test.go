@@ -523,6 +523,11 @@ func TestOCILargeHookStateStaysInTheChain(t *testing.T) {
 			t.Fatalf("create: status %d, %s", r.Code, stderr)
 		}
 		initPID := e.state(id).Pid
+		// The init, at the start gate, holds the start hooks' memfd and
+		// no longer the create hooks'.
+		if n := hookMemfdsOf(t, initPID); n != 1 {
+			t.Errorf("the created container's init holds %d memfds, want 1 (the start hooks')", n)
+		}
 		e.must("start", id)
 		e.waitStatus(id, specs.StateStopped)
 		e.must("delete", id)
@@ -544,6 +549,24 @@ func TestOCILargeHookStateStaysInTheChain(t *testing.T) {
 			}
 		}
 	})
+}
+
+// hookMemfdsOf counts the hook sets' memfds process pid holds (those of
+// stages carried past pivot_root, BARCO_EXEC_STAGES=1, are not counted).
+func hookMemfdsOf(t *testing.T, pid int) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if target, _ := os.Readlink(filepath.Join(dir, e.Name())); strings.HasPrefix(target, "/memfd:barco-hooks") {
+			n++
+		}
+	}
+	return n
 }
 
 // SIGTERM to create while a prestart hook runs ends the hook (its process

@@ -98,6 +98,13 @@ func HideChainFDs() (restore func()) {
 	}
 }
 
+// CloseChainFD closes fd, one of BARCO_CHAIN_FDS that no later stage
+// needs, and takes it out of the list.
+func CloseChainFD(fd int) {
+	forgetChainFD(fd)
+	unix.Close(fd)
+}
+
 // forgetChainFD takes fd out of BARCO_CHAIN_FDS, for a descriptor this
 // process closes: the number may be reused, and a stage started later
 // must not take whatever it then is for the chain's.

@@ -17,15 +17,29 @@ import (
 // close before PROGRAM.
 const fdPrefix = "fd:"
 
+// FD is the descriptor a CreateEnv or StartEnv value names, if it names
+// one: -1 and true for a value "fd:" with no descriptor number.
+func FD(v string) (fd int, ok bool) {
+	n, ok := strings.CutPrefix(v, fdPrefix)
+	if !ok {
+		return -1, false
+	}
+	fd, err := strconv.Atoi(n)
+	if err != nil || fd < 0 {
+		return -1, true
+	}
+	return fd, true
+}
+
 // LoadSet decodes the Set of a CreateEnv or StartEnv value.
 func LoadSet(v string) (Set, error) {
 	var set Set
 	data := []byte(v)
-	if n, ok := strings.CutPrefix(v, fdPrefix); ok {
-		fd, err := strconv.Atoi(n)
-		if err != nil || fd < 0 {
+	if fd, ok := FD(v); ok {
+		if fd < 0 {
 			return set, fmt.Errorf("%q: not a descriptor", v)
 		}
+		var err error
 		if data, err = readAll(fd); err != nil {
 			return set, fmt.Errorf("read fd %d: %w", fd, err)
 		}
@@ -43,12 +57,11 @@ func StoreSet(v string, set Set) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, ok := strings.CutPrefix(v, fdPrefix)
+	fd, ok := FD(v)
 	if !ok {
 		return string(data), nil
 	}
-	fd, err := strconv.Atoi(n)
-	if err != nil || fd < 0 {
+	if fd < 0 {
 		return "", fmt.Errorf("%q: not a descriptor", v)
 	}
 	if err := unix.Ftruncate(fd, 0); err != nil {

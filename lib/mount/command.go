@@ -230,6 +230,10 @@ func beforePivotHooks(cfg *Config, hooks []specs.Hook, st specs.State) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", hook.CreateEnv, err)
 		}
+		if fd, ok := hook.FD(v); ok {
+			// Read: the init need not hold its memfd until start.
+			chain.CloseChainFD(fd)
+		}
 		hooks, st = append(set.Hooks, hooks...), set.State
 	}
 	start, hasStart := os.LookupEnv(hook.StartEnv)
