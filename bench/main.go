@@ -4,8 +4,8 @@
 // bwrap rootless, as a user it makes for them and removes (rootless.go).
 // It is a benchmark, not a test: it reports and never fails the build.
 //
-//	go run ./bench [-runs N] [-rounds N] [-warmup N] [-out FILE]
-//	go run ./bench -engines [-runs N] [-rounds N] [-warmup N] [-out FILE]
+//	go run ./bench [-runs N] [-rounds N] [-warmup N] [-settle D] [-out FILE]
+//	go run ./bench -engines [-runs N] [-rounds N] [-warmup N] [-settle D] [-out FILE]
 //
 // -engines measures `run --rm IMAGE true` through podman, Docker and ctr
 // instead, with barco, runc and crun as their runtime (the engines started
@@ -76,6 +76,7 @@ func main() {
 	rss := flag.Bool("rss", false, "with -only: the host memory, no timing (internal use)")
 	userFlag := flag.String("rootless-user", "", "with -only: the user of the rootless rows, made already, and its directory (internal use)")
 	engines := flag.Bool("engines", false, "podman, docker and ctr with each runtime, instead (scripts/engines start first)")
+	flag.DurationVar(&settle, "settle", settle, "idle time before each command's runs in each round")
 	flag.Parse()
 	if *engines {
 		set := map[string]bool{}
@@ -159,7 +160,7 @@ func main() {
 				// crun 1.8 refuses this machine's hybrid cgroup layout
 				// unless the empty v2 mount is hidden: run it in a private
 				// mount namespace with a tmpfs over /sys/fs/cgroup/unified.
-				r = crunInPrivateMountNS(b.name, user, "-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w))
+				r = crunInPrivateMountNS(b.name, user, "-runs", strconv.Itoa(perRound), "-warmup", strconv.Itoa(w), "-settle", settle.String())
 			} else {
 				r = measure(b, perRound, w)
 			}
@@ -398,7 +399,16 @@ func crunInPrivateMountNS(name string, user *rootlessUser, args ...string) resul
 	return rs[0]
 }
 
-// measure times argv runs times after warmup runs, into r.Times.
+// settle is the idle time before each command's runs, in every round.
+// Each run leaves the kernel work it defers (a network namespace, for one,
+// is torn down by a kernel worker after its last process ends), which
+// lands on the runs that follow; and crun's rows start a bench process of
+// their own first (crunInPrivateMountNS), an idle time the others had
+// not. The same pause before every row measures them all alike.
+var settle = 300 * time.Millisecond
+
+// measure times argv runs times after warmup runs, into r.Times, after
+// the settle time.
 func measure(b bench, runs, warmup int) result {
 	r := result{Name: b.name, Command: strings.Join(append(append([]string(nil), b.env...), b.argv...), " ")}
 	null, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
@@ -413,6 +423,7 @@ func measure(b bench, runs, warmup int) result {
 		attr.Env, attr.Dir, attr.Sys = append(b.user.env(), b.env...), b.user.dir, &syscall.SysProcAttr{Credential: b.user.cred()}
 	}
 	var ru syscall.Rusage
+	time.Sleep(settle)
 	runOnce := func() (time.Duration, error) {
 		t0 := time.Now()
 		pid, err := syscall.ForkExec(path, b.argv, attr)
