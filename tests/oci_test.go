@@ -619,6 +619,49 @@ func TestOCIHookStoppedBySignal(t *testing.T) {
 	}
 }
 
+// A hook that create runs may ask the runtime about the container being
+// made, and about the others: state, list and ps read without waiting for
+// create, which waits for its hooks.
+func TestOCIStateFromCreateHooks(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	timeout := 5
+	ask := func(name string) specs.Hook {
+		q := func(args ...string) string {
+			return fmt.Sprintf("%q --root %q %s", e.bin, e.root, strings.Join(args, " "))
+		}
+		return specs.Hook{Path: "/bin/sh", Timeout: &timeout, Args: []string{"sh", "-c",
+			q("state", "asked") + " > " + out + "/" + name + ".state; " +
+				q("list", "--quiet") + " > " + out + "/" + name + ".list; " +
+				q("ps", "asked") + " > " + out + "/" + name + ".ps"}}
+	}
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{ask("createRuntime")}, CreateContainer: []specs.Hook{ask("createContainer")}}
+	})
+	e.mustCreate("--bundle", dir, "asked")
+	defer e.barco("delete", "--force", "asked")
+	for _, name := range []string{"createRuntime", "createContainer"} {
+		data, err := os.ReadFile(filepath.Join(out, name+".state"))
+		var s specs.State
+		if err == nil {
+			err = json.Unmarshal(data, &s)
+		}
+		if err != nil || s.ID != "asked" || s.Status != specs.StateCreating || s.Bundle != dir {
+			t.Errorf("`state` from a %s hook: %q (%v); want the container being made, status creating", name, data, err)
+		}
+		if list, _ := os.ReadFile(filepath.Join(out, name+".list")); string(list) != "asked\n" {
+			t.Errorf("`list --quiet` from a %s hook: %q, want asked", name, list)
+		}
+		if ps, err := os.ReadFile(filepath.Join(out, name+".ps")); err != nil || !strings.HasPrefix(string(ps), "PID") {
+			t.Errorf("`ps` from a %s hook: %q (%v), want its table", name, ps, err)
+		}
+	}
+	if s := e.state("asked"); s.Status != specs.StateCreated {
+		t.Errorf("after create: status %s, want created", s.Status)
+	}
+}
+
 // prestart and createRuntime run in the runtime's namespaces, also when
 // the container joins one by path (here a network namespace, which
 // barco-ns enters on its own thread before the clone).

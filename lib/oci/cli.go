@@ -152,7 +152,7 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 	verb, args := args[0], args[1:]
 	var o chain.Options
 	var co createOptions
-	var force, all bool
+	var force, all, quiet bool
 	var format string
 	var eo execOptions
 	var uo updateOptions
@@ -175,7 +175,9 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 		o.Bool(&all, "all", 'a', "")
 	case "list", "ps":
 		o.String(&format, "format", 'f', "table|json", "")
-		o.Bool(new(bool), "quiet", 'q', "")
+		if verb == "list" {
+			o.Bool(&quiet, "quiet", 'q', "")
+		}
 	case "spec":
 		o.String(&co.bundle, "bundle", 'b', "DIR", "")
 		o.Bool(new(bool), "rootless", 0, "")
@@ -241,7 +243,7 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 		}
 		return 0, remove(g, id, force)
 	case "list":
-		return 0, list(g, p.Stdout, format)
+		return 0, list(g, p.Stdout, format, quiet)
 	case "ps":
 		if err := needID(1); err != nil {
 			return 0, err
@@ -321,10 +323,18 @@ func run(g *globals, id string, o createOptions) (int, error) {
 	return status, remove(g, id, true)
 }
 
-func list(g *globals, w io.Writer, format string) error {
+// list prints the containers as runc's list: a table, or with quiet their
+// ids only, or with format json their states.
+func list(g *globals, w io.Writer, format string, quiet bool) error {
 	rows, err := listRows(g)
 	if err != nil {
 		return err
+	}
+	if quiet {
+		for _, r := range rows {
+			fmt.Fprintln(w, r.ID)
+		}
+		return nil
 	}
 	if format == "json" {
 		out := make([]map[string]any, 0, len(rows))

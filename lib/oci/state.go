@@ -180,15 +180,18 @@ func lockAndLoad(root, id string) (*Container, *State, error) {
 	return c, st, nil
 }
 
-// loadState reads a container's state under its lock, for a command that
-// only reads it.
+// loadState reads a container's state without its lock, for a command
+// that only reads it (state, list, ps): the state is written through a
+// rename, so a reader sees one whole state, and it must not wait for a
+// command that holds the lock for long. A hook that create runs calls
+// `state` on the container being made (runc's hooks may, and crun's), and
+// create waits for its hooks.
 func loadState(root, id string) (*State, error) {
-	c, st, err := lockAndLoad(root, id)
-	if err != nil {
+	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	c.close()
-	return st, nil
+	c := &Container{ID: id, Dir: filepath.Join(root, id), fd: -1}
+	return c.load()
 }
 
 func (c *Container) close() {
