@@ -619,6 +619,38 @@ func TestOCIHookStoppedBySignal(t *testing.T) {
 	}
 }
 
+// The createContainer hooks run as runc's: before pivot_root, with the
+// host's paths, and the container's filesystem built at its root path,
+// /dev, /proc, /sys and the volumes in it. (GPU hooks write into the
+// container's libraries there, and run its ldconfig.)
+func TestOCICreateContainerHookSeesTheMounts(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	vol := testutil.SearchableTempDir(t)
+	if err := os.WriteFile(filepath.Join(vol, "marker"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := `r=$(sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; ` +
+		`{ test -c $r/dev/null && echo dev; test -e $r/proc/self/stat && echo proc; ` +
+		`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/seen`
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/true"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "ro"}})
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", check}}}}
+	})
+	e.mustCreate("--bundle", dir, "seen")
+	e.must("delete", "--force", "seen")
+	if seen, err := os.ReadFile(filepath.Join(out, "seen")); string(seen) != "dev\nproc\nsys\nvolume\n" {
+		t.Errorf("the createContainer hook found in the root path %q (%v); want dev, proc, sys and volume", seen, err)
+	}
+	// And nothing of them is left in the rootfs, which is the bundle's.
+	for _, p := range []string{"vol/marker", "proc/self", "dev/null"} {
+		if _, err := os.Lstat(filepath.Join(dir, "rootfs", p)); err == nil {
+			t.Errorf("%s is still in the rootfs after delete", p)
+		}
+	}
+}
+
 // A hook that create runs may ask the runtime about the container being
 // made, and about the others: state, list and ps read without waiting for
 // create, which waits for its hooks.

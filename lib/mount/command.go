@@ -113,7 +113,7 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		hooks     []specs.Hook
 		hookState specs.State
 	)
-	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) just before pivot_root, in the container's namespaces with the host's paths, with --hook-state on its stdin (repeatable; the OCI createContainer hooks)`, func(v string) error {
+	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) just before pivot_root, in the container's namespaces with the host's paths and the container's filesystem built at --rootfs, with --hook-state on its stdin (repeatable; the OCI createContainer hooks)`, func(v string) error {
 		h, err := hook.Parse(v)
 		hooks = append(hooks, h)
 		return err

@@ -67,10 +67,12 @@ type host struct {
 	etc     int       // a tmpfs holding etcFiles, or -1
 	etcList []etcFile // what it holds
 	cgroups []cgroupMount
+	// hostRoot is the mount namespace's root, for leaveRoot, or -1.
+	hostRoot int
 }
 
 func (h *host) close() {
-	fds := []int{h.root, h.proc, h.sys, h.etc, h.dev[0], h.dev[1], h.dev[2], h.dev[3]}
+	fds := []int{h.root, h.proc, h.sys, h.etc, h.dev[0], h.dev[1], h.dev[2], h.dev[3], h.hostRoot}
 	fds = append(fds, h.devices...)
 	fds = append(fds, h.volumes...)
 	fds = append(fds, h.tmpfs...)
@@ -92,7 +94,9 @@ type Root struct {
 // Enter builds the container filesystem in cfg.Rootfs and makes it the
 // root of the current mount namespace. beforePivot runs at the last moment
 // the host's files can be reached (barco-mount carries the next stages
-// across there).
+// across there, and runs the createContainer hooks), with the container's
+// filesystem built at cfg.Rootfs: its /proc, /dev, /sys and volumes are
+// there, as runc's hooks see them.
 //
 // On failure nothing is left on the host: every mount is made in this
 // mount namespace only, after all of them have been made private, and the
@@ -123,27 +127,101 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		return nil, err
 	}
 
-	h := &host{root: -1, proc: -1, sys: -1, etc: -1, dev: [4]int{-1, -1, -1, -1}}
+	h := &host{root: -1, proc: -1, sys: -1, etc: -1, dev: [4]int{-1, -1, -1, -1}, hostRoot: -1}
 	defer h.close()
 	if err := h.take(cfg, proc, uns); err != nil {
 		return nil, err
 	}
+	r := &Root{log: cfg.Log}
+	if err := r.buildIn(cfg, h, uns); err != nil {
+		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
+		return nil, accessHint(err, uns)
+	}
 	if err := beforePivot(); err != nil {
+		if h.enterRoot() == nil {
+			r.Undo()
+		}
+		h.leaveRoot()
 		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
 		return nil, err
 	}
 	if err := pivot(h.root, cfg.Rootfs); err != nil {
+		if h.enterRoot() == nil {
+			r.Undo()
+		}
+		h.leaveRoot()
 		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
 		return nil, err
 	}
 	cfg.Log.Debugf("pivot_root into %s", cfg.Rootfs)
-
-	r := &Root{log: cfg.Log}
-	if err := r.build(cfg, h, uns); err != nil {
+	if err := workdir(cfg, h); err != nil {
 		r.Undo()
-		return nil, accessHint(err, uns)
+		return nil, err
 	}
 	return r, nil
+}
+
+// buildIn builds the container filesystem in the rootfs, chrooted there,
+// where its paths are the container's as after pivot_root, and comes back
+// to the host's root, undoing what it made if it fails.
+func (r *Root) buildIn(cfg *Config, h *host, uns userNS) error {
+	var err error
+	if h.hostRoot, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return &os.PathError{Op: "open", Path: "/", Err: err}
+	}
+	if err := h.enterRoot(); err != nil {
+		return err
+	}
+	err = r.build(cfg, h, uns)
+	if err != nil {
+		r.Undo()
+	}
+	if lerr := h.leaveRoot(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// enterRoot chroots into the rootfs (h.root): the container's paths, for
+// build and Undo, before pivot_root.
+func (h *host) enterRoot() error {
+	if err := unix.Fchdir(h.root); err != nil {
+		return &os.PathError{Op: "chdir", Path: "the rootfs", Err: err}
+	}
+	if err := unix.Chroot("."); err != nil {
+		return &os.PathError{Op: "chroot", Path: "the rootfs", Err: err}
+	}
+	return nil
+}
+
+// leaveRoot chroots back to the root of the mount namespace, which
+// pivot_root needs, and the hooks (theirs are the host's paths).
+func (h *host) leaveRoot() error {
+	if err := unix.Fchdir(h.hostRoot); err != nil {
+		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+	}
+	if err := unix.Chroot("."); err != nil {
+		return &os.PathError{Op: "chroot", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// workdir makes cfg.Workdir, resolved in the container, the working
+// directory, once pivot_root has left it at /.
+func workdir(cfg *Config, h *host) error {
+	if cfg.Workdir == "" || cfg.Workdir == "/" {
+		return nil
+	}
+	fd, err := openIn(h.root, cfg.Workdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
+	if err != nil {
+		return pathError("workdir", cfg.Workdir, err)
+	}
+	err = unix.Fchdir(fd)
+	unix.Close(fd)
+	if err != nil {
+		return pathError("workdir", cfg.Workdir, err)
+	}
+	return nil
 }
 
 func checkRootfs(dir string, uns userNS) error {
@@ -388,9 +466,10 @@ func pivot(root int, dir string) error {
 	return unix.Chdir("/")
 }
 
-// build makes the container filesystem, from inside it. Only the container
-// can be reached from here, so fixed paths in it are safe; user-given ones
-// are still resolved with openat2, to refuse magic links.
+// build makes the container filesystem, from inside it (chrooted in the
+// rootfs, see buildIn). Only the container can be reached by path from
+// here, so fixed paths in it are safe; user-given ones are still resolved
+// with openat2, to refuse magic links.
 func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 	// In the runtime spec's order of the default mounts, /proc, /dev, /sys,
 	// which an OCI config lists and its validator reads back in mountinfo.
@@ -465,17 +544,6 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			return err
 		}
 		r.readOnly = true
-	}
-	if cfg.Workdir != "" && cfg.Workdir != "/" {
-		fd, err := openIn(h.root, cfg.Workdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
-		if err != nil {
-			return pathError("workdir", cfg.Workdir, err)
-		}
-		err = unix.Fchdir(fd)
-		unix.Close(fd)
-		if err != nil {
-			return pathError("workdir", cfg.Workdir, err)
-		}
 	}
 	return nil
 }
