@@ -651,6 +651,36 @@ func TestOCICreateContainerHookSeesTheMounts(t *testing.T) {
 	}
 }
 
+// A shared root and a read-only one, with a createContainer hook that
+// writes into the rootfs: pivot_root cannot take a shared root, so the
+// propagation comes after it, and read-only after the hooks, as runc's.
+func TestOCIRootPropagationAndReadOnly(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo > /out/mountinfo; " +
+			"cat /from-hook > /out/from-hook; touch /x 2> /out/touch"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		s.Linux.RootfsPropagation = "shared"
+		s.Root.Readonly = true
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			`r=$(sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; echo written > $r/from-hook`}}}}
+	})
+	e.mustCreate("--bundle", dir, "shared-ro")
+	e.must("start", "shared-ro")
+	e.waitStatus("shared-ro", specs.StateStopped)
+	e.must("delete", "shared-ro")
+	if mi, err := os.ReadFile(filepath.Join(out, "mountinfo")); err != nil || !strings.Contains(string(mi), " shared:") || !strings.Contains(string(mi), " ro") {
+		t.Errorf("the container's / in its mountinfo: %q (%v); want it shared and read-only", mi, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "from-hook")); string(got) != "written\n" {
+		t.Errorf("the file the createContainer hook wrote into a read-only root: %q, want written", got)
+	}
+	if msg, _ := os.ReadFile(filepath.Join(out, "touch")); !strings.Contains(string(msg), "Read-only file system") {
+		t.Errorf("touch /x in the container: %q, want a read-only file system", msg)
+	}
+}
+
 // A hook that create runs may ask the runtime about the container being
 // made, and about the others: state, list and ps read without waiting for
 // create, which waits for its hooks.

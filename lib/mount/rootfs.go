@@ -154,9 +154,9 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		return nil, err
 	}
 	cfg.Log.Debugf("pivot_root into %s", cfg.Rootfs)
-	if err := workdir(cfg, h); err != nil {
+	if err := r.finish(cfg, h); err != nil {
 		r.Undo()
-		return nil, err
+		return nil, accessHint(err, uns)
 	}
 	return r, nil
 }
@@ -202,24 +202,6 @@ func (h *host) leaveRoot() error {
 	}
 	if err := unix.Chroot("."); err != nil {
 		return &os.PathError{Op: "chroot", Path: "/", Err: err}
-	}
-	return nil
-}
-
-// workdir makes cfg.Workdir, resolved in the container, the working
-// directory, once pivot_root has left it at /.
-func workdir(cfg *Config, h *host) error {
-	if cfg.Workdir == "" || cfg.Workdir == "/" {
-		return nil
-	}
-	fd, err := openIn(h.root, cfg.Workdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
-	if err != nil {
-		return pathError("workdir", cfg.Workdir, err)
-	}
-	err = unix.Fchdir(fd)
-	unix.Close(fd)
-	if err != nil {
-		return pathError("workdir", cfg.Workdir, err)
 	}
 	return nil
 }
@@ -532,6 +514,14 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			return fmt.Errorf("tmpfs %s: %w", t.Dest, err)
 		}
 	}
+	return nil
+}
+
+// finish does what comes after pivot_root: the root's propagation (a
+// shared root cannot be pivot_root's new one), read-only (after the
+// hooks, which may write into the rootfs, as runc's can), and the
+// working directory, which pivot_root left at /.
+func (r *Root) finish(cfg *Config, h *host) error {
 	if cfg.Propagation != 0 {
 		// In this mount namespace only: its mounts are apart from the
 		// host's since Enter made them private.
@@ -544,6 +534,18 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			return err
 		}
 		r.readOnly = true
+	}
+	if cfg.Workdir == "" || cfg.Workdir == "/" {
+		return nil
+	}
+	fd, err := openIn(h.root, cfg.Workdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
+	if err != nil {
+		return pathError("workdir", cfg.Workdir, err)
+	}
+	err = unix.Fchdir(fd)
+	unix.Close(fd)
+	if err != nil {
+		return pathError("workdir", cfg.Workdir, err)
 	}
 	return nil
 }
