@@ -415,6 +415,8 @@ func TestOCIHooks(t *testing.T) {
 		bundle := e.bundle(func(s *specs.Spec) {
 			s.Process.Args = []string{"/bin/sleep", "100"}
 			s.Hooks = &failing.hooks
+			// A mount point barco-mount makes, and must take away again.
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/made-for-a-volume", Type: "bind", Source: out, Options: []string{"rbind"}})
 		})
 		r := e.create("--bundle", bundle, "hooks-fail")
 		if r.Code == 0 || !strings.Contains(r.Stderr, "hook /bin/sh: exit status 1: no network") || strings.Count(r.Stderr, "\n") != 1 {
@@ -425,6 +427,9 @@ func TestOCIHooks(t *testing.T) {
 		}
 		if d := cgroupDirsOf("hooks-fail"); len(d) > 0 {
 			t.Errorf("cgroups left after a failing %s hook: %q", failing.name, d)
+		}
+		if _, err := os.Lstat(filepath.Join(bundle, "rootfs", "made-for-a-volume")); err == nil {
+			t.Errorf("the volume's mount point is left in the rootfs after a failing %s hook", failing.name)
 		}
 	}
 	// A startContainer hook that fails keeps the process from running,
@@ -619,29 +624,42 @@ func TestOCIHookStoppedBySignal(t *testing.T) {
 	}
 }
 
-// The createContainer hooks run as runc's: before pivot_root, with the
-// host's paths, and the container's filesystem built at its root path,
-// /dev, /proc, /sys and the volumes in it. (GPU hooks write into the
-// container's libraries there, and run its ldconfig.)
-func TestOCICreateContainerHookSeesTheMounts(t *testing.T) {
+// The hooks before pivot_root find the container's filesystem built, as
+// runc's: /dev, /proc, /sys and the volumes at the root path. The
+// createContainer hooks run in the container's mount namespace, with the
+// host's paths; prestart and createRuntime in the runtime's, where they
+// reach it through /proc/PID/root, or by joining it (NVIDIA's prestart
+// hook mounts the GPU's devices there, which barco-mount's /dev covered
+// when the hooks ran before it; its CDI hooks, createContainer ones,
+// write into the container's libraries).
+func TestOCICreateHooksSeeTheMounts(t *testing.T) {
 	e := newOCI(t)
 	out := testutil.SearchableTempDir(t)
 	vol := testutil.SearchableTempDir(t)
 	if err := os.WriteFile(filepath.Join(vol, "marker"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	check := `r=$(sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; ` +
-		`{ test -c $r/dev/null && echo dev; test -e $r/proc/self/stat && echo proc; ` +
-		`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/seen`
+	check := func(name, via string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `st=$(cat); ` +
+			`pid=$(echo "$st" | sed 's/.*"pid": *\([0-9]*\).*/\1/'); ` +
+			`r=` + via + `$(echo "$st" | sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; ` +
+			`{ test -c $r/dev/null && echo dev; test -e $r/proc/1/stat && echo proc; ` +
+			`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/` + name}}
+	}
 	dir := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/true"}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "ro"}})
-		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", check}}}}
+		s.Hooks = &specs.Hooks{
+			Prestart:        []specs.Hook{check("prestart", "/proc/$pid/root")}, //lint:ignore SA1019 Docker still uses prestart
+			CreateRuntime:   []specs.Hook{check("createRuntime", "/proc/$pid/root")},
+			CreateContainer: []specs.Hook{check("createContainer", "")}}
 	})
 	e.mustCreate("--bundle", dir, "seen")
 	e.must("delete", "--force", "seen")
-	if seen, err := os.ReadFile(filepath.Join(out, "seen")); string(seen) != "dev\nproc\nsys\nvolume\n" {
-		t.Errorf("the createContainer hook found in the root path %q (%v); want dev, proc, sys and volume", seen, err)
+	for _, name := range []string{"prestart", "createRuntime", "createContainer"} {
+		if seen, err := os.ReadFile(filepath.Join(out, name)); string(seen) != "dev\nproc\nsys\nvolume\n" {
+			t.Errorf("the %s hook found in the root path %q (%v); want dev, proc, sys and volume", name, seen, err)
+		}
 	}
 	// And nothing of them is left in the rootfs, which is the bundle's.
 	for _, p := range []string{"vol/marker", "proc/self", "dev/null"} {

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -35,6 +36,11 @@ type NSSetup struct {
 	// Detached: barco-ns does not stay (barco-ns --detach), so the child
 	// must not die with it.
 	Detached bool
+	// RuntimeHooks: barco-ns runs its hooks (the OCI prestart and
+	// createRuntime) once barco-mount has built the container's
+	// filesystem, as runc runs them once its mounts are made: SyncFD, a
+	// socket pair then, stays open for RuntimeHooks.
+	RuntimeHooks bool
 }
 
 // String encodes the setup for NSSetupEnv.
@@ -51,6 +57,9 @@ func (s NSSetup) String() string {
 	}
 	if s.Detached {
 		parts = append(parts, "detached=1")
+	}
+	if s.RuntimeHooks {
+		parts = append(parts, "hooks=1")
 	}
 	return strings.Join(parts, ",")
 }
@@ -76,6 +85,8 @@ func ParseNSSetup(v string) (NSSetup, error) {
 			s.Idmapped, err = strconv.Atoi(val)
 		case "detached":
 			s.Detached = val == "1"
+		case "hooks":
+			s.RuntimeHooks = val == "1"
 		default:
 			err = fmt.Errorf("unknown key %q", k)
 		}
@@ -116,8 +127,13 @@ func (p *Process) nsSetup(v string) error {
 	if err != nil {
 		return err
 	}
-	// Its end of file was barco-ns's death before the maps; nothing after.
-	unix.Close(s.SyncFD)
+	// Its end of file was barco-ns's death before the maps; nothing after,
+	// but for the runtime's hooks.
+	if s.RuntimeHooks {
+		runtimeHooksFD = s.SyncFD
+	} else {
+		unix.Close(s.SyncFD)
+	}
 	if len(fds) > 0 {
 		// Kept across the exec of the next stage, which takes them;
 		// PROGRAM never gets them (see Exec).
@@ -156,6 +172,83 @@ func (p *Process) nsSetup(v string) error {
 		return err
 	}
 	return clearInheritable()
+}
+
+// runtimeHooksFD is the handshake's socket, kept for RuntimeHooks, or -1.
+var runtimeHooksFD = -1
+
+// Runtime hook messages on the handshake socket: the child's, once its
+// filesystem is built; barco-ns's answer, once its hooks have run, or
+// that they failed.
+const (
+	hooksBuilt  = 'b'
+	hooksRan    = 'r'
+	hooksFailed = 'f'
+)
+
+// ErrReported is the error of a stage whose failure another stage has
+// reported already: it ends the stage with ExitFailed and prints nothing.
+var ErrReported = errors.New("failed; reported by another stage")
+
+// RuntimeHooks, in the stage that builds the container's filesystem
+// (barco-mount, before pivot_root), asks barco-ns to run its hooks, if
+// it holds some for this moment (NSSetup.RuntimeHooks), and waits until
+// they have run. When they fail, barco-ns reports it, and RuntimeHooks
+// returns ErrReported.
+func RuntimeHooks() error {
+	fd := runtimeHooksFD
+	if fd < 0 {
+		return nil
+	}
+	runtimeHooksFD = -1
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte{hooksBuilt}); err != nil {
+		return fmt.Errorf("runtime hooks: write fd %d: %w", fd, err)
+	}
+	var b [1]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("runtime hooks: read fd %d: %w", fd, err)
+		}
+		if n == 1 && b[0] == hooksRan {
+			return nil
+		}
+		// Their failure, or barco-ns gone.
+		return ErrReported
+	}
+}
+
+// WaitBuilt is barco-ns's side of RuntimeHooks: it waits on its end of
+// the handshake socket until the child has built its filesystem, and
+// reports false if the child ended first (it reported why, if it could).
+func WaitBuilt(fd int) (bool, error) {
+	var b [1]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("runtime hooks: read fd %d: %w", fd, err)
+		}
+		return n == 1 && b[0] == hooksBuilt, nil
+	}
+}
+
+// HooksDone is barco-ns's answer to RuntimeHooks: whether its hooks ran.
+func HooksDone(fd int, ran bool) error {
+	b := byte(hooksFailed)
+	if ran {
+		b = hooksRan
+	}
+	if _, err := unix.Write(fd, []byte{b}); err != nil && ran {
+		return fmt.Errorf("runtime hooks: write fd %d: %w", fd, err)
+	}
+	return nil
 }
 
 // IdmappedFDsEnv names the descriptors of the idmapped mounts barco-ns

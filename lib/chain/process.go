@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -150,7 +151,9 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 		status, err = p.guard(work)
 	}
 	if err != nil {
-		p.reportLine(fmt.Sprintf("%s: %v", st.Name, err))
+		if !errors.Is(err, ErrReported) {
+			p.reportLine(fmt.Sprintf("%s: %v", st.Name, err))
+		}
 		status = ExitCode(err)
 	}
 	p.undo(mark)

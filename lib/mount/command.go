@@ -170,6 +170,10 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 			rootfsID, _ = RootfsID(rootfs)
 		}
 		root, err := Enter(&cfg, func() error {
+			// barco-ns's hooks (prestart, createRuntime), then ours.
+			if err := chain.RuntimeHooks(); err != nil {
+				return err
+			}
 			if err := beforePivotHooks(&cfg, hooks, hookState); err != nil {
 				return err
 			}

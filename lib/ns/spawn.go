@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"barco/lib/chain"
@@ -173,10 +174,16 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	userns := c.Flags&unix.CLONE_NEWUSER != 0
 	sup := p.Supervisor()
+	// With barco-mount next, the hooks wait until it has built the
+	// container's filesystem, as runc runs them once its mounts are made
+	// (a prestart hook may mount into the root, and barco-mount's own /dev
+	// would cover what it put there before).
+	deferHooks := len(c.Hooks) > 0 && filepath.Base(c.Program[0]) == "barco-mount"
 	// A plain pipe, or a socket pair when the handshake carries idmapped
-	// mounts: an *os.File would set up the runtime's poller for one byte.
+	// mounts or the child answers (deferHooks): an *os.File would set up
+	// the runtime's poller for one byte.
 	var pipe [2]int
-	if len(c.Idmap) > 0 {
+	if len(c.Idmap) > 0 || deferHooks {
 		var err error
 		if pipe, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0); err != nil {
 			return 0, fmt.Errorf("handshake socket pair: %w", err)
@@ -189,7 +196,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 
 	files := chain.ChildFiles(true)
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname,
-		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap), Detached: c.Detach}
+		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap), Detached: c.Detach, RuntimeHooks: deferHooks}
 	files = append(files, uintptr(r))
 	// A barco-mount in the chain reports the entries it creates in the
 	// rootfs, which only this side of the mount namespace can remove once
@@ -382,32 +389,8 @@ func Run(p *chain.Process, c *Config) (int, error) {
 			return 0, err
 		}
 	}
-	if len(c.Hooks) > 0 {
-		st := c.HookState
-		st.Pid = pid
-		p.Log.Debugf("run %d hooks for child %d", len(c.Hooks), pid)
-		// From another goroutine, and so another thread: this one may be
-		// locked in the namespaces of --join, and the hooks are the
-		// runtime's, to run in its own namespaces. A signal that asks
-		// barco-ns to end ends them, and the child.
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- hook.RunContext(ctx, c.Hooks, st, nil) }()
-		stopped := make(chan os.Signal, 1)
-		go func() {
-			defer close(stopped)
-			if sig, ok := sup.Stopping(ctx); ok {
-				stopped <- sig
-				cancel()
-			}
-		}()
-		err := <-done
-		cancel()
-		// The watcher is gone before Wait forwards signals again.
-		if sig, ok := <-stopped; ok {
-			err = fmt.Errorf("hooks: stopped by %v", sig)
-		}
-		if err != nil {
+	if len(c.Hooks) > 0 && !deferHooks {
+		if _, err := c.runHooks(p, sup, pid, -1); err != nil {
 			_ = unix.Kill(pid, unix.SIGKILL)
 			_, _ = sup.Wait(pid)
 			return 0, err
@@ -419,6 +402,23 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		_, _ = sup.Wait(pid)
 		return 0, err
+	}
+	if deferHooks {
+		built, err := c.runHooks(p, sup, pid, w)
+		if built {
+			// The child undoes what it built when they failed, and ends
+			// without a word: the failure is the hooks', told here.
+			if herr := chain.HooksDone(w, err == nil); err == nil {
+				err = herr
+			}
+		}
+		if err != nil {
+			if !built {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+			_, _ = sup.Wait(pid)
+			return 0, err
+		}
 	}
 	chain.CloseChainFDs()
 	if c.Detach {
@@ -437,6 +437,60 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		mount.RemoveCreated(created, p.Log)
 	}
 	return chain.ExitStatus(ws), nil
+}
+
+// runHooks runs c.Hooks for the child pid, once it reports on builtFD
+// that its filesystem is built, if builtFD is not -1. It reports whether
+// the child got that far: a child that ended before it reported its own
+// failure, and runHooks then runs nothing and returns no error.
+//
+// The hooks run from another goroutine, and so another thread: this one
+// may be locked in the namespaces of --join, and the hooks are the
+// runtime's, to run in its own namespaces. A signal that asks barco-ns to
+// end ends them, and a child not yet built.
+func (c *Config) runHooks(p *chain.Process, sup *chain.Supervisor, pid, builtFD int) (bool, error) {
+	st := c.HookState
+	st.Pid = pid
+	ctx, cancel := context.WithCancel(context.Background())
+	var waiting atomic.Bool
+	waiting.Store(builtFD >= 0)
+	built := builtFD < 0
+	done := make(chan error, 1)
+	go func() {
+		if builtFD >= 0 {
+			ok, err := chain.WaitBuilt(builtFD)
+			waiting.Store(false)
+			if !ok {
+				done <- err
+				return
+			}
+			built = true
+		}
+		p.Log.Debugf("run %d hooks for child %d", len(c.Hooks), pid)
+		done <- hook.RunContext(ctx, c.Hooks, st, nil)
+	}()
+	stopped := make(chan os.Signal, 1)
+	go func() {
+		defer close(stopped)
+		if sig, ok := sup.Stopping(ctx); ok {
+			stopped <- sig
+			cancel()
+			if waiting.Load() {
+				// Its end of the socket closes with it.
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}()
+	err := <-done
+	cancel()
+	// The watcher is gone before Wait forwards signals again.
+	if sig, ok := <-stopped; ok {
+		err = fmt.Errorf("hooks: stopped by %v", sig)
+	}
+	if !built && err == nil {
+		p.Log.Debugf("child %d ended before its filesystem was built: no hooks", pid)
+	}
+	return built, err
 }
 
 // joinsInChild reports whether the child joins a user or mount namespace
