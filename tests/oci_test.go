@@ -681,6 +681,35 @@ func TestOCIRootPropagationAndReadOnly(t *testing.T) {
 	}
 }
 
+// The masked and read-only paths come after the createContainer hooks, as
+// runc's (it applies them after pivot_root): a hook may set a sysctl of
+// the container's namespaces through its /proc/sys, which the container
+// then finds read-only.
+func TestOCICreateContainerHookWritesProcSys(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "hostname > /out/hostname; " +
+			"echo x 2> /out/write > /proc/sys/kernel/hostname; test -e /proc/kcore && wc -c < /proc/kcore > /out/kcore"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			`r=$(sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; echo from-hook > $r/proc/sys/kernel/hostname`}}}}
+	})
+	e.mustCreate("--bundle", dir, "procsys")
+	e.must("start", "procsys")
+	e.waitStatus("procsys", specs.StateStopped)
+	e.must("delete", "procsys")
+	if got, _ := os.ReadFile(filepath.Join(out, "hostname")); string(got) != "from-hook\n" {
+		t.Errorf("the container's hostname: %q, want the hook's from-hook", got)
+	}
+	if msg, _ := os.ReadFile(filepath.Join(out, "write")); !strings.Contains(string(msg), "Read-only file system") {
+		t.Errorf("a write to /proc/sys in the container: %q, want a read-only file system", msg)
+	}
+	if n, err := os.ReadFile(filepath.Join(out, "kcore")); err == nil && strings.TrimSpace(string(n)) != "0" {
+		t.Errorf("/proc/kcore in the container: %s bytes, want it masked", n)
+	}
+}
+
 // A hook that create runs may ask the runtime about the container being
 // made, and about the others: state, list and ps read without waiting for
 // create, which waits for its hooks.

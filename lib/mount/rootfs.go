@@ -485,11 +485,6 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			}
 		}
 	}
-	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
-		if err := maskPaths(cfg, !cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
-			return err
-		}
-	}
 	if h.etc >= 0 {
 		if err := r.bindEtcFiles(h.root, h.etc, h.etcList); err != nil {
 			return err
@@ -527,11 +522,20 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 	return nil
 }
 
-// finish does what comes after pivot_root: the root's propagation (a
-// shared root cannot be pivot_root's new one), read-only (after the
-// hooks, which may write into the rootfs, as runc's can), and the
-// working directory, which pivot_root left at /.
+// finish does what comes after pivot_root: the masked and read-only
+// paths and the read-only root (after the hooks, which may write into the
+// rootfs and its /proc/sys, as runc's can), the root's propagation (a
+// shared root cannot be pivot_root's new one), and the working directory,
+// which pivot_root left at /.
 func (r *Root) finish(cfg *Config, h *host) error {
+	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
+		// Their paths are plain ones, which a symlink of the rootfs may
+		// lead anywhere in the container: here, not before pivot_root,
+		// where the host's root was open (see Undo).
+		if err := maskPaths(cfg, !cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
+			return err
+		}
+	}
 	if cfg.Propagation != 0 {
 		// In this mount namespace only: its mounts are apart from the
 		// host's since Enter made them private.
