@@ -632,7 +632,7 @@ func TestOCICreateContainerHookSeesTheMounts(t *testing.T) {
 	}
 	check := `r=$(sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; ` +
 		`{ test -c $r/dev/null && echo dev; test -e $r/proc/self/stat && echo proc; ` +
-		`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/seen`
+		`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/seen; pwd > ` + out + `/cwd`
 	dir := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/true"}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "ro"}})
@@ -642,6 +642,10 @@ func TestOCICreateContainerHookSeesTheMounts(t *testing.T) {
 	e.must("delete", "--force", "seen")
 	if seen, err := os.ReadFile(filepath.Join(out, "seen")); string(seen) != "dev\nproc\nsys\nvolume\n" {
 		t.Errorf("the createContainer hook found in the root path %q (%v); want dev, proc, sys and volume", seen, err)
+	}
+	// In the rootfs, as runc's (it chdirs there before them).
+	if cwd, err := os.ReadFile(filepath.Join(out, "cwd")); string(cwd) != filepath.Join(dir, "rootfs")+"\n" {
+		t.Errorf("the createContainer hook's working directory: %q (%v), want the rootfs", cwd, err)
 	}
 	// And nothing of them is left in the rootfs, which is the bundle's.
 	for _, p := range []string{"vol/marker", "proc/self", "dev/null"} {

@@ -141,7 +141,14 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
 		return nil, accessHint(err, uns)
 	}
-	if err := beforePivot(); err != nil {
+	// The hooks run in the rootfs, as runc's (it chdirs there for them).
+	err = unix.Fchdir(h.root)
+	if err != nil {
+		err = &os.PathError{Op: "chdir", Path: cfg.Rootfs, Err: err}
+	} else {
+		err = beforePivot()
+	}
+	if err != nil {
 		if h.enterRoot() == nil {
 			r.Undo()
 		}
