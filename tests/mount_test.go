@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -471,5 +472,65 @@ func TestMountProgramGetsOnlyStdFDs(t *testing.T) {
 	}
 	if out.String() != "fds=0,1,2,\n" {
 		t.Errorf("the program's descriptors: %q, want 0,1,2 only", out.String())
+	}
+}
+
+// When the start fails, Undo removes what barco-mount made in the rootfs,
+// resolving each path in the container, never through a magic link. Here
+// a volume mounted after a mount point was made (the data of an earlier
+// container, say) puts, on that mount point's path, a symlink to
+// /proc/self/fd/N: N the descriptor of the host's root, open while the
+// filesystem is built. Undo must not remove the host's file it leads to,
+// whether the start fails before pivot_root or after it; and it leaves the
+// rootfs as it found it.
+func TestMountUndoStaysInTheRootfs(t *testing.T) {
+	const entries, firstFD = 40, 30
+	for _, mode := range nsModes {
+		for _, fail := range []struct{ name, arg, stderr string }{
+			{"build", "-v", "dangling symbolic link"},
+			{"workdir", "--workdir", "/nonexistent"},
+		} {
+			t.Run(mode.name+"/"+fail.name, func(t *testing.T) {
+				victim := testutil.SearchableTempDir(t)
+				os.Chown(victim, mode.root, mode.root)
+				victimFile := filepath.Join(victim, "e")
+				os.WriteFile(victimFile, []byte("host data\n"), 0o644)
+				os.Chown(victimFile, mode.root, mode.root)
+				volume := testutil.SearchableTempDir(t)
+				rootfs := testutil.CopyRootfs(t, mode.root)
+				var args []string
+				for k := 0; k < entries; k++ {
+					s := fmt.Sprintf("s%d", k)
+					os.MkdirAll(filepath.Join(rootfs, "A", s), 0o755)
+					os.Lchown(filepath.Join(rootfs, "A"), mode.root, mode.root)
+					os.Lchown(filepath.Join(rootfs, "A", s), mode.root, mode.root)
+					os.Symlink("/A/"+s, filepath.Join(rootfs, fmt.Sprintf("L%d", k)))
+					os.Symlink(fmt.Sprintf("/proc/self/fd/%d%s", firstFD+k, victim), filepath.Join(volume, s))
+					args = append(args, "--tmpfs", fmt.Sprintf("/L%d/e", k))
+				}
+				os.Symlink("/nowhere", filepath.Join(rootfs, "dangling"))
+				listing := func() string {
+					out, _ := exec.Command("find", rootfs).Output()
+					return string(out)
+				}
+				before := listing()
+				args = append(args, "-v", volume+":/A")
+				if fail.name == "build" {
+					args = append(args, "-v", volume+":/dangling")
+				} else {
+					args = append(args, "--workdir", "/nonexistent")
+				}
+				r := mountRun(t, mode, append(append([]string{"--rootfs", rootfs}, args...), "--", "/bin/true")...)
+				if r.Code != 125 || !strings.Contains(r.Stderr, fail.stderr) {
+					t.Errorf("status %d, stderr %q; want 125 and %q", r.Code, r.Stderr, fail.stderr)
+				}
+				if data, err := os.ReadFile(victimFile); string(data) != "host data\n" {
+					t.Errorf("the host's file %s after the failed start: %q (%v)", victimFile, data, err)
+				}
+				if after := listing(); after != before {
+					t.Errorf("the failed start left the rootfs changed:\n%s", after)
+				}
+			})
+		}
 	}
 }

@@ -639,20 +639,20 @@ func TestOCICreateHooksSeeTheMounts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(vol, "marker"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	check := func(name, via string) specs.Hook {
+	check := func(name, via, more string) specs.Hook {
 		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `st=$(cat); ` +
 			`pid=$(echo "$st" | sed 's/.*"pid": *\([0-9]*\).*/\1/'); ` +
 			`r=` + via + `$(echo "$st" | sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; ` +
 			`{ test -c $r/dev/null && echo dev; test -e $r/proc/1/stat && echo proc; ` +
-			`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/` + name}}
+			`test -d $r/sys/kernel && echo sys; test -e $r/vol/marker && echo volume; } > ` + out + `/` + name + more}}
 	}
 	dir := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/true"}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "ro"}})
 		s.Hooks = &specs.Hooks{
-			Prestart:        []specs.Hook{check("prestart", "/proc/$pid/root")}, //lint:ignore SA1019 Docker still uses prestart
-			CreateRuntime:   []specs.Hook{check("createRuntime", "/proc/$pid/root")},
-			CreateContainer: []specs.Hook{check("createContainer", "")}}
+			Prestart:        []specs.Hook{check("prestart", "/proc/$pid/root", "")}, //lint:ignore SA1019 Docker still uses prestart
+			CreateRuntime:   []specs.Hook{check("createRuntime", "/proc/$pid/root", "")},
+			CreateContainer: []specs.Hook{check("createContainer", "", "; pwd > "+out+"/cwd")}}
 	})
 	e.mustCreate("--bundle", dir, "seen")
 	e.must("delete", "--force", "seen")
@@ -660,6 +660,10 @@ func TestOCICreateHooksSeeTheMounts(t *testing.T) {
 		if seen, err := os.ReadFile(filepath.Join(out, name)); string(seen) != "dev\nproc\nsys\nvolume\n" {
 			t.Errorf("the %s hook found in the root path %q (%v); want dev, proc, sys and volume", name, seen, err)
 		}
+	}
+	// In the rootfs, as runc's (it chdirs there before them).
+	if cwd, err := os.ReadFile(filepath.Join(out, "cwd")); string(cwd) != filepath.Join(dir, "rootfs")+"\n" {
+		t.Errorf("the createContainer hook's working directory: %q (%v), want the rootfs", cwd, err)
 	}
 	// And nothing of them is left in the rootfs, which is the bundle's.
 	for _, p := range []string{"vol/marker", "proc/self", "dev/null"} {
@@ -696,6 +700,35 @@ func TestOCIRootPropagationAndReadOnly(t *testing.T) {
 	}
 	if msg, _ := os.ReadFile(filepath.Join(out, "touch")); !strings.Contains(string(msg), "Read-only file system") {
 		t.Errorf("touch /x in the container: %q, want a read-only file system", msg)
+	}
+}
+
+// The masked and read-only paths come after the createContainer hooks, as
+// runc's (it applies them after pivot_root): a hook may set a sysctl of
+// the container's namespaces through its /proc/sys, which the container
+// then finds read-only.
+func TestOCICreateContainerHookWritesProcSys(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "hostname > /out/hostname; " +
+			"echo x 2> /out/write > /proc/sys/kernel/hostname; test -e /proc/kcore && wc -c < /proc/kcore > /out/kcore"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			`r=$(sed 's/.*"bundle": *"\([^"]*\)".*/\1/')/rootfs; echo from-hook > $r/proc/sys/kernel/hostname`}}}}
+	})
+	e.mustCreate("--bundle", dir, "procsys")
+	e.must("start", "procsys")
+	e.waitStatus("procsys", specs.StateStopped)
+	e.must("delete", "procsys")
+	if got, _ := os.ReadFile(filepath.Join(out, "hostname")); string(got) != "from-hook\n" {
+		t.Errorf("the container's hostname: %q, want the hook's from-hook", got)
+	}
+	if msg, _ := os.ReadFile(filepath.Join(out, "write")); !strings.Contains(string(msg), "Read-only file system") {
+		t.Errorf("a write to /proc/sys in the container: %q, want a read-only file system", msg)
+	}
+	if n, err := os.ReadFile(filepath.Join(out, "kcore")); err == nil && strings.TrimSpace(string(n)) != "0" {
+		t.Errorf("/proc/kcore in the container: %s bytes, want it masked", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -86,7 +87,10 @@ func (h *host) close() {
 
 // Root is the container's root once Enter has returned.
 type Root struct {
-	created  []string // entries Enter made in the rootfs, for Undo
+	created []string // entries Enter made in the rootfs, for Undo
+	// mounted are the container paths build mounted on, in order, for
+	// Undo: a later mount can change what an earlier path leads to.
+	mounted  []string
 	readOnly bool
 	log      *chain.Log
 }
@@ -137,7 +141,14 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
 		return nil, accessHint(err, uns)
 	}
-	if err := beforePivot(); err != nil {
+	// The hooks run in the rootfs, as runc's (it chdirs there for them).
+	err = unix.Fchdir(h.root)
+	if err != nil {
+		err = &os.PathError{Op: "chdir", Path: cfg.Rootfs, Err: err}
+	} else {
+		err = beforePivot()
+	}
+	if err != nil {
 		if h.enterRoot() == nil {
 			r.Undo()
 		}
@@ -153,6 +164,10 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		unix.Unmount(cfg.Rootfs, unix.MNT_DETACH)
 		return nil, err
 	}
+	// The host's root is past reach now: its descriptor would be a way
+	// back to it (/proc/self/fd/N) for any path resolved from here on.
+	unix.Close(h.hostRoot)
+	h.hostRoot = -1
 	cfg.Log.Debugf("pivot_root into %s", cfg.Rootfs)
 	if err := r.finish(cfg, h); err != nil {
 		r.Undo()
@@ -172,13 +187,15 @@ func (r *Root) buildIn(cfg *Config, h *host, uns userNS) error {
 	if err := h.enterRoot(); err != nil {
 		return err
 	}
-	err = r.build(cfg, h, uns)
-	if err != nil {
-		r.Undo()
+	if err = r.build(cfg, h, uns); err == nil {
+		if err = h.leaveRoot(); err == nil {
+			return nil
+		}
 	}
-	if lerr := h.leaveRoot(); err == nil {
-		err = lerr
-	}
+	// Still chrooted in the rootfs, or with its root at least: the
+	// container's paths.
+	r.Undo()
+	h.leaveRoot()
 	return err
 }
 
@@ -475,11 +492,6 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 			}
 		}
 	}
-	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
-		if err := maskPaths(cfg, !cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
-			return err
-		}
-	}
 	if h.etc >= 0 {
 		if err := r.bindEtcFiles(h.root, h.etc, h.etcList); err != nil {
 			return err
@@ -517,11 +529,20 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 	return nil
 }
 
-// finish does what comes after pivot_root: the root's propagation (a
-// shared root cannot be pivot_root's new one), read-only (after the
-// hooks, which may write into the rootfs, as runc's can), and the
-// working directory, which pivot_root left at /.
+// finish does what comes after pivot_root: the masked and read-only
+// paths and the read-only root (after the hooks, which may write into the
+// rootfs and its /proc/sys, as runc's can), the root's propagation (a
+// shared root cannot be pivot_root's new one), and the working directory,
+// which pivot_root left at /.
 func (r *Root) finish(cfg *Config, h *host) error {
+	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
+		// Their paths are plain ones, which a symlink of the rootfs may
+		// lead anywhere in the container: here, not before pivot_root,
+		// where the host's root was open (see Undo).
+		if err := maskPaths(cfg, !cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
+			return err
+		}
+	}
 	if cfg.Propagation != 0 {
 		// In this mount namespace only: its mounts are apart from the
 		// host's since Enter made them private.
@@ -575,6 +596,7 @@ func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) erro
 	if err != nil {
 		return &os.PathError{Op: "move_mount onto", Path: dest, Err: err}
 	}
+	r.mounted = append(r.mounted, dest)
 	return nil
 }
 
@@ -631,6 +653,7 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 	if err := unix.MoveMount(h.dev[0], "", unix.AT_FDCWD, "/dev", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return &os.PathError{Op: "move_mount tmpfs onto", Path: "/dev", Err: err}
 	}
+	r.mounted = append(r.mounted, "/dev")
 	old := unix.Umask(0)
 	defer unix.Umask(old)
 	for i, d := range devices {
@@ -751,9 +774,15 @@ func mask(p string, dir bool) error {
 }
 
 // Undo removes, after a failure, what Enter made in the rootfs: the
-// mounts on the entries it created, then the entries themselves. It runs
-// when the process exits instead of exec'ing (chain.Process.OnFailure), so that a
-// failed start leaves the rootfs as it found it.
+// mounts it made, last first, so that each path leads where it did when
+// it was made, then the entries it created, if still empty. It runs in the
+// container's view (chrooted in the rootfs before pivot_root), and when
+// the process exits instead of exec'ing (chain.Process.OnFailure), so that
+// a failed start leaves the rootfs as it found it.
+//
+// Every path is resolved in the container, refusing magic links: before
+// pivot_root the host's root is open (leaveRoot), and a symlink that a
+// mount brought in (a volume's) to /proc/self/fd/N would lead there.
 func (r *Root) Undo() {
 	if r == nil {
 		return
@@ -761,19 +790,43 @@ func (r *Root) Undo() {
 	if r.readOnly {
 		unix.MountSetattr(unix.AT_FDCWD, "/", 0, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY})
 	}
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		r.log.Debugf("undo: open /: %v", err)
+		return
+	}
+	defer unix.Close(root)
+	for i := len(r.mounted) - 1; i >= 0; i-- {
+		r.unmountIn(root, r.mounted[i])
+	}
 	for i := len(r.created) - 1; i >= 0; i-- {
 		p := r.created[i]
-		for n := 0; n < 16 && unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) == nil; n++ {
+		// Mounts that others made there (a createContainer hook's).
+		for n := 0; n < 16 && r.unmountIn(root, p); n++ {
 		}
-		err := unix.Rmdir(p)
-		if errors.Is(err, unix.ENOTDIR) {
-			err = unix.Unlink(p)
-		}
-		if err != nil {
+		if err := removeEmpty(root, p); err != nil {
 			r.log.Debugf("undo: remove %s: %v", p, err)
 		}
 	}
-	r.created = nil
+	r.mounted, r.created = nil, nil
+}
+
+// unmountIn detaches the mount on the container path p, and reports
+// whether there was one. The path is checked first as build resolved it,
+// in root without magic links; nothing else runs in this mount namespace
+// meanwhile, so the kernel's own look-up of it that follows is the same.
+func (r *Root) unmountIn(root int, p string) bool {
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" {
+		return false
+	}
+	fd, err := openIn(root, rel, unix.O_PATH, inRoot)
+	if err != nil {
+		r.log.Debugf("undo: unmount %s: %v", p, pathError("open", p, err))
+		return false
+	}
+	unix.Close(fd)
+	return unix.Unmount("/"+rel, unix.MNT_DETACH) == nil
 }
 
 // mount is mount(2) with an error that names its flags.
