@@ -575,8 +575,15 @@ func hookMemfdsOf(t *testing.T, pid int) int {
 }
 
 // SIGTERM to create while a prestart hook runs ends the hook (its process
-// group) and create, which fails with one line and leaves nothing.
+// group) and create, which fails with one line and leaves nothing: with
+// the stages linked into create, and exec'd (create passes the signal on).
 func TestOCIHookStoppedBySignal(t *testing.T) {
+	for _, env := range [][]string{nil, {"BARCO_EXEC_STAGES=1"}} {
+		t.Run(strings.Join(append([]string{"stages"}, env...), " "), func(t *testing.T) { hookStoppedBySignal(t, env) })
+	}
+}
+
+func hookStoppedBySignal(t *testing.T, env []string) {
 	e := newOCI(t)
 	out := testutil.SearchableTempDir(t)
 	pidFile := filepath.Join(out, "hook.pid")
@@ -586,6 +593,7 @@ func TestOCIHookStoppedBySignal(t *testing.T) {
 	})
 	var stderr bytes.Buffer
 	cmd := exec.Command(e.bin, "--root", e.root, "create", "--bundle", dir, "hooks-term")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

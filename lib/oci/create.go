@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -300,10 +302,43 @@ func (g *globals) forkStages(argv, env []string, files []uintptr) (int, error) {
 		return 0, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	path := filepath.Join(filepath.Dir(self), argv[0])
+	// Caught before the start, and passed on to the first stage (barco-ns
+	// once barco-cgroup has exec'd it), as the linked stages catch them in
+	// this process: a SIGTERM to create must end its hooks and the init,
+	// not leave them running without it.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, chain.ForwardedSignals...)
+	defer signal.Stop(sigs)
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files})
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", path, err)
 	}
+	// Passed on until the child has ended, not once it is reaped, when
+	// its pid may be another process's.
+	var mu sync.Mutex
+	ended := false
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				mu.Lock()
+				if sig, ok := s.(syscall.Signal); ok && !ended {
+					_ = unix.Kill(pid, sig)
+				}
+				mu.Unlock()
+			case <-done:
+				return
+			}
+		}
+	}()
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+	mu.Lock()
+	ended = true
+	mu.Unlock()
 	return chain.ExitStatus(syscall.WaitStatus(waitPid(pid))), nil
 }
 
