@@ -1,7 +1,8 @@
 // Package hook runs OCI runtime-spec hooks: each a program started with
 // the container's state (JSON) on its stdin, which must exit 0 within its
-// timeout. barco-ns runs the hooks it is given once its child exists
-// (the OCI prestart and createRuntime hooks), barco-mount before
+// timeout. barco-ns runs the hooks it is given (RuntimeEnv: the OCI
+// prestart and createRuntime hooks) once its child exists, or once
+// barco-mount has built the container's filesystem, barco-mount before
 // pivot_root (createContainer), the stage that execs PROGRAM once the
 // start gate opens (StartEnv: startContainer), and the OCI mode's start
 // and delete the poststart and poststop hooks.
@@ -28,6 +29,11 @@ import (
 // runs once the start gate opens, before the exec, as a Set in JSON: the
 // OCI startContainer hooks.
 const StartEnv = "BARCO_START_HOOKS"
+
+// RuntimeEnv names the variable with hooks barco-ns runs, as its --hook
+// does, as a Set in JSON: the OCI prestart and createRuntime hooks, kept
+// out of the command line as CreateEnv's are.
+const RuntimeEnv = "BARCO_RUNTIME_HOOKS"
 
 // CreateEnv names the variable with hooks barco-mount runs before
 // pivot_root, as its --hook does, as a Set in JSON: the OCI

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A variable of CreateEnv or StartEnv holds its Set's JSON, or "fd:N":
+// A variable of RuntimeEnv, CreateEnv or StartEnv holds its Set's JSON, or "fd:N":
 // a descriptor that holds it. An environment variable holds at most 128
 // KiB, and a state's annotations can be more (Kubernetes puts a pod's
 // into them); the OCI mode passes such a Set in a memfd, one of the
@@ -17,7 +17,7 @@ import (
 // close before PROGRAM.
 const fdPrefix = "fd:"
 
-// FD is the descriptor a CreateEnv or StartEnv value names, if it names
+// FD is the descriptor a RuntimeEnv, CreateEnv or StartEnv value names, if it names
 // one: -1 and true for a value "fd:" with no descriptor number.
 func FD(v string) (fd int, ok bool) {
 	n, ok := strings.CutPrefix(v, fdPrefix)
@@ -31,7 +31,7 @@ func FD(v string) (fd int, ok bool) {
 	return fd, true
 }
 
-// LoadSet decodes the Set of a CreateEnv or StartEnv value.
+// LoadSet decodes the Set of a RuntimeEnv, CreateEnv or StartEnv value.
 func LoadSet(v string) (Set, error) {
 	var set Set
 	data := []byte(v)

@@ -2,6 +2,7 @@ package ns
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 
 	"barco/lib/chain"
@@ -100,6 +101,9 @@ joined root by barco-ns re-executed from such a copy. No new namespace, nor
 
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		cfg.Program = program
+		if err := cfg.takeRuntimeHooks(); err != nil {
+			return 0, err
+		}
 		if err := cfg.DefaultMaps(mapRoot, "/etc/subuid", "/etc/subgid", "/etc/passwd"); err != nil {
 			return 0, err
 		}
@@ -123,4 +127,27 @@ func idMapOption(maps *[]IDMap) func(string) error {
 		*maps = append(*maps, m)
 		return nil
 	}
+}
+
+// takeRuntimeHooks adds the hooks of hook.RuntimeEnv, before those of
+// --hook, with the variable's state unless --hook-state gave one; the
+// variable goes no further, nor its memfd.
+func (c *Config) takeRuntimeHooks() error {
+	v, ok := os.LookupEnv(hook.RuntimeEnv)
+	if !ok {
+		return nil
+	}
+	os.Unsetenv(hook.RuntimeEnv)
+	set, err := hook.LoadSet(v)
+	if fd, ok := hook.FD(v); ok && fd >= 0 {
+		chain.CloseChainFD(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", hook.RuntimeEnv, err)
+	}
+	if len(c.Hooks) == 0 {
+		c.HookState = set.State
+	}
+	c.Hooks = append(set.Hooks, c.Hooks...)
+	return nil
 }

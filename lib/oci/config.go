@@ -131,11 +131,10 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 	if err := checkProcess(s); err != nil {
 		return nil, err
 	}
-	hooked, err := addHooks(s, bundle, id, ns)
+	hooked, err := addHooks(s, bundle, id)
 	if err != nil {
 		return nil, err
 	}
-	ns = hooked.ns
 	c.stages = [][]string{cg, ns, mnt, cp, sc, s.Process.Args}
 	if s.Linux.Seccomp != nil && !s.Process.NoNewPrivileges {
 		// Without no_new_privs only CAP_SYS_ADMIN may load a filter, which
@@ -153,6 +152,9 @@ func translate(s *specs.Spec, bundle, id, pidFile string) (*stageChain, error) {
 	}
 	if s.Process.Terminal {
 		c.consoleSize = s.Process.ConsoleSize
+	}
+	if hooked.runtime != "" {
+		c.env = append(c.env, hook.RuntimeEnv+"="+hooked.runtime)
 	}
 	if hooked.create != "" {
 		c.env = append(c.env, hook.CreateEnv+"="+hooked.create)
@@ -181,25 +183,25 @@ func withRuntimeEnv(h specs.Hook) specs.Hook {
 	return h
 }
 
-// hookedStages are barco-ns's command line with the config's hooks that
-// run there, and the variables with those barco-mount and the last stage
-// run (in the environment, not on a command line every user can read).
+// hookedStages are the variables with the config's hooks that barco-ns,
+// barco-mount and the last stage run (in the environment, not on a
+// command line every user can read, and not limited to its size).
 type hookedStages struct {
-	ns            []string
-	create, start string // hook.CreateEnv's and hook.StartEnv's values
+	runtime, create, start string // hook.RuntimeEnv's, CreateEnv's and StartEnv's values
 }
 
 // addHooks gives the chain the hooks that run as the container is made:
-// prestart and createRuntime in barco-ns once the init exists in its
-// namespaces and before it sets them up (the runtime's namespaces, the pid
-// the host's); createContainer in barco-mount (hook.CreateEnv) just before
-// pivot_root (the container's namespaces, the host's paths); and
+// prestart and createRuntime in barco-ns (hook.RuntimeEnv) once
+// barco-mount has built the container's filesystem (the runtime's
+// namespaces, the pid the host's); createContainer in barco-mount
+// (hook.CreateEnv) just after them, before pivot_root (the container's
+// namespaces, the host's paths); and
 // startContainer in the stage that execs the process, once start opened
 // the gate (the container's root, its user and capabilities, and the
 // process's environment for a hook without one). Each gets the state with
 // the init's host pid. poststart and poststop run in start and delete.
-func addHooks(s *specs.Spec, bundle, id string, ns []string) (hookedStages, error) {
-	out := hookedStages{ns: ns}
+func addHooks(s *specs.Spec, bundle, id string) (hookedStages, error) {
+	var out hookedStages
 	h := s.Hooks
 	if h == nil {
 		return out, nil
@@ -217,39 +219,26 @@ func addHooks(s *specs.Spec, bundle, id string, ns []string) (hookedStages, erro
 	// (runtime-tools' hooks_stdin) have it; runc says creating before
 	// start.
 	state := specs.State{Version: specs.Version, ID: id, Status: specs.StateCreated, Bundle: bundle, Annotations: s.Annotations}
-	add := func(argv []string, hooks ...[]specs.Hook) ([]string, error) {
-		n := 0
-		for _, list := range hooks {
+	set := func(lists ...[]specs.Hook) (string, error) {
+		var hooks []specs.Hook
+		for _, list := range lists {
 			for _, one := range list {
-				data, err := json.Marshal(withRuntimeEnv(one))
-				if err != nil {
-					return nil, err
-				}
-				argv = append(argv, "--hook", string(data))
-				n++
+				hooks = append(hooks, withRuntimeEnv(one))
 			}
 		}
-		if n == 0 {
-			return argv, nil
+		if len(hooks) == 0 {
+			return "", nil
 		}
-		data, err := json.Marshal(state)
-		return append(argv, "--hook-state", string(data)), err
+		data, err := json.Marshal(hook.Set{State: state, Hooks: hooks})
+		return string(data), err
 	}
 	var err error
 	//lint:ignore SA1019 prestart is deprecated in the spec, and still what Docker's config uses
-	if out.ns, err = add(ns, h.Prestart, h.CreateRuntime); err != nil {
+	if out.runtime, err = set(h.Prestart, h.CreateRuntime); err != nil {
 		return out, err
 	}
-	if len(h.CreateContainer) > 0 {
-		hooks := make([]specs.Hook, len(h.CreateContainer))
-		for i, one := range h.CreateContainer {
-			hooks[i] = withRuntimeEnv(one)
-		}
-		data, err := json.Marshal(hook.Set{State: state, Hooks: hooks})
-		if err != nil {
-			return out, err
-		}
-		out.create = string(data)
+	if out.create, err = set(h.CreateContainer); err != nil {
+		return out, err
 	}
 	if len(h.StartContainer) > 0 {
 		data, err := json.Marshal(hook.Set{State: state, Hooks: h.StartContainer})

@@ -193,23 +193,26 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 	}
 	g.debugf("create %s: %s", c.ID, strings.Join(argv, " "))
 	var status int
-	open := true
 	if g.proc.IsLinked(argv[0]) {
-		status, open = g.runStages(argv, env)
+		// What a stage failed before passing on (barco-ns closes them
+		// once its child has them, and a memfd of hooks once read).
+		var left []int
+		status, left = g.runStages(argv, env)
+		for _, fd := range left {
+			unix.Close(fd)
+		}
 	} else {
 		// BARCO_EXEC_STAGES=1: the first stage's own binary, as a child,
 		// and every stage after it so too. Exec would replace this
 		// process, and its work after the chain with it.
 		env = append(env, chain.ExecStagesEnv+"=1")
 		files := chain.Files(preserve, chain.ParseChainFDs(chainFDs))
-		if status, err = g.forkStages(argv, env, files); err != nil {
-			closeChainFDs()
+		status, err = g.forkStages(argv, env, files)
+		// This process's copies.
+		closeChainFDs()
+		if err != nil {
 			return err
 		}
-	}
-	if open {
-		// A stage failed before barco-ns passed them on.
-		closeChainFDs()
 	}
 	var lines []string
 	ready := false
@@ -233,12 +236,12 @@ func runChain(g *globals, c *Container, ch *stageChain, preserve, consoleFD int)
 
 // runStages runs the chain argv, whose first stages are linked into this
 // binary, in this process, with env as its environment, and returns its
-// status and whether the chain's descriptors are still open here. It runs
+// status and the chain's descriptors the stages left open here. It runs
 // on a thread of its own that ends with it: what the stages do to their
 // thread (namespaces joined for the child, v1 cgroups moved into) goes with
 // that thread. The environment and arguments the stages take over are
 // this process's again afterwards.
-func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) {
+func (g *globals) runStages(argv, env []string) (status int, left []int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -262,10 +265,10 @@ func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) 
 			fmt.Fprintf(g.stderr, "barco: %v\n", err)
 			status = chain.ExitCode(err)
 		}
-		chainFDsOpen = os.Getenv(chain.ChainFDsEnv) != ""
+		left = chain.ParseChainFDs(os.Getenv(chain.ChainFDsEnv))
 	}()
 	<-done
-	return status, chainFDsOpen
+	return status, left
 }
 
 // hookSetMaxEnv is the largest hook set passed in the environment: a
@@ -273,14 +276,14 @@ func (g *globals) runStages(argv, env []string) (status int, chainFDsOpen bool) 
 // and the arguments a quarter of the stack limit.
 const hookSetMaxEnv = 32 << 10
 
-// hookSetsInFDs moves each hook set of env (hook.CreateEnv, hook.StartEnv)
+// hookSetsInFDs moves each hook set of env (hook.RuntimeEnv, CreateEnv, StartEnv)
 // larger than hookSetMaxEnv into a memfd, the variable then naming it
 // (see hook.LoadSet), and returns the descriptors, for the chain's.
 func hookSetsInFDs(env []string) ([]int, error) {
 	var fds []int
 	for i, kv := range env {
 		name, v, _ := strings.Cut(kv, "=")
-		if (name != hook.CreateEnv && name != hook.StartEnv) || len(v) <= hookSetMaxEnv {
+		if (name != hook.RuntimeEnv && name != hook.CreateEnv && name != hook.StartEnv) || len(v) <= hookSetMaxEnv {
 			continue
 		}
 		fd, value, err := hook.SetInFD([]byte(v))
