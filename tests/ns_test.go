@@ -300,6 +300,30 @@ func TestNSNextStageDoesSetup(t *testing.T) {
 	}
 }
 
+// barco-ns --hook, composed by hand with barco-mount next: the hook runs
+// once barco-mount has built the root (it sees the root's /dev/null
+// through the child's /proc/PID/root), and once the child exists with
+// --init, whose PID 1 starts barco-mount; with the state's pid the child's.
+func TestNSHookWithBarcoMountNext(t *testing.T) {
+	ns := nsBin(t)
+	rootfs := testutil.CopyRootfs(t, 0)
+	out := testutil.SearchableTempDir(t)
+	for _, c := range []struct {
+		name string
+		init []string
+		want string
+	}{{"barco-mount first", nil, "dev\n"}, {"--init first", []string{"--init"}, "no dev\n"}} {
+		seen := filepath.Join(out, strings.ReplaceAll(c.name, " ", "-"))
+		hook := fmt.Sprintf(`{"path":"/bin/sh","args":["sh","-c","pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); if test -c /proc/$pid/root%s/dev/null; then echo dev; else echo no dev; fi > %s"]}`, rootfs, seen)
+		args := append(append([]string{"-p", "-m", "-u", "-i"}, c.init...), "--hook", hook, "--hook-state", `{"ociVersion":"1.2.1","id":"x","status":"created","bundle":"/"}`,
+			"--", "barco-mount", "--rootfs", rootfs, "--", "/bin/echo", "ran")
+		r := testutil.Run(t, nil, append([]string{ns}, args...)...)
+		if got, err := os.ReadFile(seen); r.Code != 0 || r.Stdout != "ran\n" || string(got) != c.want {
+			t.Errorf("%s: status %d, %q, %s; the hook saw %q (%v), want %q", c.name, r.Code, r.Stdout, r.Stderr, got, err, c.want)
+		}
+	}
+}
+
 // With --init, PID 1 is barco-ns for the container's whole life; nothing
 // inside may write the host binary through /proc/1/exe (CVE-2019-5736),
 // with a user namespace or without one.

@@ -174,11 +174,13 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	userns := c.Flags&unix.CLONE_NEWUSER != 0
 	sup := p.Supervisor()
-	// With barco-mount next, the hooks wait until it has built the
-	// container's filesystem, as runc runs them once its mounts are made
-	// (a prestart hook may mount into the root, and barco-mount's own /dev
-	// would cover what it put there before).
-	deferHooks := len(c.Hooks) > 0 && filepath.Base(c.Program[0]) == "barco-mount"
+	// With barco-mount next, and the first process in the namespaces (not
+	// --init's, which would hold the socket and start barco-mount without
+	// it), the hooks wait until it has built the container's filesystem,
+	// as runc runs them once its mounts are made (a prestart hook may
+	// mount into the root, and barco-mount's own /dev would cover what it
+	// put there before).
+	deferHooks := len(c.Hooks) > 0 && !c.Init && filepath.Base(c.Program[0]) == "barco-mount"
 	// A plain pipe, or a socket pair when the handshake carries idmapped
 	// mounts or the child answers (deferHooks): an *os.File would set up
 	// the runtime's poller for one byte.
