@@ -88,7 +88,7 @@ joined root by barco-ns re-executed from such a copy. No new namespace, nor
 	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "PROGRAM's working directory, entered once the namespaces are (with --join mnt, a path of that mount namespace)")
 	o.Bool(&cfg.Ctty, "ctty", 0, "make fd 0, a terminal, the controlling terminal of PROGRAM, which leads its session (as setsid --ctty)")
-	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) once the child exists, before it sets up its namespaces, or, when the next stage is barco-mount, once that has built the container's filesystem, before pivot_root; with --hook-state on its stdin (repeatable; the OCI prestart and createRuntime hooks)`, func(v string) error {
+	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) once the child exists, before it sets up its namespaces, or, when the next stage is barco-mount (without --init), once that has built the container's filesystem, before pivot_root; with --hook-state on its stdin (repeatable; the OCI prestart and createRuntime hooks)`, func(v string) error {
 		h, err := hook.Parse(v)
 		cfg.Hooks = append(cfg.Hooks, h)
 		return err
