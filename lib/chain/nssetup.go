@@ -246,6 +246,9 @@ func HooksDone(fd int, ran bool) error {
 		b = hooksRan
 	}
 	if _, err := unix.Write(fd, []byte{b}); err != nil && ran {
+		if errors.Is(err, unix.EPIPE) {
+			return errors.New("the container's first process ended while the hooks ran")
+		}
 		return fmt.Errorf("runtime hooks: write fd %d: %w", fd, err)
 	}
 	return nil

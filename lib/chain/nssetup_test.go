@@ -85,6 +85,16 @@ func TestRuntimeHooksExchange(t *testing.T) {
 		t.Errorf("WaitBuilt after the child's end = %v, %v; want false, nil", built, err)
 	}
 	unix.Close(pair[1])
+	// The child gone while the hooks ran: told in words, not as EPIPE.
+	pair, _ = unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	unix.Close(pair[0])
+	if err := HooksDone(pair[1], true); err == nil || err.Error() != "the container's first process ended while the hooks ran" {
+		t.Errorf("HooksDone after the child's end = %v", err)
+	}
+	if err := HooksDone(pair[1], false); err != nil {
+		t.Errorf("HooksDone(false) after the child's end = %v, want nil: the failure is the hooks'", err)
+	}
+	unix.Close(pair[1])
 	// No hooks for this moment: nothing to ask.
 	if err := RuntimeHooks(); err != nil {
 		t.Errorf("RuntimeHooks without the socket = %v", err)

@@ -130,8 +130,8 @@ func idMapOption(maps *[]IDMap) func(string) error {
 }
 
 // takeRuntimeHooks adds the hooks of hook.RuntimeEnv, before those of
-// --hook, with the variable's state unless --hook-state gave one; the
-// variable goes no further, nor its memfd.
+// --hook, with the variable's state unless --hook gave hooks (they keep
+// --hook-state's); the variable goes no further, nor its memfd.
 func (c *Config) takeRuntimeHooks() error {
 	v, ok := os.LookupEnv(hook.RuntimeEnv)
 	if !ok {
