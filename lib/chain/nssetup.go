@@ -205,27 +205,27 @@ func RuntimeHooks() error {
 	if _, err := unix.Write(fd, []byte{hooksBuilt}); err != nil {
 		return fmt.Errorf("runtime hooks: write fd %d: %w", fd, err)
 	}
-	var b [1]byte
-	for {
-		n, err := unix.Read(fd, b[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("runtime hooks: read fd %d: %w", fd, err)
-		}
-		if n == 1 && b[0] == hooksRan {
-			return nil
-		}
+	b, err := readMessage(fd)
+	if err != nil {
+		return err
+	}
+	if b != hooksRan {
 		// Their failure, or barco-ns gone.
 		return ErrReported
 	}
+	return nil
 }
 
 // WaitBuilt is barco-ns's side of RuntimeHooks: it waits on its end of
 // the handshake socket until the child has built its filesystem, and
 // reports false if the child ended first (it reported why, if it could).
 func WaitBuilt(fd int) (bool, error) {
+	b, err := readMessage(fd)
+	return b == hooksBuilt, err
+}
+
+// readMessage reads one runtime hook message from fd: 0 at end of file.
+func readMessage(fd int) (byte, error) {
 	var b [1]byte
 	for {
 		n, err := unix.Read(fd, b[:])
@@ -233,9 +233,12 @@ func WaitBuilt(fd int) (bool, error) {
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("runtime hooks: read fd %d: %w", fd, err)
+			return 0, fmt.Errorf("runtime hooks: read fd %d: %w", fd, err)
 		}
-		return n == 1 && b[0] == hooksBuilt, nil
+		if n != 1 {
+			return 0, nil
+		}
+		return b[0], nil
 	}
 }
 

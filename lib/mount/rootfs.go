@@ -201,24 +201,19 @@ func (r *Root) buildIn(cfg *Config, h *host, uns userNS) error {
 
 // enterRoot chroots into the rootfs (h.root): the container's paths, for
 // build and Undo, before pivot_root.
-func (h *host) enterRoot() error {
-	if err := unix.Fchdir(h.root); err != nil {
-		return &os.PathError{Op: "chdir", Path: "the rootfs", Err: err}
-	}
-	if err := unix.Chroot("."); err != nil {
-		return &os.PathError{Op: "chroot", Path: "the rootfs", Err: err}
-	}
-	return nil
-}
+func (h *host) enterRoot() error { return chrootTo(h.root, "the rootfs") }
 
 // leaveRoot chroots back to the root of the mount namespace, which
 // pivot_root needs, and the hooks (theirs are the host's paths).
-func (h *host) leaveRoot() error {
-	if err := unix.Fchdir(h.hostRoot); err != nil {
-		return &os.PathError{Op: "chdir", Path: "/", Err: err}
+func (h *host) leaveRoot() error { return chrootTo(h.hostRoot, "/") }
+
+// chrootTo makes the directory open at fd, named name, the root.
+func chrootTo(fd int, name string) error {
+	if err := unix.Fchdir(fd); err != nil {
+		return &os.PathError{Op: "chdir", Path: name, Err: err}
 	}
 	if err := unix.Chroot("."); err != nil {
-		return &os.PathError{Op: "chroot", Path: "/", Err: err}
+		return &os.PathError{Op: "chroot", Path: name, Err: err}
 	}
 	return nil
 }
