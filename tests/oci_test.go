@@ -860,6 +860,55 @@ func TestOCIRun(t *testing.T) {
 	}
 }
 
+// run passes a signal it catches on to the container's process, and ends
+// with that process's status once it has removed the container.
+func TestOCIRunForwardsSignals(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	ready := filepath.Join(out, "ready")
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "trap 'echo got USR1' USR1; trap 'echo got TERM; exit 7' TERM; " +
+			"touch /out/ready; while :; do sleep 0.05; done"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind"}})
+	})
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(e.bin, "--root", e.root, "run", "--bundle", dir, "run-sig")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the container did not start: %q", stderr.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("run did not end within 10 s of SIGTERM")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 7 || stdout.String() != "got USR1\ngot TERM\n" {
+		t.Errorf("run after SIGUSR1 and SIGTERM: status %d, stdout %q, stderr %q; want 7 and both signals seen", code, stdout.String(), stderr.String())
+	}
+	if r := e.barco("state", "run-sig"); r.Code == 0 {
+		t.Error("run left its container")
+	}
+	if d := cgroupDirsOf("run-sig"); len(d) > 0 {
+		t.Errorf("cgroups left: %q", d)
+	}
+}
+
 // Twenty creates at once, each its own container, all deleted cleanly.
 func TestOCIConcurrentCreates(t *testing.T) {
 	e := newOCI(t)

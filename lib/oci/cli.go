@@ -288,13 +288,18 @@ func run(g *globals, id string, o createOptions) (int, error) {
 	}
 	// Caught from the start, so that none ends barco with the container
 	// left; once it runs, each goes on to it, as runc run forwards them.
+	// They stay caught until the process ends: a signal.Stop would give
+	// each back through a round trip to the Go runtime's signal thread,
+	// seven thread switches there and back (about 0.5 ms here) for no
+	// use, and one caught after the init is gone signals nothing
+	// (signalInit checks the init's start time).
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, chain.ForwardedSignals...)
-	defer signal.Stop(sigs)
-	if err := create(g, id, o); err != nil {
+	c, st, err := createLocked(g, id, o)
+	if err != nil {
 		return 0, err
 	}
-	st, err := startContainer(g, id)
+	st, err = startLocked(g, c, st)
 	if err != nil {
 		_ = remove(g, id, true)
 		return 0, err

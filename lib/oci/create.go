@@ -33,9 +33,21 @@ type createOptions struct {
 
 // create makes the container: its init runs the chain up to the start
 // gate, and is left to the caller's subreaper; no barco process stays.
-func create(g *globals, id string, o createOptions) (err error) {
-	if err := checkID(id); err != nil {
+func create(g *globals, id string, o createOptions) error {
+	c, _, err := createLocked(g, id, o)
+	if err != nil {
 		return err
+	}
+	c.close()
+	return nil
+}
+
+// createLocked is create, and returns the container still locked, with
+// the state it saved: run starts it from there, without taking the lock
+// again and reading back what it has just written.
+func createLocked(g *globals, id string, o createOptions) (_ *Container, _ *State, err error) {
+	if err := checkID(id); err != nil {
+		return nil, nil, err
 	}
 	bundle := o.bundle
 	if bundle == "" {
@@ -43,7 +55,7 @@ func create(g *globals, id string, o createOptions) (err error) {
 	}
 	bundleAbs, err := filepath.Abs(bundle)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	// The runtime spec's state holds the bundle's absolute path.
 	bundle = bundleAbs
@@ -51,23 +63,23 @@ func create(g *globals, id string, o createOptions) (err error) {
 	// would otherwise be one of barco's own, passed to the container.
 	for fd := 3; fd < 3+o.preserveFDs; fd++ {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return fmt.Errorf("--preserve-fds %d: descriptor %d is not open", o.preserveFDs, fd)
+			return nil, nil, fmt.Errorf("--preserve-fds %d: descriptor %d is not open", o.preserveFDs, fd)
 		}
 	}
 	spec, raw, err := loadConfig(bundleAbs)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	consoleFD, err := createConsoleSocket(spec, o.consoleSocket)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if consoleFD >= 0 {
 		defer unix.Close(consoleFD)
 	}
 	c, err := newContainer(g.root, id)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	st := &State{State: specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating,
 		Bundle: bundle, Annotations: spec.Annotations}, Created: time.Now().UTC(), Owner: "root",
@@ -75,46 +87,46 @@ func create(g *globals, id string, o createOptions) (err error) {
 	defer func() {
 		if err != nil {
 			c.destroy(st, g)
+			c.close()
 		}
-		c.close()
 	}()
 	ch, err := translate(spec, bundleAbs, id, c.path("pid"))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	dirs, err := ch.cgroup.Dirs()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	// Recorded before they exist: delete --force after a create killed
 	// halfway still finds them.
 	st.CgroupDirs = dirsToRemove(dirs, cgroup.OwnParent())
 	if err := c.save(st); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := runChain(g, c, ch, o.preserveFDs, consoleFD); err != nil {
-		return err
+		return nil, nil, err
 	}
 	data, err := os.ReadFile(c.path("pid"))
 	if err != nil {
-		return fmt.Errorf("pid of the init: %w", err)
+		return nil, nil, fmt.Errorf("pid of the init: %w", err)
 	}
 	st.Pid, err = strconv.Atoi(string(data))
 	if err != nil {
-		return fmt.Errorf("pid of the init: %q: %w", data, err)
+		return nil, nil, fmt.Errorf("pid of the init: %q: %w", data, err)
 	}
 	st.InitStart = startTime(st.Pid)
 	writePidsLimit(dirs, ch.cgroup.Limits.Pids)
 	st.Status = specs.StateCreated
 	if err := c.save(st); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if o.pidFile != "" {
 		if err := writeFileAtomic(o.pidFile, []byte(strconv.Itoa(st.Pid))); err != nil {
-			return fmt.Errorf("--pid-file: %w", err)
+			return nil, nil, fmt.Errorf("--pid-file: %w", err)
 		}
 	}
-	return nil
+	return c, st, nil
 }
 
 // runChain runs the chain with the container's stdio (create's own fds

@@ -25,12 +25,19 @@ func start(g *globals, id string) error {
 	return err
 }
 
-// startContainer is start; it returns the state it leaves, for run.
+// startContainer is start; it returns the state it leaves.
 func startContainer(g *globals, id string) (*State, error) {
 	c, st, err := lockAndLoad(g.root, id)
 	if err != nil {
 		return nil, err
 	}
+	return startLocked(g, c, st)
+}
+
+// startLocked is start on the container c, locked, whose state is st; it
+// unlocks c.
+func startLocked(g *globals, c *Container, st *State) (*State, error) {
+	id := c.ID
 	defer c.close()
 	if st.Status != specs.StateCreated {
 		return nil, fmt.Errorf("container %s is %s: only a created container can be started", id, st.Status)
