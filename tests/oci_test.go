@@ -632,6 +632,81 @@ func hookStoppedBySignal(t *testing.T, env []string) {
 	}
 }
 
+// SIGTERM to create while a createContainer hook runs (barco-ns has left
+// the init, detached, and create waits for it at the start gate) ends
+// create, as a program that does not catch it; delete --force then
+// removes the container, the hook with it. With the stages linked into
+// create, and exec'd.
+func TestOCICreateContainerHookStoppedBySignal(t *testing.T) {
+	for _, env := range [][]string{nil, {"BARCO_EXEC_STAGES=1"}} {
+		t.Run(strings.Join(append([]string{"stages"}, env...), " "), func(t *testing.T) { createContainerHookStoppedBySignal(t, env) })
+	}
+}
+
+func createContainerHookStoppedBySignal(t *testing.T, env []string) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	mark := filepath.Join(out, "hook.started")
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sleep", "100"}
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo started > " + mark + "; exec sleep 60"}}}}
+	})
+	// On a file: the init inherits create's stdio, and holds it.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd := exec.Command(e.bin, "--root", e.root, "create", "--bundle", dir, "cc-hook-term")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	errText := func() string { data, _ := os.ReadFile(stderr.Name()); return string(data) }
+	started := false
+	for deadline := time.Now().Add(10 * time.Second); !started && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(mark)
+		started = len(data) > 0
+	}
+	if !started {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the createContainer hook did not start: %q", errText())
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Again each second: the hook may start a moment before barco-ns has
+	// given the signals back, and one caught then is dropped.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			if cmd.ProcessState.Success() {
+				t.Errorf("create after SIGTERM during its createContainer hook succeeded: %q", errText())
+			}
+			break wait
+		case <-tick.C:
+		case <-deadline:
+			cmd.Process.Kill()
+			<-done
+			t.Error("create did not end within 10 s of SIGTERM during its createContainer hook")
+			break wait
+		}
+	}
+	if r := e.barco("delete", "--force", "cc-hook-term"); r.Code != 0 {
+		t.Errorf("delete --force after create was stopped: status %d, %s", r.Code, r.Stderr)
+	}
+	// The hook ran in the container's cgroup, which is gone only with it.
+	if d := cgroupDirsOf("cc-hook-term"); len(d) > 0 {
+		t.Errorf("cgroups left: %q", d)
+	}
+}
+
 // The hooks before pivot_root find the container's filesystem built, as
 // runc's: /dev, /proc, /sys and the volumes at the root path. The
 // createContainer hooks run in the container's mount namespace, with the

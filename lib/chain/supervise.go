@@ -62,14 +62,17 @@ func (s *Supervisor) Stopping(ctx context.Context) (os.Signal, bool) {
 	}
 }
 
-// Release stops forwarding the signals without waiting for a child: a
-// stage that leaves its child (barco-ns --detach) in a process that ends
-// soon after (barco create records the container, and exits). They stay
-// caught, and dropped, until that process ends: giving them back with
-// signal.Stop costs a round trip to the Go runtime's signal thread per
-// signal (fourteen thread switches for the seven, about 0.5 ms here), and
-// the few instructions left to run would gain nothing from dying midway.
+// Release stops catching the signals without waiting for a child: a stage
+// that leaves its child (barco-ns --detach) in a process that goes on
+// (barco create waits for the init at its start gate, while the
+// createContainer hooks run, for as long as they take). They go back to
+// what they were, else that process could not be ended by SIGTERM or
+// SIGINT. Given back from another goroutine: signal.Stop is a round trip
+// to the Go runtime's signal thread per signal (about 0.5 ms here for the
+// seven), which this process need not wait for; one caught meanwhile is
+// dropped.
 func (s *Supervisor) Release() {
+	go signal.Stop(s.sigs)
 	s.done(s)
 }
 
