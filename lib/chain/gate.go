@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
-	"unsafe"
 
 	"barco/lib/hook"
 	"golang.org/x/sys/unix"
@@ -78,8 +76,15 @@ func (p *Process) Gate(programEnv []string) error {
 		unix.Close(fd)
 	}
 	p.Log.Debugf("wait at the start gate, fd %d", fifo)
-	// Reopened through /proc: the O_PATH descriptor cannot be written.
-	w, err := openGate("/proc/self/fd/" + v)
+	var w int
+	for {
+		// Reopened through /proc: the O_PATH descriptor cannot be written,
+		// and an open for writing blocks until a reader comes.
+		w, err = unix.Open("/proc/self/fd/"+v, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("start gate: open fd %d for writing: %w", fifo, err)
 	}
@@ -92,54 +97,6 @@ func (p *Process) Gate(programEnv []string) error {
 	// its exec.fifo to the end; GateFailed before it, that it will not be.
 	p.gate = w
 	return runStartHooks(programEnv)
-}
-
-// gateProbes and gateProbeGap bound openGate's first, short wait: about 2
-// ms, longer than run and the engines take to start a created container.
-const (
-	gateProbes   = 40
-	gateProbeGap = 50 * time.Microsecond
-)
-
-// openGate opens the start gate at path for writing, which waits until
-// start opens it for reading. It first looks for that reader with an open
-// that does not wait, a few times over a short while, as raw system calls,
-// and only then makes the open that waits, through the Go runtime.
-//
-// Why: this process runs on one P. A system call the runtime knows of
-// that lasts more than about 20 us loses that P to a new or woken thread
-// (sysmon's retake); when it returns, this thread, locked to its goroutine
-// (package creds), takes it back through the scheduler. Right before the
-// exec of PROGRAM, with a start that comes within a millisecond (run, or
-// an engine's start), that cost about 0.9 ms of every run -b here. Raw
-// calls keep the P, and none of them waits. A container that is started
-// later waits in the open that waits, its P given up, as before.
-func openGate(path string) (int, error) {
-	p, err := unix.BytePtrFromString(path)
-	if err != nil {
-		return -1, err
-	}
-	gap := unix.NsecToTimespec(int64(gateProbeGap))
-	cwd := unix.AT_FDCWD
-	for range gateProbes {
-		// ENXIO: no reader yet. A descriptor opened without waiting keeps
-		// O_NONBLOCK: the one byte written on it fits the empty FIFO.
-		fd, _, errno := unix.RawSyscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(p)),
-			unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0, 0)
-		if errno == 0 {
-			return int(fd), nil
-		}
-		if errno != unix.ENXIO {
-			return -1, errno
-		}
-		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&gap)), 0, 0)
-	}
-	for {
-		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
 }
 
 // GateFailed is the byte the chain writes on the start gate after the
