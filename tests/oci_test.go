@@ -48,6 +48,18 @@ func (e *ociEnv) barco(args ...string) testutil.Result {
 	return testutil.Run(e.t, nil, append([]string{e.bin, "--root", e.root}, args...)...)
 }
 
+// fileWritten waits up to 10 s for the file at path to hold something, and
+// returns what it holds, or "" if nothing came: the mark of a hook or a
+// container that runs while the test signals the barco command above it.
+func fileWritten(path string) string {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if data, _ := os.ReadFile(path); len(data) > 0 {
+			return string(data)
+		}
+	}
+	return ""
+}
+
 // create runs `barco create ARGS...` with its stdio on files, as the
 // engines give it: the container's init inherits create's fds 0-2 and
 // holds them while it lives, so a pipe would never reach its end.
@@ -598,11 +610,7 @@ func hookStoppedBySignal(t *testing.T, env []string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var hookPID int
-	for deadline := time.Now().Add(10 * time.Second); hookPID == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		data, _ := os.ReadFile(pidFile)
-		hookPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
-	}
+	hookPID, _ := strconv.Atoi(strings.TrimSpace(fileWritten(pidFile)))
 	if hookPID == 0 {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -664,12 +672,7 @@ func createContainerHookStoppedBySignal(t *testing.T, env []string) {
 		t.Fatal(err)
 	}
 	errText := func() string { data, _ := os.ReadFile(stderr.Name()); return string(data) }
-	started := false
-	for deadline := time.Now().Add(10 * time.Second); !started && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		data, _ := os.ReadFile(mark)
-		started = len(data) > 0
-	}
-	if !started {
+	if fileWritten(mark) == "" {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("the createContainer hook did not start: %q", errText())
@@ -943,7 +946,7 @@ func TestOCIRunForwardsSignals(t *testing.T) {
 	ready := filepath.Join(out, "ready")
 	dir := e.bundle(func(s *specs.Spec) {
 		s.Process.Args = []string{"/bin/sh", "-c", "trap 'echo got USR1' USR1; trap 'echo got TERM; exit 7' TERM; " +
-			"touch /out/ready; while :; do sleep 0.05; done"}
+			"echo ready > /out/ready; while :; do sleep 0.05; done"}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind"}})
 	})
 	var stdout, stderr bytes.Buffer
@@ -952,15 +955,10 @@ func TestOCIRunForwardsSignals(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(ready); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the container did not start: %q", stderr.String())
-		}
+	if fileWritten(ready) == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the container did not start: %q", stderr.String())
 	}
 	cmd.Process.Signal(syscall.SIGUSR1)
 	time.Sleep(300 * time.Millisecond)

@@ -21,21 +21,16 @@ import (
 // start lets a created container run: it opens the start gate, on which
 // the init waits, and returns once the init has gone through it.
 func start(g *globals, id string) error {
-	_, err := startContainer(g, id)
+	c, st, err := lockAndLoad(g.root, id)
+	if err != nil {
+		return err
+	}
+	_, err = startLocked(g, c, st)
 	return err
 }
 
-// startContainer is start; it returns the state it leaves.
-func startContainer(g *globals, id string) (*State, error) {
-	c, st, err := lockAndLoad(g.root, id)
-	if err != nil {
-		return nil, err
-	}
-	return startLocked(g, c, st)
-}
-
 // startLocked is start on the container c, locked, whose state is st; it
-// unlocks c.
+// unlocks c, and returns the state it leaves, for run.
 func startLocked(g *globals, c *Container, st *State) (*State, error) {
 	id := c.ID
 	defer c.close()
