@@ -474,6 +474,21 @@ func (e *engine) execArgv(name string, tty bool, user string, args ...string) []
 	return append(append(argv, name), args...)
 }
 
+// execRun runs args in the running container name without a terminal.
+// containerd 1.6.20's ctr sometimes ends an exec with the process's status
+// but none of its output: 1 exec in 30 to 60 on a loaded machine, with
+// runc as the runtime as well as barco. So for ctr, an exec that printed
+// nothing runs once more; a runtime that lost output every time still fails.
+func (e *engine) execRun(t *testing.T, stdin, name, user string, args ...string) result {
+	t.Helper()
+	r := run(t, stdin, e.execArgv(name, false, user, args...)...)
+	if e.name == "ctr" && r.stdout == "" {
+		t.Logf("ctr ended %q without its output, once more", args)
+		r = run(t, stdin, e.execArgv(name, false, user, args...)...)
+	}
+	return r
+}
+
 // cgroupFile reads a file of the v1 cgroup of pid in controller.
 func cgroupFile(t *testing.T, pid int, controller, file string) (string, string) {
 	t.Helper()
@@ -850,15 +865,15 @@ func testEngineRlimitRefused(t *testing.T, e *engine) {
 
 func testEngineExec(t *testing.T, e *engine) {
 	name := e.startDetached(t, runOpts{}, "sleep", "1000")
-	r := run(t, "", e.execArgv(name, false, "", "sh", "-c", "echo in $(readlink /proc/1/exe); exit 3")...)
+	r := e.execRun(t, "", name, "", "sh", "-c", "echo in $(readlink /proc/1/exe); exit 3")
 	if r.code != 3 || strings.TrimSpace(r.stdout) != "in /bin/busybox" {
 		t.Errorf("want status 3 and the output: %v", r)
 	}
-	r = run(t, "", e.execArgv(name, false, "1000", "id", "-u")...)
+	r = e.execRun(t, "", name, "1000", "id", "-u")
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "1000" {
 		t.Errorf("exec --user 1000: %v", r)
 	}
-	r = run(t, "input line\n", e.execArgv(name, false, "", "cat")...)
+	r = e.execRun(t, "input line\n", name, "", "cat")
 	if r.code != 0 || r.stdout != "input line\n" {
 		t.Errorf("exec with stdin: %v", r)
 	}
