@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"barco/lib/sysprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,8 +74,8 @@ func TestForkJoinedArrangesAndExecs(t *testing.T) {
 
 	attr.Dir = filepath.Join(dir, "missing")
 	_, err = forkJoined(sh, []string{"sh", "-c", "true"}, attr, -1, -1)
-	var je *joinError
-	if !errors.As(err, &je) || je.Step != stepNames[stepChdir] || !errors.Is(err, unix.ENOENT) {
+	var je *sysprog.StepError
+	if !errors.As(err, &je) || je.Step != stepChdir || !errors.Is(err, unix.ENOENT) {
 		t.Errorf("a missing working directory: %v, want the chdir step's ENOENT", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"barco/lib/creds"
 	"barco/lib/hook"
 	"barco/lib/mount"
+	"barco/lib/sysprog"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -540,14 +541,14 @@ func (c *Config) forkJoinedChild(p *chain.Process, path string, argv []string, a
 	}
 	pid, err := forkJoined(path, argv, attr, fds[unix.CLONE_NEWUSER], fds[unix.CLONE_NEWNS])
 	if err != nil {
-		var je *joinError
+		var je *sysprog.StepError
 		if errors.As(err, &je) {
 			switch je.Step {
-			case stepNames[stepUser], stepNames[stepMount]:
+			case stepUser, stepMount:
 				return 0, fmt.Errorf("--join %s: %w", c.joinsText(), err)
-			case stepNames[stepChdir]:
+			case stepChdir:
 				return 0, fmt.Errorf("--workdir %s: %w", c.Workdir, err)
-			case stepNames[stepUID], stepNames[stepGID]:
+			case stepUID, stepGID:
 				return 0, chain.WithHint(err, "the joined user namespace must map uid and gid 0")
 			}
 		}

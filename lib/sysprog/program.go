@@ -1,0 +1,306 @@
+// Package sysprog runs a program of system calls that was built before
+// it runs: a list of steps, each a system call whose arguments are known
+// values, memory the program holds, or the results of earlier steps, and
+// whose errno may pick the step that comes next.
+//
+// Such a program can run in a child between its fork and its exec, where
+// a Go program may only make raw system calls on memory prepared before
+// the fork (no allocation, no lock, no stack growth), as Go's own
+// syscall.forkAndExecInChild does: Start forks a child that runs it, Run
+// runs it in the calling process. A step that fails names itself in the
+// error, so that a caller can say what went wrong as its own code would.
+//
+// There is no loop and no backward jump: a program ends after at most as
+// many steps as it has. Builder.Program checks every slot, jump and
+// memory reference before a program can run, since a child cannot recover
+// from a panic.
+package sysprog
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"unsafe"
+)
+
+// Program is a built list of steps; see Builder. A Program may run once:
+// its steps' results are kept in it.
+type Program struct {
+	steps  []step
+	names  []string  // what each step does, for its error
+	slots  []uintptr // each step's result, written as it runs
+	status int       // a child's exit status when a step fails
+	maxFD  int       // the highest descriptor its steps may lay out
+}
+
+type op uint8
+
+const (
+	opSys          op = iota + 1 // a system call
+	opJumpUnless                 // go to the step's target unless its two arguments are equal
+	opResetSignals               // the runtime's signal handlers to default, in a child only
+)
+
+// step is one step of a program. It holds no Go pointer but the memory
+// its arguments refer to, which a child only reads.
+type step struct {
+	op   op
+	nr   uintptr
+	args [6]Arg
+	on   [2]branch // where an errno leads; an errno not here fails the step
+	to   int       // opJumpUnless's target
+}
+
+// branch sends an errno (or any, anyErrno) to the step to.
+type branch struct {
+	errno syscall.Errno
+	to    int
+}
+
+const anyErrno = ^syscall.Errno(0)
+
+type argKind uint8
+
+const (
+	kindImm  argKind = iota // v
+	kindPtr                 // the address p
+	kindSlot                // the result of step v
+	kindLoad                // the word at p, read when the step runs
+)
+
+// Arg is an argument of a step.
+type Arg struct {
+	kind argKind
+	v    uintptr
+	p    unsafe.Pointer
+}
+
+// Imm is the value v.
+func Imm(v uintptr) Arg { return Arg{kind: kindImm, v: v} }
+
+// Int is the value v, a descriptor or a flag.
+func Int(v int) Arg { return Arg{kind: kindImm, v: uintptr(v)} }
+
+// Ptr is the address of memory the caller made for the program, which the
+// program keeps alive while it runs. The Go heap does not move objects.
+func Ptr(p unsafe.Pointer) Arg { return Arg{kind: kindPtr, p: p} }
+
+// Load is the machine word at p+off, read when the step runs.
+func Load(p unsafe.Pointer, off uintptr) Arg { return Arg{kind: kindLoad, p: unsafe.Add(p, off)} }
+
+// CString is a NUL-terminated copy of s.
+func CString(s string) (Arg, error) {
+	p, err := syscall.BytePtrFromString(s)
+	if err != nil {
+		return Arg{}, err
+	}
+	return Ptr(unsafe.Pointer(p)), nil
+}
+
+// CStrings is a nil-terminated array of NUL-terminated copies of ss, as
+// execve takes argv and envp.
+func CStrings(ss []string) (Arg, error) {
+	ps, err := syscall.SlicePtrFromStrings(ss)
+	if err != nil {
+		return Arg{}, err
+	}
+	return Ptr(unsafe.Pointer(&ps[0])), nil
+}
+
+// Ref is a step whose result a later step may take, with Result.
+type Ref struct{ step int }
+
+// Result is the result of the step r, as an argument of a later step.
+func (r Ref) Result() Arg { return Arg{kind: kindSlot, v: uintptr(r.step)} }
+
+// Label is a place in a program that a branch or a jump may go to, marked
+// with Builder.Mark after the steps that go to it. Next is the step after
+// the one that branches.
+type Label struct{ id int }
+
+// Next, as where an errno leads, ignores it.
+var Next = Label{id: -1}
+
+// StepError is a step that failed, named as the builder named it.
+type StepError struct {
+	Step string
+	Err  syscall.Errno
+}
+
+func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Builder makes a Program. Its methods append steps; the first error,
+// such as a string with a NUL, is kept and returned by Program.
+type Builder struct {
+	p      Program
+	labels []int // step of each label, -1 until marked
+	refs   []labelRef
+	err    error
+}
+
+// labelRef is a branch or jump of step, to be set to the label's step.
+type labelRef struct {
+	step, branch int // branch -1: the step's jump target
+	label        int
+}
+
+// Sys appends the system call nr with args, and returns it for Result.
+// name says what it does, for the error when it fails: "join the mount
+// namespace", "mount /proc".
+func (b *Builder) Sys(name string, nr uintptr, args ...Arg) Ref {
+	s := step{op: opSys, nr: nr}
+	if len(args) > len(s.args) {
+		b.fail(fmt.Errorf("step %q: %d arguments, at most %d", name, len(args), len(s.args)))
+		args = args[:len(s.args)]
+	}
+	copy(s.args[:], args)
+	return b.add(name, s)
+}
+
+// On sends the errno of the last step to l instead of failing it: Next
+// ignores it.
+func (b *Builder) On(errno syscall.Errno, l Label) {
+	b.on(errno, l)
+}
+
+// OnAny sends every errno of the last step to l.
+func (b *Builder) OnAny(l Label) {
+	b.on(anyErrno, l)
+}
+
+func (b *Builder) on(errno syscall.Errno, l Label) {
+	last := len(b.p.steps) - 1
+	if last < 0 || b.p.steps[last].op != opSys {
+		b.fail(errors.New("a branch on an errno follows a system call"))
+		return
+	}
+	s := &b.p.steps[last]
+	for i := range s.on {
+		if s.on[i].errno == 0 {
+			s.on[i] = branch{errno: errno, to: last + 1}
+			if l != Next {
+				b.refs = append(b.refs, labelRef{step: last, branch: i, label: l.id})
+			}
+			return
+		}
+	}
+	b.fail(fmt.Errorf("step %q: more than %d branches", b.p.names[last], len(s.on)))
+}
+
+// JumpUnless goes to l unless x equals y.
+func (b *Builder) JumpUnless(x, y Arg, l Label) {
+	s := step{op: opJumpUnless}
+	s.args[0], s.args[1] = x, y
+	b.add("compare", s)
+	b.refs = append(b.refs, labelRef{step: len(b.p.steps) - 1, branch: -1, label: l.id})
+}
+
+// ResetSignals appends what Go's own fork child does before the steps
+// that may take a signal: the runtime's handlers back to their defaults
+// and the signal mask restored. In a program that Run runs, it does
+// nothing: the caller's runtime keeps its handlers.
+func (b *Builder) ResetSignals() {
+	b.add("reset the signal handlers", step{op: opResetSignals})
+}
+
+// Label returns a new label, to be marked once.
+func (b *Builder) Label() Label {
+	b.labels = append(b.labels, -1)
+	return Label{id: len(b.labels) - 1}
+}
+
+// Mark places l before the next step appended.
+func (b *Builder) Mark(l Label) {
+	if l.id < 0 || l.id >= len(b.labels) || b.labels[l.id] >= 0 {
+		b.fail(errors.New("a label marked twice, or not made by this builder"))
+		return
+	}
+	b.labels[l.id] = len(b.p.steps)
+}
+
+// Bytes is n bytes of zeroed memory that the program's steps may read and
+// write (a system call's result structure).
+func (b *Builder) Bytes(n int) unsafe.Pointer {
+	return unsafe.Pointer(unsafe.SliceData(make([]byte, max(n, 8))))
+}
+
+func (b *Builder) add(name string, s step) Ref {
+	b.p.steps = append(b.p.steps, s)
+	b.p.names = append(b.p.names, name)
+	return Ref{step: len(b.p.steps) - 1}
+}
+
+func (b *Builder) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// Program returns the program built, whose child exits with status when
+// a step fails, once every label is resolved and every reference checked.
+// It ends the builder's use.
+func (b *Builder) Program(status int) (*Program, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	p := b.p
+	for _, r := range b.refs {
+		to := -1
+		if r.label >= 0 && r.label < len(b.labels) {
+			to = b.labels[r.label]
+		}
+		if to < 0 {
+			return nil, fmt.Errorf("step %d (%s): a label never marked", r.step, p.names[r.step])
+		}
+		if r.branch < 0 {
+			p.steps[r.step].to = to
+		} else {
+			p.steps[r.step].on[r.branch].to = to
+		}
+	}
+	p.slots = make([]uintptr, len(p.steps))
+	p.status = status
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// validate proves that running p indexes nothing out of range and ends:
+// every target is after its step and at most the end, every result taken
+// is an earlier system call's, every memory reference is set.
+func (p *Program) validate() error {
+	for i, s := range p.steps {
+		bad := func(what string) error { return fmt.Errorf("step %d (%s): %s", i, p.names[i], what) }
+		switch s.op {
+		case opSys, opJumpUnless, opResetSignals:
+		default:
+			return bad("no such operation")
+		}
+		for _, br := range s.on {
+			if br.errno != 0 && (br.to <= i || br.to > len(p.steps)) {
+				return bad("a branch that does not go forward within the program")
+			}
+		}
+		if s.op == opJumpUnless && (s.to <= i || s.to > len(p.steps)) {
+			return bad("a jump that does not go forward within the program")
+		}
+		for _, a := range s.args {
+			switch a.kind {
+			case kindImm:
+			case kindPtr, kindLoad:
+				if a.p == nil {
+					return bad("a nil memory reference")
+				}
+			case kindSlot:
+				if a.v >= uintptr(i) || p.steps[a.v].op != opSys {
+					return bad("a result taken from a step that is not an earlier system call")
+				}
+			default:
+				return bad("an argument of no kind")
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package sysprog
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"barco/lib/forkexec"
+	"golang.org/x/sys/unix"
+)
+
+// Run runs p in this process and returns the step that failed, as a
+// *StepError. A program that ends with an exec that succeeds does not
+// return. Each system call is raw: one that blocks holds this goroutine's
+// thread and the runtime's P until it returns.
+func Run(p *Program) error {
+	if i, errno := p.run(false); i >= 0 {
+		return &StepError{Step: p.names[i], Err: errno}
+	}
+	return nil
+}
+
+// Start forks a child that runs p, and returns its pid once the child has
+// exec'd or ended, or the step that failed, as a *StepError; the child
+// that failed is reaped. The child runs on a copy of this process's
+// memory, with its descriptors, in its namespaces; it reports a failure on
+// a close-on-exec pipe above every descriptor p lays out.
+func Start(p *Program) (int, error) {
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("pipe: %w", err)
+	}
+	defer unix.Close(pipe[0])
+	report, err := unix.FcntlInt(uintptr(pipe[1]), unix.F_DUPFD_CLOEXEC, p.maxFD)
+	unix.Close(pipe[1])
+	if err != nil {
+		return 0, fmt.Errorf("fcntl F_DUPFD_CLOEXEC: %w", err)
+	}
+
+	// No descriptor is made without close-on-exec while the child is
+	// forked, as syscall.ForkExec does.
+	syscall.ForkLock.Lock()
+	pid, errno := fork(p, report)
+	syscall.ForkLock.Unlock()
+	unix.Close(report)
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		return 0, &os.SyscallError{Syscall: "fork", Err: errno}
+	}
+	var f failure
+	n, err := forkexec.ReadFull(pipe[0], unsafe.Slice((*byte)(unsafe.Pointer(&f)), unsafe.Sizeof(f)))
+	if err == nil && n == 0 {
+		return pid, nil
+	}
+	// The child exits after it reports; it is ours to reap.
+	var ws unix.WaitStatus
+	for {
+		if _, werr := unix.Wait4(pid, &ws, 0, nil); werr != unix.EINTR {
+			break
+		}
+	}
+	if err != nil || n != int(unsafe.Sizeof(f)) || int(f.Step) >= len(p.names) {
+		return 0, fmt.Errorf("child %d: no report of its start (%v)", pid, err)
+	}
+	return 0, &StepError{Step: p.names[f.Step], Err: syscall.Errno(f.Errno)}
+}
+
+// failure is what a child writes on its report pipe when a step fails.
+type failure struct {
+	Step, Errno uint32
+}
+
+// fork forks; the child runs p and never returns.
+//
+//go:norace
+func fork(p *Program, report int) (pid int, errno syscall.Errno) {
+	var r1 uintptr
+	forkexec.BeforeFork()
+	r1, _, errno = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 || r1 != 0 {
+		// The parent, or no child.
+		forkexec.AfterFork()
+		return int(r1), errno
+	}
+	p.child(report)
+	return 0, 0
+}
+
+// child runs p in the child of fork: it reports the step that failed on
+// report and exits with p's status, or exits 0 when p ends without an
+// exec.
+//
+//go:nosplit
+//go:norace
+func (p *Program) child(report int) {
+	var f failure
+	i, errno := p.run(true)
+	if i >= 0 {
+		f.Step, f.Errno = uint32(i), uint32(errno)
+		syscall.RawSyscall(unix.SYS_WRITE, uintptr(report), uintptr(unsafe.Pointer(&f)), unsafe.Sizeof(f))
+		for {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, uintptr(p.status), 0, 0)
+		}
+	}
+	for {
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+}
+
+// run runs p's steps and returns the one that failed, with its errno, or
+// -1. In a child (inChild), it makes raw system calls only, on memory made
+// before the fork; it allocates nothing and writes no Go pointer, and
+// every function it calls is nosplit, so the linker proves that it fits
+// in the stack it has. validate proved every index in range.
+//
+//go:nosplit
+//go:norace
+func (p *Program) run(inChild bool) (int, syscall.Errno) {
+	var (
+		i     int
+		s     *step
+		r1    uintptr
+		errno syscall.Errno
+	)
+	for i < len(p.steps) {
+		s = &p.steps[i]
+		switch s.op {
+		case opSys:
+			r1, _, errno = syscall.RawSyscall6(s.nr, p.value(&s.args[0]), p.value(&s.args[1]), p.value(&s.args[2]),
+				p.value(&s.args[3]), p.value(&s.args[4]), p.value(&s.args[5]))
+			if errno != 0 {
+				switch {
+				case s.on[0].errno == errno || s.on[0].errno == anyErrno:
+					i = s.on[0].to
+				case s.on[1].errno == errno || s.on[1].errno == anyErrno:
+					i = s.on[1].to
+				default:
+					return i, errno
+				}
+				continue
+			}
+			p.slots[i] = r1
+		case opJumpUnless:
+			if p.value(&s.args[0]) != p.value(&s.args[1]) {
+				i = s.to
+				continue
+			}
+		case opResetSignals:
+			if inChild {
+				forkexec.AfterForkInChild()
+			}
+		}
+		i++
+	}
+	return -1, 0
+}
+
+// value is the value of a when its step runs.
+//
+//go:nosplit
+//go:norace
+func (p *Program) value(a *Arg) uintptr {
+	switch a.kind {
+	case kindPtr:
+		return uintptr(a.p)
+	case kindSlot:
+		return p.slots[a.v]
+	case kindLoad:
+		return *(*uintptr)(a.p)
+	}
+	return a.v
+}

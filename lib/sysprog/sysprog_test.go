@@ -1,0 +1,249 @@
+package sysprog
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func cstring(t *testing.T, s string) Arg {
+	t.Helper()
+	a, err := CString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func cstrings(t *testing.T, ss ...string) Arg {
+	t.Helper()
+	a, err := CStrings(ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// A result taken by later steps, an errno sent past a step that would
+// fail, and the step after.
+func TestRunResultsAndBranches(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "file")
+	if err := os.WriteFile(path, []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b Builder
+	buf := b.Bytes(16)
+	fd := b.Sys("open the file", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, path), Int(unix.O_RDONLY|unix.O_CLOEXEC))
+	n := b.Sys("read the file", unix.SYS_READ, fd.Result(), Ptr(buf), Int(16))
+	b.Sys("close the file", unix.SYS_CLOSE, fd.Result())
+	past := b.Label()
+	b.Sys("open a missing file", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, filepath.Join(dir, "missing")), Int(unix.O_RDONLY))
+	b.On(unix.EACCES, Next)
+	b.On(unix.ENOENT, past)
+	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+	b.Mark(past)
+	b.Sys("close no descriptor, ignored", unix.SYS_CLOSE, Int(-1))
+	b.OnAny(Next)
+	p, err := b.Program(125)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(unsafe.Slice((*byte)(buf), 16)[:p.slots[n.step]]); got != "content" {
+		t.Errorf("read %q, want content", got)
+	}
+}
+
+func TestRunNamesTheFailedStep(t *testing.T) {
+	var b Builder
+	b.Sys("change to the working directory", unix.SYS_CHDIR, cstring(t, "/nonexistent/dir"))
+	b.On(unix.EACCES, Next) // a branch for another errno
+	p, err := b.Program(125)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(p)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "change to the working directory" || !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("Run: %v, want the chdir step's ENOENT", err)
+	}
+	if want := "change to the working directory: no such file or directory"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// JumpUnless reads the word when its step runs, not when it is built.
+func TestJumpUnless(t *testing.T) {
+	for _, tc := range []struct {
+		word uint64
+		fail bool
+	}{{5, true}, {6, false}} {
+		var b Builder
+		word := b.Bytes(8)
+		past := b.Label()
+		b.JumpUnless(Load(word, 0), Imm(5), past)
+		b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+		b.Mark(past)
+		p, err := b.Program(125)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*(*uint64)(word) = tc.word
+		if err := Run(p); (err != nil) != tc.fail || (tc.fail && !errors.Is(err, unix.EBADF)) {
+			t.Errorf("word %d: Run: %v, want a failure: %v", tc.word, err, tc.fail)
+		}
+	}
+}
+
+func TestProgramRefusesWhatCouldNotRun(t *testing.T) {
+	var b Builder
+	b.JumpUnless(Imm(0), Imm(1), b.Label())
+	if _, err := b.Program(125); err == nil || !strings.Contains(err.Error(), "never marked") {
+		t.Errorf("a label never marked: %v", err)
+	}
+
+	b = Builder{}
+	l := b.Label()
+	b.Mark(l)
+	b.Sys("getpid", unix.SYS_GETPID)
+	b.On(unix.EPERM, l)
+	if _, err := b.Program(125); err == nil || !strings.Contains(err.Error(), "forward") {
+		t.Errorf("a branch backwards: %v", err)
+	}
+
+	b = Builder{}
+	b.Sys("close", unix.SYS_CLOSE, Arg{kind: kindSlot, v: 0})
+	if _, err := b.Program(125); err == nil || !strings.Contains(err.Error(), "earlier system call") {
+		t.Errorf("a result of the step itself: %v", err)
+	}
+
+	b = Builder{}
+	b.Sys("seven", unix.SYS_GETPID, Int(1), Int(2), Int(3), Int(4), Int(5), Int(6), Int(7))
+	if _, err := b.Program(125); err == nil || !strings.Contains(err.Error(), "at most 6") {
+		t.Errorf("seven arguments: %v", err)
+	}
+
+	b = Builder{}
+	b.On(unix.EPERM, Next)
+	if _, err := b.Program(125); err == nil {
+		t.Errorf("a branch with no system call before it was accepted")
+	}
+
+	if _, err := CString("a\x00b"); err == nil {
+		t.Errorf("CString took a NUL")
+	}
+}
+
+// startShell starts sh -c script by a program that lays out files, enters
+// dir and execs, and returns what it wrote on out and its exit status.
+func startShell(t *testing.T, b *Builder, files []int, script string) (int, error) {
+	t.Helper()
+	sh, err := unix.Open("/bin/sh", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sh)
+	next := max(len(files), sh+1)
+	for _, fd := range files {
+		next = max(next, fd+1)
+	}
+	b.Files("arrange the descriptors", files, next, &sh)
+	b.ResetSignals()
+	b.Sys("exec", unix.SYS_EXECVEAT, Int(sh), cstring(t, ""), cstrings(t, "sh", "-c", script), cstrings(t, "X=y"), Int(unix.AT_EMPTY_PATH))
+	p, err := b.Program(253)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := Start(p)
+	if err != nil {
+		return 0, err
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	return ws.ExitStatus(), nil
+}
+
+// A child lays out its descriptors (one at 0 moved up first, one above
+// passed down, one left closed), enters a directory and execs.
+func TestStartLaysOutAndExecs(t *testing.T) {
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	var b Builder
+	b.Sys("change to the working directory", unix.SYS_CHDIR, cstring(t, dir))
+	files := []int{int(null.Fd()), int(out.Fd()), int(out.Fd()), -1, 0}
+	status, err := startShell(t, &b, files, `pwd; echo $X; test -e /proc/self/fd/3 || echo no fd3; test -e /proc/self/fd/4 && echo fd4; exit 7`)
+	if err != nil || status != 7 {
+		t.Fatalf("status %d, %v; want 7", status, err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "out"))
+	if want := dir + "\ny\nno fd3\nfd4\n"; string(got) != want {
+		t.Errorf("child wrote %q, want %q", got, want)
+	}
+}
+
+func TestStartReportsTheFailedStep(t *testing.T) {
+	var b Builder
+	b.Sys("change to the working directory", unix.SYS_CHDIR, cstring(t, "/nonexistent/dir"))
+	_, err := startShell(t, &b, []int{0, 1, 2}, "true")
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "change to the working directory" || !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Start: %v, want the chdir step's ENOENT", err)
+	}
+}
+
+// RestoreNofile sets the limit in the child only where it finds package
+// syscall's raise (the hard limit less one), as Go's own child does.
+func TestStartRestoresNofile(t *testing.T) {
+	var orig unix.Rlimit
+	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, nil, &orig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Prlimit(0, unix.RLIMIT_NOFILE, &orig, nil) })
+	if orig.Max < 100 {
+		t.Fatalf("hard RLIMIT_NOFILE %d: too low for this test", orig.Max)
+	}
+	lim := &syscall.Rlimit{Cur: 64, Max: orig.Max}
+	for _, tc := range []struct {
+		soft uint64
+		want string
+	}{{orig.Max - 1, "64"}, {orig.Max, strconv.FormatUint(orig.Max, 10)}} {
+		if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: tc.soft, Max: orig.Max}, nil); err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.CreateTemp(t.TempDir(), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b Builder
+		b.RestoreNofile(lim)
+		if status, err := startShell(t, &b, []int{0, int(out.Fd()), 2}, "ulimit -n"); err != nil || status != 0 {
+			t.Fatalf("status %d, %v", status, err)
+		}
+		got, _ := os.ReadFile(out.Name())
+		out.Close()
+		if strings.TrimSpace(string(got)) != tc.want {
+			t.Errorf("soft limit %d in the parent: the child's is %q, want %s", tc.soft, got, tc.want)
+		}
+	}
+}
