@@ -27,10 +27,11 @@ import (
 // its steps' results are kept in it.
 type Program struct {
 	steps  []step
-	names  []string  // what each step does, for its error
-	slots  []uintptr // each step's result, written as it runs
-	status int       // a child's exit status when a step fails
-	maxFD  int       // the highest descriptor its steps may lay out
+	names  []string                    // what each step does, for its error
+	errs   []func(syscall.Errno) error // the error of a step that fails, where the builder gave one
+	slots  []uintptr                   // each step's result, written as it runs
+	status int                         // a child's exit status when a step fails
+	maxFD  int                         // the highest descriptor its steps may lay out
 }
 
 type op uint8
@@ -47,7 +48,7 @@ type step struct {
 	op   op
 	nr   uintptr
 	args [6]Arg
-	on   [2]branch // where an errno leads; an errno not here fails the step
+	on   [3]branch // where an errno leads; an errno not here fails the step
 	to   int       // opJumpUnless's target
 }
 
@@ -188,6 +189,19 @@ func (b *Builder) on(errno syscall.Errno, l Label) {
 	b.fail(fmt.Errorf("step %q: more than %d branches", b.p.names[last], len(s.on)))
 }
 
+// Explain makes the error of the last step, when it fails, f(errno)
+// instead of a *StepError: the error the caller's own code would return.
+func (b *Builder) Explain(f func(syscall.Errno) error) {
+	if last := len(b.p.steps) - 1; last >= 0 {
+		b.p.errs[last] = f
+	}
+}
+
+// Jump goes to l.
+func (b *Builder) Jump(l Label) {
+	b.JumpUnless(Imm(0), Imm(1), l)
+}
+
 // JumpUnless goes to l unless x equals y.
 func (b *Builder) JumpUnless(x, y Arg, l Label) {
 	s := step{op: opJumpUnless}
@@ -228,6 +242,7 @@ func (b *Builder) Bytes(n int) unsafe.Pointer {
 func (b *Builder) add(name string, s step) Ref {
 	b.p.steps = append(b.p.steps, s)
 	b.p.names = append(b.p.names, name)
+	b.p.errs = append(b.p.errs, nil)
 	return Ref{step: len(b.p.steps) - 1}
 }
 

@@ -12,19 +12,27 @@ import (
 )
 
 // Run runs p in this process and returns the step that failed, as a
-// *StepError. A program that ends with an exec that succeeds does not
+// *StepError or as Builder.Explain made it. A program that ends with an exec that succeeds does not
 // return. Each system call is raw: one that blocks holds this goroutine's
 // thread and the runtime's P until it returns.
 func Run(p *Program) error {
 	if i, errno := p.run(false); i >= 0 {
-		return &StepError{Step: p.names[i], Err: errno}
+		return p.err(i, errno)
 	}
 	return nil
 }
 
+// err is the error of step i, failed with errno.
+func (p *Program) err(i int, errno syscall.Errno) error {
+	if p.errs[i] != nil {
+		return p.errs[i](errno)
+	}
+	return &StepError{Step: p.names[i], Err: errno}
+}
+
 // Start forks a child that runs p, and returns its pid once the child has
-// exec'd or ended, or the step that failed, as a *StepError; the child
-// that failed is reaped. The child runs on a copy of this process's
+// exec'd or ended, or the step that failed, as Run does; the child that
+// failed is reaped. The child runs on a copy of this process's
 // memory, with its descriptors, in its namespaces; it reports a failure on
 // a close-on-exec pipe above every descriptor p lays out.
 func Start(p *Program) (int, error) {
@@ -64,7 +72,7 @@ func Start(p *Program) (int, error) {
 	if err != nil || n != int(unsafe.Sizeof(f)) || int(f.Step) >= len(p.names) {
 		return 0, fmt.Errorf("child %d: no report of its start (%v)", pid, err)
 	}
-	return 0, &StepError{Step: p.names[f.Step], Err: syscall.Errno(f.Errno)}
+	return 0, p.err(int(f.Step), syscall.Errno(f.Errno))
 }
 
 // failure is what a child writes on its report pipe when a step fails.
@@ -136,6 +144,8 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 					i = s.on[0].to
 				case s.on[1].errno == errno || s.on[1].errno == anyErrno:
 					i = s.on[1].to
+				case s.on[2].errno == errno || s.on[2].errno == anyErrno:
+					i = s.on[2].to
 				default:
 					return i, errno
 				}

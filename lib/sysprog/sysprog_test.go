@@ -247,3 +247,28 @@ func TestStartRestoresNofile(t *testing.T) {
 		}
 	}
 }
+
+// Explain gives a failed step the caller's own error; Jump skips a step
+// that would fail; a third errno branch is taken.
+func TestExplainJumpAndThirdBranch(t *testing.T) {
+	var b Builder
+	past, missing := b.Label(), b.Label()
+	b.Jump(past)
+	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+	b.Mark(past)
+	b.Sys("open a missing file", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, "/nonexistent/file"), Int(unix.O_RDONLY))
+	b.On(unix.EACCES, Next)
+	b.On(unix.EPERM, Next)
+	b.On(unix.ENOENT, missing)
+	b.Sys("unreached", unix.SYS_CLOSE, Int(-1))
+	b.Mark(missing)
+	b.Sys("close", unix.SYS_CLOSE, Int(-1))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "close", Path: "-1", Err: errno} })
+	p, err := b.Program(125)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(p); err == nil || err.Error() != "close -1: bad file descriptor" {
+		t.Errorf("Run: %v, want the explained close", err)
+	}
+}
