@@ -705,69 +705,6 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 	return nil
 }
 
-// maskPaths hides maskedPaths and makes readonlyPaths read-only, as far as
-// their filesystems were mounted here. A path this kernel lacks is skipped.
-func maskPaths(cfg *Config, proc, sys, checkNull bool) error {
-	if checkNull {
-		// Not our /dev: make sure /dev/null is what it says.
-		var st unix.Stat_t
-		if err := unix.Stat("/dev/null", &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3) {
-			return chain.Errorf("masking files needs it; or give --no-masks", "rootfs /dev/null is not the null device")
-		}
-	}
-	mounted := func(p string) bool {
-		return (proc && len(p) > 6 && p[:6] == "/proc/") || (sys && len(p) > 5 && p[:5] == "/sys/")
-	}
-	masked, readonly := maskedPaths, readonlyPaths
-	if cfg.Masked != nil || cfg.Readonly != nil {
-		// The lists given replace the defaults, and apply anywhere in the
-		// container; a path it lacks is skipped, as runc does.
-		masked, readonly = nil, cfg.Readonly
-		for _, p := range cfg.Masked {
-			masked = append(masked, struct {
-				path string
-				dir  bool
-			}{p, true})
-		}
-		mounted = func(string) bool { return true }
-	}
-	for _, m := range masked {
-		if !mounted(m.path) {
-			continue
-		}
-		err := mask(m.path, m.dir)
-		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EISDIR) {
-			err = mask(m.path, !m.dir)
-		}
-		if err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
-	}
-	for _, p := range readonly {
-		if !mounted(p) {
-			continue
-		}
-		err := mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		if err == nil {
-			err = setattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, p)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func mask(p string, dir bool) error {
-	if dir {
-		return mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
-	}
-	return mount("/dev/null", p, "", unix.MS_BIND, "")
-}
-
 // Undo removes, after a failure, what Enter made in the rootfs: the
 // mounts it made, last first, so that each path leads where it did when
 // it was made, then the entries it created, if still empty. It runs in the
