@@ -524,48 +524,6 @@ func (r *Root) build(cfg *Config, h *host, uns userNS) error {
 	return nil
 }
 
-// finish does what comes after pivot_root: the masked and read-only
-// paths and the read-only root (after the hooks, which may write into the
-// rootfs and its /proc/sys, as runc's can), the root's propagation (a
-// shared root cannot be pivot_root's new one), and the working directory,
-// which pivot_root left at /.
-func (r *Root) finish(cfg *Config, h *host) error {
-	if !cfg.NoMasks && (!cfg.NoProc || !cfg.NoSys) {
-		// Their paths are plain ones, which a symlink of the rootfs may
-		// lead anywhere in the container: here, not before pivot_root,
-		// where the host's root was open (see Undo).
-		if err := maskPaths(cfg, !cfg.NoProc, !cfg.NoSys, cfg.NoDev); err != nil {
-			return err
-		}
-	}
-	if cfg.Propagation != 0 {
-		// In this mount namespace only: its mounts are apart from the
-		// host's since Enter made them private.
-		if err := mount("", "/", "", cfg.Propagation, ""); err != nil {
-			return err
-		}
-	}
-	if cfg.ReadOnly {
-		if err := setattr(unix.AT_FDCWD, "/", 0, unix.MOUNT_ATTR_RDONLY, "/"); err != nil {
-			return err
-		}
-		r.readOnly = true
-	}
-	if cfg.Workdir == "" || cfg.Workdir == "/" {
-		return nil
-	}
-	fd, err := openIn(h.root, cfg.Workdir, unix.O_PATH|unix.O_DIRECTORY, inRoot)
-	if err != nil {
-		return pathError("workdir", cfg.Workdir, err)
-	}
-	err = unix.Fchdir(fd)
-	unix.Close(fd)
-	if err != nil {
-		return pathError("workdir", cfg.Workdir, err)
-	}
-	return nil
-}
-
 // propagate gives the mount on the container path dest the propagation
 // flag (MS_SHARED...), if any. The path is resolved in the container,
 // whose root it cannot leave.

@@ -38,8 +38,9 @@ type op uint8
 
 const (
 	opSys          op = iota + 1 // a system call
-	opJumpUnless                 // go to the step's target unless its two arguments are equal
+	opJumpUnless                 // go to the step's target unless its first argument, masked, equals its second
 	opResetSignals               // the runtime's signal handlers to default, in a child only
+	opFail                       // fail with the errno nr
 )
 
 // step is one step of a program. It holds no Go pointer but the memory
@@ -50,6 +51,7 @@ type step struct {
 	args [6]Arg
 	on   [3]branch // where an errno leads; an errno not here fails the step
 	to   int       // opJumpUnless's target
+	mask uintptr   // opJumpUnless's mask of its first argument
 }
 
 // branch sends an errno (or any, anyErrno) to the step to.
@@ -204,10 +206,23 @@ func (b *Builder) Jump(l Label) {
 
 // JumpUnless goes to l unless x equals y.
 func (b *Builder) JumpUnless(x, y Arg, l Label) {
-	s := step{op: opJumpUnless}
+	b.JumpUnlessMasked(x, ^uintptr(0), y, l)
+}
+
+// JumpUnlessMasked goes to l unless x&mask equals y: a field of a
+// structure a system call filled, read as a word (little-endian: the
+// field's bytes are the word's low ones).
+func (b *Builder) JumpUnlessMasked(x Arg, mask uintptr, y Arg, l Label) {
+	s := step{op: opJumpUnless, mask: mask}
 	s.args[0], s.args[1] = x, y
 	b.add("compare", s)
 	b.refs = append(b.refs, labelRef{step: len(b.p.steps) - 1, branch: -1, label: l.id})
+}
+
+// Fail appends a step that fails with errno, named name: where a jump
+// leads when what the program found is not what it needs.
+func (b *Builder) Fail(name string, errno syscall.Errno) {
+	b.add(name, step{op: opFail, nr: uintptr(errno)})
 }
 
 // ResetSignals appends what Go's own fork child does before the steps
@@ -289,7 +304,7 @@ func (p *Program) validate() error {
 	for i, s := range p.steps {
 		bad := func(what string) error { return fmt.Errorf("step %d (%s): %s", i, p.names[i], what) }
 		switch s.op {
-		case opSys, opJumpUnless, opResetSignals:
+		case opSys, opJumpUnless, opResetSignals, opFail:
 		default:
 			return bad("no such operation")
 		}

@@ -153,7 +153,7 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 			}
 			p.slots[i] = r1
 		case opJumpUnless:
-			if p.value(&s.args[0]) != p.value(&s.args[1]) {
+			if p.value(&s.args[0])&s.mask != p.value(&s.args[1]) {
 				i = s.to
 				continue
 			}
@@ -161,6 +161,8 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 			if inChild {
 				forkexec.AfterForkInChild()
 			}
+		case opFail:
+			return i, syscall.Errno(s.nr)
 		}
 		i++
 	}

@@ -272,3 +272,30 @@ func TestExplainJumpAndThirdBranch(t *testing.T) {
 		t.Errorf("Run: %v, want the explained close", err)
 	}
 }
+
+// JumpUnlessMasked compares the masked word, and Fail fails where a jump
+// leads when the word is not what the program needs.
+func TestJumpUnlessMaskedAndFail(t *testing.T) {
+	for _, tc := range []struct {
+		word uint64
+		fail bool
+	}{{0xab12, false}, {0xab13, true}} {
+		var b Builder
+		word := b.Bytes(8)
+		bad, ok := b.Label(), b.Label()
+		b.JumpUnlessMasked(Load(word, 0), 0xff, Imm(0x12), bad)
+		b.Jump(ok)
+		b.Mark(bad)
+		b.Fail("check the word", unix.EINVAL)
+		b.Mark(ok)
+		p, err := b.Program(125)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*(*uint64)(word) = tc.word
+		err = Run(p)
+		if (err != nil) != tc.fail || (tc.fail && err.Error() != "check the word: invalid argument") {
+			t.Errorf("word %#x: Run: %v, want a failure: %v", tc.word, err, tc.fail)
+		}
+	}
+}

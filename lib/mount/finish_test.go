@@ -7,9 +7,23 @@ import (
 	"runtime"
 	"testing"
 
+	"barco/lib/sysprog"
 	"barco/lib/testutil"
 	"golang.org/x/sys/unix"
 )
+
+// maskPaths runs the steps of emitMasks.
+func maskPaths(cfg *Config, proc, sys bool) error {
+	var b sysprog.Builder
+	if err := emitMasks(&b, cfg, proc, sys); err != nil {
+		return err
+	}
+	p, err := b.Program(125)
+	if err != nil {
+		return err
+	}
+	return sysprog.Run(p)
+}
 
 // inMountNS runs f on a thread of its own in a new mount namespace, with
 // its mounts private, so that what f mounts stays there; the thread ends
@@ -54,7 +68,7 @@ func TestMaskPaths(t *testing.T) {
 		Readonly: []string{filepath.Join(dir, "ro"), filepath.Join(dir, "missing-too")},
 	}
 	err := inMountNS(t, func() error {
-		if err := maskPaths(cfg, true, true, false); err != nil {
+		if err := maskPaths(cfg, true, true); err != nil {
 			return err
 		}
 		if entries, err := os.ReadDir(filepath.Join(dir, "dir")); err != nil || len(entries) != 0 {
@@ -73,9 +87,83 @@ func TestMaskPaths(t *testing.T) {
 			t.Errorf("write in the read-only path: %v, want EROFS", err)
 		}
 		bad := filepath.Join(dir, "file", "below")
-		err := maskPaths(&Config{Masked: []string{bad}}, true, true, false)
+		err := maskPaths(&Config{Masked: []string{bad}}, true, true)
 		if want := "mount /dev/null on " + bad + " (MS_BIND): not a directory"; err == nil || err.Error() != want {
 			t.Errorf("a path below a file: %v, want %q", err, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runSteps runs what emit appends.
+func runSteps(emit func(b *sysprog.Builder) error) error {
+	var b sysprog.Builder
+	if err := emit(&b); err != nil {
+		return err
+	}
+	p, err := b.Program(125)
+	if err != nil {
+		return err
+	}
+	return sysprog.Run(p)
+}
+
+// The working directory is resolved in the root, as the container would:
+// an absolute symlink leads within it.
+func TestEmitWorkdir(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/sub", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	err := inMountNS(t, func() error { // a thread with a working directory of its own
+		// Opened in the namespace: getcwd finds no path to a mount of
+		// another one.
+		root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(root)
+		if err := runSteps(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "link") }); err != nil {
+			return err
+		}
+		if wd, err := os.Getwd(); err != nil || wd != filepath.Join(dir, "sub") {
+			t.Errorf("working directory %q, %v; want %s/sub", wd, err, dir)
+		}
+		err = runSteps(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "missing") })
+		if want := "workdir missing: no such file or directory"; err == nil || err.Error() != want {
+			t.Errorf("a missing working directory: %v, want %q", err, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A /dev/null that is not the null device fails the check, with the hint.
+func TestEmitNullCheck(t *testing.T) {
+	testutil.RequireRoot(t)
+	file := filepath.Join(t.TempDir(), "null")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := inMountNS(t, func() error {
+		check := func(b *sysprog.Builder) error { emitNullCheck(b); return nil }
+		if err := runSteps(check); err != nil {
+			t.Errorf("the real /dev/null: %v", err)
+		}
+		if err := unix.Mount(file, "/dev/null", "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		if err := runSteps(check); err == nil || err.Error() != "rootfs /dev/null is not the null device (masking files needs it; or give --no-masks)" {
+			t.Errorf("a file on /dev/null: %v", err)
 		}
 		return nil
 	})
