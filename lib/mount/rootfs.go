@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"barco/lib/chain"
+	"barco/lib/sysprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -448,16 +450,22 @@ func recursive(yes bool) uint {
 // detaches the old one. pivot_root(".", ".") stacks the old root on the new
 // one, so no directory for it is needed in the rootfs (and --rootfs / works).
 func pivot(root int, dir string) error {
-	if err := unix.Fchdir(root); err != nil {
-		return &os.PathError{Op: "chdir", Path: dir, Err: err}
+	var b sysprog.Builder
+	b.Sys("chdir", unix.SYS_FCHDIR, sysprog.Int(root))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "chdir", Path: dir, Err: errno} })
+	dot, _ := sysprog.CString(".")
+	b.Sys("pivot_root", unix.SYS_PIVOT_ROOT, dot, dot)
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "pivot_root", Path: dir, Err: errno} })
+	b.Sys("detach old root", unix.SYS_UMOUNT2, dot, sysprog.Int(unix.MNT_DETACH))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "detach old root", Path: "/", Err: errno} })
+	slash, _ := sysprog.CString("/")
+	b.Sys("chdir", unix.SYS_CHDIR, slash)
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "chdir", Path: "/", Err: errno} })
+	p, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return err
 	}
-	if err := unix.PivotRoot(".", "."); err != nil {
-		return &os.PathError{Op: "pivot_root", Path: dir, Err: err}
-	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-		return &os.PathError{Op: "detach old root", Path: "/", Err: err}
-	}
-	return unix.Chdir("/")
+	return sysprog.Run(p)
 }
 
 // build makes the container filesystem, from inside it (chrooted in the
