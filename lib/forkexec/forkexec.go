@@ -13,8 +13,8 @@
 // CLONE_VM|CLONE_VFORK as Go clones every other child, and makes in the
 // child, from the attributes barco uses, what syscall's child makes.
 //
-// The runtime's hooks around a fork are here too, for lib/ns's child that
-// joins namespaces (forkjoin.go).
+// The runtime's hooks around a fork are here too, for the children that
+// lib/sysprog forks.
 package forkexec
 
 import (

@@ -111,6 +111,7 @@ func emitWorkdir(b *sysprog.Builder, root int, dir string) error {
 		fd := b.Sys("open the working directory", unix.SYS_OPENAT2, sysprog.Int(root), rel,
 			sysprog.Ptr(unsafe.Pointer(how)), sysprog.Imm(unsafe.Sizeof(*how)))
 		b.Explain(explain)
+		b.Blocking() // the path may lead into a FUSE or NFS volume
 		if try < workdirTries {
 			b.On(unix.EAGAIN, again)
 			b.On(unix.EINTR, again)

@@ -9,10 +9,12 @@ import (
 
 // Files appends the steps that put files[i] on descriptor i (-1: closed)
 // and close those of 0, 1 and 2 beyond files, as Go's fork child does,
-// all named name. Every descriptor at next or above is free, and the
-// program's own descriptors that must outlive the layout (an executable
-// opened for execveat) are in keep, which Files moves out of the way
-// where they are in it, and updates. The layout is computed here, before
+// all named name. next is above every descriptor of files and keep; the
+// layout moves descriptors there and up, over whatever the child has
+// there. The program's own descriptors that must outlive the layout (an
+// executable opened for execveat) are in keep, which Files moves out of
+// its way where they are in it, and updates; Start puts its report above
+// all of them. The layout is computed here, before
 // the program runs: the child's descriptors are the parent's.
 //
 // First each descriptor in the way moves above next, keep's among them,
@@ -20,8 +22,11 @@ import (
 // for one already there, F_SETFD 0.
 func (b *Builder) Files(name string, files []int, next int, keep ...*int) {
 	files = append([]int(nil), files...)
+	// What the layout makes or closes: files' numbers, and 0 to 2.
+	laid := max(len(files), 3)
+	next = max(next, laid)
 	for _, k := range keep {
-		if *k < len(files) {
+		if *k < laid {
 			b.Sys(name, unix.SYS_DUP3, Int(*k), Int(next), Int(unix.O_CLOEXEC))
 			*k = next
 			next++

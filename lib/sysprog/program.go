@@ -52,6 +52,12 @@ type step struct {
 	on   [3]branch // where an errno leads; an errno not here fails the step
 	to   int       // opJumpUnless's target
 	mask uintptr   // opJumpUnless's mask of its first argument
+	// blocking: Run makes the call through the runtime (syscall.Syscall6),
+	// which lets other goroutines run meanwhile; a child makes every call
+	// raw, and so does Run the others, which holds the P but spares the
+	// thread switches that a call the runtime knows of may cost when it
+	// lasts (see README, Benchmark).
+	blocking bool
 }
 
 // branch sends an errno (or any, anyErrno) to the step to.
@@ -173,6 +179,10 @@ func (b *Builder) OnAny(l Label) {
 }
 
 func (b *Builder) on(errno syscall.Errno, l Label) {
+	if errno == 0 {
+		b.fail(errors.New("a branch on errno 0"))
+		return
+	}
 	last := len(b.p.steps) - 1
 	if last < 0 || b.p.steps[last].op != opSys {
 		b.fail(errors.New("a branch on an errno follows a system call"))
@@ -189,6 +199,15 @@ func (b *Builder) on(errno syscall.Errno, l Label) {
 		}
 	}
 	b.fail(fmt.Errorf("step %q: more than %d branches", b.p.names[last], len(s.on)))
+}
+
+// Blocking marks the last step as a system call that may wait on another
+// process (a FUSE or NFS server, a peer), which Run then makes through
+// the runtime.
+func (b *Builder) Blocking() {
+	if last := len(b.p.steps) - 1; last >= 0 {
+		b.p.steps[last].blocking = true
+	}
 }
 
 // Explain makes the error of the last step, when it fails, f(errno)

@@ -12,9 +12,10 @@ import (
 )
 
 // Run runs p in this process and returns the step that failed, as a
-// *StepError or as Builder.Explain made it. A program that ends with an exec that succeeds does not
-// return. Each system call is raw: one that blocks holds this goroutine's
-// thread and the runtime's P until it returns.
+// *StepError or as Builder.Explain made it. A program that ends with an
+// exec that succeeds does not return. A step marked Blocking is made
+// through the runtime; the others are raw, holding this goroutine's thread
+// and the runtime's P until they return.
 func Run(p *Program) error {
 	if i, errno := p.run(false); i >= 0 {
 		return p.err(i, errno)
@@ -136,8 +137,13 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 		s = &p.steps[i]
 		switch s.op {
 		case opSys:
-			r1, _, errno = syscall.RawSyscall6(s.nr, p.value(&s.args[0]), p.value(&s.args[1]), p.value(&s.args[2]),
-				p.value(&s.args[3]), p.value(&s.args[4]), p.value(&s.args[5]))
+			if s.blocking && !inChild {
+				r1, _, errno = syscall.Syscall6(s.nr, p.value(&s.args[0]), p.value(&s.args[1]), p.value(&s.args[2]),
+					p.value(&s.args[3]), p.value(&s.args[4]), p.value(&s.args[5]))
+			} else {
+				r1, _, errno = syscall.RawSyscall6(s.nr, p.value(&s.args[0]), p.value(&s.args[1]), p.value(&s.args[2]),
+					p.value(&s.args[3]), p.value(&s.args[4]), p.value(&s.args[5]))
+			}
 			if errno != 0 {
 				switch {
 				case s.on[0].errno == errno || s.on[0].errno == anyErrno:

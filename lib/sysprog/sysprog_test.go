@@ -139,6 +139,13 @@ func TestProgramRefusesWhatCouldNotRun(t *testing.T) {
 		t.Errorf("a branch with no system call before it was accepted")
 	}
 
+	b = Builder{}
+	b.Sys("getpid", unix.SYS_GETPID)
+	b.On(0, Next)
+	if _, err := b.Program(125); err == nil || !strings.Contains(err.Error(), "errno 0") {
+		t.Errorf("a branch on errno 0: %v", err)
+	}
+
 	if _, err := CString("a\x00b"); err == nil {
 		t.Errorf("CString took a NUL")
 	}
@@ -297,5 +304,46 @@ func TestJumpUnlessMaskedAndFail(t *testing.T) {
 		if (err != nil) != tc.fail || (tc.fail && err.Error() != "check the word: invalid argument") {
 			t.Errorf("word %#x: Run: %v, want a failure: %v", tc.word, err, tc.fail)
 		}
+	}
+}
+
+// With fewer than three files, the layout closes the rest of 0 to 2: a
+// descriptor to keep there is moved first, and the report goes above.
+func TestStartFewerThanThreeFiles(t *testing.T) {
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	// The shell opened where 2 is, as if the caller had closed it.
+	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { unix.Dup3(saved, 2, 0); unix.Close(saved) }()
+	unix.Close(2)
+	sh, err := unix.Open("/bin/sh", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil || sh != 2 {
+		unix.Dup3(saved, 2, 0)
+		t.Fatalf("open /bin/sh: %d, %v; want it at 2", sh, err)
+	}
+	var b Builder
+	b.Files("arrange the descriptors", []int{0, int(out.Fd())}, int(out.Fd())+1, &sh)
+	b.Sys("exec", unix.SYS_EXECVEAT, Int(sh), cstring(t, ""), cstrings(t, "sh", "-c", "test -e /proc/self/fd/2 || echo no fd2"), cstrings(t), Int(unix.AT_EMPTY_PATH))
+	p, err := b.Program(253)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := Start(p)
+	unix.Dup3(saved, 2, 0) // closes the shell's descriptor
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("wait: %v, %v", ws, err)
+	}
+	if got, _ := os.ReadFile(out.Name()); string(got) != "no fd2\n" {
+		t.Errorf("child wrote %q", got)
 	}
 }
