@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
+	"unsafe"
 
 	"barco/lib/chain"
+	"barco/lib/sysprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,48 +96,121 @@ func readCgroupMounts(proc string, log *chain.Log) ([]cgroupMount, error) {
 // /sys/fs/cgroup. It runs inside the container, after /sys is mounted;
 // with a cgroup namespace the container sees its own cgroup as the root.
 func mountCgroupfs(ms []cgroupMount, log *chain.Log) error {
+	var b sysprog.Builder
+	left, err := emitCgroupfs(&b, ms)
+	if err != nil {
+		return err
+	}
+	p, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return err
+	}
+	err = sysprog.Run(p)
+	for _, l := range left {
+		if errno := p.Errno(l.mount); errno != 0 {
+			l.err.Err = errno
+			log.Debugf("no %s: %v", l.err.Target, &l.err)
+		}
+	}
+	return err
+}
+
+// leftOut is a hierarchy's mount, which a namespace may not make, and
+// its error but for the errno.
+type leftOut struct {
+	mount sysprog.Ref
+	err   MountError
+}
+
+// emitCgroupfs appends the steps of mountCgroupfs: a tmpfs with a
+// directory for each hierarchy, mounted there or bound from its clone, the
+// other names of a combined one as symbolic links, then all read-only. A
+// hierarchy this namespace may not mount (EPERM, EBUSY) is left out
+// rather than failing the container; it returns those mounts.
+func emitCgroupfs(b *sysprog.Builder, ms []cgroupMount) ([]leftOut, error) {
 	const base = "/sys/fs/cgroup"
 	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	if len(ms) == 1 && ms[0].dir == "" {
-		return mount("cgroup2", base, "cgroup2", flags|unix.MS_RDONLY, "")
+		_, err := emitMount(b, "cgroup2", base, "cgroup2", flags|unix.MS_RDONLY, "")
+		return nil, err
 	}
-	if err := mount("tmpfs", base, "tmpfs", flags, "mode=755,size=64k"); err != nil {
-		return err
+	if _, err := emitMount(b, "tmpfs", base, "tmpfs", flags, "mode=755,size=64k"); err != nil {
+		return nil, err
 	}
+	empty, _ := sysprog.CString("")
+	var left []leftOut
 	for _, m := range ms {
 		p := base + "/" + m.dir
-		if err := unix.Mkdir(p, 0o755); err != nil {
-			return &os.PathError{Op: "mkdir", Path: p, Err: err}
+		path, err := sysprog.CString(p)
+		if err != nil {
+			return nil, fmt.Errorf("cgroup directory %q: %w", p, err)
 		}
+		b.Sys("mkdir "+p, unix.SYS_MKDIRAT, sysprog.Int(unix.AT_FDCWD), path, sysprog.Int(0o755))
+		b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "mkdir", Path: p, Err: errno} })
+		var leave *sysprog.Label
 		if m.clone >= 0 {
-			err := setattr(m.clone, "", unix.AT_EMPTY_PATH, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, p)
-			if err == nil {
-				if err = unix.MoveMount(m.clone, "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-					err = &os.PathError{Op: "move_mount cgroup onto", Path: p, Err: err}
-				}
-			}
-			unix.Close(m.clone)
+			attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+			b.Sys("mount_setattr "+p, unix.SYS_MOUNT_SETATTR, sysprog.Int(m.clone), empty, sysprog.Int(unix.AT_EMPTY_PATH),
+				sysprog.Ptr(unsafe.Pointer(attr)), sysprog.Imm(unsafe.Sizeof(*attr)))
+			b.Explain(func(errno syscall.Errno) error {
+				return fmt.Errorf("mount_setattr %s (%s): %w", p, AttrNames(attr.Attr_set), errno)
+			})
+			b.Sys("move_mount "+p, unix.SYS_MOVE_MOUNT, sysprog.Int(m.clone), empty, sysprog.Int(unix.AT_FDCWD), path,
+				sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH))
+			b.Explain(func(errno syscall.Errno) error {
+				return &os.PathError{Op: "move_mount cgroup onto", Path: p, Err: errno}
+			})
+			b.Sys("close the clone of "+p, unix.SYS_CLOSE, sysprog.Int(m.clone))
+			b.OnAny(sysprog.Next)
+		} else {
+			mount, err := emitMount(b, "cgroup", p, m.fstype, flags|unix.MS_RDONLY, m.data)
 			if err != nil {
-				return err
+				return nil, err
 			}
-		} else if err := mount("cgroup", p, m.fstype, flags|unix.MS_RDONLY, m.data); err != nil {
-			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY) {
-				// A hierarchy this namespace may not mount: leave it out
-				// rather than fail the container.
-				log.Debugf("no %s: %v", p, err)
-				unix.Rmdir(p)
-				continue
-			}
-			return err
+			left = append(left, leftOut{mount: mount,
+				err: MountError{Source: "cgroup", Target: p, FSType: m.fstype, Flags: flags | unix.MS_RDONLY, Data: m.data}})
+			l := b.Label()
+			leave = &l
+			b.On(unix.EPERM, l)
+			b.On(unix.EBUSY, l)
 		}
-		for _, l := range m.links {
-			if err := unix.Symlink(m.dir, base+"/"+l); err != nil && !errors.Is(err, unix.EEXIST) {
-				return &os.PathError{Op: "symlink", Path: base + "/" + l, Err: err}
-			}
+		if err := emitLinks(b, base, m); err != nil {
+			return nil, err
+		}
+		if leave != nil {
+			done := b.Label()
+			b.Jump(done)
+			b.Mark(*leave)
+			b.Sys("rmdir "+p, unix.SYS_UNLINKAT, sysprog.Int(unix.AT_FDCWD), path, sysprog.Int(unix.AT_REMOVEDIR))
+			b.OnAny(sysprog.Next)
+			b.Mark(done)
 		}
 	}
-	if err := mount("", base, "", unix.MS_REMOUNT|unix.MS_BIND|flags|unix.MS_RDONLY, ""); err != nil {
-		return fmt.Errorf("make %s read-only: %w", base, err)
+	if _, err := emitMount(b, "", base, "", unix.MS_REMOUNT|unix.MS_BIND|flags|unix.MS_RDONLY, ""); err != nil {
+		return nil, err
+	}
+	b.Explain(func(errno syscall.Errno) error {
+		return fmt.Errorf("make %s read-only: %w", base, &MountError{Target: base, Flags: unix.MS_REMOUNT | unix.MS_BIND | flags | unix.MS_RDONLY, Err: errno})
+	})
+	return left, nil
+}
+
+// emitLinks appends the symbolic links base/NAME -> m.dir for the other
+// names of a combined hierarchy; one already there is fine.
+func emitLinks(b *sysprog.Builder, base string, m cgroupMount) error {
+	target, err := sysprog.CString(m.dir)
+	if err != nil {
+		return fmt.Errorf("cgroup directory %q: %w", m.dir, err)
+	}
+	for _, l := range m.links {
+		link := base + "/" + l
+		path, err := sysprog.CString(link)
+		if err != nil {
+			return fmt.Errorf("cgroup link %q: %w", link, err)
+		}
+		b.Sys("symlink "+link, unix.SYS_SYMLINKAT, target, sysprog.Int(unix.AT_FDCWD), path)
+		b.On(unix.EEXIST, sysprog.Next)
+		b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "symlink", Path: link, Err: errno} })
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func (r *Root) finish(cfg *Config, h *host) error {
 	if cfg.Propagation != 0 {
 		// In this mount namespace only: its mounts are apart from the
 		// host's since Enter made them private.
-		if err := emitMount(&b, "", "/", "", cfg.Propagation, ""); err != nil {
+		if _, err := emitMount(&b, "", "/", "", cfg.Propagation, ""); err != nil {
 			return err
 		}
 	}
@@ -175,7 +175,7 @@ func emitMasks(b *sysprog.Builder, cfg *Config, proc, sys bool) error {
 			continue
 		}
 		done := b.Label()
-		if err := emitMount(b, p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if _, err := emitMount(b, p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return err
 		}
 		b.On(unix.ENOENT, done)
@@ -190,20 +190,26 @@ func emitMasks(b *sysprog.Builder, cfg *Config, proc, sys bool) error {
 // emitMask appends the mount that hides p: an empty read-only tmpfs for a
 // directory, /dev/null for a file.
 func emitMask(b *sysprog.Builder, p string, dir bool) error {
+	var err error
 	if dir {
-		return emitMount(b, "tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+		_, err = emitMount(b, "tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+	} else {
+		_, err = emitMount(b, "/dev/null", p, "", unix.MS_BIND, "")
 	}
-	return emitMount(b, "/dev/null", p, "", unix.MS_BIND, "")
+	return err
 }
 
 // emitMount appends mount(2) as the function mount makes it, with the same
 // error when it fails: an empty data is no data.
-func emitMount(b *sysprog.Builder, source, target, fstype string, flags uintptr, data string) error {
+func emitMount(b *sysprog.Builder, source, target, fstype string, flags uintptr, data string) (sysprog.Ref, error) {
+	mountErr := func(err error) error {
+		return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Data: data, Err: err}
+	}
 	args := []sysprog.Arg{}
 	for _, s := range []string{source, target, fstype} {
 		a, err := sysprog.CString(s)
 		if err != nil {
-			return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Data: data, Err: err}
+			return sysprog.Ref{}, mountErr(err)
 		}
 		args = append(args, a)
 	}
@@ -211,13 +217,11 @@ func emitMount(b *sysprog.Builder, source, target, fstype string, flags uintptr,
 	if data != "" {
 		a, err := sysprog.CString(data)
 		if err != nil {
-			return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Data: data, Err: err}
+			return sysprog.Ref{}, mountErr(err)
 		}
 		args[4] = a
 	}
-	b.Sys("mount "+target, unix.SYS_MOUNT, args...)
-	b.Explain(func(errno syscall.Errno) error {
-		return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Data: data, Err: errno}
-	})
-	return nil
+	ref := b.Sys("mount "+target, unix.SYS_MOUNT, args...)
+	b.Explain(func(errno syscall.Errno) error { return mountErr(errno) })
+	return ref, nil
 }

@@ -30,6 +30,7 @@ type Program struct {
 	names  []string                    // what each step does, for its error
 	errs   []func(syscall.Errno) error // the error of a step that fails, where the builder gave one
 	slots  []uintptr                   // each step's result, written as it runs
+	errnos []uintptr                   // the errno each step branched on, written as it runs
 	status int                         // a child's exit status when a step fails
 	maxFD  int                         // the highest descriptor its steps may lay out
 }
@@ -116,8 +117,14 @@ func CStrings(ss []string) (Arg, error) {
 	return Ptr(unsafe.Pointer(&ps[0])), nil
 }
 
-// Ref is a step whose result a later step may take, with Result.
+// Ref is a step whose result a later step may take, with Result, and
+// whose errno, when it branched on one, the caller may read after the
+// run, with Program.Errno.
 type Ref struct{ step int }
+
+// Errno is the errno on which the step r branched when the program ran,
+// or 0: it succeeded, failed the program, or did not run.
+func (p *Program) Errno(r Ref) syscall.Errno { return syscall.Errno(p.errnos[r.step]) }
 
 // Result is the result of the step r, as an argument of a later step.
 func (r Ref) Result() Arg { return Arg{kind: kindSlot, v: uintptr(r.step)} }
@@ -309,6 +316,7 @@ func (b *Builder) Program(status int) (*Program, error) {
 		}
 	}
 	p.slots = make([]uintptr, len(p.steps))
+	p.errnos = make([]uintptr, len(p.steps))
 	p.status = status
 	if err := p.validate(); err != nil {
 		return nil, err

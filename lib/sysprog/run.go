@@ -128,7 +128,7 @@ func (p *Program) child(report int) {
 //go:norace
 func (p *Program) run(inChild bool) (int, syscall.Errno) {
 	var (
-		i     int
+		i, to int
 		s     *step
 		r1    uintptr
 		errno syscall.Errno
@@ -145,16 +145,20 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 					p.value(&s.args[3]), p.value(&s.args[4]), p.value(&s.args[5]))
 			}
 			if errno != 0 {
+				to = -1
 				switch {
 				case s.on[0].errno == errno || s.on[0].errno == anyErrno:
-					i = s.on[0].to
+					to = s.on[0].to
 				case s.on[1].errno == errno || s.on[1].errno == anyErrno:
-					i = s.on[1].to
+					to = s.on[1].to
 				case s.on[2].errno == errno || s.on[2].errno == anyErrno:
-					i = s.on[2].to
-				default:
+					to = s.on[2].to
+				}
+				if to < 0 {
 					return i, errno
 				}
+				p.errnos[i] = uintptr(errno)
+				i = to
 				continue
 			}
 			p.slots[i] = r1

@@ -45,7 +45,7 @@ func TestRunResultsAndBranches(t *testing.T) {
 	n := b.Sys("read the file", unix.SYS_READ, fd.Result(), Ptr(buf), Int(16))
 	b.Sys("close the file", unix.SYS_CLOSE, fd.Result())
 	past := b.Label()
-	b.Sys("open a missing file", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, filepath.Join(dir, "missing")), Int(unix.O_RDONLY))
+	missing := b.Sys("open a missing file", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, filepath.Join(dir, "missing")), Int(unix.O_RDONLY))
 	b.On(unix.EACCES, Next)
 	b.On(unix.ENOENT, past)
 	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
@@ -61,6 +61,9 @@ func TestRunResultsAndBranches(t *testing.T) {
 	}
 	if got := string(unsafe.Slice((*byte)(buf), 16)[:p.slots[n.step]]); got != "content" {
 		t.Errorf("read %q, want content", got)
+	}
+	if p.Errno(missing) != unix.ENOENT || p.Errno(fd) != 0 {
+		t.Errorf("errnos branched on: %v and %v, want ENOENT and none", p.Errno(missing), p.Errno(fd))
 	}
 }
 
