@@ -737,33 +737,53 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 
 // newMount makes a detached mount of a new fstype filesystem.
 func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
-	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
-	}
-	defer unix.Close(fs)
 	// The source names the mount in mountinfo, as mount(8)'s would,
 	// unless opts name another.
 	if !slices.ContainsFunc(opts, func(o [2]string) bool { return o[0] == "source" }) {
 		opts = append([][2]string{{"source", fstype}}, opts...)
 	}
-	for _, o := range opts {
-		set := func() error { return unix.FsconfigSetString(fs, o[0], o[1]) }
-		if o[1] == "" {
-			set = func() error { return unix.FsconfigSetFlag(fs, o[0]) }
-		}
-		if err := set(); err != nil {
-			return -1, fmt.Errorf("mount %s: option %s=%s: %w", fstype, o[0], o[1], err)
-		}
-	}
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return -1, fmt.Errorf("mount %s: %w", fstype, err)
-	}
-	fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(attrs))
+	var b sysprog.Builder
+	name, err := sysprog.CString(fstype)
 	if err != nil {
-		return -1, fmt.Errorf("mount %s (%s): %w", fstype, AttrNames(attrs), err)
+		return -1, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
 	}
-	return fd, nil
+	fs := b.Sys("fsopen "+fstype, unix.SYS_FSOPEN, name, sysprog.Int(unix.FSOPEN_CLOEXEC))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "fsopen", Path: fstype, Err: errno} })
+	for _, o := range opts {
+		optErr := func(err error) error { return fmt.Errorf("mount %s: option %s=%s: %w", fstype, o[0], o[1], err) }
+		key, err := sysprog.CString(o[0])
+		if err != nil {
+			return -1, optErr(err)
+		}
+		if o[1] == "" {
+			b.Sys("fsconfig "+o[0], unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_SET_FLAG), key, sysprog.Int(0), sysprog.Int(0))
+		} else {
+			value, err := sysprog.CString(o[1])
+			if err != nil {
+				return -1, optErr(err)
+			}
+			b.Sys("fsconfig "+o[0], unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_SET_STRING), key, value, sysprog.Int(0))
+		}
+		b.Explain(func(errno syscall.Errno) error { return optErr(errno) })
+	}
+	b.Sys("create "+fstype, unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_CMD_CREATE), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
+	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("mount %s: %w", fstype, errno) })
+	mnt := b.Sys("fsmount "+fstype, unix.SYS_FSMOUNT, fs.Result(), sysprog.Int(unix.FSMOUNT_CLOEXEC), sysprog.Imm(uintptr(attrs)))
+	b.Explain(func(errno syscall.Errno) error {
+		return fmt.Errorf("mount %s (%s): %w", fstype, AttrNames(attrs), errno)
+	})
+	p, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return -1, err
+	}
+	err = sysprog.Run(p)
+	if fd := int(p.Value(fs)); fd > 0 {
+		unix.Close(fd)
+	}
+	if err != nil {
+		return -1, err
+	}
+	return int(p.Value(mnt)), nil
 }
 
 // cloneTree makes a detached copy of the mount at p (and those below it,

@@ -126,6 +126,11 @@ type Ref struct{ step int }
 // or 0: it succeeded, failed the program, or did not run.
 func (p *Program) Errno(r Ref) syscall.Errno { return syscall.Errno(p.errnos[r.step]) }
 
+// Value is the result of the step r when the program ran: a descriptor
+// it opened, for the caller to keep or close; 0 if it did not run, or
+// failed.
+func (p *Program) Value(r Ref) uintptr { return p.slots[r.step] }
+
 // Result is the result of the step r, as an argument of a later step.
 func (r Ref) Result() Arg { return Arg{kind: kindSlot, v: uintptr(r.step)} }
 
