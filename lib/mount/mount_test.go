@@ -225,3 +225,35 @@ func TestForceNeverPivotsTheHostNS(t *testing.T) {
 		t.Errorf("Enter with Force in the host's namespace: %v", err)
 	}
 }
+
+// newMount closes the filesystem context it opened, when it succeeds and
+// when it fails, also where fsopen gives it descriptor 0 (a stage started
+// with its standard input closed).
+func TestNewMountClosesItsContext(t *testing.T) {
+	testutil.RequireRoot(t)
+	saved, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { unix.Dup3(saved, 0, 0); unix.Close(saved) }()
+	leaked := func() bool {
+		target, err := os.Readlink("/proc/self/fd/0")
+		return err == nil && target == "anon_inode:[fscontext]"
+	}
+	for _, opts := range [][][2]string{nil, {{"nosuchoption", "x"}}} {
+		unix.Close(0)
+		fd, err := newMount("tmpfs", 0, opts)
+		if err == nil {
+			unix.Close(fd)
+		}
+		if opts == nil && err != nil {
+			t.Errorf("newMount tmpfs: %v", err)
+		}
+		if opts != nil && (err == nil || err.Error() != "mount tmpfs: option nosuchoption=x: invalid argument") {
+			t.Errorf("newMount tmpfs with a bad option: %v", err)
+		}
+		if leaked() {
+			t.Errorf("newMount tmpfs, options %q: its filesystem context left open on descriptor 0", opts)
+		}
+	}
+}

@@ -777,8 +777,8 @@ func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
 		return -1, err
 	}
 	err = sysprog.Run(p)
-	if fd := int(p.Value(fs)); fd > 0 {
-		unix.Close(fd)
+	if fd := p.Value(fs); fd != sysprog.NoResult {
+		unix.Close(int(fd))
 	}
 	if err != nil {
 		return -1, err

@@ -127,9 +127,14 @@ type Ref struct{ step int }
 func (p *Program) Errno(r Ref) syscall.Errno { return syscall.Errno(p.errnos[r.step]) }
 
 // Value is the result of the step r when the program ran: a descriptor
-// it opened, for the caller to keep or close; 0 if it did not run, or
-// failed.
+// it opened, for the caller to keep or close; NoResult if it did not
+// run, or failed.
 func (p *Program) Value(r Ref) uintptr { return p.slots[r.step] }
+
+// NoResult is the result of a step that did not run, or failed: -1 as an
+// int, no descriptor. Not 0, which is one (a stage may start with its
+// standard input closed).
+const NoResult = ^uintptr(0)
 
 // Result is the result of the step r, as an argument of a later step.
 func (r Ref) Result() Arg { return Arg{kind: kindSlot, v: uintptr(r.step)} }
@@ -321,6 +326,9 @@ func (b *Builder) Program(status int) (*Program, error) {
 		}
 	}
 	p.slots = make([]uintptr, len(p.steps))
+	for i := range p.slots {
+		p.slots[i] = NoResult
+	}
 	p.errnos = make([]uintptr, len(p.steps))
 	p.status = status
 	if err := p.validate(); err != nil {

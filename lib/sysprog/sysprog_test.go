@@ -48,7 +48,7 @@ func TestRunResultsAndBranches(t *testing.T) {
 	missing := b.Sys("open a missing file", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, filepath.Join(dir, "missing")), Int(unix.O_RDONLY))
 	b.On(unix.EACCES, Next)
 	b.On(unix.ENOENT, past)
-	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+	skipped := b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
 	b.Mark(past)
 	b.Sys("close no descriptor, ignored", unix.SYS_CLOSE, Int(-1))
 	b.OnAny(Next)
@@ -64,6 +64,11 @@ func TestRunResultsAndBranches(t *testing.T) {
 	}
 	if p.Errno(missing) != unix.ENOENT || p.Errno(fd) != 0 {
 		t.Errorf("errnos branched on: %v and %v, want ENOENT and none", p.Errno(missing), p.Errno(fd))
+	}
+	// The open that failed and the close skipped have no result; the
+	// open of the file has its descriptor, which 0 could be.
+	if p.Value(missing) != NoResult || p.Value(skipped) != NoResult || p.Value(fd) == NoResult {
+		t.Errorf("results: %d, %d and %d; want none, none and a descriptor", int(p.Value(missing)), int(p.Value(skipped)), int(p.Value(fd)))
 	}
 }
 
