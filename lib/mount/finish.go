@@ -40,7 +40,10 @@ func (r *Root) finish(cfg *Config, h *host) error {
 		if err := emitSetattr(&b, "/", 0, unix.MOUNT_ATTR_RDONLY); err != nil {
 			return err
 		}
-		// Undo clears it; before the step, clearing it changes nothing.
+		// For Undo, which clears it. Should the program fail before this
+		// step, Undo clears a read-only the root may have had of its own
+		// (a read-only source): in this mount namespace only, which the
+		// failure ends.
 		r.readOnly = true
 	}
 	if cfg.Workdir != "" && cfg.Workdir != "/" {
