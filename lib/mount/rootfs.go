@@ -611,49 +611,74 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 		return err
 	}
 	unix.Close(fd)
-	if err := unix.MoveMount(h.dev[0], "", unix.AT_FDCWD, "/dev", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return &os.PathError{Op: "move_mount tmpfs onto", Path: "/dev", Err: err}
-	}
-	r.mounted = append(r.mounted, "/dev")
-	old := unix.Umask(0)
-	defer unix.Umask(old)
+	cstr := func(s string) sysprog.Arg { a, _ := sysprog.CString(s); return a } // fixed paths, no NUL
+	empty := cstr("")
+
+	// The tmpfs and the standard nodes, with no umask.
+	var b sysprog.Builder
+	moved := b.Sys("move_mount /dev", unix.SYS_MOVE_MOUNT, sysprog.Int(h.dev[0]), empty, sysprog.Int(unix.AT_FDCWD), cstr("/dev"),
+		sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH))
+	b.Explain(func(errno syscall.Errno) error {
+		return &os.PathError{Op: "move_mount tmpfs onto", Path: "/dev", Err: errno}
+	})
+	umask := b.Sys("umask", unix.SYS_UMASK, sysprog.Int(0))
 	for i, d := range devices {
 		p := "/dev/" + d.name
 		if slices.ContainsFunc(cfg.Devices, func(d Device) bool { return d.Path == p }) {
 			continue
 		}
 		if uns.nested {
-			f, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o666)
-			if err != nil {
-				return &os.PathError{Op: "create", Path: p, Err: err}
-			}
-			unix.Close(f)
-			if err := unix.MoveMount(h.devices[i], "", unix.AT_FDCWD, p, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-				return &os.PathError{Op: "bind host device onto", Path: p, Err: err}
-			}
+			f := b.Sys("create "+p, unix.SYS_OPENAT, sysprog.Int(unix.AT_FDCWD), cstr(p),
+				sysprog.Int(unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC), sysprog.Int(0o666))
+			b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "create", Path: p, Err: errno} })
+			b.Sys("close "+p, unix.SYS_CLOSE, f.Result())
+			b.OnAny(sysprog.Next)
+			b.Sys("bind host device onto "+p, unix.SYS_MOVE_MOUNT, sysprog.Int(h.devices[i]), empty, sysprog.Int(unix.AT_FDCWD), cstr(p),
+				sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH))
+			b.Explain(func(errno syscall.Errno) error {
+				return &os.PathError{Op: "bind host device onto", Path: p, Err: errno}
+			})
 			continue
 		}
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
-			err = &os.PathError{Op: "mknod", Path: p, Err: err}
-			if errors.Is(err, unix.EPERM) {
+		b.Sys("mknod "+p, unix.SYS_MKNODAT, sysprog.Int(unix.AT_FDCWD), cstr(p), sysprog.Int(unix.S_IFCHR|0o666),
+			sysprog.Imm(uintptr(unix.Mkdev(d.major, d.minor))))
+		b.Explain(func(errno syscall.Errno) error {
+			err := &os.PathError{Op: "mknod", Path: p, Err: errno}
+			if errno == unix.EPERM {
 				return chain.WithHint(err, "CAP_MKNOD is missing, or a device cgroup denies it")
 			}
 			return err
-		}
+		})
+	}
+	nodes, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return err
+	}
+	err = sysprog.Run(nodes)
+	if nodes.Value(moved) != sysprog.NoResult {
+		r.mounted = append(r.mounted, "/dev")
+	}
+	if old := nodes.Value(umask); old != sysprog.NoResult {
+		defer unix.Umask(int(old))
+	}
+	if err != nil {
+		return err
 	}
 	if err := h.makeDeviceNodes(cfg.Devices); err != nil {
 		return err
 	}
+
+	// The mounts below /dev and its links.
+	b = sysprog.Builder{}
 	for _, d := range []string{"/dev/pts", "/dev/shm", "/dev/mqueue"} {
-		if err := unix.Mkdir(d, 0o755); err != nil {
-			return &os.PathError{Op: "mkdir", Path: d, Err: err}
-		}
+		b.Sys("mkdir "+d, unix.SYS_MKDIRAT, sysprog.Int(unix.AT_FDCWD), cstr(d), sysprog.Int(0o755))
+		b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "mkdir", Path: d, Err: errno} })
 	}
 	for i, d := range []string{"/dev/pts", "/dev/shm", "/dev/mqueue"} {
 		if fd := h.dev[i+1]; fd >= 0 {
-			if err := unix.MoveMount(fd, "", unix.AT_FDCWD, d, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-				return &os.PathError{Op: "move_mount onto", Path: d, Err: err}
-			}
+			b.Sys("move_mount "+d, unix.SYS_MOVE_MOUNT, sysprog.Int(fd), empty, sysprog.Int(unix.AT_FDCWD), cstr(d),
+				sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH))
+			b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "move_mount onto", Path: d, Err: errno} })
 		}
 	}
 	links := [][2]string{
@@ -661,14 +686,15 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
 	}
 	for _, l := range links {
-		if err := unix.Symlink(l[0], l[1]); errors.Is(err, unix.EEXIST) {
-			// A --device at that path.
-			continue
-		} else if err != nil {
-			return &os.PathError{Op: "symlink", Path: l[1], Err: err}
-		}
+		b.Sys("symlink "+l[1], unix.SYS_SYMLINKAT, cstr(l[0]), sysprog.Int(unix.AT_FDCWD), cstr(l[1]))
+		b.On(unix.EEXIST, sysprog.Next) // a --device at that path
+		b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "symlink", Path: l[1], Err: errno} })
 	}
-	return nil
+	mounts, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return err
+	}
+	return sysprog.Run(mounts)
 }
 
 // Undo removes, after a failure, what Enter made in the rootfs: the
