@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"barco/lib/chain"
 	"barco/lib/sysprog"
@@ -126,7 +127,7 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		return nil, err
 	}
 	cfg.Log.Debugf("rootfs %s; nested user namespace: %v", cfg.Rootfs, uns.nested)
-	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	if err := makePrivate(); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, chain.WithHint(err, "barco-mount needs CAP_SYS_ADMIN over its mount namespace: with a user namespace, a new mount namespace too (barco-ns -U -m)")
 		}
@@ -176,6 +177,21 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 		return nil, accessHint(err, uns)
 	}
 	return r, nil
+}
+
+// makePrivate makes every mount of this namespace private, so that none
+// made here reaches the host: a raw system call (see sysprog), as the
+// mounts after it.
+func makePrivate() error {
+	var b sysprog.Builder
+	if _, err := emitMount(&b, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	p, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return err
+	}
+	return sysprog.Run(p)
 }
 
 // buildIn builds the container filesystem in the rootfs, chrooted there,
@@ -550,32 +566,45 @@ func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) erro
 		return err
 	}
 	defer unix.Close(target)
-	if err := notTheRoot(root, target, dest); err != nil {
+	var b sysprog.Builder
+	emitNotTheRoot(&b, root, target, dest)
+	empty, _ := sysprog.CString("")
+	moved := b.Sys("move_mount onto "+dest, unix.SYS_MOVE_MOUNT, sysprog.Int(mnt), empty, sysprog.Int(target), empty,
+		sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "move_mount onto", Path: dest, Err: errno} })
+	p, err := b.Program(chain.ExitFailed)
+	if err != nil {
 		return err
 	}
-	err = unix.MoveMount(mnt, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
-	if err != nil {
-		return &os.PathError{Op: "move_mount onto", Path: dest, Err: err}
+	err = sysprog.Run(p)
+	if p.Value(moved) != sysprog.NoResult {
+		r.mounted = append(r.mounted, dest)
 	}
-	r.mounted = append(r.mounted, dest)
-	return nil
+	return err
 }
 
-// notTheRoot refuses a mount point that is the container's root itself,
-// reached through a symlink (mnt/root -> /): a mount there would hide the
-// whole rootfs, and vanish under the root once attached.
-func notTheRoot(root, target int, dest string) error {
-	var r, t unix.Stat_t
-	if err := unix.Fstat(root, &r); err != nil {
-		return &os.PathError{Op: "stat", Path: "/", Err: err}
-	}
-	if err := unix.Fstat(target, &t); err != nil {
-		return &os.PathError{Op: "stat", Path: dest, Err: err}
-	}
-	if r.Dev == t.Dev && r.Ino == t.Ino {
+// emitNotTheRoot appends the steps that refuse a mount point (target,
+// open) that is the container's root itself, reached through a symlink
+// (mnt/root -> /): a mount there would hide the whole rootfs, and vanish
+// under the root once attached. statx, not fstat: its layout is the same
+// on every architecture, and a device is read as one word (major, minor).
+func emitNotTheRoot(b *sysprog.Builder, root, target int, dest string) {
+	empty, _ := sysprog.CString("")
+	size := int(unsafe.Sizeof(unix.Statx_t{}))
+	ino, dev := unsafe.Offsetof(unix.Statx_t{}.Ino), unsafe.Offsetof(unix.Statx_t{}.Dev_major)
+	rootStx, targetStx := b.Bytes(size), b.Bytes(size)
+	b.Sys("stat /", unix.SYS_STATX, sysprog.Int(root), empty, sysprog.Int(unix.AT_EMPTY_PATH), sysprog.Int(unix.STATX_INO), sysprog.Ptr(rootStx))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "stat", Path: "/", Err: errno} })
+	b.Sys("stat "+dest, unix.SYS_STATX, sysprog.Int(target), empty, sysprog.Int(unix.AT_EMPTY_PATH), sysprog.Int(unix.STATX_INO), sysprog.Ptr(targetStx))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "stat", Path: dest, Err: errno} })
+	other := b.Label()
+	b.JumpUnless(sysprog.Load(targetStx, ino), sysprog.Load(rootStx, ino), other)
+	b.JumpUnless(sysprog.Load(targetStx, dev), sysprog.Load(rootStx, dev), other)
+	b.Fail("check "+dest, unix.EINVAL)
+	b.Explain(func(syscall.Errno) error {
 		return fmt.Errorf("%s resolves to the container's / itself, which a mount would hide", dest)
-	}
-	return nil
+	})
+	b.Mark(other)
 }
 
 // takeDev makes /dev's filesystems, as detached mounts for makeDev.
