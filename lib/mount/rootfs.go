@@ -408,24 +408,46 @@ func (h *host) takeVolume(v Volume, i int, uns userNS) error {
 		h.volDir[i] = true
 		return nil
 	}
-	fd, err := unix.OpenTree(unix.AT_FDCWD, v.Source, unix.OPEN_TREE_CLONE|openTreeCloexec|recursive(!v.NoRecursive))
-	if err != nil {
+	sourceErr := func(err error) error {
 		return accessHint(&os.PathError{Op: "volume source", Path: v.Source, Err: err}, uns)
 	}
-	h.volumes[i] = fd
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return &os.PathError{Op: "stat", Path: v.Source, Err: err}
+	source, err := sysprog.CString(v.Source)
+	if err != nil {
+		return sourceErr(err)
 	}
-	h.volDir[i] = st.Mode&unix.S_IFMT == unix.S_IFDIR
+	empty, _ := sysprog.CString("")
+	var b sysprog.Builder
+	tree := b.Sys("open_tree "+v.Source, unix.SYS_OPEN_TREE, sysprog.Int(unix.AT_FDCWD), source,
+		sysprog.Imm(uintptr(unix.OPEN_TREE_CLONE|openTreeCloexec|recursive(!v.NoRecursive))))
+	b.Explain(func(errno syscall.Errno) error { return sourceErr(errno) })
+	stx := (*unix.Statx_t)(b.Bytes(int(unsafe.Sizeof(unix.Statx_t{}))))
+	stat := b.Sys("stat "+v.Source, unix.SYS_STATX, tree.Result(), empty, sysprog.Int(unix.AT_EMPTY_PATH),
+		sysprog.Int(unix.STATX_TYPE), sysprog.Ptr(unsafe.Pointer(stx)))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "stat", Path: v.Source, Err: errno} })
 	attrs := v.Attrs
 	if v.ReadOnly {
 		attrs |= unix.MOUNT_ATTR_RDONLY
 	}
 	if attrs != 0 {
-		return setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attrs, v.Source)
+		attr := &unix.MountAttr{Attr_set: attrs}
+		b.Sys("mount_setattr "+v.Source, unix.SYS_MOUNT_SETATTR, tree.Result(), empty, sysprog.Int(unix.AT_EMPTY_PATH|unix.AT_RECURSIVE),
+			sysprog.Ptr(unsafe.Pointer(attr)), sysprog.Imm(unsafe.Sizeof(*attr)))
+		b.Explain(func(errno syscall.Errno) error {
+			return fmt.Errorf("mount_setattr %s (%s): %w", v.Source, AttrNames(attrs), errno)
+		})
 	}
-	return nil
+	p, err := b.Program(chain.ExitFailed)
+	if err != nil {
+		return err
+	}
+	err = sysprog.Run(p)
+	if fd := p.Value(tree); fd != sysprog.NoResult {
+		h.volumes[i] = int(fd)
+	}
+	if p.Value(stat) != sysprog.NoResult {
+		h.volDir[i] = stx.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	return err
 }
 
 // takeIdmappedVolumes puts each idmapped volume under its read-only
