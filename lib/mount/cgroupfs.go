@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"unsafe"
 
 	"barco/lib/chain"
 	"barco/lib/sysprog"
@@ -101,11 +100,10 @@ func mountCgroupfs(ms []cgroupMount, log *chain.Log) error {
 	if err != nil {
 		return err
 	}
-	p, err := b.Program(chain.ExitFailed)
-	if err != nil {
+	p, err := runSteps(&b)
+	if p == nil {
 		return err
 	}
-	err = sysprog.Run(p)
 	for _, l := range left {
 		if errno := p.Errno(l.mount); errno != 0 {
 			l.err.Err = errno
@@ -137,7 +135,6 @@ func emitCgroupfs(b *sysprog.Builder, ms []cgroupMount) ([]leftOut, error) {
 	if _, err := emitMount(b, "tmpfs", base, "tmpfs", flags, "mode=755,size=64k"); err != nil {
 		return nil, err
 	}
-	empty, _ := sysprog.CString("")
 	var left []leftOut
 	for _, m := range ms {
 		p := base + "/" + m.dir
@@ -149,13 +146,11 @@ func emitCgroupfs(b *sysprog.Builder, ms []cgroupMount) ([]leftOut, error) {
 		b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "mkdir", Path: p, Err: errno} })
 		var leave *sysprog.Label
 		if m.clone >= 0 {
-			attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-			b.Sys("mount_setattr "+p, unix.SYS_MOUNT_SETATTR, sysprog.Int(m.clone), empty, sysprog.Int(unix.AT_EMPTY_PATH),
-				sysprog.Ptr(unsafe.Pointer(attr)), sysprog.Imm(unsafe.Sizeof(*attr)))
-			b.Explain(func(errno syscall.Errno) error {
-				return fmt.Errorf("mount_setattr %s (%s): %w", p, AttrNames(attr.Attr_set), errno)
-			})
-			b.Sys("move_mount "+p, unix.SYS_MOVE_MOUNT, sysprog.Int(m.clone), empty, sysprog.Int(unix.AT_FDCWD), path,
+			if err := emitSetattr(b, sysprog.Int(m.clone), "", unix.AT_EMPTY_PATH,
+				unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, p); err != nil {
+				return nil, err
+			}
+			b.Sys("move_mount "+p, unix.SYS_MOVE_MOUNT, sysprog.Int(m.clone), sysprog.FixedString(""), sysprog.Int(unix.AT_FDCWD), path,
 				sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH))
 			b.Explain(func(errno syscall.Errno) error {
 				return &os.PathError{Op: "move_mount cgroup onto", Path: p, Err: errno}

@@ -37,7 +37,7 @@ func (r *Root) finish(cfg *Config, h *host) error {
 		}
 	}
 	if cfg.ReadOnly {
-		if err := emitSetattr(&b, "/", 0, unix.MOUNT_ATTR_RDONLY); err != nil {
+		if err := emitSetattr(&b, sysprog.Int(unix.AT_FDCWD), "/", 0, unix.MOUNT_ATTR_RDONLY, "/"); err != nil {
 			return err
 		}
 		// For Undo, which clears it. Should the program fail before this
@@ -51,11 +51,19 @@ func (r *Root) finish(cfg *Config, h *host) error {
 			return err
 		}
 	}
+	_, err := runSteps(&b)
+	return err
+}
+
+// runSteps runs the steps b holds, in this process (sysprog.Run), and
+// returns their program, for their results, with the error of the step
+// that failed; nil if the program could not be made.
+func runSteps(b *sysprog.Builder) (*sysprog.Program, error) {
 	p, err := b.Program(chain.ExitFailed)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return sysprog.Run(p)
+	return p, sysprog.Run(p)
 }
 
 // emitNullCheck appends the steps that fail unless /dev/null is the null
@@ -63,8 +71,7 @@ func (r *Root) finish(cfg *Config, h *host) error {
 func emitNullCheck(b *sysprog.Builder) {
 	bad, ok := b.Label(), b.Label()
 	stx := b.Bytes(int(unsafe.Sizeof(unix.Statx_t{})))
-	path, _ := sysprog.CString("/dev/null")
-	b.Sys("statx /dev/null", unix.SYS_STATX, sysprog.Int(unix.AT_FDCWD), path, sysprog.Int(0),
+	b.Sys("statx /dev/null", unix.SYS_STATX, sysprog.Int(unix.AT_FDCWD), sysprog.FixedString("/dev/null"), sysprog.Int(0),
 		sysprog.Int(unix.STATX_TYPE), sysprog.Ptr(stx))
 	b.OnAny(bad)
 	b.JumpUnlessMasked(sysprog.Load(stx, unsafe.Offsetof(unix.Statx_t{}.Mode)), unix.S_IFMT, sysprog.Imm(unix.S_IFCHR), bad)
@@ -78,18 +85,19 @@ func emitNullCheck(b *sysprog.Builder) {
 	b.Mark(ok)
 }
 
-// emitSetattr appends mount_setattr(2) of the path p, as setattr makes it
-// with AT_FDCWD.
-func emitSetattr(b *sysprog.Builder, p string, flags uint, attrs uint64) error {
-	path, err := sysprog.CString(p)
+// emitSetattr appends mount_setattr(2) of path at dirfd ("" with
+// AT_EMPTY_PATH: the mount dirfd is), with the error setattr makes, which
+// names it name.
+func emitSetattr(b *sysprog.Builder, dirfd sysprog.Arg, path string, flags uint, attrs uint64, name string) error {
+	p, err := sysprog.CString(path)
 	if err != nil {
-		return fmt.Errorf("mount_setattr %q: %w", p, err)
+		return fmt.Errorf("mount_setattr %q: %w", path, err)
 	}
 	attr := &unix.MountAttr{Attr_set: attrs}
-	b.Sys("mount_setattr "+p, unix.SYS_MOUNT_SETATTR, sysprog.Int(unix.AT_FDCWD), path, sysprog.Imm(uintptr(flags)),
+	b.Sys("mount_setattr "+name, unix.SYS_MOUNT_SETATTR, dirfd, p, sysprog.Imm(uintptr(flags)),
 		sysprog.Ptr(unsafe.Pointer(attr)), sysprog.Imm(unsafe.Sizeof(*attr)))
 	b.Explain(func(errno syscall.Errno) error {
-		return fmt.Errorf("mount_setattr %s (%s): %w", p, AttrNames(attrs), errno)
+		return fmt.Errorf("mount_setattr %s (%s): %w", name, AttrNames(attrs), errno)
 	})
 	return nil
 }
@@ -182,7 +190,7 @@ func emitMasks(b *sysprog.Builder, cfg *Config, proc, sys bool) error {
 			return err
 		}
 		b.On(unix.ENOENT, done)
-		if err := emitSetattr(b, p, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY); err != nil {
+		if err := emitSetattr(b, sysprog.Int(unix.AT_FDCWD), p, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, p); err != nil {
 			return err
 		}
 		b.Mark(done)

@@ -14,15 +14,7 @@ import (
 
 // maskPaths runs the steps of emitMasks.
 func maskPaths(cfg *Config, proc, sys bool) error {
-	var b sysprog.Builder
-	if err := emitMasks(&b, cfg, proc, sys); err != nil {
-		return err
-	}
-	p, err := b.Program(125)
-	if err != nil {
-		return err
-	}
-	return sysprog.Run(p)
+	return runEmitted(func(b *sysprog.Builder) error { return emitMasks(b, cfg, proc, sys) })
 }
 
 // inMountNS runs f on a thread of its own in a new mount namespace, with
@@ -98,17 +90,14 @@ func TestMaskPaths(t *testing.T) {
 	}
 }
 
-// runSteps runs what emit appends.
-func runSteps(emit func(b *sysprog.Builder) error) error {
+// runEmitted runs what emit appends.
+func runEmitted(emit func(b *sysprog.Builder) error) error {
 	var b sysprog.Builder
 	if err := emit(&b); err != nil {
 		return err
 	}
-	p, err := b.Program(125)
-	if err != nil {
-		return err
-	}
-	return sysprog.Run(p)
+	_, err := runSteps(&b)
+	return err
 }
 
 // The working directory is resolved in the root, as the container would:
@@ -130,13 +119,13 @@ func TestEmitWorkdir(t *testing.T) {
 			return err
 		}
 		defer unix.Close(root)
-		if err := runSteps(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "link") }); err != nil {
+		if err := runEmitted(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "link") }); err != nil {
 			return err
 		}
 		if wd, err := os.Getwd(); err != nil || wd != filepath.Join(dir, "sub") {
 			t.Errorf("working directory %q, %v; want %s/sub", wd, err, dir)
 		}
-		err = runSteps(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "missing") })
+		err = runEmitted(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "missing") })
 		if want := "workdir missing: no such file or directory"; err == nil || err.Error() != want {
 			t.Errorf("a missing working directory: %v, want %q", err, want)
 		}
@@ -156,13 +145,13 @@ func TestEmitNullCheck(t *testing.T) {
 	}
 	err := inMountNS(t, func() error {
 		check := func(b *sysprog.Builder) error { emitNullCheck(b); return nil }
-		if err := runSteps(check); err != nil {
+		if err := runEmitted(check); err != nil {
 			t.Errorf("the real /dev/null: %v", err)
 		}
 		if err := unix.Mount(file, "/dev/null", "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
-		if err := runSteps(check); err == nil || err.Error() != "rootfs /dev/null is not the null device (masking files needs it; or give --no-masks)" {
+		if err := runEmitted(check); err == nil || err.Error() != "rootfs /dev/null is not the null device (masking files needs it; or give --no-masks)" {
 			t.Errorf("a file on /dev/null: %v", err)
 		}
 		return nil

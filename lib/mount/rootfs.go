@@ -187,11 +187,8 @@ func makePrivate() error {
 	if _, err := emitMount(&b, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
-	p, err := b.Program(chain.ExitFailed)
-	if err != nil {
-		return err
-	}
-	return sysprog.Run(p)
+	_, err := runSteps(&b)
+	return err
 }
 
 // buildIn builds the container filesystem in the rootfs, chrooted there,
@@ -415,13 +412,12 @@ func (h *host) takeVolume(v Volume, i int, uns userNS) error {
 	if err != nil {
 		return sourceErr(err)
 	}
-	empty, _ := sysprog.CString("")
 	var b sysprog.Builder
 	tree := b.Sys("open_tree "+v.Source, unix.SYS_OPEN_TREE, sysprog.Int(unix.AT_FDCWD), source,
 		sysprog.Imm(uintptr(unix.OPEN_TREE_CLONE|openTreeCloexec|recursive(!v.NoRecursive))))
 	b.Explain(func(errno syscall.Errno) error { return sourceErr(errno) })
 	stx := (*unix.Statx_t)(b.Bytes(int(unsafe.Sizeof(unix.Statx_t{}))))
-	stat := b.Sys("stat "+v.Source, unix.SYS_STATX, tree.Result(), empty, sysprog.Int(unix.AT_EMPTY_PATH),
+	stat := b.Sys("stat "+v.Source, unix.SYS_STATX, tree.Result(), sysprog.FixedString(""), sysprog.Int(unix.AT_EMPTY_PATH),
 		sysprog.Int(unix.STATX_TYPE), sysprog.Ptr(unsafe.Pointer(stx)))
 	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "stat", Path: v.Source, Err: errno} })
 	attrs := v.Attrs
@@ -429,18 +425,14 @@ func (h *host) takeVolume(v Volume, i int, uns userNS) error {
 		attrs |= unix.MOUNT_ATTR_RDONLY
 	}
 	if attrs != 0 {
-		attr := &unix.MountAttr{Attr_set: attrs}
-		b.Sys("mount_setattr "+v.Source, unix.SYS_MOUNT_SETATTR, tree.Result(), empty, sysprog.Int(unix.AT_EMPTY_PATH|unix.AT_RECURSIVE),
-			sysprog.Ptr(unsafe.Pointer(attr)), sysprog.Imm(unsafe.Sizeof(*attr)))
-		b.Explain(func(errno syscall.Errno) error {
-			return fmt.Errorf("mount_setattr %s (%s): %w", v.Source, AttrNames(attrs), errno)
-		})
+		if err := emitSetattr(&b, tree.Result(), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attrs, v.Source); err != nil {
+			return err
+		}
 	}
-	p, err := b.Program(chain.ExitFailed)
-	if err != nil {
+	p, err := runSteps(&b)
+	if p == nil {
 		return err
 	}
-	err = sysprog.Run(p)
 	if fd := p.Value(tree); fd != sysprog.NoResult {
 		h.volumes[i] = int(fd)
 	}
@@ -491,19 +483,15 @@ func pivot(root int, dir string) error {
 	var b sysprog.Builder
 	b.Sys("chdir", unix.SYS_FCHDIR, sysprog.Int(root))
 	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "chdir", Path: dir, Err: errno} })
-	dot, _ := sysprog.CString(".")
+	dot := sysprog.FixedString(".")
 	b.Sys("pivot_root", unix.SYS_PIVOT_ROOT, dot, dot)
 	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "pivot_root", Path: dir, Err: errno} })
 	b.Sys("detach old root", unix.SYS_UMOUNT2, dot, sysprog.Int(unix.MNT_DETACH))
 	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "detach old root", Path: "/", Err: errno} })
-	slash, _ := sysprog.CString("/")
-	b.Sys("chdir", unix.SYS_CHDIR, slash)
+	b.Sys("chdir", unix.SYS_CHDIR, sysprog.FixedString("/"))
 	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "chdir", Path: "/", Err: errno} })
-	p, err := b.Program(chain.ExitFailed)
-	if err != nil {
-		return err
-	}
-	return sysprog.Run(p)
+	_, err := runSteps(&b)
+	return err
 }
 
 // build makes the container filesystem, from inside it (chrooted in the
@@ -590,16 +578,12 @@ func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) erro
 	defer unix.Close(target)
 	var b sysprog.Builder
 	emitNotTheRoot(&b, root, target, dest)
-	empty, _ := sysprog.CString("")
+	empty := sysprog.FixedString("")
 	moved := b.Sys("move_mount onto "+dest, unix.SYS_MOVE_MOUNT, sysprog.Int(mnt), empty, sysprog.Int(target), empty,
 		sysprog.Int(unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH))
 	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "move_mount onto", Path: dest, Err: errno} })
-	p, err := b.Program(chain.ExitFailed)
-	if err != nil {
-		return err
-	}
-	err = sysprog.Run(p)
-	if p.Value(moved) != sysprog.NoResult {
+	p, err := runSteps(&b)
+	if p != nil && p.Value(moved) != sysprog.NoResult {
 		r.mounted = append(r.mounted, dest)
 	}
 	return err
@@ -611,7 +595,7 @@ func (r *Root) attach(root, mnt int, dest string, resolve uint64, dir bool) erro
 // under the root once attached. statx, not fstat: its layout is the same
 // on every architecture, and a device is read as one word (major, minor).
 func emitNotTheRoot(b *sysprog.Builder, root, target int, dest string) {
-	empty, _ := sysprog.CString("")
+	empty := sysprog.FixedString("")
 	size := int(unsafe.Sizeof(unix.Statx_t{}))
 	ino, dev := unsafe.Offsetof(unix.Statx_t{}.Ino), unsafe.Offsetof(unix.Statx_t{}.Dev_major)
 	rootStx, targetStx := b.Bytes(size), b.Bytes(size)
@@ -662,8 +646,7 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 		return err
 	}
 	unix.Close(fd)
-	cstr := func(s string) sysprog.Arg { a, _ := sysprog.CString(s); return a } // fixed paths, no NUL
-	empty := cstr("")
+	cstr, empty := sysprog.FixedString, sysprog.FixedString("")
 
 	// The tmpfs and the standard nodes, with no umask.
 	var b sysprog.Builder
@@ -701,11 +684,10 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 			return err
 		})
 	}
-	nodes, err := b.Program(chain.ExitFailed)
-	if err != nil {
+	nodes, err := runSteps(&b)
+	if nodes == nil {
 		return err
 	}
-	err = sysprog.Run(nodes)
 	if nodes.Value(moved) != sysprog.NoResult {
 		r.mounted = append(r.mounted, "/dev")
 	}
@@ -741,11 +723,8 @@ func (r *Root) makeDev(cfg *Config, h *host, uns userNS) error {
 		b.On(unix.EEXIST, sysprog.Next) // a --device at that path
 		b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "symlink", Path: l[1], Err: errno} })
 	}
-	mounts, err := b.Program(chain.ExitFailed)
-	if err != nil {
-		return err
-	}
-	return sysprog.Run(mounts)
+	_, err = runSteps(&b)
+	return err
 }
 
 // Undo removes, after a failure, what Enter made in the rootfs: the
@@ -849,11 +828,10 @@ func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
 	b.Explain(func(errno syscall.Errno) error {
 		return fmt.Errorf("mount %s (%s): %w", fstype, AttrNames(attrs), errno)
 	})
-	p, err := b.Program(chain.ExitFailed)
-	if err != nil {
+	p, err := runSteps(&b)
+	if p == nil {
 		return -1, err
 	}
-	err = sysprog.Run(p)
 	if fd := p.Value(fs); fd != sysprog.NoResult {
 		unix.Close(int(fd))
 	}

@@ -107,6 +107,16 @@ func CString(s string) (Arg, error) {
 	return Ptr(unsafe.Pointer(p)), nil
 }
 
+// FixedString is CString of a string the code fixes (a path such as
+// "/dev" or ""), which has no NUL; one with a NUL is a bug, and panics.
+func FixedString(s string) Arg {
+	a, err := CString(s)
+	if err != nil {
+		panic(fmt.Sprintf("sysprog.FixedString(%q): %v", s, err))
+	}
+	return a
+}
+
 // CStrings is a nil-terminated array of NUL-terminated copies of ss, as
 // execve takes argv and envp.
 func CStrings(ss []string) (Arg, error) {

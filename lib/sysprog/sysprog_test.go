@@ -157,6 +157,14 @@ func TestProgramRefusesWhatCouldNotRun(t *testing.T) {
 	if _, err := CString("a\x00b"); err == nil {
 		t.Errorf("CString took a NUL")
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Errorf("FixedString took a NUL")
+			}
+		}()
+		FixedString("a\x00b")
+	}()
 }
 
 // startShell starts sh -c script by a program that lays out files, enters
