@@ -293,6 +293,23 @@ func TestCapsErrors(t *testing.T) {
 }
 
 // The examples in --help run as printed.
+// In a user namespace whose setgroups is denied (unshare -r maps root
+// as an unprivileged user would), --user leaves the groups it implies as
+// they are, as runc does; groups asked for with --groups are an error
+// that says why.
+func TestCapsSetgroupsDenied(t *testing.T) {
+	caps := capsBin(t)
+	r := testutil.Run(t, nil, "unshare", "-U", "-r", caps, "--user", "0:0", "--", "/bin/sh", "-c", "cat /proc/self/setgroups; id -u; id -G")
+	if r.Code != 0 || r.Stdout != "deny\n0\n0\n" {
+		t.Errorf("--user 0:0: status %d, stdout %q, stderr %q; want 0 and deny, uid 0, groups 0", r.Code, r.Stdout, r.Stderr)
+	}
+	r = testutil.Run(t, nil, "unshare", "-U", "-r", caps, "--user", "0:0", "--groups", "0", "--", "true")
+	want := "barco-caps: setgroups [0]: operation not permitted (setgroups is denied in this user namespace"
+	if lines := testutil.Lines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+		t.Errorf("--groups 0: status %d, stderr %q; want 125 and %q", r.Code, r.Stderr, want)
+	}
+}
+
 func TestCapsHelpExamples(t *testing.T) {
 	caps := capsBin(t)
 	r := testutil.Run(t, nil, caps, "--help")

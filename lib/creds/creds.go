@@ -1,6 +1,6 @@
 // Package creds changes the credentials of the calling thread: the
 // capability sets, the uid, gid and supplementary groups, the ambient set,
-// keep-caps, no-new-privs and the parent-death signal.
+// no-new-privs and the parent-death signal.
 //
 // The rule every stage keeps: credentials are per thread in Linux, and Go's
 // own wrappers (syscall.Setresuid and the like) change every thread of the
@@ -129,18 +129,6 @@ func SetUID(uid int) error {
 	return thread(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid))
 }
 
-// KeepCaps keeps the permitted set across a change away from uid 0, until
-// the next exec.
-func KeepCaps() error {
-	if err := onLockedThread(); err != nil {
-		return err
-	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
-	}
-	return nil
-}
-
 // ClearAmbient empties the ambient set.
 func ClearAmbient() error {
 	if err := onLockedThread(); err != nil {
@@ -150,15 +138,6 @@ func ClearAmbient() error {
 		return fmt.Errorf("prctl PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
 	}
 	return nil
-}
-
-// RaiseAmbient adds capability c to the ambient set; the kernel wants it
-// permitted and inheritable. The error is the bare errno.
-func RaiseAmbient(c int) error {
-	if err := onLockedThread(); err != nil {
-		return err
-	}
-	return unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0)
 }
 
 // NoNewPrivs sets no_new_privs, which every later exec keeps.
