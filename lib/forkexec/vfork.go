@@ -13,12 +13,18 @@ import (
 
 const vforkArch = true
 
-// rawVforkSyscall makes a system call that may return twice on one stack,
+// VforkArch is whether RawVforkSyscall is there for this architecture.
+const VforkArch = vforkArch
+
+// RawVforkSyscall makes a system call that may return twice on one stack,
 // as clone with CLONE_VM|CLONE_VFORK does: first in the child, then, once
 // the child has exec'd or exited, in the parent. It keeps its return
 // address out of the stack across the call (vfork_amd64.s, vfork_arm64.s),
 // as package syscall's own does (asm_linux_amd64.s, asm_linux_arm64.s).
-func rawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
+// Its caller is built as vfork below is: a noinline frame of its own,
+// which in the parent uses only the call's results, and in the child
+// calls nosplit code that never returns.
+func RawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
 
 // cloneArgs is struct clone_args of clone3(2) up to cgroup.
 type cloneArgs struct {
@@ -145,9 +151,9 @@ func vfork(c *vforkChild) (pid uintptr, errno syscall.Errno) {
 	var e uintptr
 	BeforeFork()
 	if c.clone.flags&unix.CLONE_INTO_CGROUP != 0 || c.clone.flags&unix.CLONE_NEWTIME != 0 {
-		pid, e = rawVforkSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&c.clone)), unsafe.Sizeof(c.clone), 0)
+		pid, e = RawVforkSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&c.clone)), unsafe.Sizeof(c.clone), 0)
 	} else {
-		pid, e = rawVforkSyscall(unix.SYS_CLONE, uintptr(c.clone.flags)|uintptr(unix.SIGCHLD), 0, 0)
+		pid, e = RawVforkSyscall(unix.SYS_CLONE, uintptr(c.clone.flags)|uintptr(unix.SIGCHLD), 0, 0)
 	}
 	if e != 0 || pid != 0 {
 		AfterFork()

@@ -1,12 +1,12 @@
 #include "textflag.h"
 
-// func rawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
+// func RawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
 //
-// As package syscall's rawVforkSyscall: the return address leaves the
+// As package syscall's RawVforkSyscall: the return address leaves the
 // stack before the call and comes back after it, in each of the two
 // processes that return from it, since the child runs on this stack first
 // and may overwrite it.
-TEXT ·rawVforkSyscall(SB),NOSPLIT|NOFRAME,$0-48
+TEXT ·RawVforkSyscall(SB),NOSPLIT|NOFRAME,$0-48
 	MOVQ	a1+8(FP), DI
 	MOVQ	a2+16(FP), SI
 	MOVQ	a3+24(FP), DX

@@ -1,11 +1,11 @@
 #include "textflag.h"
 
-// func rawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
+// func RawVforkSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
 //
-// As package syscall's rawVforkSyscall: with no frame of its own, the
+// As package syscall's RawVforkSyscall: with no frame of its own, the
 // return address stays in the link register, out of the stack the child
 // runs on first.
-TEXT ·rawVforkSyscall(SB),NOSPLIT,$0-48
+TEXT ·RawVforkSyscall(SB),NOSPLIT,$0-48
 	MOVD	a1+8(FP), R0
 	MOVD	a2+16(FP), R1
 	MOVD	a3+24(FP), R2

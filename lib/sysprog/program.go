@@ -6,7 +6,7 @@
 // Such a program can run in a child between its fork and its exec, where
 // a Go program may only make raw system calls on memory prepared before
 // the fork (no allocation, no lock, no stack growth), as Go's own
-// syscall.forkAndExecInChild does: Start forks a child that runs it, Run
+// syscall.forkAndExecInChild does: Start clones a child that runs it, Run
 // runs it in the calling process. A step that fails names itself in the
 // error, so that a caller can say what went wrong as its own code would.
 //

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"barco/lib/forkexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -232,6 +233,31 @@ func TestStartReportsTheFailedStep(t *testing.T) {
 	var se *StepError
 	if !errors.As(err, &se) || se.Step != "change to the working directory" || !errors.Is(err, unix.ENOENT) {
 		t.Errorf("Start: %v, want the chdir step's ENOENT", err)
+	}
+}
+
+// The child runs in this process's memory (CLONE_VM|CLONE_VFORK), not in
+// a copy: what its steps wrote is there once Start returns.
+func TestStartInThisMemory(t *testing.T) {
+	if !forkexec.VforkArch {
+		t.Skip("no vfork for this architecture: Start forks")
+	}
+	var b Builder
+	getpid := b.Sys("getpid", unix.SYS_GETPID)
+	p, err := b.Program(253)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := Start(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("wait: %v, %v", ws, err)
+	}
+	if got := p.Value(getpid); got != uintptr(pid) {
+		t.Errorf("the child's getpid, as this process reads it after Start: %d; want the child's pid %d", got, pid)
 	}
 }
 
