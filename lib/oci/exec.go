@@ -304,19 +304,33 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	if o.preserveFDs > 0 {
 		ch.env = append(ch.env, chain.PreserveFDsEnv+"="+strconv.Itoa(o.preserveFDs))
 	}
-	// Caught from the start, and forwarded once the process runs.
+	// The chain's first stages run in this process, as create's do (see
+	// runStages), unless the process has a terminal, whose slave the
+	// chain must get as its 0, 1 and 2, or the stages are exec'd
+	// (BARCO_EXEC_STAGES=1): then the first stage's binary is a child.
+	linked := !proc.Terminal && g.proc.IsLinked(ch.stages[0][0])
+	// Caught from the start, and forwarded once the process runs: by the
+	// supervisor that barco-ns takes over in this process, else here.
 	var sigs chan os.Signal
-	if !o.detach {
+	if !o.detach && linked {
+		g.proc.Supervisor()
+	} else if !o.detach {
 		sigs = make(chan os.Signal, 16)
 		signal.Notify(sigs, chain.ForwardedSignals...)
 		defer signal.Stop(sigs)
 	}
-	pid, lines, err := startChain(g, ch, files, "exec "+id)
+	var run chainRun
+	var lines []string
+	if linked {
+		run, lines, err = startLinkedChain(g, ch, "exec "+id)
+	} else {
+		run, lines, err = startChain(g, ch, files, "exec "+id)
+	}
 	if err != nil {
 		return 0, err
 	}
 	if o.detach {
-		ws := waitPid(pid)
+		ws := run.wait()
 		if len(lines) > 0 {
 			return 0, &chain.Error{Code: chain.ExitFailed, Err: errors.New(strings.Join(lines, "; "))}
 		}
@@ -345,14 +359,16 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	}
 	// Started: other commands on the container may run while it does.
 	c.close()
-	go func() {
-		for s := range sigs {
-			if sig, ok := s.(syscall.Signal); ok {
-				_ = unix.Kill(pid, sig)
+	if sigs != nil {
+		go func() {
+			for s := range sigs {
+				if sig, ok := s.(syscall.Signal); ok {
+					_ = unix.Kill(run.pid, sig)
+				}
 			}
-		}
-	}()
-	status := chain.ExitStatus(syscall.WaitStatus(waitPid(pid)))
+		}()
+	}
+	status := chain.ExitStatus(syscall.WaitStatus(run.wait()))
 	if len(lines) > 0 {
 		return 0, &chain.Error{Code: status, Err: errors.New(strings.Join(lines, "; "))}
 	}
@@ -363,17 +379,17 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 // the kept ones, and returns the first stage's pid once the last one has
 // exec'd the process or failed: what the stages reported on their pipe
 // (BARCO_REPORT_FD) instead of the process's stderr, one line each.
-func startChain(g *globals, ch *stageChain, files []uintptr, what string) (int, []string, error) {
+func startChain(g *globals, ch *stageChain, files []uintptr, what string) (chainRun, []string, error) {
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
-		return 0, nil, fmt.Errorf("report pipe: %w", err)
+		return chainRun{}, nil, fmt.Errorf("report pipe: %w", err)
 	}
 	r := os.NewFile(uintptr(pipe[0]), "report")
 	defer r.Close()
 	self, err := os.Executable()
 	if err != nil {
 		unix.Close(pipe[1])
-		return 0, nil, err
+		return chainRun{}, nil, err
 	}
 	argv := chain.JoinStages(ch.stages)
 	path := filepath.Join(filepath.Dir(self), argv[0])
@@ -387,14 +403,67 @@ func startChain(g *globals, ch *stageChain, files []uintptr, what string) (int, 
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files})
 	unix.Close(pipe[1])
 	if err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", path, err)
+		return chainRun{}, nil, fmt.Errorf("start %s: %w", path, err)
 	}
+	return chainRun{pid: pid}, readReport(r), nil
+}
+
+// chainRun is a chain of stages that exec started: a child (pid), or the
+// stages that run in this process, whose end done tells.
+type chainRun struct {
+	pid  int
+	done chan unix.WaitStatus
+}
+
+// wait returns once the chain has ended, with its wait status: the
+// child's, or the status the linked stages ended with.
+func (r chainRun) wait() unix.WaitStatus {
+	if r.done != nil {
+		return <-r.done
+	}
+	return waitPid(r.pid)
+}
+
+// startLinkedChain runs the chain ch, whose first stages are linked into
+// this binary, in this process, and returns once the stages have reported
+// (every line of a failure, none once PROGRAM is exec'd). barco-ns keeps
+// supervising PROGRAM here, with the signals this process caught for it,
+// until it ends; the chain's descriptors are this process's own 0, 1, 2
+// and the ones it preserves, at their numbers.
+func startLinkedChain(g *globals, ch *stageChain, what string) (chainRun, []string, error) {
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		return chainRun{}, nil, fmt.Errorf("report pipe: %w", err)
+	}
+	r := os.NewFile(uintptr(pipe[0]), "report")
+	defer r.Close()
+	argv := chain.JoinStages(ch.stages)
+	env := append(append([]string{}, ch.env...), chain.ReportFDEnv+"="+strconv.Itoa(pipe[1]), chain.ChainFDsEnv+"="+strconv.Itoa(pipe[1]))
+	if g.debug {
+		env = append(env, "BARCO_DEBUG=1")
+	}
+	g.debugf("%s: %s", what, strings.Join(argv, " "))
+	run := chainRun{done: make(chan unix.WaitStatus, 1)}
+	go func() {
+		status, left := g.runStages(argv, env)
+		// What the stages did not pass on: the report's end, when they
+		// failed before barco-ns's child had it, which ends the reading.
+		for _, fd := range left {
+			unix.Close(fd)
+		}
+		run.done <- unix.WaitStatus(status << 8)
+	}()
+	return run, readReport(r), nil
+}
+
+// readReport reads the stages' report to its end: their lines.
+func readReport(r *os.File) []string {
 	var lines []string
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	return pid, lines, nil
+	return lines
 }
 
 func waitPid(pid int) unix.WaitStatus {
