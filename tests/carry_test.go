@@ -45,9 +45,10 @@ func main() {
 // process inside can write it. Here the uid map also maps host uid 0, the
 // binary's owner, at container uid 65536 (gid 0 stays unmapped, so
 // barco-mount itself cannot write it): a process that takes uid 65536
-// owns the host binary. barco-mount must carry a sealed copy instead, and
-// the host file must stay untouched (CVE-2019-5736).
-func TestCarryOwnerMappedElsewhereIsCopied(t *testing.T) {
+// owns the host binary. barco-mount must carry a sealed file instead (a
+// read-only overlayfs of its directory, or a memfd copy), and the host
+// file must stay untouched (CVE-2019-5736).
+func TestCarryOwnerMappedElsewhereIsSealed(t *testing.T) {
 	testutil.RequireRoot(t)
 	// Copies of the stages, so that the real bin/ is never at risk.
 	bindir := filepath.Join(testutil.SearchableTempDir(t), "bin")

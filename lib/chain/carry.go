@@ -61,9 +61,10 @@ func (p *Process) Carried() bool { return len(p.carried) > 0 }
 // runs (CVE-2019-5736). In a user namespace where the binary's owner is not
 // mapped and nobody else may write it, the kernel itself refuses every
 // process in the container, whatever its capabilities, and the open file
-// is carried as it is. Otherwise (no user namespace, say) the stage gets a
-// sealed memfd copy, as runc does. Only the stages named are carried,
-// because a copy is most of the cost of crossing.
+// is carried as it is. Otherwise (no user namespace, say) the stage is
+// carried sealed (see Sealed). Only the stages named are carried, because
+// a memfd copy, where Sealed must make one, is most of the cost of
+// crossing.
 func (p *Process) CarryStages(argv []string) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -102,10 +103,9 @@ func carry(path, name string, minFD int) (int, string, error) {
 	how := "the host file, which nothing in this user namespace may write"
 	if !unwritableHere(f) {
 		f.Close()
-		if f, err = SealedCopy(path, name); err != nil {
+		if f, how, err = Sealed(path, name); err != nil {
 			return -1, "", err
 		}
-		how = "a sealed memfd copy"
 	}
 	kept, err := keep(f, name, minFD)
 	return kept, how, err
@@ -124,11 +124,11 @@ func keep(f *os.File, name string, minFD int) (int, error) {
 
 // CarrySelf carries this process's own executable as the stage name, for
 // a helper of that stage that runs inside the container (barco-ns
-// re-executed in a joined mount namespace, where it finds PROGRAM): a
-// sealed memfd copy, as any carried stage that the container's processes
+// re-executed in a joined mount namespace, where it finds PROGRAM),
+// sealed (see Sealed), as any carried stage that the container's processes
 // could otherwise write. It returns the path to execute it by.
 func (p *Process) CarrySelf(name string) (string, error) {
-	f, err := SealedCopy("/proc/self/exe", name)
+	f, how, err := Sealed("/proc/self/exe", name)
 	if err != nil {
 		return "", err
 	}
@@ -138,7 +138,7 @@ func (p *Process) CarrySelf(name string) (string, error) {
 		return "", err
 	}
 	p.carried[name] = fd
-	p.Log.Debugf("carry %s (this executable) as a sealed memfd copy, fd %d", name, fd)
+	p.Log.Debugf("carry %s (this executable) as %s, fd %d", name, how, fd)
 	return "/proc/self/fd/" + strconv.Itoa(fd), os.Setenv(StageFDsEnv, formatStageFDs(p.carried))
 }
 
@@ -225,6 +225,80 @@ func InitialUserNS(proc string) (bool, error) {
 		return false, &os.PathError{Op: "stat", Path: proc + "/self/ns/user", Err: err}
 	}
 	return st.Ino == initUserNSInode, nil
+}
+
+// Sealed opens the executable at path as a file that nothing can write,
+// and says how: through a read-only overlayfs of its directory that is
+// attached nowhere, as runc 1.2 does, and where that cannot be made (no
+// overlayfs, no privilege to mount it), as a sealed memfd copy. A write
+// through /proc/PID/exe of a process running it fails either way
+// (CVE-2019-5736). The overlay costs a few system calls; the copy reads and
+// writes the whole binary, a few milliseconds for a barco stage, and keeps
+// it in memory while the file is open. The file is close-on-exec.
+func Sealed(path, name string) (*os.File, string, error) {
+	f, err := sealedOverlay(path)
+	if err == nil {
+		return f, "a read-only overlayfs of its directory", nil
+	}
+	f, cerr := SealedCopy(path, name)
+	if cerr != nil {
+		return nil, "", cerr
+	}
+	return f, fmt.Sprintf("a sealed memfd copy (overlayfs: %v)", err), nil
+}
+
+// sealedOverlay opens path through an overlayfs whose layers are path's
+// directory and an empty tmpfs: with no upper layer, the overlay refuses
+// every write (and needs two layers for that), and its mount, read-only
+// too, is attached nowhere, so that nothing can remount it writable. The
+// directory is the upper of the two lower layers, so that nothing in the
+// tmpfs could hide the binary.
+func sealedOverlay(path string) (*os.File, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, base := filepath.Split(real)
+	empty, err := detachedMount("tmpfs", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(empty)
+	escape := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
+	lower := escape.Replace(filepath.Clean(dir)) + ":/proc/self/fd/" + strconv.Itoa(empty)
+	overlay, err := detachedMount("overlay", [][2]string{{"lowerdir", lower}, {"xino", "off"}})
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(overlay)
+	fd, err := unix.Openat(overlay, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open through overlayfs", Path: real, Err: err}
+	}
+	return os.NewFile(uintptr(fd), real), nil
+}
+
+// detachedMount makes a new read-only, nosuid, nodev mount of fstype with
+// opts, attached nowhere, and returns its descriptor.
+func detachedMount(fstype string, opts [][2]string) (int, error) {
+	ctx, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, os.NewSyscallError("fsopen "+fstype, err)
+	}
+	defer unix.Close(ctx)
+	for _, o := range opts {
+		if err := unix.FsconfigSetString(ctx, o[0], o[1]); err != nil {
+			return -1, fmt.Errorf("fsconfig %s %s=%s: %w", fstype, o[0], o[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(ctx); err != nil {
+		return -1, fmt.Errorf("fsconfig %s create: %w", fstype, err)
+	}
+	fd, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return -1, os.NewSyscallError("fsmount "+fstype, err)
+	}
+	return fd, nil
 }
 
 // SealedCopy copies the executable at path into a memfd named name and

@@ -36,9 +36,9 @@ user or mount namespace can only be entered by a process with one thread, which
 a Go program never is: the child joins them itself between its fork and its exec,
 the user namespace first, and becomes root there (uid and gid 0 must be mapped).
 Past a joined mount namespace the host's files are gone: the barco stages named
-after barco-ns go with the child as carried files (sealed memfd copies, as across
+after barco-ns go with the child as carried files (sealed, as across
 barco-mount's pivot_root), and a PROGRAM that is not a stage is found in the
-joined root by barco-ns re-executed from such a copy. No new namespace, nor
+joined root by barco-ns re-executed from such a file. No new namespace, nor
 --init, with a joined user or mount namespace.`,
 	}
 	var (

@@ -270,20 +270,21 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		path = selfPath
 		if c.Init && !ownerUnmapped("/proc/self/exe", c) {
 			// The init stays as PID 1 for the container's whole life: run
-			// it from a sealed copy, so that nothing inside can rewrite the
+			// it from a sealed file, so that nothing inside can rewrite the
 			// host's barco-ns through /proc/1/exe (CVE-2019-5736).
-			sealed, err := chain.SealedCopy("/proc/self/exe", "barco-ns")
+			sealed, how, err := chain.Sealed("/proc/self/exe", "barco-ns")
 			if err != nil {
 				unix.Close(r)
 				return 0, err
 			}
+			p.Log.Debugf("init: barco-ns from %s", how)
 			defer sealed.Close()
 			path = fmt.Sprintf("/proc/self/fd/%d", sealed.Fd())
 		}
 		argv = append([]string{"barco-ns"}, c.Program...)
 		if chain.IsStage(c.Program[0]) {
-			// The init runs from a memfd and cannot find the stages next
-			// to itself: name the one to run by its path.
+			// The init runs from a sealed file and cannot find the stages
+			// next to itself: name the one to run by its path.
 			if argv[1], _, err = p.Prepare(c.Program, env); err != nil {
 				unix.Close(r)
 				return 0, err
