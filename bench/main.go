@@ -65,6 +65,17 @@ type bench struct {
 	// sleepArgv is the same container running `sleep`, for the memory of
 	// the processes that stay on the host; nil to skip.
 	sleepArgv []string
+	// around is a container that runs while argv is measured (the one
+	// exec starts its process in), made before the runs of each round and
+	// deleted after them.
+	around *aroundContainer
+}
+
+// aroundContainer is a container a row needs running: run starts it (in
+// the foreground, as runtime run does), state tells whether it runs, and
+// remove deletes it.
+type aroundContainer struct {
+	run, state, remove []string
 }
 
 func main() {
@@ -136,7 +147,9 @@ func main() {
 				continue
 			}
 			if *rss {
-				results = append(results, result{Name: b.name, HostKB: hostPeakRSS(b)})
+				if b.sleepArgv != nil {
+					results = append(results, result{Name: b.name, HostKB: hostPeakRSS(b)})
+				}
 			} else {
 				results = append(results, measure(b, *runs, *warmup))
 			}
@@ -181,7 +194,7 @@ func main() {
 		results[i].summarize()
 		switch {
 		case *engines:
-		case strings.HasPrefix(b.name, "crun"):
+		case strings.HasPrefix(b.name, "crun") && b.sleepArgv != nil:
 			results[i].HostKB = crunInPrivateMountNS(b.name, user, "-rss").HostKB
 		case b.sleepArgv != nil:
 			results[i].HostKB = hostPeakRSS(b)
@@ -273,7 +286,7 @@ func others(work, rootfs, barco string) []bench {
 		// must reach the rootfs.
 		os.Chmod(work, 0o755)
 		for _, userns := range []bool{false, true} {
-			for _, args := range [][]string{{"/bin/true"}, {"/bin/sleep", "1"}} {
+			for _, args := range [][]string{{"/bin/true"}, {"/bin/sleep", "1"}, {"/bin/sleep", "100000"}} {
 				var spec map[string]any
 				data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
 				json.Unmarshal(data, &spec)
@@ -283,6 +296,9 @@ func others(work, rootfs, barco string) []bench {
 				// runc wants the rootfs as a real directory, not a symlink.
 				spec["root"].(map[string]any)["path"] = filepath.Join(work, "rootfs")
 				dir := filepath.Join(work, "bundle-"+filepath.Base(args[0]))
+				if len(args) > 1 && args[1] != "1" {
+					dir += "-long"
+				}
 				if userns {
 					linux := spec["linux"].(map[string]any)
 					linux["namespaces"] = append(linux["namespaces"].([]any), map[string]any{"type": "user"})
@@ -315,6 +331,24 @@ func others(work, rootfs, barco string) []bench {
 					sleepArgv: []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep"+userns), "bench-mem-" + filepath.Base(rt)},
 				})
 			}
+		}
+	}
+	// exec of /bin/true into a running container, which each runtime made.
+	for _, rt := range []string{barco, "runc", "crun"} {
+		if _, err := exec.LookPath(rt); err == nil && makeBundle() {
+			name, id := filepath.Base(rt)+" exec", "bench-exec-"+filepath.Base(rt)
+			if rt == barco {
+				name = "barco exec (OCI mode)"
+			}
+			out = append(out, bench{
+				name: name,
+				argv: []string{rt, "exec", id, "/bin/true"},
+				around: &aroundContainer{
+					run:    []string{rt, "run", "-b", filepath.Join(work, "bundle-sleep-long"), id},
+					state:  []string{rt, "state", id},
+					remove: []string{rt, "delete", "-f", id},
+				},
+			})
 		}
 	}
 	if _, err := exec.LookPath("bwrap"); err == nil {
@@ -422,6 +456,14 @@ func measure(b bench, runs, warmup int) result {
 	if b.user != nil {
 		attr.Env, attr.Dir, attr.Sys = append(b.user.env(), b.env...), b.user.dir, &syscall.SysProcAttr{Credential: b.user.cred()}
 	}
+	if b.around != nil {
+		stop, err := b.around.start()
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		defer stop()
+	}
 	var ru syscall.Rusage
 	time.Sleep(settle)
 	runOnce := func() (time.Duration, error) {
@@ -458,6 +500,27 @@ func measure(b bench, runs, warmup int) result {
 		r.FaultCounts = append(r.FaultCounts, float64(ru.Minflt))
 	}
 	return r
+}
+
+// start runs the container, waits until its state says it runs, and
+// returns what deletes it and waits for its run to end.
+func (c *aroundContainer) start() (stop func(), err error) {
+	run := exec.Command(c.run[0], c.run[1:]...)
+	if err := run.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(c.run, " "), err)
+	}
+	stop = func() {
+		exec.Command(c.remove[0], c.remove[1:]...).Run()
+		run.Wait()
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out, _ := exec.Command(c.state[0], c.state[1:]...).Output()
+		if strings.Contains(string(out), `"running"`) {
+			return stop, nil
+		}
+	}
+	stop()
+	return nil, fmt.Errorf("%s: not running after 10 s", strings.Join(c.run, " "))
 }
 
 // hostPeakRSS runs b's sleepArgv (a container sleeping for a second) and
