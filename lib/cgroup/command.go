@@ -127,7 +127,10 @@ func Command() *chain.Stage {
 		o.Name = v
 		return ValidName(v)
 	})
-	st.Options.String(&o.Parent, "parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)")
+	st.Options.Func("parent", 0, "PATH", "parent cgroup (default: $BARCO_CGROUP_PARENT, else barco)", func(v string) error {
+		o.Parent, o.parentGiven = v, true
+		return nil
+	})
 	st.Options.Bool(&exec, "exec", 0, "join the cgroup (made if missing) and exec PROGRAM in place (a barco-ns linked into this binary stays out, and starts its child in it); nothing is removed")
 	var join []string
 	st.Options.Func("join", 0, "DIR", "join the existing cgroup at DIR, in any hierarchy, and exec PROGRAM in place, as cgexec (repeatable: one per hierarchy)", func(v string) error {

@@ -34,7 +34,7 @@ func (o *Options) JoinOnly(exec bool) error {
 		return errors.New("--join and --exec exclude each other")
 	case len(o.Limits.Args()) > 0 || o.Stats:
 		return errors.New("--join runs PROGRAM in cgroups as they are: no limits or --stats with it")
-	case o.Name != "" || o.Parent != OwnParent():
+	case o.Name != "" || o.parentGiven:
 		return errors.New("--join names its cgroups by their directories: no --name or --parent with it")
 	}
 	return nil

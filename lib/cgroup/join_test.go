@@ -35,7 +35,7 @@ func TestJoinOnly(t *testing.T) {
 		"limit":  {Parent: OwnParent(), Limits: Limits{Memory: 1 << 30}},
 		"stats":  {Parent: OwnParent(), Stats: true},
 		"name":   {Parent: OwnParent(), Name: "x"},
-		"parent": {Parent: "/elsewhere"},
+		"parent": {Parent: "/elsewhere", parentGiven: true},
 	} {
 		if err := bad.JoinOnly(false); err == nil || !strings.Contains(err.Error(), "--join") {
 			t.Errorf("--join with %s: %v", name, err)

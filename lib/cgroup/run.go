@@ -221,8 +221,12 @@ func (c *Cgroup) Join() error {
 // Options are what barco-cgroup was asked to do.
 type Options struct {
 	Parent, Name string
-	Limits       Limits
-	Stats        bool // print the stats at exit
+	// parentGiven is --parent given: a stage linked into another binary
+	// is made with that process's $BARCO_CGROUP_PARENT, not the one of
+	// the environment it then runs with, so Parent alone cannot tell.
+	parentGiven bool
+	Limits      Limits
+	Stats       bool // print the stats at exit
 	// Records is where the cgroups of runs are recorded with their owner
 	// (DefaultRecordDir); "" keeps no record.
 	Records string

@@ -52,14 +52,11 @@ func (p *Process) IsLinked(name string) bool { return p.linkedStage(name) != nil
 // runLinked runs the linked stage argv[0] in this process, as Exec would
 // have run its binary, and returns the status it ended with.
 func (p *Process) runLinked(mk func() *Stage, argv, env []string) (int, error) {
-	// Before the stage is made: the defaults it takes from the environment
-	// (barco-cgroup's $BARCO_CGROUP_PARENT) are env's, as an exec'd
-	// stage's would be, and the ones it checks them against later too.
+	st := mk()
+	p.Log.Debugf("continue as %s %q in this process", st.Name, argv[1:])
 	if err := setEnviron(env); err != nil {
 		return 0, err
 	}
-	st := mk()
-	p.Log.Debugf("continue as %s %q in this process", st.Name, argv[1:])
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
 	}
