@@ -148,7 +148,7 @@ const DefaultParent = "barco"
 // ParentEnv names the variable that replaces DefaultParent as barco's own
 // parent, shared by its runs and removed when empty: a test suite, or a
 // second installation, keeps its cgroups apart from the machine's.
-const ParentEnv = "BARCO_CGROUP_PARENT"
+const ParentEnv = chain.CgroupParentEnv
 
 // OwnParent is barco's own parent cgroup: $BARCO_CGROUP_PARENT, else
 // DefaultParent.

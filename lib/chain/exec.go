@@ -408,7 +408,7 @@ func programEnv(env []string) []string {
 		env = withoutEnv(env, "GOMAXPROCS")
 	}
 	return withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv,
-		StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv, OneProcEnv, hook.StartEnv, hook.CreateEnv, hook.RuntimeEnv)
+		StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv, OneProcEnv, CgroupParentEnv, hook.StartEnv, hook.CreateEnv, hook.RuntimeEnv)
 }
 
 // execveat runs the executable open at fd; x/sys/unix has no wrapper for it.

@@ -14,6 +14,11 @@ import (
 // every stage's own binary, even one linked into the running binary.
 const ExecStagesEnv = "BARCO_EXEC_STAGES"
 
+// CgroupParentEnv names the variable that replaces barco-cgroup's default
+// parent cgroup (cgroup.ParentEnv). The stages pass it on; PROGRAM does
+// not get it.
+const CgroupParentEnv = "BARCO_CGROUP_PARENT"
+
 // Link builds the given stages into this binary. When Exec is asked to
 // run one of them by its bare name, it runs it in this process instead:
 // same pid, same descriptors, the environment and command line Exec was

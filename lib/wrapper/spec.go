@@ -545,6 +545,11 @@ func (s *Spec) Environ(host func(string) (string, bool)) ([]string, error) {
 	if v, ok := host(chain.ExecStagesEnv); ok && v == "1" {
 		set(chain.ExecStagesEnv + "=1")
 	}
+	if v, ok := host(chain.CgroupParentEnv); ok && v != "" {
+		// barco-cgroup takes its default parent from the chain's
+		// environment, linked or exec'd; PROGRAM does not get it.
+		set(chain.CgroupParentEnv + "=" + v)
+	}
 	if s.PreserveFDs > 0 {
 		set(chain.PreserveFDsEnv + "=" + strconv.Itoa(s.PreserveFDs))
 	}

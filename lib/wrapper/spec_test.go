@@ -85,6 +85,12 @@ func TestEnviron(t *testing.T) {
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("env %q\nwant %q", env, want)
 	}
+	// The host's parent cgroup goes to barco-cgroup, which takes its
+	// default from the chain's environment.
+	host[chain.CgroupParentEnv] = "outer"
+	if env, err := s.Environ(func(k string) (string, bool) { v, ok := host[k]; return v, ok }); err != nil || !slices.Contains(env, chain.CgroupParentEnv+"=outer") {
+		t.Errorf("with %s=outer on the host: env %q, %v; want it passed on", chain.CgroupParentEnv, env, err)
+	}
 	if _, err := parseRun(t, "-e", "=x", "y").Environ(os.LookupEnv); err == nil {
 		t.Error("-e =x accepted")
 	}
