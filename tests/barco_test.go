@@ -206,6 +206,32 @@ func TestBarcoCgroupNamespaceRoot(t *testing.T) {
 	})
 }
 
+// barco run makes the container's cgroup under $BARCO_CGROUP_PARENT, as
+// its help says, whether the stages are linked or exec'd: here the tests'
+// own parent, which TestMain sets.
+func TestBarcoCgroupUnderParentEnv(t *testing.T) {
+	bothStageModes(t, func(t *testing.T) {
+		name := fmt.Sprintf("parent-env-%d", time.Now().UnixNano())
+		cmd := exec.Command(barcoBin(t), "run", "--name", name, "--", "/bin/sleep", "10")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Wait()
+		defer cmd.Process.Signal(syscall.SIGTERM)
+		procs := filepath.Join("/sys/fs/cgroup/pids", testParent, name, "cgroup.procs")
+		var got []byte
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got, _ = os.ReadFile(procs); len(got) > 0 {
+				break
+			}
+		}
+		if len(got) == 0 {
+			other, _ := filepath.Glob("/sys/fs/cgroup/pids/*/" + name)
+			t.Errorf("no process in %s; the container's cgroup is at %q", procs, other)
+		}
+	})
+}
+
 // barco run passes on every forwarded signal, those the Go runtime would
 // ignore included (caught only once the container runs).
 func TestBarcoForwardsSignals(t *testing.T) {
