@@ -938,6 +938,51 @@ func TestOCIRun(t *testing.T) {
 	}
 }
 
+// run --detach is create and start: it returns once the process runs,
+// and no barco process stays, as runc run --detach.
+func TestOCIRunDetach(t *testing.T) {
+	e := newOCI(t)
+	out := testutil.SearchableTempDir(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "echo ran > /out/ran; exec sleep 100"}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind"}})
+	})
+	cmd := exec.Command(e.bin, "--root", e.root, "run", "--detach", "--bundle", dir, "run-d")
+	// A file, not a pipe: the container keeps the stdio it was given, and
+	// Wait would wait for the end of a pipe's copy.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			msg, _ := os.ReadFile(stderr.Name())
+			t.Fatalf("run --detach: %v, %q", err, msg)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		e.barco("delete", "--force", "run-d")
+		t.Fatal("run --detach did not return within 10 s")
+	}
+	defer e.barco("delete", "--force", "run-d")
+	if got := fileWritten(filepath.Join(out, "ran")); got != "ran\n" {
+		t.Errorf("the process wrote %q, want ran", got)
+	}
+	r := e.barco("state", "run-d")
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"status": "running"`) {
+		t.Errorf("state after run --detach: %d %q %q; want running", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
 // run passes a signal it catches on to the container's process, and ends
 // with that process's status once it has removed the container.
 func TestOCIRunForwardsSignals(t *testing.T) {

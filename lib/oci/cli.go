@@ -168,7 +168,7 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 		o.Int(&co.preserveFDs, "preserve-fds", 0, "N", "")
 		o.Func("no-pivot", 0, "", "", func(string) error { return errors.New("--no-pivot: barco always pivots") })
 		o.Bool(new(bool), "no-new-keyring", 0, "")
-		o.Bool(new(bool), "detach", 'd', "")
+		o.Bool(&co.detach, "detach", 'd', "")
 	case "delete":
 		o.Bool(&force, "force", 'f', "")
 	case "kill":
@@ -208,6 +208,9 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 	case "run":
 		if err := needID(1); err != nil {
 			return 0, err
+		}
+		if co.detach {
+			return 0, runDetached(g, id, co)
 		}
 		return run(g, id, co)
 	case "start":
@@ -277,6 +280,21 @@ func (g *globals) dispatch(p *chain.Process, args []string) (int, error) {
 		return 0, writeFeatures(p.Stdout)
 	}
 	return 0, fmt.Errorf("%s: not supported by barco yet", verb)
+}
+
+// runDetached is run --detach: create and start, and no barco process
+// stays, as after create; the container is left to the caller, whose
+// subreaper waits for its init, as runc run --detach does.
+func runDetached(g *globals, id string, o createOptions) error {
+	c, st, err := createLocked(g, id, o)
+	if err != nil {
+		return err
+	}
+	if _, err := startLocked(g, c, st); err != nil {
+		_ = remove(g, id, true)
+		return err
+	}
+	return nil
 }
 
 // run is create, start and a wait for the process, in the foreground:

@@ -29,6 +29,7 @@ const fifoName = "exec.fifo"
 type createOptions struct {
 	bundle, pidFile, consoleSocket string
 	preserveFDs                    int
+	detach                         bool // run's --detach; create takes it and never stays anyway
 }
 
 // create makes the container: its init runs the chain up to the start
