@@ -32,6 +32,31 @@ func TestNSPidAndHostname(t *testing.T) {
 	}
 }
 
+// --stdio FD gives the child FD as its stdin, stdout and stderr, and
+// barco-ns keeps its own (its errors still go to its stderr).
+func TestNSStdio(t *testing.T) {
+	ns := nsBin(t)
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(ns, "-p", "--stdio", "3", "--", "/bin/sh", "-c", "echo out; echo err >&2; echo $$")
+	cmd.ExtraFiles = []*os.File{out}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil || stdout.Len() != 0 {
+		t.Fatalf("barco-ns --stdio 3: %v, stdout %q; want nothing there", err, stdout.String())
+	}
+	if got, _ := os.ReadFile(out.Name()); string(got) != "out\nerr\n1\n" {
+		t.Errorf("the child wrote %q to fd 3's file, want out, err and pid 1", got)
+	}
+	r := testutil.Run(t, nil, ns, "--stdio", "9", "--", "true")
+	if r.Code != 125 || !strings.HasPrefix(r.Stderr, "barco-ns: option --stdio: descriptor 9: ") {
+		t.Errorf("--stdio of a closed descriptor: %d %q", r.Code, r.Stderr)
+	}
+}
+
 func TestNSUserDefaultMap(t *testing.T) {
 	ns := nsBin(t)
 	dir := testutil.SearchableTempDir(t)

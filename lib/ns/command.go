@@ -7,6 +7,7 @@ import (
 
 	"barco/lib/chain"
 	"barco/lib/hook"
+	"golang.org/x/sys/unix"
 )
 
 // Command is the barco-ns stage.
@@ -88,6 +89,17 @@ joined root by barco-ns re-executed from such a file. No new namespace, nor
 	o.Bool(&cfg.Init, "init", 0, "run a minimal init as PID 1 that reaps zombies and forwards signals")
 	o.String(&cfg.Workdir, "workdir", 'w', "DIR", "PROGRAM's working directory, entered once the namespaces are (with --join mnt, a path of that mount namespace)")
 	o.Bool(&cfg.Ctty, "ctty", 0, "make fd 0, a terminal, the controlling terminal of PROGRAM, which leads its session (as setsid --ctty)")
+	o.Func("stdio", 0, "FD", "give PROGRAM's first process FD, an open descriptor above 2 (a terminal's slave), as its stdin, stdout and stderr", func(v string) error {
+		fd, err := strconv.Atoi(v)
+		if err != nil || fd < 3 {
+			return fmt.Errorf("%q: not a descriptor above 2", v)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("descriptor %d: %w", fd, err)
+		}
+		cfg.StdioFD = fd
+		return nil
+	})
 	o.Func("hook", 0, "JSON", `run a hook in the runtime spec's form ({"path":...,"args":[...],"env":[...],"timeout":N}) once the child exists, before it sets up its namespaces, or, when the next stage is barco-mount (without --init), once that has built the container's filesystem, before pivot_root; with --hook-state on its stdin (repeatable; the OCI prestart and createRuntime hooks)`, func(v string) error {
 		h, err := hook.Parse(v)
 		cfg.Hooks = append(cfg.Hooks, h)

@@ -73,6 +73,11 @@ type Config struct {
 	Workdir string
 	// Ctty makes fd 0, a terminal, the child's controlling terminal.
 	Ctty bool
+	// StdioFD, when above 2, is the descriptor the child gets as its 0, 1
+	// and 2 instead of barco-ns's own (0 leaves them): the OCI exec's
+	// terminal, when barco-ns runs in the process of barco exec, whose own
+	// stdio is its caller's.
+	StdioFD int
 	// Hooks run once the child exists in its namespaces, before it sets
 	// them up, each with HookState on its stdin, its pid the child's (the
 	// OCI prestart and createRuntime hooks).
@@ -198,6 +203,9 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	defer unix.Close(w)
 
 	files := chain.ChildFiles(true)
+	if c.StdioFD > 2 {
+		files[0], files[1], files[2] = uintptr(c.StdioFD), uintptr(c.StdioFD), uintptr(c.StdioFD)
+	}
 	setup := chain.NSSetup{SyncFD: len(files), UID: c.UID, GID: c.GID, Hostname: c.Hostname,
 		Loopback: c.Flags&unix.CLONE_NEWNET != 0, Idmapped: len(c.Idmap), Detached: c.Detach, RuntimeHooks: deferHooks}
 	files = append(files, uintptr(r))

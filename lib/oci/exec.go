@@ -289,6 +289,10 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	if err != nil {
 		return 0, err
 	}
+	// The chain's first stages run in this process, as create's do (see
+	// runStages), unless they are exec'd (BARCO_EXEC_STAGES=1): then the
+	// first stage's binary is a child.
+	linked := g.proc.IsLinked(ch.stages[0][0])
 	files := []uintptr{0, 1, 2}
 	if proc.Terminal {
 		slave, err := sendConsole(st.Pid, o.consoleSocket, proc.ConsoleSize)
@@ -297,6 +301,10 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 		}
 		defer slave.Close()
 		files = []uintptr{slave.Fd(), slave.Fd(), slave.Fd()}
+		if linked {
+			// This process's own stdio is its caller's.
+			ch.withStdio(int(slave.Fd()))
+		}
 	}
 	for fd := 3; fd < 3+o.preserveFDs; fd++ {
 		files = append(files, uintptr(fd))
@@ -304,11 +312,6 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	if o.preserveFDs > 0 {
 		ch.env = append(ch.env, chain.PreserveFDsEnv+"="+strconv.Itoa(o.preserveFDs))
 	}
-	// The chain's first stages run in this process, as create's do (see
-	// runStages), unless the process has a terminal, whose slave the
-	// chain must get as its 0, 1 and 2, or the stages are exec'd
-	// (BARCO_EXEC_STAGES=1): then the first stage's binary is a child.
-	linked := !proc.Terminal && g.proc.IsLinked(ch.stages[0][0])
 	// Caught from the start, and forwarded once the process runs: by the
 	// supervisor that barco-ns takes over in this process, else here.
 	var sigs chan os.Signal
@@ -406,6 +409,17 @@ func startChain(g *globals, ch *stageChain, files []uintptr, what string) (chain
 		return chainRun{}, nil, fmt.Errorf("start %s: %w", path, err)
 	}
 	return chainRun{pid: pid}, readReport(r), nil
+}
+
+// withStdio gives the child of the chain's barco-ns fd as its stdin,
+// stdout and stderr (barco-ns --stdio).
+func (ch *stageChain) withStdio(fd int) {
+	for i, st := range ch.stages {
+		if st[0] == "barco-ns" {
+			ch.stages[i] = append([]string{st[0], "--stdio", strconv.Itoa(fd)}, st[1:]...)
+			return
+		}
+	}
 }
 
 // chainRun is a chain of stages that exec started: a child (pid), or the
