@@ -378,10 +378,11 @@ func execCommand(g *globals, id string, args []string, o execOptions) (int, erro
 	return status, nil
 }
 
-// startChain starts the stages of ch with files as their fds 0, 1, 2 and
-// the kept ones, and returns the first stage's pid once the last one has
-// exec'd the process or failed: what the stages reported on their pipe
-// (BARCO_REPORT_FD) instead of the process's stderr, one line each.
+// startChain starts the stages of ch as a child (the first stage's binary)
+// with files as their fds 0, 1, 2 and the kept ones, and returns it once
+// the last stage has exec'd the process or failed, with what the stages
+// reported on their pipe (BARCO_REPORT_FD) instead of the process's
+// stderr, one line each.
 func startChain(g *globals, ch *stageChain, files []uintptr, what string) (chainRun, []string, error) {
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
@@ -396,13 +397,8 @@ func startChain(g *globals, ch *stageChain, files []uintptr, what string) (chain
 	}
 	argv := chain.JoinStages(ch.stages)
 	path := filepath.Join(filepath.Dir(self), argv[0])
-	report := len(files)
+	env := g.chainEnv(ch, len(files), what, argv)
 	files = append(files[:len(files):len(files)], uintptr(pipe[1]))
-	env := append(append([]string{}, ch.env...), chain.ReportFDEnv+"="+strconv.Itoa(report), chain.ChainFDsEnv+"="+strconv.Itoa(report))
-	if g.debug {
-		env = append(env, "BARCO_DEBUG=1")
-	}
-	g.debugf("%s: %s", what, strings.Join(argv, " "))
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: chain.StageEnv(env), Files: files})
 	unix.Close(pipe[1])
 	if err != nil {
@@ -452,11 +448,7 @@ func startLinkedChain(g *globals, ch *stageChain, what string) (chainRun, []stri
 	r := os.NewFile(uintptr(pipe[0]), "report")
 	defer r.Close()
 	argv := chain.JoinStages(ch.stages)
-	env := append(append([]string{}, ch.env...), chain.ReportFDEnv+"="+strconv.Itoa(pipe[1]), chain.ChainFDsEnv+"="+strconv.Itoa(pipe[1]))
-	if g.debug {
-		env = append(env, "BARCO_DEBUG=1")
-	}
-	g.debugf("%s: %s", what, strings.Join(argv, " "))
+	env := g.chainEnv(ch, pipe[1], what, argv)
 	run := chainRun{done: make(chan unix.WaitStatus, 1)}
 	go func() {
 		status, left := g.runStages(argv, env)
@@ -468,6 +460,17 @@ func startLinkedChain(g *globals, ch *stageChain, what string) (chainRun, []stri
 		run.done <- unix.WaitStatus(status << 8)
 	}()
 	return run, readReport(r), nil
+}
+
+// chainEnv is the environment of ch's stages, whose report descriptor is
+// report, and logs what starts.
+func (g *globals) chainEnv(ch *stageChain, report int, what string, argv []string) []string {
+	env := append(append([]string{}, ch.env...), chain.ReportFDEnv+"="+strconv.Itoa(report), chain.ChainFDsEnv+"="+strconv.Itoa(report))
+	if g.debug {
+		env = append(env, "BARCO_DEBUG=1")
+	}
+	g.debugf("%s: %s", what, strings.Join(argv, " "))
+	return env
 }
 
 // readReport reads the stages' report to its end: their lines.
