@@ -161,6 +161,58 @@ func TestOCIExec(t *testing.T) {
 	}
 }
 
+// exec runs barco-caps' and barco-seccomp's work as steps of the child
+// that joins the container (no Go image of theirs starts), with what the
+// stages would do: the groups from the container's own /etc/group, the
+// capabilities, no_new_privs and the filter, and PROGRAM's errors and
+// statuses. BARCO_EXEC_STAGES=1 runs the stages as binaries instead.
+func TestOCIExecAsSteps(t *testing.T) {
+	e := newOCI(t)
+	id := "exec-steps"
+	dir := e.userBundle(nil)
+	group, err := os.OpenFile(filepath.Join(dir, "rootfs/etc/group"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group.WriteString("extra:x:4242:nobody\n")
+	group.Close()
+	e.running(dir, id)
+	for _, mode := range []string{"steps", "stages"} {
+		var env []string
+		if mode == "stages" {
+			env = []string{"BARCO_EXEC_STAGES=1"}
+		}
+		run := func(args ...string) testutil.Result {
+			return testutil.Run(t, env, append([]string{e.bin, "--root", e.root, "--debug", "exec"}, args...)...)
+		}
+		r := run("--user", "65534:65534", "--cap", "CAP_CHOWN", id, "/bin/sh", "-c",
+			"id -G; umask; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; mkdir /tmp/d 2>/dev/null || echo mkdir denied")
+		want := "65534 4242\n0022\nCapEff:\t0000000000000000\nCapBnd:\t0000000020000421\nNoNewPrivs:\t1\nSeccomp:\t2\nmkdir denied\n"
+		if r.Code != 0 || r.Stdout != want {
+			t.Errorf("%s: exec --user --cap: %d %q, want %q (%s)", mode, r.Code, r.Stdout, want, r.Stderr)
+		}
+		asSteps := strings.Contains(r.Stderr, "barco-caps, barco-seccomp and the exec of /bin/sh as steps of the child")
+		if asSteps != (mode == "steps") {
+			t.Errorf("%s: the stages ran as steps: %v\n%s", mode, asSteps, r.Stderr)
+		}
+		for _, tc := range []struct {
+			args []string
+			code int
+			want string
+		}{
+			{[]string{"nosuch"}, 127, "barco-seccomp: exec nosuch: not found in PATH"},
+			{[]string{"/nonexistent"}, 127, "barco-seccomp: exec /nonexistent: no such file or directory"},
+			{[]string{"/etc/passwd"}, 126, "barco-seccomp: exec /etc/passwd: permission denied"},
+			{[]string{"/etc"}, 126, "barco-seccomp: exec /etc: is a directory"},
+		} {
+			r := testutil.Run(t, env, append([]string{e.bin, "--root", e.root, "exec", id}, tc.args...)...)
+			if r.Code != tc.code || r.Stderr != "barco: "+tc.want+"\n" {
+				t.Errorf("%s: exec %q: %d %q, want %d and %q", mode, tc.args, r.Code, r.Stderr, tc.code, tc.want)
+			}
+		}
+	}
+}
+
 // Bad input: one line, status 125, and no file left in the state directory.
 func TestOCIExecRefusals(t *testing.T) {
 	e := newOCI(t)

@@ -3,13 +3,19 @@
 package main
 
 import (
+	"barco/lib/caps"
 	"barco/lib/cgroup"
 	"barco/lib/chain"
 	"barco/lib/ns"
 	_ "barco/lib/oneproc"
+	"barco/lib/seccomp"
 	"barco/lib/wrapper"
 )
 
 // The chain's first stages run in this process: a process image and a
-// fork less. barco-ns re-executes this binary as its child.
-func main() { chain.Main(wrapper.Command(), cgroup.Command, ns.Command) }
+// fork less. barco-ns re-executes this binary as its child. barco-caps
+// and barco-seccomp run as steps of the child of an exec (see
+// chain.Process.InlineSteps).
+func main() {
+	chain.Main(wrapper.Command(), cgroup.Command, ns.Command, chain.StepsOnly(caps.Command), chain.StepsOnly(seccomp.Command))
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"barco/lib/chain"
+	"barco/lib/sysprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,6 +82,12 @@ user and groups stay as they are.`,
 	})
 	o.Bool(&printOnly, "print", 0, "print the resolved sets, user and groups; apply nothing, run nothing")
 
+	st.Steps = func(in *chain.Inline, program []string) (func(*sysprog.Builder), error) {
+		if printOnly {
+			return nil, chain.ErrNotInline
+		}
+		return planSteps(spec, umask, in)
+	}
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if !printOnly && len(program) == 0 {
 			return 0, &chain.OptionError{Msg: "no PROGRAM given"}
@@ -123,4 +130,38 @@ func listOption(l *List) func(string) error {
 		l.Merge(m)
 		return err
 	}
+}
+
+// planSteps resolves spec for a child in the state in.State, whose
+// container files are read in its root, and returns what appends Apply's
+// steps and the umask to the child's program (see chain.Inline). The
+// child's state becomes the plan's.
+func planSteps(spec Spec, umask int, in *chain.Inline) (func(*sysprog.Builder), error) {
+	st := in.State
+	caller := Caller{UID: st.UID, GID: st.GID, Groups: st.Groups, Permitted: Set(st.Permitted), Bounding: Set(st.Bounding)}
+	acc := HostAccounts
+	acc.Root = st.Root
+	plan, err := Resolve(spec, caller, acc)
+	if err != nil {
+		return nil, err
+	}
+	id := plan.Identity
+	if plan.ChangeUser {
+		st.UID, st.GID = id.UID, id.GID
+	}
+	if plan.ChangeUser || plan.ChangeGroups {
+		st.Groups = id.Groups
+	}
+	st.Permitted, st.Bounding = uint64(plan.Permitted), uint64(plan.Bounding)
+	st.NoNewPrivs = st.NoNewPrivs || plan.NoNewPrivs
+	in.Log.Debugf("as steps: bounding %s, effective %s, ambient %s, uid %d",
+		plan.Bounding.Hex(), plan.Effective.Hex(), plan.Ambient.Hex(), id.UID)
+	return func(b *sysprog.Builder) {
+		// The inheritable set is the one Apply's first capset gives: the
+		// child's is cleared there, as barco-ns's setup clears it.
+		emitApply(b, plan, caller, 0)
+		if umask >= 0 {
+			b.Sys("umask", unix.SYS_UMASK, sysprog.Int(umask))
+		}
+	}, nil
 }

@@ -25,6 +25,10 @@ type Identity struct {
 type Accounts struct {
 	Passwd string // "/etc/passwd"
 	Group  string // "/etc/group"
+	// Root, if set, is the directory the paths are resolved in, as in
+	// their own root (chain.ReadFileIn): another process's root,
+	// /proc/PID/root.
+	Root string
 }
 
 // HostAccounts are the files of the current root.
@@ -35,8 +39,12 @@ type entry []string
 
 // readEntries reads a colon-separated account file. A missing file is
 // empty: a minimal rootfs may have none, and numeric ids need none.
-func readEntries(path string, fields int) ([]entry, error) {
-	data, err := chain.ReadFile(path)
+func (a Accounts) readEntries(path string, fields int) ([]entry, error) {
+	read := chain.ReadFile
+	if a.Root != "" {
+		read = func(p string) ([]byte, error) { return chain.ReadFileIn(a.Root, p) }
+	}
+	data, err := read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -82,7 +90,7 @@ func (a Accounts) LookupUser(spec string) (Identity, error) {
 	if userPart == "" || (hasGroup && groupPart == "") {
 		return Identity{}, fmt.Errorf("user %q: want UID|NAME[:GID|GROUP]", spec)
 	}
-	users, err := readEntries(a.Passwd, 4)
+	users, err := a.readEntries(a.Passwd, 4)
 	if err != nil {
 		return Identity{}, fmt.Errorf("user %s: %w", userPart, err)
 	}
@@ -107,7 +115,7 @@ func (a Accounts) LookupUser(spec string) (Identity, error) {
 	case !found:
 		id = Identity{UID: uid}
 	}
-	groups, err := readEntries(a.Group, 4)
+	groups, err := a.readEntries(a.Group, 4)
 	if err != nil {
 		return Identity{}, fmt.Errorf("groups of user %s: %w", userPart, err)
 	}
@@ -137,7 +145,7 @@ func (a Accounts) LookupUser(spec string) (Identity, error) {
 
 // LookupGroups resolves a list of group names or numbers.
 func (a Accounts) LookupGroups(names []string) ([]int, error) {
-	groups, err := readEntries(a.Group, 4)
+	groups, err := a.readEntries(a.Group, 4)
 	if err != nil {
 		return nil, fmt.Errorf("groups: %w", err)
 	}
@@ -154,13 +162,13 @@ func (a Accounts) LookupGroups(names []string) ([]int, error) {
 
 // GroupName is the name of gid in the group file, or "".
 func (a Accounts) GroupName(gid int) string {
-	groups, _ := readEntries(a.Group, 4)
+	groups, _ := a.readEntries(a.Group, 4)
 	return groupName(groups, gid)
 }
 
 // UserName is the name of uid in the passwd file, or "".
 func (a Accounts) UserName(uid int) string {
-	users, _ := readEntries(a.Passwd, 4)
+	users, _ := a.readEntries(a.Passwd, 4)
 	for _, e := range users {
 		if u, ok := parseID(e[2]); ok && u == uid {
 			return e[0]

@@ -20,6 +20,32 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	return readAll(fd, path)
+}
+
+// ReadFileIn is ReadFile of path resolved inside the directory root, as
+// if root were /: symbolic links and ".." cannot lead out of it. A
+// process reads another's files so, through /proc/PID/root.
+func ReadFileIn(root, path string) ([]byte, error) {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dir)
+	how := &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(dir, path, how)
+	for err == unix.EINTR || err == unix.EAGAIN {
+		fd, err = unix.Openat2(dir, path, how)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	return readAll(fd, path)
+}
+
+// readAll reads the file open at fd, named path, to its end.
+func readAll(fd int, path string) ([]byte, error) {
 	// Enough for the mount table or a cgroup's file in one read.
 	buf := make([]byte, 0, 8192)
 	for {

@@ -35,6 +35,10 @@ const CgroupParentEnv = "BARCO_CGROUP_PARENT"
 func (p *Process) Link(makers ...func() *Stage) {
 	for _, mk := range makers {
 		st := mk()
+		if st.stepsOnly {
+			p.stepStages[st.Name] = mk
+			continue
+		}
 		p.linked[st.Name] = mk
 		if st.Helper != nil {
 			p.helpers = append(p.helpers, st)
@@ -49,6 +53,25 @@ func (p *Process) linkedStage(name string) func() *Stage {
 		return nil
 	}
 	return p.linked[name]
+}
+
+// StepsOnly is mk for Link, for a stage linked for its Steps alone (see
+// Process.InlineSteps): Exec still runs the stage's own binary.
+func StepsOnly(mk func() *Stage) func() *Stage {
+	return func() *Stage {
+		st := mk()
+		st.stepsOnly = true
+		return st
+	}
+}
+
+// stepStage returns the constructor of the stage named name if it is
+// built into this binary and may run as steps of a child.
+func (p *Process) stepStage(name string) func() *Stage {
+	if mk := p.linkedStage(name); mk != nil || os.Getenv(ExecStagesEnv) == "1" {
+		return mk
+	}
+	return p.stepStages[name]
 }
 
 // IsLinked reports whether Exec would run the stage name in this process.

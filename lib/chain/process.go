@@ -41,11 +41,13 @@ type Process struct {
 	// Log is the running stage's debug log.
 	Log *Log
 
-	linked   map[string]func() *Stage // the stages built into this binary
-	helpers  []*Stage                 // of those, the ones with a Helper
-	carried  map[string]int           // stage name -> fd of its carried copy
-	cleanups []func()                 // OnFailure's undo work, in order
-	placer   Placer                   // see PlaceChildren
+	linked map[string]func() *Stage // the stages built into this binary
+	// stepStages are the stages built in for their Steps only (StepsOnly).
+	stepStages map[string]func() *Stage
+	helpers    []*Stage       // of those, the ones with a Helper
+	carried    map[string]int // stage name -> fd of its carried copy
+	cleanups   []func()       // OnFailure's undo work, in order
+	placer     Placer         // see PlaceChildren
 	// supervisor catches the forwarded signals from the first stage that
 	// asks for it on; a later stage in this process forwards them.
 	supervisor *Supervisor
@@ -74,7 +76,7 @@ type Stdio struct {
 // to it (BARCO_STAGE_FDS) and its parent-death signal.
 func NewProcess(stdio Stdio) *Process {
 	p := &Process{Stdin: stdio.In, Stdout: stdio.Out, Stderr: stdio.Err,
-		linked: map[string]func() *Stage{}, carried: parseStageFDs(os.Getenv(StageFDsEnv)), gate: -1}
+		linked: map[string]func() *Stage{}, stepStages: map[string]func() *Stage{}, carried: parseStageFDs(os.Getenv(StageFDsEnv)), gate: -1}
 	_ = unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&p.parentDeathSignal)), 0, 0, 0)
 	return p
 }
@@ -152,7 +154,13 @@ func (p *Process) run(st *Stage, work func() (int, error)) int {
 	}
 	if err != nil {
 		if !errors.Is(err, ErrReported) {
-			p.reportLine(fmt.Sprintf("%s: %v", st.Name, err))
+			name := st.Name
+			// A later stage's failure, in work this stage ran for it.
+			var se *StageError
+			if errors.As(err, &se) {
+				name, err = se.Stage, se.Err
+			}
+			p.reportLine(fmt.Sprintf("%s: %v", name, err))
 		}
 		status = ExitCode(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"barco/lib/sysprog"
 )
 
 // Version is set at build time by the Makefile.
@@ -34,6 +36,14 @@ type Stage struct {
 	// re-executes its binary as (barco-ns's child), or nil when this
 	// process is not one.
 	Helper func() func(p *Process) (int, error)
+	// Steps, if set, plans the stage's work for a child that a stage
+	// before it starts, as steps of the child's program (see
+	// Process.InlineSteps), given PROGRAM: it returns what appends them,
+	// and updates in.State to what the child holds after them. Its error
+	// is the stage's own, or ErrNotInline.
+	Steps func(in *Inline, program []string) (func(*sysprog.Builder), error)
+
+	stepsOnly bool // see StepsOnly
 }
 
 // WriteHelp prints the usage text.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"syscall"
 
+	"barco/lib/chain"
 	"barco/lib/forkexec"
 	"barco/lib/sysprog"
 	"golang.org/x/sys/unix"
@@ -45,21 +46,25 @@ const (
 //
 // The executable is opened before the fork and run with execveat, since
 // the host's paths are gone once the mount namespace is joined.
-func forkJoined(path string, argv []string, attr *syscall.ProcAttr, userFD, mntFD int) (int, error) {
-	exe, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, &os.PathError{Op: "open", Path: path, Err: err}
+func forkJoined(path string, argv []string, attr *syscall.ProcAttr, userFD, mntFD int, inline func(*sysprog.Builder)) (int, error) {
+	exe := -1
+	if inline == nil {
+		var err error
+		if exe, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			return 0, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		defer unix.Close(exe)
 	}
-	defer unix.Close(exe)
-	p, err := joinProgram(exe, argv, attr, userFD, mntFD)
+	p, err := joinProgram(exe, argv, attr, userFD, mntFD, inline)
 	if err != nil {
 		return 0, err
 	}
 	return sysprog.Start(p)
 }
 
-// joinProgram is the child's work for forkJoined, exe the executable.
-func joinProgram(exe int, argv []string, attr *syscall.ProcAttr, userFD, mntFD int) (*sysprog.Program, error) {
+// joinProgram is the child's work for forkJoined, exe the executable, or
+// inline's steps in its place (see chain.Process.InlineSteps).
+func joinProgram(exe int, argv []string, attr *syscall.ProcAttr, userFD, mntFD int, inline func(*sysprog.Builder)) (*sysprog.Program, error) {
 	var b sysprog.Builder
 	if userFD >= 0 {
 		b.Sys(stepUser, unix.SYS_SETNS, sysprog.Int(userFD), sysprog.Int(unix.CLONE_NEWUSER))
@@ -90,12 +95,20 @@ func joinProgram(exe int, argv []string, attr *syscall.ProcAttr, userFD, mntFD i
 		files[i] = int(fd)
 		next = max(next, int(fd)+1)
 	}
-	b.Files(stepFiles, files, next, &exe)
+	if exe >= 0 {
+		b.Files(stepFiles, files, next, &exe)
+	} else {
+		b.Files(stepFiles, files, next)
+	}
 	if attr.Sys != nil && attr.Sys.Setctty {
 		b.Sys(stepCtty, unix.SYS_IOCTL, sysprog.Int(0), sysprog.Int(unix.TIOCSCTTY), sysprog.Int(0))
 	}
 	b.RestoreNofile(forkexec.NofileForChild())
 	b.ResetSignals()
+	if inline != nil {
+		inline(&b)
+		return b.Program(chain.ExitFailed)
+	}
 	empty, err := sysprog.CString("")
 	if err != nil {
 		return nil, err

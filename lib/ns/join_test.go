@@ -59,7 +59,7 @@ func TestForkJoinedArrangesAndExecs(t *testing.T) {
 	sh := "/bin/sh"
 	attr := &syscall.ProcAttr{Dir: dir, Env: []string{"X=y"}, Files: []uintptr{null.Fd(), out.Fd(), out.Fd(), 2},
 		Sys: &syscall.SysProcAttr{Setsid: true}}
-	pid, err := forkJoined(sh, []string{"sh", "-c", `pwd; echo $X; test -e /proc/self/fd/3 && echo fd3; [ $$ = "$(cut -d' ' -f6 /proc/self/stat)" ] && echo leads`}, attr, -1, -1)
+	pid, err := forkJoined(sh, []string{"sh", "-c", `pwd; echo $X; test -e /proc/self/fd/3 && echo fd3; [ $$ = "$(cut -d' ' -f6 /proc/self/stat)" ] && echo leads`}, attr, -1, -1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestForkJoinedArrangesAndExecs(t *testing.T) {
 	}
 
 	attr.Dir = filepath.Join(dir, "missing")
-	_, err = forkJoined(sh, []string{"sh", "-c", "true"}, attr, -1, -1)
+	_, err = forkJoined(sh, []string{"sh", "-c", "true"}, attr, -1, -1, nil)
 	var je *sysprog.StepError
 	if !errors.As(err, &je) || je.Step != stepChdir || !errors.Is(err, unix.ENOENT) {
 		t.Errorf("a missing working directory: %v, want the chdir step's ENOENT", err)

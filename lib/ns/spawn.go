@@ -238,12 +238,24 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		}
 	}
 
+	// The stages after this one, as steps of a child that only joins
+	// namespaces, where they can be: the child then execs PROGRAM itself,
+	// with no handshake, as it has no setup to wait for.
+	var inline func(*sysprog.Builder)
+	if st, ok := c.inlineState(); ok {
+		var err error
+		if inline, _, err = p.InlineSteps(c.Program, c.inlineEnv(), st, c.Detach); err != nil {
+			unix.Close(r)
+			return 0, err
+		}
+	}
+
 	// Past a joined mount namespace the host's files are gone: the next
 	// stages go with the child as carried files, as across barco-mount's
 	// pivot_root, and so does barco-ns itself when it is to exec a PROGRAM
 	// that is not a stage, which it then finds in the container's root.
 	selfPath := "/proc/self/exe"
-	if c.joinsMount() {
+	if c.joinsMount() && inline == nil {
 		if err := p.CarryStages(c.Program); err != nil {
 			unix.Close(r)
 			return 0, err
@@ -317,11 +329,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	if len(c.Rlimits) > 0 {
 		// Set by the stage that execs PROGRAM, just before the exec.
-		items := make([]string, len(c.Rlimits))
-		for i, l := range c.Rlimits {
-			items[i] = l.String()
-		}
-		env = withEnv(env, chain.RlimitsEnv, strings.Join(items, ","))
+		env = withEnv(env, chain.RlimitsEnv, c.rlimitsValue())
 	}
 	if c.OOMScoreAdj != nil {
 		// Inherited by the child, as the rlimits are.
@@ -338,7 +346,11 @@ func Run(p *chain.Process, c *Config) (int, error) {
 		unix.Close(r)
 		return 0, err
 	}
-	p.Log.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
+	if inline != nil {
+		p.Log.Debugf("clone %s, then the steps", flagNames(c.Flags))
+	} else {
+		p.Log.Debugf("clone %s, then exec %s", flagNames(c.Flags), path)
+	}
 	// The child takes its cgroup namespace once it is in its cgroup, which
 	// an earlier stage in this process may choose as it clones it (see
 	// Process.ForkExec): the namespace's root is the cgroup of the process
@@ -363,7 +375,7 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	var pid int
 	if c.joinsInChild() {
-		pid, err = c.forkJoinedChild(p, path, argv, attr)
+		pid, err = c.forkJoinedChild(p, path, argv, attr, inline)
 	} else {
 		pid, err = p.ForkExec(path, argv, attr)
 	}
@@ -410,7 +422,9 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	}
 	// The write end stays open for as long as barco-ns lives: the child
 	// reads its end of file as barco-ns's death.
-	if err := handshake(w, pid, c.Idmap); err != nil {
+	if inline != nil {
+		p.Log.Debugf("child %d runs PROGRAM", pid)
+	} else if err := handshake(w, pid, c.Idmap); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		_, _ = sup.Wait(pid)
 		return 0, err
@@ -527,7 +541,7 @@ func (c *Config) joinsMount() bool {
 
 // forkJoinedChild starts the child with forkJoined, in the user and mount
 // namespaces of c.Joins.
-func (c *Config) forkJoinedChild(p *chain.Process, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+func (c *Config) forkJoinedChild(p *chain.Process, path string, argv []string, attr *syscall.ProcAttr, inline func(*sysprog.Builder)) (int, error) {
 	if p.Placed() {
 		return 0, errors.New("--join user or mnt: the child cannot be started by an earlier stage in this process (barco-cgroup without --exec or --join)")
 	}
@@ -548,8 +562,12 @@ func (c *Config) forkJoinedChild(p *chain.Process, path string, argv []string, a
 			fds[j.Flag] = fd
 		}
 	}
-	pid, err := forkJoined(path, argv, attr, fds[unix.CLONE_NEWUSER], fds[unix.CLONE_NEWNS])
+	pid, err := forkJoined(path, argv, attr, fds[unix.CLONE_NEWUSER], fds[unix.CLONE_NEWNS], inline)
 	if err != nil {
+		var se *chain.StageError
+		if errors.As(err, &se) {
+			return 0, err
+		}
 		var je *sysprog.StepError
 		if errors.As(err, &je) {
 			switch je.Step {

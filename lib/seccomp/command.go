@@ -4,6 +4,7 @@ import (
 	"os"
 
 	"barco/lib/chain"
+	"barco/lib/sysprog"
 )
 
 // Command is the barco-seccomp stage.
@@ -36,6 +37,24 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 	o.Bool(&cfg.AllowNewPrivs, "allow-new-privs", 0, "do not set no_new_privs (loading then needs CAP_SYS_ADMIN)")
 	o.Bool(&print, "print", 0, "print the resolved rules and exit, loading nothing")
 
+	st.Steps = func(in *chain.Inline, program []string) (func(*sysprog.Builder), error) {
+		// A file is read in the child's root, which a child's steps
+		// cannot parse.
+		if print || !(cfg.Profile == ProfileDefault || cfg.Profile == ProfileUnconfined || IsInline(cfg.Profile)) {
+			return nil, chain.ErrNotInline
+		}
+		cfg.Log, cfg.Child = in.Log, in.State
+		prep, err := Prepare(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		in.State.NoNewPrivs = in.State.NoNewPrivs || (prep.Program != nil && prep.NoNewPrivs)
+		return func(b *sysprog.Builder) {
+			if prep.Program != nil {
+				prep.Program.emitLoad(b, prep.NoNewPrivs)
+			}
+		}, nil
+	}
 	st.Main = func(p *chain.Process, program []string) (int, error) {
 		if len(program) == 0 && !print {
 			return 0, &chain.OptionError{Msg: "no PROGRAM given"}

@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"barco/lib/chain"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -73,6 +74,28 @@ func (s CapSet) String() string {
 // HostEnv reads the running process's capabilities (from set), the
 // running kernel's version and the native architecture.
 func HostEnv(set CapSet) (Env, error) {
+	return hostEnv(func() ([]string, error) { return readCaps(set) })
+}
+
+// ChildEnv is HostEnv for a child that will hold the capability sets of
+// st (see chain.Inline), not this process's.
+func ChildEnv(set CapSet, st *chain.ChildState) (Env, error) {
+	return hostEnv(func() ([]string, error) {
+		mask := st.Permitted
+		if set == Bounding {
+			mask = st.Bounding
+		}
+		var caps []string
+		for i, name := range capNames {
+			if i < 64 && mask&(1<<uint(i)) != 0 {
+				caps = append(caps, name)
+			}
+		}
+		return caps, nil
+	})
+}
+
+func hostEnv(readCaps func() ([]string, error)) (Env, error) {
 	var env Env
 	arch, ok := nativeArch(runtime.GOARCH)
 	if !ok {
@@ -89,7 +112,7 @@ func HostEnv(set CapSet) (Env, error) {
 		return env, err
 	}
 	env.Kernel = k
-	caps, err := readCaps(set)
+	caps, err := readCaps()
 	if err != nil {
 		return env, err
 	}

@@ -3,10 +3,12 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"barco/lib/chain"
 	"barco/lib/creds"
+	"barco/lib/sysprog"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,6 +68,14 @@ func (p *Program) Load(noNewPrivs bool) error {
 		return fmt.Errorf("seccomp: thread %d cannot take the filter (TSYNC)", r)
 	case errno == 0:
 		return nil
+	}
+	return p.loadError(errno)
+}
+
+// loadError is the error of a seccomp SECCOMP_SET_MODE_FILTER of p that
+// failed with errno.
+func (p *Program) loadError(errno syscall.Errno) error {
+	switch {
 	case errors.Is(errno, unix.EACCES):
 		return chain.Errorf("without no_new_privs, loading a filter needs CAP_SYS_ADMIN", "seccomp SECCOMP_SET_MODE_FILTER: %w", errno)
 	case errors.Is(errno, unix.EINVAL) && p.flags != unix.SECCOMP_FILTER_FLAG_TSYNC:
@@ -74,4 +84,21 @@ func (p *Program) Load(noNewPrivs bool) error {
 		return chain.Errorf("does the kernel have CONFIG_SECCOMP_FILTER?", "seccomp SECCOMP_SET_MODE_FILTER: %w", errno)
 	}
 	return fmt.Errorf("seccomp SECCOMP_SET_MODE_FILTER: %w", errno)
+}
+
+// emitLoad appends Load's work to a child's program (see chain.Inline):
+// the child has one thread, which TSYNC then leaves as it is.
+func (p *Program) emitLoad(b *sysprog.Builder, noNewPrivs bool) {
+	if noNewPrivs {
+		b.Sys("prctl PR_SET_NO_NEW_PRIVS", unix.SYS_PRCTL, sysprog.Int(unix.PR_SET_NO_NEW_PRIVS), sysprog.Int(1),
+			sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
+		b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", errno) })
+	}
+	fprog := &unix.SockFprog{
+		Len:    uint16(len(p.Instructions)),
+		Filter: (*unix.SockFilter)(unsafe.Pointer(&p.Instructions[0])),
+	}
+	b.Sys("seccomp SECCOMP_SET_MODE_FILTER", unix.SYS_SECCOMP, sysprog.Int(unix.SECCOMP_SET_MODE_FILTER), sysprog.Imm(p.flags),
+		sysprog.Ptr(unsafe.Pointer(fprog)))
+	b.Explain(p.loadError)
 }

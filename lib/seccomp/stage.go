@@ -23,6 +23,10 @@ type Config struct {
 	Profile       string // ProfileDefault, ProfileUnconfined or a file
 	AllowNewPrivs bool   // do not set no_new_privs
 	Log           *chain.Log
+	// Child, if set, is the state of the child the filter is for (see
+	// chain.Inline): its no_new_privs and capabilities, not this
+	// process's, decide the conditions.
+	Child *chain.ChildState
 }
 
 // capSet is the set the conditions read: see the package documentation.
@@ -31,7 +35,11 @@ func (c *Config) capSet() CapSet {
 		return Permitted
 	}
 	// Set earlier in the chain: exec cannot raise capabilities anyway.
-	if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && nnp == 1 {
+	if c.Child != nil {
+		if c.Child.NoNewPrivs {
+			return Permitted
+		}
+	} else if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err == nil && nnp == 1 {
 		return Permitted
 	}
 	return Bounding
@@ -113,7 +121,12 @@ func Prepare(cfg *Config) (*Prepared, error) {
 		log.Debugf("profile unconfined: no filter is loaded")
 		return out, nil
 	}
-	env, err := HostEnv(out.CapSet)
+	var env Env
+	if cfg.Child != nil {
+		env, err = ChildEnv(out.CapSet, cfg.Child)
+	} else {
+		env, err = HostEnv(out.CapSet)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ type Program struct {
 	steps  []step
 	names  []string                    // what each step does, for its error
 	errs   []func(syscall.Errno) error // the error of a step that fails, where the builder gave one
+	wraps  []func(error) error         // what each step's error is wrapped in, or nil (WrapErrors)
 	slots  []uintptr                   // each step's result, written as it runs
 	errnos []uintptr                   // the errno each step branched on, written as it runs
 	status int                         // a child's exit status when a step fails
@@ -42,6 +43,7 @@ const (
 	opJumpUnless                 // go to the step's target unless its first argument, masked, equals its second
 	opResetSignals               // the runtime's signal handlers to default, in a child only
 	opFail                       // fail with the errno nr
+	opStore                      // write its second argument at its first, a Ptr
 )
 
 // step is one step of a program. It holds no Go pointer but the memory
@@ -173,6 +175,7 @@ type Builder struct {
 	labels []int // step of each label, -1 until marked
 	refs   []labelRef
 	err    error
+	wrap   func(error) error // see WrapErrors
 }
 
 // labelRef is a branch or jump of step, to be set to the label's step.
@@ -271,6 +274,16 @@ func (b *Builder) Fail(name string, errno syscall.Errno) {
 	b.add(name, step{op: opFail, nr: uintptr(errno)})
 }
 
+// Store appends a step that writes the word v at p, memory the caller
+// made for the program (Bytes): a mark, for the parent to read, of where
+// the program went. A child that Start runs writes its parent's memory
+// where SharedMemory is true, and its own copy elsewhere.
+func (b *Builder) Store(p unsafe.Pointer, v uintptr) {
+	s := step{op: opStore}
+	s.args[0], s.args[1] = Ptr(p), Imm(v)
+	b.add("store", s)
+}
+
 // ResetSignals appends what Go's own fork child does before the steps
 // that may take a signal: the runtime's handlers back to their defaults
 // and the signal mask restored. In a program that Run runs, it does
@@ -304,8 +317,14 @@ func (b *Builder) add(name string, s step) Ref {
 	b.p.steps = append(b.p.steps, s)
 	b.p.names = append(b.p.names, name)
 	b.p.errs = append(b.p.errs, nil)
+	b.p.wraps = append(b.p.wraps, b.wrap)
 	return Ref{step: len(b.p.steps) - 1}
 }
+
+// WrapErrors makes the error of every step appended from now on, when it
+// fails, f of what it would be: a program built of several stages' work
+// names the stage a failure belongs to. nil stops the wrapping.
+func (b *Builder) WrapErrors(f func(error) error) { b.wrap = f }
 
 func (b *Builder) fail(err error) {
 	if b.err == nil {
@@ -355,6 +374,10 @@ func (p *Program) validate() error {
 		bad := func(what string) error { return fmt.Errorf("step %d (%s): %s", i, p.names[i], what) }
 		switch s.op {
 		case opSys, opJumpUnless, opResetSignals, opFail:
+		case opStore:
+			if s.args[0].kind != kindPtr {
+				return bad("a store not to memory")
+			}
 		default:
 			return bad("no such operation")
 		}

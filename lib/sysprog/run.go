@@ -25,11 +25,20 @@ func Run(p *Program) error {
 
 // err is the error of step i, failed with errno.
 func (p *Program) err(i int, errno syscall.Errno) error {
+	var err error = &StepError{Step: p.names[i], Err: errno}
 	if p.errs[i] != nil {
-		return p.errs[i](errno)
+		err = p.errs[i](errno)
 	}
-	return &StepError{Step: p.names[i], Err: errno}
+	if p.wraps[i] != nil {
+		err = p.wraps[i](err)
+	}
+	return err
 }
+
+// SharedMemory is whether the child of Start runs in this process's
+// memory, where its parent reads what its steps wrote (results, Store)
+// once Start returns: where package forkexec has a vfork (see fork).
+const SharedMemory = forkexec.VforkArch
 
 // Start clones a child that runs p, and returns its pid once the child
 // has exec'd or ended, or the step that failed, as Run does; the child
@@ -193,6 +202,8 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 			}
 		case opFail:
 			return i, syscall.Errno(s.nr)
+		case opStore:
+			*(*uintptr)(s.args[0].p) = s.args[1].v
 		}
 		i++
 	}
