@@ -389,3 +389,50 @@ func TestStartFewerThanThreeFiles(t *testing.T) {
 		t.Errorf("child wrote %q", got)
 	}
 }
+
+// A store marks where the program went, in memory the parent reads after
+// Start where the child shares it; WrapErrors wraps the errors of the
+// steps after it, explained or not, and nil stops it.
+func TestStoreAndWrapErrors(t *testing.T) {
+	var b Builder
+	mark := (*uintptr)(b.Bytes(8))
+	skipped := (*uintptr)(b.Bytes(8))
+	over := b.Label()
+	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+	b.On(unix.EBADF, over)
+	b.Store(unsafe.Pointer(skipped), 7)
+	b.Mark(over)
+	b.Store(unsafe.Pointer(mark), 42)
+	b.WrapErrors(func(err error) error { return errors.New("stage: " + err.Error()) })
+	b.Sys("close no descriptor again", unix.SYS_CLOSE, Int(-1))
+	b.OnAny(Next)
+	b.Fail("give up", unix.EPERM)
+	p, err := b.Program(253)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(p)
+	if *mark != 42 || *skipped != 0 {
+		t.Errorf("stores: %d and %d, want 42 and 0", *mark, *skipped)
+	}
+	if err == nil || err.Error() != "stage: give up: operation not permitted" {
+		t.Errorf("Run: %v, want the wrapped failure", err)
+	}
+
+	if !SharedMemory {
+		return
+	}
+	b = Builder{}
+	mark = (*uintptr)(b.Bytes(8))
+	b.Store(unsafe.Pointer(mark), 42)
+	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+	b.Explain(func(errno syscall.Errno) error { return errors.New("explained") })
+	b.WrapErrors(func(err error) error { return errors.New("not this one") })
+	b.WrapErrors(nil)
+	if p, err = b.Program(253); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(p); err == nil || err.Error() != "explained" || *mark != 42 {
+		t.Errorf("Start: %v, mark %d; want the explained error and 42 as the child wrote it", err, *mark)
+	}
+}
