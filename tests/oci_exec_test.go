@@ -213,6 +213,63 @@ func TestOCIExecAsSteps(t *testing.T) {
 	}
 }
 
+// A container's /etc/passwd that is a FIFO blocks exec's barco-caps in
+// the container, as it reads it there, never the front on the host: the
+// front has let go of the container's state by then (barco state and kill
+// answer), and the exec goes on once the FIFO is written.
+func TestOCIExecPasswdFIFO(t *testing.T) {
+	e := newOCI(t)
+	id := "exec-fifo"
+	dir := e.userBundle(nil)
+	e.running(dir, id)
+	passwd := filepath.Join(dir, "rootfs/etc/passwd")
+	if err := os.Remove(passwd); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(passwd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	cmd := exec.Command(e.bin, "--root", e.root, "exec", "--user", "0:0", id, "/bin/sh", "-c", "echo ran")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}()
+	// Written once the process runs (barco-caps, reading the FIFO).
+	if fileWritten(filepath.Join(e.root, id, "exec-"+strconv.Itoa(cmd.Process.Pid)+".pid")) == "" {
+		t.Fatalf("exec blocked before its process ran: %s", stderr.String())
+	}
+	state := exec.Command(e.bin, "--root", e.root, "state", id)
+	state.WaitDelay = time.Second
+	timer := time.AfterFunc(10*time.Second, func() { _ = state.Process.Kill() })
+	out, err := state.Output()
+	timer.Stop()
+	if err != nil || !strings.Contains(string(out), `"running"`) {
+		t.Errorf("barco state while exec waits for the FIFO: %v %s", err, out)
+	}
+	fifo, err := os.OpenFile(passwd, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo.WriteString("root:x:0:0:root:/root:/bin/sh\n")
+	fifo.Close()
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil || stdout.String() != "ran\n" {
+			t.Errorf("exec once the FIFO is written: %v %q %s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("exec still runs 20 s after the FIFO was written: %s", stderr.String())
+	}
+}
+
 // Bad input: one line, status 125, and no file left in the state directory.
 func TestOCIExecRefusals(t *testing.T) {
 	e := newOCI(t)

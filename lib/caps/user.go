@@ -42,7 +42,16 @@ type entry []string
 func (a Accounts) readEntries(path string, fields int) ([]entry, error) {
 	read := chain.ReadFile
 	if a.Root != "" {
-		read = func(p string) ([]byte, error) { return chain.ReadFileIn(a.Root, p) }
+		read = func(p string) ([]byte, error) {
+			data, err := chain.ReadFileIn(a.Root, p)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				// A file ReadFileIn leaves alone (a FIFO, a device, a
+				// magic link), or one it cannot read: barco-caps reads it
+				// in the container, as the container's root, as ever.
+				return nil, fmt.Errorf("%w: %w", chain.ErrNotInline, err)
+			}
+			return data, err
+		}
 	}
 	data, err := read(path)
 	if errors.Is(err, fs.ErrNotExist) {

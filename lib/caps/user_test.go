@@ -1,11 +1,15 @@
 package caps
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"barco/lib/chain"
+	"golang.org/x/sys/unix"
 )
 
 // testAccounts writes a passwd and a group file unlike any host's.
@@ -103,5 +107,29 @@ func TestLookupGroups(t *testing.T) {
 	}
 	if _, err := a.LookupGroups([]string{"staff"}); err == nil {
 		t.Error("unknown group accepted")
+	}
+}
+
+// Read in another root (exec's front, in the container's): a file that
+// chain.ReadFileIn leaves alone makes the stage run as its binary, which
+// reads it in the container (ErrNotInline); a missing one is empty still.
+func TestLookupUserInRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	acc := HostAccounts
+	acc.Root = root
+	if id, err := acc.LookupUser("7:8"); err != nil || id.UID != 7 || id.GID != 8 {
+		t.Errorf("LookupUser 7:8 in a root without account files: %+v %v", id, err)
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "etc/group"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acc.LookupUser("7:8"); !errors.Is(err, chain.ErrNotInline) {
+		t.Errorf("LookupUser with a FIFO at /etc/group: %v, want ErrNotInline", err)
+	}
+	if _, err := acc.LookupGroups([]string{"9"}); !errors.Is(err, chain.ErrNotInline) {
+		t.Errorf("LookupGroups with a FIFO at /etc/group: %v, want ErrNotInline", err)
 	}
 }
