@@ -164,12 +164,19 @@ func TestOCIExec(t *testing.T) {
 // exec runs barco-caps' and barco-seccomp's work as steps of the child
 // that joins the container (no Go image of theirs starts), with what the
 // stages would do: the groups from the container's own /etc/group, the
-// capabilities, no_new_privs and the filter, and PROGRAM's errors and
-// statuses. BARCO_EXEC_STAGES=1 runs the stages as binaries instead.
+// capabilities, no_new_privs and the filter, PROGRAM looked up before the
+// filter, and PROGRAM's errors and statuses. BARCO_EXEC_STAGES=1 runs the
+// stages as binaries instead.
 func TestOCIExecAsSteps(t *testing.T) {
 	e := newOCI(t)
 	id := "exec-steps"
-	dir := e.userBundle(nil)
+	// A filter that denies what the exec makes after it, the old way,
+	// and getppid, which the steps' parent check makes before it.
+	dir := e.userBundle(func(s *specs.Spec) {
+		errno := uint(1)
+		s.Linux.Seccomp.Syscalls = append(s.Linux.Seccomp.Syscalls,
+			specs.LinuxSyscall{Names: []string{"getppid", "faccessat", "faccessat2", "statx", "newfstatat"}, Action: specs.ActErrno, ErrnoRet: &errno})
+	})
 	group, err := os.OpenFile(filepath.Join(dir, "rootfs/etc/group"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -185,13 +192,13 @@ func TestOCIExecAsSteps(t *testing.T) {
 		run := func(args ...string) testutil.Result {
 			return testutil.Run(t, env, append([]string{e.bin, "--root", e.root, "--debug", "exec"}, args...)...)
 		}
-		r := run("--user", "65534:65534", "--cap", "CAP_CHOWN", id, "/bin/sh", "-c",
+		r := run("--user", "65534:65534", "--cap", "CAP_CHOWN", id, "sh", "-c",
 			"id -G; umask; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; mkdir /tmp/d 2>/dev/null || echo mkdir denied")
 		want := "65534 4242\n0022\nCapEff:\t0000000000000000\nCapBnd:\t0000000020000421\nNoNewPrivs:\t1\nSeccomp:\t2\nmkdir denied\n"
 		if r.Code != 0 || r.Stdout != want {
 			t.Errorf("%s: exec --user --cap: %d %q, want %q (%s)", mode, r.Code, r.Stdout, want, r.Stderr)
 		}
-		asSteps := strings.Contains(r.Stderr, "barco-caps, barco-seccomp and the exec of /bin/sh as steps of the child")
+		asSteps := strings.Contains(r.Stderr, "barco-caps, barco-seccomp and the exec of sh as steps of the child")
 		if asSteps != (mode == "steps") {
 			t.Errorf("%s: the stages ran as steps: %v\n%s", mode, asSteps, r.Stderr)
 		}

@@ -154,6 +154,7 @@ func planSteps(spec Spec, umask int, in *chain.Inline) (func(*sysprog.Builder), 
 	}
 	st.Permitted, st.Bounding = uint64(plan.Permitted), uint64(plan.Bounding)
 	st.NoNewPrivs = st.NoNewPrivs || plan.NoNewPrivs
+	in.CredentialsChanged = true
 	in.Log.Debugf("as steps: bounding %s, effective %s, ambient %s, uid %d",
 		plan.Bounding.Hex(), plan.Effective.Hex(), plan.Ambient.Hex(), id.UID)
 	return func(b *sysprog.Builder) {

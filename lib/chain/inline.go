@@ -38,6 +38,9 @@ type ChildState struct {
 	// ParentPid is this process's pid as the child sees it: 0 from
 	// another pid namespace.
 	ParentPid int
+	// Filtered: a stage's steps load a seccomp filter, which binds the
+	// steps after them.
+	Filtered bool
 }
 
 // Inline is what a stage's Steps is given.
@@ -45,7 +48,16 @@ type Inline struct {
 	State *ChildState
 	// Log is the stage's debug log, under its own name.
 	Log *Log
+	// CredentialsChanged is set by a stage whose steps change the
+	// child's credentials, which clears its parent-death signal.
+	CredentialsChanged bool
+	lookup             *lookup
 }
+
+// EmitLookup appends the look-up of PROGRAM in PATH, as FindProgram makes
+// it, for a stage about to load what may deny the look-up's system calls
+// (a seccomp filter): the exec then runs the file found here.
+func (in *Inline) EmitLookup(b *sysprog.Builder) { in.lookup.emit(b) }
 
 // ErrNotInline is the error of a Steps that cannot run the stage as steps
 // with the options given (a --print, a file to read in the child): the
@@ -72,11 +84,15 @@ func (e *StageError) Unwrap() error { return e.Err }
 // option), as a *StageError, and nothing is started. detached: the child
 // does not die with this process's thread (barco-ns --detach).
 func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool) (emit func(*sysprog.Builder), ok bool, err error) {
-	if !forkexecShared() {
+	if !sysprog.SharedMemory {
+		// The look-up's failure is read in the child's memory.
 		return nil, false, nil
 	}
-	var emits []func(*sysprog.Builder)
-	var names []string
+	type planned struct {
+		stage   *Stage
+		program []string
+	}
+	var stages []planned
 	for IsStage(argv[0]) {
 		mk := p.stepStage(argv[0])
 		if mk == nil {
@@ -87,40 +103,61 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 			return nil, false, nil
 		}
 		program, done, err := stage.parse(p, argv[1:])
-		if done || (err == nil && len(program) == 0) {
-			return nil, false, nil
-		}
-		if err == nil {
-			var e func(*sysprog.Builder)
-			e, err = stage.Steps(&Inline{State: st, Log: p.Log.as(stage.Name)}, program)
-			if errors.Is(err, ErrNotInline) {
-				return nil, false, nil
-			}
-			emits, names = append(emits, e), append(names, stage.Name)
-		}
 		if err != nil {
 			return nil, false, &StageError{Stage: stage.Name, Err: err}
 		}
+		if done || len(program) == 0 {
+			return nil, false, nil
+		}
+		stages = append(stages, planned{stage, program})
 		argv = program
 	}
 	// PROGRAM is exec'd by the last stage, under its name.
 	last := "barco-ns"
-	if len(names) > 0 {
-		last = names[len(names)-1]
+	if len(stages) > 0 {
+		last = stages[len(stages)-1].stage.Name
 	}
-	tail, err := planExec(argv, env, detached, st.ParentPid)
+	tail, l, err := planExec(argv, env)
 	if err != nil {
 		if errors.Is(err, ErrNotInline) {
 			return nil, false, nil
 		}
 		return nil, false, &StageError{Stage: last, Err: err}
 	}
+	emits := make([]func(*sysprog.Builder), len(stages))
+	names := make([]string, len(stages))
+	// The parent-death signal goes after the last change of credentials,
+	// which clears it (0: before every stage), and with it a check that
+	// the parent still lives, unless a filter loaded before it could
+	// deny that: then as the stages set it, without the check.
+	check, checkParent := 0, true
+	for i, s := range stages {
+		in := &Inline{State: st, Log: p.Log.as(s.stage.Name), lookup: l}
+		filtered := st.Filtered
+		e, err := s.stage.Steps(in, s.program)
+		if errors.Is(err, ErrNotInline) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, &StageError{Stage: s.stage.Name, Err: err}
+		}
+		emits[i], names[i] = e, s.stage.Name
+		if in.CredentialsChanged {
+			check, checkParent = i+1, !filtered
+		}
+	}
 	p.Log.Debugf("%s and the exec of %s as steps of the child", strings.Join(names, ", "), argv[0])
 	return func(b *sysprog.Builder) {
-		for i, e := range emits {
+		for i := 0; i <= len(emits); i++ {
+			if i == check && !detached {
+				emitParentDeath(b, argv[0], st.ParentPid, checkParent)
+			}
+			if i == len(emits) {
+				break
+			}
 			name := names[i]
 			b.WrapErrors(func(err error) error { return &StageError{Stage: name, Err: err} })
-			e(b)
+			emits[i](b)
 		}
 		b.WrapErrors(func(err error) error { return &StageError{Stage: last, Err: err} })
 		tail(b)
@@ -128,28 +165,44 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 	}, true, nil
 }
 
-// forkexecShared reports whether sysprog.Start runs its child in this
-// process's memory (CLONE_VM), where the exec's failure leaves what the
-// parent reads to tell it apart (see emitLookup); elsewhere the stages
-// run as binaries.
-func forkexecShared() bool { return sysprog.SharedMemory }
+// emitParentDeath appends the parent-death signal, SIGKILL, and when
+// checkParent, a check that the parent (parent, as the child sees its
+// pid) has not died before it was set, which would leave the child to
+// run on.
+func emitParentDeath(b *sysprog.Builder, name string, parent int, checkParent bool) {
+	b.Sys("prctl PR_SET_PDEATHSIG", unix.SYS_PRCTL, sysprog.Int(unix.PR_SET_PDEATHSIG), sysprog.Int(int(unix.SIGKILL)),
+		sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
+	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", errno) })
+	if !checkParent {
+		return
+	}
+	orphaned, alive := b.Label(), b.Label()
+	ppid := b.Sys("getppid", unix.SYS_GETPPID)
+	b.JumpUnless(ppid.Result(), sysprog.Int(parent), orphaned)
+	b.Jump(alive)
+	b.Mark(orphaned)
+	b.Fail("parent", unix.ESRCH)
+	b.Explain(func(syscall.Errno) error { return fmt.Errorf("the parent ended before the exec of %s", name) })
+	b.Mark(alive)
+}
 
 // planExec plans the exec of PROGRAM (argv) with the environment env, as
 // Exec makes it: the chain's resource limits, the close-on-exec of every
-// descriptor above the kept ones, the parent-death signal (unless
-// detached), the look-up in PATH and the exec. The start gate and a pids
-// limit are not steps: ErrNotInline.
-func planExec(argv, env []string, detached bool, parent int) (func(*sysprog.Builder), error) {
+// descriptor above the kept ones, and the exec of the file the look-up
+// l finds, which the tail makes itself unless a stage did first
+// (Inline.EmitLookup). The start gate and a pids limit are not steps:
+// ErrNotInline.
+func planExec(argv, env []string) (tail func(*sysprog.Builder), l *lookup, err error) {
 	for _, k := range []string{StartFDEnv, PidsLimitEnv} {
 		if _, set := lookupEnv(env, k); set {
-			return nil, ErrNotInline
+			return nil, nil, ErrNotInline
 		}
 	}
 	keep := 0
 	if v := envValue(env, PreserveFDsEnv, ""); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%s=%q: not a count of descriptors", PreserveFDsEnv, v)
+			return nil, nil, fmt.Errorf("%s=%q: not a count of descriptors", PreserveFDsEnv, v)
 		}
 		keep = n
 	}
@@ -157,131 +210,133 @@ func planExec(argv, env []string, detached bool, parent int) (func(*sysprog.Buil
 	// holds no descriptor: without it, Exec walks /proc/self/fd, which
 	// steps cannot.
 	if err := unix.CloseRange(^uint(0)-1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return nil, ErrNotInline
+		return nil, nil, ErrNotInline
 	}
 	limits, err := rlimitsEnv(env)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	name := argv[0]
 	argvArg, err := sysprog.CStrings(ProgramArgv(argv, env))
 	if err != nil {
-		return nil, fmt.Errorf("exec %s: %w", name, err)
+		return nil, nil, fmt.Errorf("exec %s: %w", name, err)
 	}
 	envArg, err := sysprog.CStrings(programEnv(env))
 	if err != nil {
-		return nil, fmt.Errorf("exec %s: environment: %w", name, err)
+		return nil, nil, fmt.Errorf("exec %s: environment: %w", name, err)
 	}
-	var candidates []string
-	if strings.Contains(name, "/") {
-		candidates = []string{name}
-	} else {
-		for _, dir := range filepath.SplitList(envValue(env, "PATH", DefaultPath)) {
-			if dir == "" {
-				dir = "."
-			}
-			candidates = append(candidates, filepath.Join(dir, name))
-		}
-	}
-	paths := make([]sysprog.Arg, len(candidates))
-	for i, c := range candidates {
-		if paths[i], err = sysprog.CString(c); err != nil {
-			return nil, execError(c, unix.EINVAL)
-		}
+	if l, err = planLookup(name, envValue(env, "PATH", DefaultPath)); err != nil {
+		return nil, nil, err
 	}
 	return func(b *sysprog.Builder) {
-		for _, l := range limits {
-			lim := &unix.Rlimit{Cur: l.Soft, Max: l.Hard}
-			b.Sys("setrlimit "+l.Name, unix.SYS_PRLIMIT64, sysprog.Int(0), sysprog.Int(l.Resource), sysprog.Ptr(unsafe.Pointer(lim)), sysprog.Int(0))
+		if !l.emitted {
+			l.emit(b)
+		}
+		for _, lim := range limits {
+			r := &unix.Rlimit{Cur: lim.Soft, Max: lim.Hard}
+			b.Sys("setrlimit "+lim.Name, unix.SYS_PRLIMIT64, sysprog.Int(0), sysprog.Int(lim.Resource), sysprog.Ptr(unsafe.Pointer(r)), sysprog.Int(0))
 			b.Explain(func(errno syscall.Errno) error {
-				return fmt.Errorf("setrlimit %s %d:%d: %w", l.Name, l.Soft, l.Hard, errno)
+				return fmt.Errorf("setrlimit %s %d:%d: %w", lim.Name, lim.Soft, lim.Hard, errno)
 			})
 		}
 		first := 3 + keep
 		b.Sys("close_range", unix.SYS_CLOSE_RANGE, sysprog.Int(first), sysprog.Imm(^uintptr(0)), sysprog.Int(unix.CLOSE_RANGE_CLOEXEC))
 		b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("close_range %d..: %w", first, errno) })
-		if !detached {
-			// Set after the last change of credentials, which clears it;
-			// a parent that died before cannot send it any more.
-			b.Sys("prctl PR_SET_PDEATHSIG", unix.SYS_PRCTL, sysprog.Int(unix.PR_SET_PDEATHSIG), sysprog.Int(int(unix.SIGKILL)),
-				sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
-			b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", errno) })
-			orphaned, alive := b.Label(), b.Label()
-			ppid := b.Sys("getppid", unix.SYS_GETPPID)
-			b.JumpUnless(ppid.Result(), sysprog.Int(parent), orphaned)
-			b.Jump(alive)
-			b.Mark(orphaned)
-			b.Fail("parent", unix.ESRCH)
-			b.Explain(func(syscall.Errno) error {
-				return fmt.Errorf("the parent ended before the exec of %s", name)
-			})
-			b.Mark(alive)
-		}
-		emitLookup(b, name, candidates, paths, argvArg, envArg)
-	}, nil
+		b.Sys("exec "+name, unix.SYS_EXECVE, sysprog.Load(unsafe.Pointer(&l.found.path), 0), argvArg, envArg)
+		b.Explain(func(errno syscall.Errno) error { return execError(l.candidates[l.found.index], errno) })
+	}, l, nil
 }
 
-// emitLookup appends the exec of the first of candidates (the PATH's
-// files named name, or name itself when it has a slash) that can be
-// executed, with the errors and statuses of LookPath and Exec: a file
-// that exists but fails with ENOENT (its interpreter is missing) ends the
-// search, as does any error but ENOENT, ENOTDIR and EACCES; the first
-// EACCES (a directory, or no x bit) is the error when nothing is found.
-//
-// execvp(3)'s way, an exec of each candidate, instead of LookPath's stat
-// and access of each: no step depends on what an earlier one read. What
-// the failure message needs (which candidate was refused, and whether it
-// is a directory) the child leaves in memory this process reads, which
-// is its own (see forkexecShared).
-func emitLookup(b *sysprog.Builder, name string, candidates []string, paths []sysprog.Arg, argvArg, envArg sysprog.Arg) {
-	type refusal struct {
-		marked uintptr
-		stat   unix.Statx_t
+// lookup is LookPath as steps: the candidates, the files of each PATH
+// directory named name (or name itself, with a slash), are each checked
+// with statx and access; the first that is not a directory and can be
+// executed is found.
+type lookup struct {
+	name       string
+	candidates []string
+	paths      []sysprog.Arg
+	// found is where the steps leave the candidate found: its path (the
+	// address of its C string) and its index. Word-sized fields, the
+	// memory a child's Store writes.
+	found *struct{ path, index uintptr }
+	// refused are the errnos of each candidate's refusal (0: none), which
+	// the parent reads in the memory its child shared (SharedMemory).
+	refused []*uintptr
+	emitted bool
+}
+
+func planLookup(name, pathList string) (*lookup, error) {
+	l := &lookup{name: name}
+	if strings.Contains(name, "/") {
+		l.candidates = []string{name}
+	} else {
+		for _, dir := range filepath.SplitList(pathList) {
+			if dir == "" {
+				dir = "."
+			}
+			l.candidates = append(l.candidates, filepath.Join(dir, name))
+		}
 	}
-	refused := make([]*refusal, len(candidates))
-	for i, c := range candidates {
-		r := (*refusal)(b.Bytes(int(unsafe.Sizeof(refusal{}))))
-		refused[i] = r
-		missing, denied, next := b.Label(), b.Label(), b.Label()
-		b.Sys("exec "+c, unix.SYS_EXECVE, paths[i], argvArg, envArg)
-		b.On(unix.ENOENT, missing)
-		b.On(unix.ENOTDIR, missing)
-		b.On(unix.EACCES, denied)
-		b.Explain(func(errno syscall.Errno) error { return execError(c, errno) })
-		b.Mark(missing)
-		b.Sys("access "+c, unix.SYS_FACCESSAT, sysprog.Int(unix.AT_FDCWD), paths[i], sysprog.Int(unix.X_OK))
-		b.OnAny(next)
-		b.Fail("exec "+c, unix.ENOENT)
-		b.Explain(func(errno syscall.Errno) error { return execError(c, errno) })
+	for _, c := range l.candidates {
+		a, err := sysprog.CString(c)
+		if err != nil {
+			return nil, execError(c, unix.EINVAL)
+		}
+		l.paths = append(l.paths, a)
+	}
+	return l, nil
+}
+
+// emit appends the look-up: LookPath's checks of each candidate in turn,
+// and its failure, with its message and status, when none is found. A
+// name with a slash is its only candidate, whose every failure is the
+// error; in PATH, ENOENT and ENOTDIR pass on to the next candidate, and
+// any other refusal too, the first of them being the error if nothing is
+// found.
+func (l *lookup) emit(b *sysprog.Builder) {
+	l.emitted = true
+	l.found = (*struct{ path, index uintptr })(b.Bytes(16))
+	size := int(unsafe.Sizeof(unix.Statx_t{}))
+	mode := unsafe.Offsetof(unix.Statx_t{}.Mode)
+	search := !strings.Contains(l.name, "/")
+	found := b.Label()
+	for i, c := range l.candidates {
+		refused := (*uintptr)(b.Bytes(8))
+		l.refused = append(l.refused, refused)
+		next, statFailed, notDir, denied := b.Label(), b.Label(), b.Label(), b.Label()
+		stx := b.Bytes(size)
+		st := b.Sys("stat "+c, unix.SYS_STATX, sysprog.Int(unix.AT_FDCWD), l.paths[i], sysprog.Int(0), sysprog.Int(unix.STATX_TYPE), sysprog.Ptr(stx))
+		if search {
+			b.On(unix.ENOENT, next)
+			b.On(unix.ENOTDIR, next)
+		}
+		b.OnAny(statFailed)
+		b.JumpUnlessMasked(sysprog.Load(stx, mode), unix.S_IFMT, sysprog.Imm(unix.S_IFDIR), notDir)
+		b.Store(unsafe.Pointer(refused), sysprog.Imm(uintptr(unix.EISDIR)))
+		b.Jump(next)
+		b.Mark(statFailed)
+		b.Store(unsafe.Pointer(refused), sysprog.ErrnoOf(st))
+		b.Jump(next)
+		b.Mark(notDir)
+		acc := b.Sys("access "+c, unix.SYS_FACCESSAT, sysprog.Int(unix.AT_FDCWD), l.paths[i], sysprog.Int(unix.X_OK))
+		b.OnAny(denied)
+		b.Store(unsafe.Pointer(&l.found.path), l.paths[i])
+		b.Store(unsafe.Pointer(&l.found.index), sysprog.Imm(uintptr(i)))
+		b.Jump(found)
 		b.Mark(denied)
-		b.Store(unsafe.Pointer(&r.marked), 1)
-		b.Sys("stat "+c, unix.SYS_STATX, sysprog.Int(unix.AT_FDCWD), paths[i], sysprog.Int(0), sysprog.Int(unix.STATX_TYPE),
-			sysprog.Ptr(unsafe.Pointer(&r.stat)))
-		b.OnAny(sysprog.Next)
+		b.Store(unsafe.Pointer(refused), sysprog.ErrnoOf(acc))
 		b.Mark(next)
 	}
-	b.Fail("exec "+name, unix.ENOENT)
-	b.Explain(func(errno syscall.Errno) error {
-		for i, r := range refused {
-			if r.marked != 0 {
-				return deniedError(candidates[i], &r.stat)
+	b.Fail("look up "+l.name, unix.ENOENT)
+	b.Explain(func(syscall.Errno) error {
+		for i, r := range l.refused {
+			if *r != 0 {
+				return execError(l.candidates[i], syscall.Errno(*r))
 			}
 		}
-		if len(candidates) == 1 && candidates[0] == name {
-			return execError(name, errno)
-		}
-		return &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH", name)}
+		return &Error{Code: ExitNotFound, Err: fmt.Errorf("exec %s: not found in PATH", l.name)}
 	})
-}
-
-// deniedError is the error of an exec of path refused with EACCES, whose
-// statx st read (Mask 0 if it could not): a directory is EISDIR, as
-// LookPath says.
-func deniedError(path string, st *unix.Statx_t) error {
-	if st.Mask&unix.STATX_TYPE != 0 && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return execError(path, unix.EISDIR)
-	}
-	return execError(path, unix.EACCES)
+	b.Mark(found)
 }
 
 // as is a log for the stage name, writing where l writes; nil when l is.

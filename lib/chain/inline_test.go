@@ -13,11 +13,14 @@ import (
 // exit status once it has exec'd, or the error of the exec that failed.
 func runExecSteps(t *testing.T, argv, env []string, detached bool, parent int) (int, error) {
 	t.Helper()
-	tail, err := planExec(argv, env, detached, parent)
+	tail, _, err := planExec(argv, env)
 	if err != nil {
 		return 0, err
 	}
 	var b sysprog.Builder
+	if !detached {
+		emitParentDeath(&b, argv[0], parent, true)
+	}
 	tail(&b)
 	p, err := b.Program(ExitFailed)
 	if err != nil {
@@ -43,10 +46,13 @@ func TestExecStepsLookup(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	d := func(name string) string { return filepath.Join(dir, name) }
-	for _, sub := range []string{"isdir", "plain", "nointerp", "good", "isdir/prog"} {
+	for _, sub := range []string{"isdir", "plain", "nointerp", "good", "isdir/prog", "loop"} {
 		if err := os.Mkdir(d(sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.Symlink("prog", d("loop/prog")); err != nil {
+		t.Fatal(err)
 	}
 	files := map[string]struct {
 		data string
@@ -72,6 +78,8 @@ func TestExecStepsLookup(t *testing.T) {
 		{"prog", d("plain") + ":" + d("isdir"), 126, "exec " + d("plain/prog") + ": permission denied"},
 		{"prog", d("nointerp") + ":" + d("good"), 127, "exec " + d("nointerp/prog") + ": no such file or directory"},
 		{"prog", "/nonexistent", 127, "exec prog: not found in PATH"},
+		{"prog", d("loop") + ":" + d("good"), 3, ""},
+		{"prog", d("loop"), 126, "exec " + d("loop/prog") + ": too many levels of symbolic links"},
 		{d("good/prog"), "/nonexistent", 3, ""},
 		{d("isdir/prog"), d("good"), 126, "exec " + d("isdir/prog") + ": is a directory"},
 		{d("plain/prog"), d("good"), 126, "exec " + d("plain/prog") + ": permission denied"},

@@ -48,8 +48,13 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 		if err != nil {
 			return nil, err
 		}
-		in.State.NoNewPrivs = in.State.NoNewPrivs || (prep.Program != nil && prep.NoNewPrivs)
+		if prep.Program != nil {
+			in.State.NoNewPrivs = in.State.NoNewPrivs || prep.NoNewPrivs
+			in.State.Filtered = true
+		}
 		return func(b *sysprog.Builder) {
+			// As Main: PROGRAM is found before the filter is in force.
+			in.EmitLookup(b)
 			if prep.Program != nil {
 				prep.Program.emitLoad(b, prep.NoNewPrivs)
 			}

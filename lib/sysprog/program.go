@@ -74,10 +74,11 @@ const anyErrno = ^syscall.Errno(0)
 type argKind uint8
 
 const (
-	kindImm  argKind = iota // v
-	kindPtr                 // the address p
-	kindSlot                // the result of step v
-	kindLoad                // the word at p, read when the step runs
+	kindImm   argKind = iota // v
+	kindPtr                  // the address p
+	kindSlot                 // the result of step v
+	kindLoad                 // the word at p, read when the step runs
+	kindErrno                // the errno step v branched on
 )
 
 // Arg is an argument of a step.
@@ -150,6 +151,10 @@ const NoResult = ^uintptr(0)
 
 // Result is the result of the step r, as an argument of a later step.
 func (r Ref) Result() Arg { return Arg{kind: kindSlot, v: uintptr(r.step)} }
+
+// ErrnoOf is the errno on which the step r branched (see On), 0 if it did
+// not, as an argument of a later step: Store keeps it for the parent.
+func ErrnoOf(r Ref) Arg { return Arg{kind: kindErrno, v: uintptr(r.step)} }
 
 // Label is a place in a program that a branch or a jump may go to, marked
 // with Builder.Mark after the steps that go to it. Next is the step after
@@ -274,13 +279,14 @@ func (b *Builder) Fail(name string, errno syscall.Errno) {
 	b.add(name, step{op: opFail, nr: uintptr(errno)})
 }
 
-// Store appends a step that writes the word v at p, memory the caller
-// made for the program (Bytes): a mark, for the parent to read, of where
-// the program went. A child that Start runs writes its parent's memory
+// Store appends a step that writes the value of v (a word: an Imm, a
+// result, an errno, the address of a Ptr) at p, memory the caller made for
+// the program (Bytes): a mark of where the program went, or a value a
+// later step Loads. A child that Start runs writes its parent's memory
 // where SharedMemory is true, and its own copy elsewhere.
-func (b *Builder) Store(p unsafe.Pointer, v uintptr) {
+func (b *Builder) Store(p unsafe.Pointer, v Arg) {
 	s := step{op: opStore}
-	s.args[0], s.args[1] = Ptr(p), Imm(v)
+	s.args[0], s.args[1] = Ptr(p), v
 	b.add("store", s)
 }
 
@@ -396,7 +402,7 @@ func (p *Program) validate() error {
 				if a.p == nil {
 					return bad("a nil memory reference")
 				}
-			case kindSlot:
+			case kindSlot, kindErrno:
 				if a.v >= uintptr(i) || p.steps[a.v].op != opSys {
 					return bad("a result taken from a step that is not an earlier system call")
 				}

@@ -203,7 +203,7 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 		case opFail:
 			return i, syscall.Errno(s.nr)
 		case opStore:
-			*(*uintptr)(s.args[0].p) = s.args[1].v
+			*(*uintptr)(s.args[0].p) = p.value(&s.args[1])
 		}
 		i++
 	}
@@ -222,6 +222,8 @@ func (p *Program) value(a *Arg) uintptr {
 		return p.slots[a.v]
 	case kindLoad:
 		return *(*uintptr)(a.p)
+	case kindErrno:
+		return p.errnos[a.v]
 	}
 	return a.v
 }

@@ -397,12 +397,14 @@ func TestStoreAndWrapErrors(t *testing.T) {
 	var b Builder
 	mark := (*uintptr)(b.Bytes(8))
 	skipped := (*uintptr)(b.Bytes(8))
+	errno := (*uintptr)(b.Bytes(8))
 	over := b.Label()
-	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
+	closed := b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
 	b.On(unix.EBADF, over)
-	b.Store(unsafe.Pointer(skipped), 7)
+	b.Store(unsafe.Pointer(skipped), Imm(7))
 	b.Mark(over)
-	b.Store(unsafe.Pointer(mark), 42)
+	b.Store(unsafe.Pointer(mark), Imm(42))
+	b.Store(unsafe.Pointer(errno), ErrnoOf(closed))
 	b.WrapErrors(func(err error) error { return errors.New("stage: " + err.Error()) })
 	b.Sys("close no descriptor again", unix.SYS_CLOSE, Int(-1))
 	b.OnAny(Next)
@@ -412,8 +414,8 @@ func TestStoreAndWrapErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = Run(p)
-	if *mark != 42 || *skipped != 0 {
-		t.Errorf("stores: %d and %d, want 42 and 0", *mark, *skipped)
+	if *mark != 42 || *skipped != 0 || *errno != uintptr(unix.EBADF) {
+		t.Errorf("stores: %d, %d and %d, want 42, 0 and EBADF", *mark, *skipped, *errno)
 	}
 	if err == nil || err.Error() != "stage: give up: operation not permitted" {
 		t.Errorf("Run: %v, want the wrapped failure", err)
@@ -424,7 +426,7 @@ func TestStoreAndWrapErrors(t *testing.T) {
 	}
 	b = Builder{}
 	mark = (*uintptr)(b.Bytes(8))
-	b.Store(unsafe.Pointer(mark), 42)
+	b.Store(unsafe.Pointer(mark), Imm(42))
 	b.Sys("close no descriptor", unix.SYS_CLOSE, Int(-1))
 	b.Explain(func(errno syscall.Errno) error { return errors.New("explained") })
 	b.WrapErrors(func(err error) error { return errors.New("not this one") })
