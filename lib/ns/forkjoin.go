@@ -45,7 +45,10 @@ const (
 // step that failed, as a *sysprog.StepError.
 //
 // The executable is opened before the fork and run with execveat, since
-// the host's paths are gone once the mount namespace is joined.
+// the host's paths are gone once the mount namespace is joined. With
+// inline, path and argv are unused: the child runs inline's steps (the
+// next stages' work and PROGRAM's exec, see chain.Process.InlineSteps)
+// after its joins instead.
 func forkJoined(path string, argv []string, attr *syscall.ProcAttr, userFD, mntFD int, inline func(*sysprog.Builder)) (int, error) {
 	exe := -1
 	if inline == nil {
