@@ -34,6 +34,9 @@ type Program struct {
 	errnos []uintptr                   // the errno each step branched on, written as it runs
 	status int                         // a child's exit status when a step fails
 	maxFD  int                         // the highest descriptor its steps may lay out
+	texts  [][]byte                    // each errno's text, by number, for opWriteErrno
+	// next is the program a child of Spawn runs after this one (Then).
+	next *Program
 }
 
 type op uint8
@@ -44,6 +47,9 @@ const (
 	opResetSignals               // the runtime's signal handlers to default, in a child only
 	opFail                       // fail with the errno nr
 	opStore                      // write its second argument at its first, a Ptr
+	opCloseReport                // close the report pipe, in a child only: no failure is reported after
+	opWriteErrno                 // write the text of the errno its second argument holds on the descriptor of its first
+	opCloseFrom                  // close every descriptor from its first argument up, but the report pipe
 )
 
 // step is one step of a program. It holds no Go pointer but the memory
@@ -298,6 +304,40 @@ func (b *Builder) ResetSignals() {
 	b.add("reset the signal handlers", step{op: opResetSignals})
 }
 
+// CloseReport appends the close of a child's report pipe (Start's,
+// Spawn's), whose end tells the parent that the child has come this far:
+// a failure after it is the child's to tell, on its stderr (WriteErrno),
+// and its parent's Wait has returned.
+func (b *Builder) CloseReport() {
+	b.add("close the report pipe", step{op: opCloseReport})
+}
+
+// CloseFrom appends the close of every descriptor from fd up, but a
+// child's report pipe: a child that runs on after its clone (Spawn) holds
+// a copy of every descriptor of its parent, close-on-exec or not, among
+// them ends of pipes whose end of file the parent or the child waits for,
+// and descriptors that hold locks (flock).
+func (b *Builder) CloseFrom(fd int) {
+	b.add("close the inherited descriptors", step{op: opCloseFrom, args: [6]Arg{Int(fd)}})
+}
+
+// WriteErrno appends the write, on fd, of the text of the errno that the
+// system call r branched on (as syscall.Errno's Error), for a message
+// that a child writes itself once its report pipe is closed.
+func (b *Builder) WriteErrno(fd int, r Ref) {
+	b.p.texts = errnoTexts()
+	b.add("write an error", step{op: opWriteErrno, args: [6]Arg{Int(fd), ErrnoOf(r)}})
+}
+
+// errnoTexts are the texts of the errnos of Linux, by number.
+func errnoTexts() [][]byte {
+	texts := make([][]byte, 134)
+	for i := range texts {
+		texts[i] = []byte(syscall.Errno(i).Error())
+	}
+	return texts
+}
+
 // Label returns a new label, to be marked once.
 func (b *Builder) Label() Label {
 	b.labels = append(b.labels, -1)
@@ -379,7 +419,7 @@ func (p *Program) validate() error {
 	for i, s := range p.steps {
 		bad := func(what string) error { return fmt.Errorf("step %d (%s): %s", i, p.names[i], what) }
 		switch s.op {
-		case opSys, opJumpUnless, opResetSignals, opFail:
+		case opSys, opJumpUnless, opResetSignals, opFail, opCloseReport, opWriteErrno, opCloseFrom:
 		case opStore:
 			if s.args[0].kind != kindPtr {
 				return bad("a store not to memory")

@@ -17,7 +17,8 @@ import (
 // through the runtime; the others are raw, holding this goroutine's thread
 // and the runtime's P until they return.
 func Run(p *Program) error {
-	if i, errno := p.run(false); i >= 0 {
+	report := -1
+	if i, errno := p.run(false, &report); i >= 0 {
 		return p.err(i, errno)
 	}
 	return nil
@@ -87,9 +88,10 @@ func Start(p *Program) (int, error) {
 	return 0, p.err(int(f.Step), syscall.Errno(f.Errno))
 }
 
-// failure is what a child writes on its report pipe when a step fails.
+// failure is what a child writes on its report pipe when a step of the
+// program Part (0, or a continuation: see Child.Then) fails.
 type failure struct {
-	Step, Errno uint32
+	Part, Step, Errno uint32
 }
 
 // fork clones the child, which runs p and never returns. Where package
@@ -134,13 +136,18 @@ func fork(p *Program, report int) (pid int, errno syscall.Errno) {
 //go:norace
 func (p *Program) child(report int) {
 	var f failure
-	i, errno := p.run(true)
-	if i >= 0 {
-		f.Step, f.Errno = uint32(i), uint32(errno)
-		syscall.RawSyscall(unix.SYS_WRITE, uintptr(report), uintptr(unsafe.Pointer(&f)), unsafe.Sizeof(f))
-		for {
-			syscall.RawSyscall(unix.SYS_EXIT_GROUP, uintptr(p.status), 0, 0)
+	for q := p; q != nil; q = q.next {
+		i, errno := q.run(true, &report)
+		if i >= 0 {
+			f.Step, f.Errno = uint32(i), uint32(errno)
+			if report >= 0 {
+				syscall.RawSyscall(unix.SYS_WRITE, uintptr(report), uintptr(unsafe.Pointer(&f)), unsafe.Sizeof(f))
+			}
+			for {
+				syscall.RawSyscall(unix.SYS_EXIT_GROUP, uintptr(q.status), 0, 0)
+			}
 		}
+		f.Part++
 	}
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
@@ -148,14 +155,15 @@ func (p *Program) child(report int) {
 }
 
 // run runs p's steps and returns the one that failed, with its errno, or
-// -1. In a child (inChild), it makes raw system calls only, on memory made
+// -1. report is the child's report pipe, which a step may close (-1
+// then). In a child (inChild), it makes raw system calls only, on memory made
 // before the fork; it allocates nothing and writes no Go pointer, and
 // every function it calls is nosplit, so the linker proves that it fits
 // in the stack it has. validate proved every index in range.
 //
 //go:nosplit
 //go:norace
-func (p *Program) run(inChild bool) (int, syscall.Errno) {
+func (p *Program) run(inChild bool, report *int) (int, syscall.Errno) {
 	var (
 		i, to int
 		s     *step
@@ -204,6 +212,27 @@ func (p *Program) run(inChild bool) (int, syscall.Errno) {
 			return i, syscall.Errno(s.nr)
 		case opStore:
 			*(*uintptr)(s.args[0].p) = p.value(&s.args[1])
+		case opCloseReport:
+			if *report >= 0 {
+				syscall.RawSyscall(unix.SYS_CLOSE, uintptr(*report), 0, 0)
+				*report = -1
+			}
+		case opCloseFrom:
+			if from := p.value(&s.args[0]); *report < 0 || uintptr(*report) < from {
+				r1, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, from, ^uintptr(0), 0)
+			} else {
+				r1, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, from, uintptr(*report)-1, 0)
+				if errno == 0 {
+					r1, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(*report)+1, ^uintptr(0), 0)
+				}
+			}
+			if errno != 0 {
+				return i, errno
+			}
+		case opWriteErrno:
+			if e := p.value(&s.args[1]); e < uintptr(len(p.texts)) && len(p.texts[e]) > 0 {
+				syscall.RawSyscall(unix.SYS_WRITE, p.value(&s.args[0]), uintptr(unsafe.Pointer(&p.texts[e][0])), uintptr(len(p.texts[e])))
+			}
 		}
 		i++
 	}

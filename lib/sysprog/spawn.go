@@ -1,0 +1,195 @@
+package sysprog
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"barco/lib/forkexec"
+	"golang.org/x/sys/unix"
+)
+
+const enosys = syscall.ENOSYS
+
+// spawnStackSize is the child's stack: the interpreter is nosplit code,
+// whose frames the linker bounds to a few hundred bytes.
+const spawnStackSize = 64 << 10
+
+// Child is a child that Spawn started, which runs concurrently with this
+// process, in its memory, until it execs or ends.
+type Child struct {
+	Pid   int
+	PidFD int // a pidfd of the child (pidfd_getfd, pidfd_send_signal)
+	args  *spawnArgs
+	stack []byte
+	// report is the read end of the child's report pipe, or -1 once it
+	// has been read to its end.
+	report int
+}
+
+// spawnArgs is what the child's entry is given: memory of the parent's
+// that it only reads.
+type spawnArgs struct {
+	p      *Program
+	report int
+}
+
+// Spawn clones a child that runs p, with the flags of clone3(2) (the
+// CLONE_NEW* of the namespaces to make; CLONE_VM, CLONE_PIDFD and
+// CLONE_INTO_CGROUP are added here) and into the cgroup v2 directory open
+// at cgroupFD if it is not -1. Unlike Start's, the child runs on a stack of
+// its own, alongside this process, which goes on as soon as the clone
+// returns: its program may wait for what this process does after (a
+// blocking read on a pipe, say), and may end in a continuation that this
+// process builds meanwhile (Then). Until its exec the child shares this
+// process's memory, but not its descriptors, which are copied at the
+// clone as by a fork, nor its signal handlers, which p resets first
+// (Builder.ResetSignals).
+//
+// The child reports a failure on a close-on-exec pipe above every
+// descriptor p lays out; Wait reads it.
+func Spawn(p *Program, flags uint64, cgroupFD int) (*Child, error) {
+	if !SpawnArch {
+		return nil, &os.SyscallError{Syscall: "clone3", Err: enosys}
+	}
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	report, err := unix.FcntlInt(uintptr(pipe[1]), unix.F_DUPFD_CLOEXEC, p.maxFD)
+	unix.Close(pipe[1])
+	if err != nil {
+		unix.Close(pipe[0])
+		return nil, fmt.Errorf("fcntl F_DUPFD_CLOEXEC: %w", err)
+	}
+	defer unix.Close(report)
+	// Not Go memory: the stack must not move, nor be scanned.
+	stack, err := unix.Mmap(-1, 0, spawnStackSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_STACK)
+	if err != nil {
+		unix.Close(pipe[0])
+		return nil, fmt.Errorf("mmap the child's stack: %w", err)
+	}
+	c := &Child{PidFD: -1, args: &spawnArgs{p: p, report: report}, stack: stack, report: pipe[0]}
+	var pidfd int32 = -1
+	args := cloneArgs{
+		flags:      flags | unix.CLONE_VM | unix.CLONE_PIDFD,
+		pidFD:      uint64(uintptr(unsafe.Pointer(&pidfd))),
+		exitSignal: uint64(unix.SIGCHLD),
+		stack:      uint64(uintptr(unsafe.Pointer(&stack[0]))),
+		stackSize:  uint64(len(stack)),
+	}
+	if cgroupFD >= 0 {
+		args.flags |= unix.CLONE_INTO_CGROUP
+		args.cgroup = uint64(cgroupFD)
+	}
+	// No descriptor is made without close-on-exec while the child is
+	// cloned, as syscall.ForkExec does; after it, the child's are its own.
+	syscall.ForkLock.Lock()
+	forkexec.BeforeFork()
+	r1, errno := rawCloneOnStack(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args), unsafe.Pointer(c.args))
+	forkexec.AfterFork()
+	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(&args)
+	if errno != 0 {
+		unix.Munmap(stack)
+		unix.Close(pipe[0])
+		return nil, &os.SyscallError{Syscall: "clone3", Err: syscall.Errno(errno)}
+	}
+	c.Pid, c.PidFD = int(r1), int(pidfd)
+	return c, nil
+}
+
+// cloneArgs is struct clone_args of clone3(2) up to cgroup.
+type cloneArgs struct {
+	flags, pidFD, childTID, parentTID, exitSignal uint64
+	stack, stackSize, tls, setTID, setTIDSize     uint64
+	cgroup                                        uint64
+}
+
+// spawnChild is the child's entry, on its own stack (rawCloneOnStack).
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func spawnChild(a *spawnArgs) {
+	a.p.child(a.report)
+}
+
+// Then makes next the program the child runs once the steps of the one
+// it runs now are done. It must come before the child can reach their
+// end: p's last step waits for this process (a read of a pipe that this
+// process writes after Then), which also orders the child's read of next
+// after this write.
+func (c *Child) Then(next *Program) {
+	q := c.args.p
+	for q.next != nil {
+		q = q.next
+	}
+	q.next = next
+}
+
+// Wait waits until the child has exec'd or closed its end of the report
+// pipe (a step may: see Builder.Reported), and returns nil, or the step
+// that failed, as Run does; the child that failed is reaped. Either way,
+// the child's program is this process's to keep alive until the child
+// execs (see Release).
+func (c *Child) Wait() error {
+	if c.report < 0 {
+		return nil
+	}
+	var f failure
+	n, err := forkexec.ReadFull(c.report, unsafe.Slice((*byte)(unsafe.Pointer(&f)), unsafe.Sizeof(f)))
+	unix.Close(c.report)
+	c.report = -1
+	if err == nil && n == 0 {
+		return nil
+	}
+	c.reap()
+	q := c.args.p
+	for i := uint32(0); i < f.Part && q != nil; i++ {
+		q = q.next
+	}
+	if err != nil || n != int(unsafe.Sizeof(f)) || q == nil || int(f.Step) >= len(q.names) {
+		return fmt.Errorf("child %d: no report of its failure (%v)", c.Pid, err)
+	}
+	return q.err(int(f.Step), syscall.Errno(f.Errno))
+}
+
+// Kill kills the child and reaps it, for a parent that fails while the
+// child waits for it.
+func (c *Child) Kill() {
+	_ = unix.PidfdSendSignal(c.PidFD, unix.SIGKILL, nil, 0)
+	c.reap()
+	if c.report >= 0 {
+		unix.Close(c.report)
+		c.report = -1
+	}
+}
+
+func (c *Child) reap() {
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+}
+
+// Release frees the child's stack and lets its program go, once the child
+// has exec'd or ended, and closes the pidfd. A child still running its
+// steps would be left without them: a parent that leaves before then
+// (an OCI create, whose init waits at its start gate) just exits, and the
+// child keeps the memory it shares.
+func (c *Child) Release() {
+	if c.PidFD >= 0 {
+		unix.Close(c.PidFD)
+		c.PidFD = -1
+	}
+	if c.stack != nil {
+		unix.Munmap(c.stack)
+		c.stack = nil
+	}
+	runtime.KeepAlive(c.args)
+}

@@ -1,0 +1,182 @@
+package sysprog
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// spawnPipe is a pipe whose ends the test closes at its end.
+func spawnPipe(t *testing.T) (r, w int) {
+	t.Helper()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+	return p[0], p[1]
+}
+
+// waitProgram is a child's first part: it tells the parent it runs, then
+// waits for the parent's go-ahead, failing if the parent closed instead.
+// Descriptors in keep follow as 5, 6 and up.
+func waitProgram(t *testing.T, toParent, fromParent int, keep ...int) *Program {
+	t.Helper()
+	var b Builder
+	b.ResetSignals()
+	// Its own ends only, as a child of Spawn must: the parent's close of
+	// its end is then the child's end of file.
+	files := append([]int{0, 1, 2, toParent, fromParent}, keep...)
+	b.Files("lay out", files, 100)
+	b.CloseFrom(len(files))
+	toParent, fromParent = 3, 4
+	b.Sys("hello", unix.SYS_WRITE, Int(toParent), FixedString("h"), Int(1))
+	buf := b.Bytes(1)
+	n := b.Sys("wait", unix.SYS_READ, Int(fromParent), Ptr(buf), Int(1))
+	gone, ok := b.Label(), b.Label()
+	b.JumpUnless(n.Result(), Int(1), gone)
+	b.Jump(ok)
+	b.Mark(gone)
+	b.Fail("the parent is gone", syscall.EPIPE)
+	b.Mark(ok)
+	p, err := b.Program(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readByte(t *testing.T, fd int) string {
+	t.Helper()
+	var b [64]byte
+	n, err := unix.Read(fd, b[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b[:n])
+}
+
+func TestSpawnWaitsForItsParentThenContinues(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	upR, upW := spawnPipe(t)
+	downR, downW := spawnPipe(t)
+	outR, outW := spawnPipe(t)
+	c, err := Spawn(waitProgram(t, upW, downR, outW), 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	// The child runs while this goroutine does: it has said hello before
+	// the rest of its program exists.
+	if got := readByte(t, upR); got != "h" {
+		t.Fatalf("hello: %q", got)
+	}
+	// The continuation, built now, reads what the parent stored after the
+	// clone, and writes it.
+	word := new(uintptr)
+	*word = 'w'
+	var b Builder
+	b.Sys("write the word", unix.SYS_WRITE, Int(5), Ptr(unsafe.Pointer(word)), Int(1))
+	b.Sys("exec", unix.SYS_EXECVE, cstring(t, "/bin/true"), cstrings(t, "true"), cstrings(t))
+	next, err := b.Program(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Then(next)
+	if _, err := unix.Write(downW, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if got := readByte(t, outR); got != "w" {
+		t.Fatalf("the continuation wrote %q, want w", got)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 0 {
+		t.Fatalf("child: %v, status %d (want /bin/true's 0)", err, ws.ExitStatus())
+	}
+}
+
+func TestSpawnReportsTheContinuationsStep(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	upR, upW := spawnPipe(t)
+	downR, downW := spawnPipe(t)
+	c, err := Spawn(waitProgram(t, upW, downR), 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	readByte(t, upR)
+	var b Builder
+	b.Sys("open the missing", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, "/nonexistent/x"), Int(unix.O_RDONLY))
+	next, err := b.Program(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Then(next)
+	unix.Write(downW, []byte{1})
+	err = c.Wait()
+	if err == nil || err.Error() != "open the missing: no such file or directory" {
+		t.Fatalf("Wait: %v", err)
+	}
+}
+
+func TestSpawnChildFailsWhenTheParentCloses(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	upR, upW := spawnPipe(t)
+	downR, downW := spawnPipe(t)
+	c, err := Spawn(waitProgram(t, upW, downR), 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	readByte(t, upR)
+	unix.Close(downW)
+	if err := c.Wait(); err == nil || !strings.Contains(err.Error(), "the parent is gone") {
+		t.Fatalf("Wait: %v", err)
+	}
+}
+
+func TestCloseReportAndWriteErrno(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	errR, errW := spawnPipe(t)
+	var b Builder
+	b.ResetSignals()
+	b.CloseReport()
+	open := b.Sys("open the missing", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, "/nonexistent/x"), Int(unix.O_RDONLY))
+	b.OnAny(Next)
+	b.WriteErrno(errW, open)
+	b.Fail("told", syscall.ENOENT)
+	p, err := b.Program(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Spawn(p, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	// The report closed: Wait says nothing, the child says the rest.
+	if err := c.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != nil || ws.ExitStatus() != 9 {
+		t.Fatalf("child: %v, status %d, want 9", err, ws.ExitStatus())
+	}
+	if got := readByte(t, errR); got != "no such file or directory" {
+		t.Fatalf("the child wrote %q", got)
+	}
+}
