@@ -6,6 +6,7 @@ import (
 	"barco/lib/caps"
 	"barco/lib/cgroup"
 	"barco/lib/chain"
+	"barco/lib/mount"
 	"barco/lib/ns"
 	_ "barco/lib/oneproc"
 	"barco/lib/seccomp"
@@ -14,8 +15,10 @@ import (
 
 // The chain's first stages run in this process: a process image and a
 // fork less. barco-ns re-executes this binary as its child. barco-caps
-// and barco-seccomp run as steps of the child of an exec (see
-// chain.Process.InlineSteps).
+// and barco-seccomp run as steps of the child of an exec, and of a
+// create's child with barco-mount's work, which this process does from a
+// thread in the child's namespaces (see chain.Process.InlineSteps).
 func main() {
-	chain.Main(wrapper.Command(), cgroup.Command, ns.Command, chain.StepsOnly(caps.Command), chain.StepsOnly(seccomp.Command))
+	chain.Main(wrapper.Command(), cgroup.Command, ns.Command, chain.StepsOnly(mount.Command),
+		chain.StepsOnly(caps.Command), chain.StepsOnly(seccomp.Command))
 }

@@ -104,6 +104,46 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 	return pid, nil
 }
 
+// Spawn starts a child with spawn in the cgroup, as ForkExec does, for a
+// child that is one task until its exec (see chain.Placer): the pids limit
+// left to the stage that execs PROGRAM is written as soon as it runs.
+func (c *Cgroup) Spawn(spawn func(cgroupFD int) (int, error)) (int, error) {
+	cgroupFD := -1
+	if c.V2 != "" {
+		fd, err := unix.Open(c.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, &os.PathError{Op: "open", Path: c.V2, Err: err}
+		}
+		defer unix.Close(fd)
+		cgroupFD = fd
+	}
+	start := func() (int, error) {
+		pid, err := spawn(cgroupFD)
+		if err != nil {
+			return 0, err
+		}
+		if c.leftPids > 0 {
+			if err := writeFile(c.pidsDir(), "pids.max", strconv.FormatInt(c.leftPids, 10)); err != nil {
+				killAndReap(pid)
+				return 0, err
+			}
+		}
+		return pid, nil
+	}
+	var pid int
+	var err error
+	if len(c.v1) > 0 {
+		pid, err = c.startInV1(start)
+	} else {
+		pid, err = start()
+	}
+	if err != nil {
+		return 0, err
+	}
+	c.removeStaleLater()
+	return pid, nil
+}
+
 // startInV1 runs start on a thread that has moved itself into the cgroup's
 // v1 hierarchies, so that the child it forks starts there, and moves the
 // thread back where it came from.
@@ -350,7 +390,7 @@ func (c *Cgroup) handOver(p *chain.Process, o *Options, program []string) (int, 
 		return 0, err
 	}
 	c.Log.Debugf("created %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
-	p.PlaceChildren(c.ForkExec)
+	p.PlaceChildren(c)
 	status, err := p.Exec(program, os.Environ())
 	p.PlaceChildren(nil)
 	if err != nil {
@@ -456,7 +496,7 @@ func (c *Cgroup) execLinked(p *chain.Process, o *Options, program []string) (int
 	// process may end as soon as the stage returns.
 	c.Records = ""
 	c.Log.Debugf("using %s and %d v1 cgroups; %s starts its child there", c.V2, len(c.V1), program[0])
-	p.PlaceChildren(c.ForkExec)
+	p.PlaceChildren(c)
 	defer p.PlaceChildren(nil)
 	return p.Exec(program, os.Environ())
 }

@@ -41,6 +41,14 @@ type ChildState struct {
 	// Filtered: a stage's steps load a seccomp filter, which binds the
 	// steps after them.
 	Filtered bool
+	// Namespaces are the CLONE_NEW* flags of the namespaces made for the
+	// child (0 for a child that only joins), which a stage's work from
+	// the front (Inline.Front) joins.
+	Namespaces uintptr
+	// SyncFD is the child's end of a socket whose other end the front
+	// holds, for a stage's steps that wait for its work (Inline.Front):
+	// -1 when there is none, and no stage may have such work.
+	SyncFD int
 }
 
 // Inline is what a stage's Steps is given.
@@ -51,7 +59,32 @@ type Inline struct {
 	// CredentialsChanged is set by a stage whose steps change the
 	// child's credentials, which clears its parent-death signal.
 	CredentialsChanged bool
-	lookup             *lookup
+	// Front, set by a stage's Steps, is work of the stage that the
+	// process which starts the child does for it (see FrontWork).
+	Front  FrontWork
+	lookup *lookup
+}
+
+// FrontWork is a stage's work that the process which starts the child
+// does, on a thread it has joined to the child's namespaces (all but the
+// user and pid ones), given the child's pid and a pidfd of it, while the
+// child's steps wait on State.SyncFD (barco-mount's, which builds the
+// container's filesystem there: see docs/raw-init.md). The stage's steps
+// tell it they are waiting with one byte on the socket, and go on when
+// they read one back. It returns what to run, on the same thread, once
+// the child has passed its last report (failed: it failed after the work,
+// which is then to be undone).
+type FrontWork func(pid, pidfd int) (after func(failed bool), err error)
+
+// InlinePlan is what Process.InlineSteps plans.
+type InlinePlan struct {
+	// Emit appends the stages' steps and PROGRAM's exec to the child's
+	// program.
+	Emit func(*sysprog.Builder)
+	// Front is a stage's work from the front, or nil (see FrontWork),
+	// and FrontStage that stage, under whose name its failure is told.
+	Front      FrontWork
+	FrontStage string
 }
 
 // EmitLookup appends the look-up of PROGRAM in PATH, as FindProgram makes
@@ -83,11 +116,12 @@ func (e *StageError) Unwrap() error { return e.Err }
 // argv as it is. An error is a stage's own (an unknown user, a bad
 // option), as a *StageError, and nothing is started. detached: the child
 // does not die with this process's thread (barco-ns --detach).
-func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool) (emit func(*sysprog.Builder), ok bool, err error) {
+func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool) (plan *InlinePlan, ok bool, err error) {
 	if !sysprog.SharedMemory {
 		// The look-up's failure is read in the child's memory.
 		return nil, false, nil
 	}
+	plan = &InlinePlan{}
 	type planned struct {
 		stage   *Stage
 		program []string
@@ -117,7 +151,7 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 	if len(stages) > 0 {
 		last = stages[len(stages)-1].stage.Name
 	}
-	tail, l, err := planExec(argv, env)
+	tail, l, err := planExec(argv, env, last)
 	if err != nil {
 		if errors.Is(err, ErrNotInline) {
 			return nil, false, nil
@@ -142,12 +176,18 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 			return nil, false, &StageError{Stage: s.stage.Name, Err: err}
 		}
 		emits[i], names[i] = e, s.stage.Name
+		if in.Front != nil {
+			if plan.Front != nil || st.SyncFD < 0 {
+				return nil, false, nil
+			}
+			plan.Front, plan.FrontStage = in.Front, s.stage.Name
+		}
 		if in.CredentialsChanged {
 			check, checkParent = i+1, !filtered
 		}
 	}
 	p.Log.Debugf("%s and the exec of %s as steps of the child", strings.Join(names, ", "), argv[0])
-	return func(b *sysprog.Builder) {
+	plan.Emit = func(b *sysprog.Builder) {
 		for i := 0; i <= len(emits); i++ {
 			if i == check && !detached {
 				emitParentDeath(b, argv[0], st.ParentPid, checkParent)
@@ -162,7 +202,8 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 		b.WrapErrors(func(err error) error { return &StageError{Stage: last, Err: err} })
 		tail(b)
 		b.WrapErrors(nil)
-	}, true, nil
+	}
+	return plan, true, nil
 }
 
 // emitParentDeath appends the parent-death signal, SIGKILL, and when
@@ -188,15 +229,17 @@ func emitParentDeath(b *sysprog.Builder, name string, parent int, checkParent bo
 
 // planExec plans the exec of PROGRAM (argv) with the environment env, as
 // Exec makes it: the chain's resource limits, the close-on-exec of every
-// descriptor above the kept ones, and the exec of the file the look-up
-// l finds, which the tail makes itself unless a stage did first
-// (Inline.EmitLookup). The start gate and a pids limit are not steps:
-// ErrNotInline.
-func planExec(argv, env []string) (tail func(*sysprog.Builder), l *lookup, err error) {
-	for _, k := range []string{StartFDEnv, PidsLimitEnv} {
-		if _, set := lookupEnv(env, k); set {
-			return nil, nil, ErrNotInline
-		}
+// descriptor above the kept ones, the start gate if the chain has one,
+// and the exec of the file the look-up l finds, which the tail makes
+// itself unless a stage did first (Inline.EmitLookup). last is the stage
+// that execs PROGRAM. A pids limit is not steps: ErrNotInline.
+func planExec(argv, env []string, last string) (tail func(*sysprog.Builder), l *lookup, err error) {
+	if _, set := lookupEnv(env, PidsLimitEnv); set {
+		return nil, nil, ErrNotInline
+	}
+	gate, err := planGate(env, last, argv[0])
+	if err != nil {
+		return nil, nil, err
 	}
 	keep := 0
 	if v := envValue(env, PreserveFDsEnv, ""); v != "" {
@@ -242,9 +285,106 @@ func planExec(argv, env []string) (tail func(*sysprog.Builder), l *lookup, err e
 		first := 3 + keep
 		b.Sys("close_range", unix.SYS_CLOSE_RANGE, sysprog.Int(first), sysprog.Imm(^uintptr(0)), sysprog.Int(unix.CLOSE_RANGE_CLOEXEC))
 		b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("close_range %d..: %w", first, errno) })
-		b.Sys("exec "+name, unix.SYS_EXECVE, sysprog.Load(unsafe.Pointer(&l.found.path), 0), argvArg, envArg)
+		if gate != nil {
+			gate.emitWait(b)
+		}
+		exec := b.Sys("exec "+name, unix.SYS_EXECVE, sysprog.Load(unsafe.Pointer(&l.found.path), 0), argvArg, envArg)
 		b.Explain(func(errno syscall.Errno) error { return execError(l.candidates[l.found.index], errno) })
+		if gate != nil {
+			b.OnAny(sysprog.Next)
+			gate.emitFailed(b, exec)
+		}
 	}, l, nil
+}
+
+// gate is the start gate as steps (see Process.Gate): the fifo to open
+// for writing, and the report descriptor to say "ready" on, both as the
+// child numbers them. Past the gate the chain's report is closed, and a
+// failure is told by the child itself on its stderr, as Process.run
+// tells it there: prefix and the errno's text.
+type gate struct {
+	fifo, report int
+	path         sysprog.Arg
+	stage, name  string
+	w            sysprog.Ref // the fifo opened for writing
+}
+
+func planGate(env []string, last, name string) (*gate, error) {
+	v, ok := lookupEnv(env, StartFDEnv)
+	if !ok {
+		return nil, nil
+	}
+	g := &gate{report: -1, stage: last, name: name}
+	var err error
+	if g.fifo, err = strconv.Atoi(v); err != nil || g.fifo < 3 {
+		return nil, fmt.Errorf("%s=%q: not a descriptor", StartFDEnv, v)
+	}
+	if v, ok := lookupEnv(env, ReportFDEnv); ok {
+		if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+			g.report = fd
+		}
+	}
+	g.path = sysprog.FixedString("/proc/self/fd/" + v)
+	return g, nil
+}
+
+// emitWait appends Gate's work: "ready" on the report descriptor, which
+// is then closed, with the child's report pipe, and the open of the fifo
+// for writing, which blocks until start opens it for reading, then the
+// byte that tells start the gate is passed.
+func (g *gate) emitWait(b *sysprog.Builder) {
+	// A change of credentials may have made the child dumpable again
+	// (fs.suid_dumpable): nothing of the container is to read its memory,
+	// or open its executable, a host binary, while it waits.
+	b.Sys("prctl PR_SET_DUMPABLE", unix.SYS_PRCTL, sysprog.Int(unix.PR_SET_DUMPABLE), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
+	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("prctl PR_SET_DUMPABLE: %w", errno) })
+	if g.report >= 0 {
+		ready := []byte("ready\n")
+		b.Sys("report ready", unix.SYS_WRITE, sysprog.Int(g.report), sysprog.Ptr(unsafe.Pointer(&ready[0])), sysprog.Int(len(ready)))
+		b.OnAny(sysprog.Next)
+		b.Sys("close the report descriptor", unix.SYS_CLOSE, sysprog.Int(g.report))
+		b.OnAny(sysprog.Next)
+	}
+	b.CloseReport()
+	openFailed, writeFailed, passed := b.Label(), b.Label(), b.Label()
+	g.w = b.Sys("start gate: open for writing", unix.SYS_OPENAT, sysprog.Int(unix.AT_FDCWD), g.path, sysprog.Int(unix.O_WRONLY|unix.O_CLOEXEC))
+	b.Blocking()
+	b.OnAny(sysprog.Next)
+	b.JumpUnless(sysprog.ErrnoOf(g.w), sysprog.Int(0), openFailed)
+	zero := []byte{0}
+	w := b.Sys("start gate: write", unix.SYS_WRITE, g.w.Result(), sysprog.Ptr(unsafe.Pointer(&zero[0])), sysprog.Int(1))
+	b.OnAny(sysprog.Next)
+	b.JumpUnless(sysprog.ErrnoOf(w), sysprog.Int(0), writeFailed)
+	b.Jump(passed)
+	b.Mark(writeFailed)
+	emitTold(b, fmt.Sprintf("%s: start gate: write fd %d: ", g.stage, g.fifo), w, ExitFailed)
+	b.Mark(openFailed)
+	emitTold(b, fmt.Sprintf("%s: start gate: open fd %d for writing: ", g.stage, g.fifo), g.w, ExitFailed)
+	b.Mark(passed)
+}
+
+// emitFailed appends what follows a failed exec past the gate: the byte
+// that tells start PROGRAM will not run (GateFailed), and the failure's
+// line on stderr.
+func (g *gate) emitFailed(b *sysprog.Builder, exec sysprog.Ref) {
+	failed := []byte{GateFailed}
+	b.Sys("start gate: failed", unix.SYS_WRITE, g.w.Result(), sysprog.Ptr(unsafe.Pointer(&failed[0])), sysprog.Int(1))
+	b.OnAny(sysprog.Next)
+	emitTold(b, g.stage+": exec "+g.name+": ", exec, ExitCannotExec)
+}
+
+// emitTold appends the steps of a child that tells its failure itself,
+// past its report: prefix and the text of r's errno as a line on stderr,
+// and its end with status.
+func emitTold(b *sysprog.Builder, prefix string, r sysprog.Ref, status int) {
+	line := []byte(prefix)
+	b.Sys("tell the failure", unix.SYS_WRITE, sysprog.Int(2), sysprog.Ptr(unsafe.Pointer(&line[0])), sysprog.Int(len(line)))
+	b.OnAny(sysprog.Next)
+	b.WriteErrno(2, r)
+	nl := []byte("\n")
+	b.Sys("tell the failure", unix.SYS_WRITE, sysprog.Int(2), sysprog.Ptr(unsafe.Pointer(&nl[0])), sysprog.Int(1))
+	b.OnAny(sysprog.Next)
+	b.Sys("exit", unix.SYS_EXIT_GROUP, sysprog.Int(status))
 }
 
 // lookup is LookPath as steps: the candidates, the files of each PATH

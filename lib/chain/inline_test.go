@@ -13,7 +13,7 @@ import (
 // exit status once it has exec'd, or the error of the exec that failed.
 func runExecSteps(t *testing.T, argv, env []string, detached bool, parent int) (int, error) {
 	t.Helper()
-	tail, _, err := planExec(argv, env)
+	tail, _, err := planExec(argv, env, "barco-ns")
 	if err != nil {
 		return 0, err
 	}

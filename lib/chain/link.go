@@ -113,13 +113,19 @@ func setEnviron(env []string) error {
 
 // A Placer starts the child of a stage that runs in this process after the
 // stage that set it (barco-ns after barco-cgroup): where that earlier stage
-// would have put the child it no longer forks itself. It does what
-// forkexec.ForkExec does.
-type Placer func(path string, argv []string, attr *syscall.ProcAttr) (int, error)
+// would have put the child it no longer forks itself. ForkExec does what
+// forkexec.ForkExec does; Spawn starts a child with spawn, which clones
+// it into the cgroup v2 directory open at cgroupFD (-1: none), as
+// sysprog.Spawn does, and which execs no stage: it is one task until it
+// execs PROGRAM, so that a pids limit applies from its start.
+type Placer interface {
+	ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error)
+	Spawn(spawn func(cgroupFD int) (int, error)) (int, error)
+}
 
-// PlaceChildren makes ForkExec start children through place, for a stage
-// that hands its process to a linked stage that forks (barco-cgroup to
-// barco-ns): it keeps its place in the chain, around that stage's child,
+// PlaceChildren makes ForkExec and Spawn start children through place, for
+// a stage that hands its process to a linked stage that forks (barco-cgroup
+// to barco-ns): it keeps its place in the chain, around that stage's child,
 // with one fork and one process image less. The stage runs the linked
 // stage with Exec, which then refuses to exec anything, and when Exec
 // returns, calls PlaceChildren(nil) and finishes its own work.
@@ -129,11 +135,20 @@ func (p *Process) PlaceChildren(place Placer) { p.placer = place }
 // stage's Placer.
 func (p *Process) Placed() bool { return p.placer != nil }
 
+// Spawn starts a child with spawn (see Placer), placed by the earlier
+// stage in this process if there is one.
+func (p *Process) Spawn(spawn func(cgroupFD int) (int, error)) (int, error) {
+	if p.placer != nil {
+		return p.placer.Spawn(spawn)
+	}
+	return spawn(-1)
+}
+
 // ForkExec starts a child as forkexec.ForkExec, placed by the earlier stage
 // in this process if there is one (see PlaceChildren).
 func (p *Process) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	if p.placer != nil {
-		return p.placer(path, argv, attr)
+		return p.placer.ForkExec(path, argv, attr)
 	}
 	return forkexec.ForkExec(path, argv, attr)
 }

@@ -140,24 +140,13 @@ func (p *Process) nsSetup(v string) error {
 		os.Setenv(IdmappedFDsEnv, FormatFDs(fds))
 	}
 	p.Log.Debugf("namespace handshake done: %s", s)
-	if s.Hostname != "" {
-		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-			return fmt.Errorf("sethostname %q: %w", s.Hostname, err)
-		}
-	}
-	if s.Loopback {
-		if err := loopbackUp(); err != nil {
-			return err
-		}
-		if err := allowPing(); err != nil {
-			return err
-		}
-	}
+	var sysctls []string
 	if v := os.Getenv(SysctlEnv); v != "" {
 		os.Unsetenv(SysctlEnv)
-		if err := applySysctls(strings.Split(v, "\n")); err != nil {
-			return err
-		}
+		sysctls = strings.Split(v, "\n")
+	}
+	if err := SetUpNamespaces(s.Hostname, s.Loopback, sysctls); err != nil {
+		return err
 	}
 	if s.UID >= 0 || s.GID >= 0 {
 		if err := setIDs(s.UID, s.GID); err != nil {
@@ -172,6 +161,30 @@ func (p *Process) nsSetup(v string) error {
 		return err
 	}
 	return clearInheritable()
+}
+
+// SetUpNamespaces makes, in the namespaces of the calling thread, what the
+// first process in barco-ns's new ones sets up: the hostname if not "",
+// loopback up with ping allowed (loopback), and the sysctls
+// ("key=value").
+func SetUpNamespaces(hostname string, loopback bool, sysctls []string) error {
+	if hostname != "" {
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			return fmt.Errorf("sethostname %q: %w", hostname, err)
+		}
+	}
+	if loopback {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+		if err := allowPing(); err != nil {
+			return err
+		}
+	}
+	if len(sysctls) > 0 {
+		return applySysctls(sysctls)
+	}
+	return nil
 }
 
 // runtimeHooksFD is the handshake's socket, kept for RuntimeHooks, or -1.

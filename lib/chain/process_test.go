@@ -151,7 +151,7 @@ func TestDropOnFailure(t *testing.T) {
 // to exec: the earlier stage's work at the end would be lost.
 func TestExecRefusedWhileChildrenArePlaced(t *testing.T) {
 	p, _, _ := testProcess()
-	p.PlaceChildren(func(string, []string, *syscall.ProcAttr) (int, error) { return 0, nil })
+	p.PlaceChildren(nopPlacer{})
 	_, err := p.Exec([]string{"/bin/true"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "PlaceChildren") {
 		t.Errorf("Exec with a placer set: %v, want a refusal", err)
@@ -176,3 +176,8 @@ func TestPanicIsOneLine(t *testing.T) {
 		t.Error("the undo work did not run after the panic")
 	}
 }
+
+type nopPlacer struct{}
+
+func (nopPlacer) ForkExec(string, []string, *syscall.ProcAttr) (int, error) { return 0, nil }
+func (nopPlacer) Spawn(func(int) (int, error)) (int, error)                 { return 0, nil }

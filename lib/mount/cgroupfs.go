@@ -67,8 +67,10 @@ func cgroupMounts(procCgroup string) ([]cgroupMount, error) {
 // bound there, as runc binds it (the engines' containers on a v1 host have
 // no cgroup namespace, and a program reads its memory limit at
 // /sys/fs/cgroup/memory/memory.limit_in_bytes).
-func readCgroupMounts(proc string, log *chain.Log) ([]cgroupMount, error) {
-	b, err := chain.ReadFile(proc + "/self/cgroup")
+//
+// self is the /proc directory of the process they are for (/proc/self).
+func readCgroupMounts(self string, log *chain.Log) ([]cgroupMount, error) {
+	b, err := chain.ReadFile(self + "/cgroup")
 	if err != nil {
 		return nil, err
 	}

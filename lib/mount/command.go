@@ -11,6 +11,7 @@ import (
 	"barco/lib/chain"
 	"barco/lib/console"
 	"barco/lib/hook"
+	"barco/lib/sysprog"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -123,24 +124,39 @@ container's root (uid 100000 on the host with barco-ns -U).`,
 		hookState, err = hook.ParseState(v)
 		return err
 	})
-	st.Main = func(p *chain.Process, program []string) (int, error) {
+	check := func() error {
 		if cfg.Rootfs == "" {
-			return 0, &chain.OptionError{Option: "--rootfs", Msg: "is required"}
+			return &chain.OptionError{Option: "--rootfs", Msg: "is required"}
 		}
 		if cfg.ReadOnly && (cfg.Overlay || cfg.Persist != "") {
-			return 0, &chain.OptionError{Option: "--read-only", Msg: "and --overlay or --persist exclude each other"}
+			return &chain.OptionError{Option: "--read-only", Msg: "and --overlay or --persist exclude each other"}
 		}
 		if cfg.NoDev && len(cfg.Devices) > 0 {
-			return 0, &chain.OptionError{Option: "--device", Msg: "needs the /dev that --no-dev leaves out"}
+			return &chain.OptionError{Option: "--device", Msg: "needs the /dev that --no-dev leaves out"}
 		}
 		if cfg.OverlaySize != "" && !validSize(cfg.OverlaySize) {
-			return 0, &chain.OptionError{Option: "--overlay-size", Msg: fmt.Sprintf("%q: not a size (N, Nk, Nm, Ng or N%%)", cfg.OverlaySize)}
+			return &chain.OptionError{Option: "--overlay-size", Msg: fmt.Sprintf("%q: not a size (N, Nk, Nm, Ng or N%%)", cfg.OverlaySize)}
 		}
 		if strings.ContainsAny(cfg.Hosts, " \t\n/") {
-			return 0, &chain.OptionError{Option: "--hosts", Msg: fmt.Sprintf("%q: not a hostname", cfg.Hosts)}
+			return &chain.OptionError{Option: "--hosts", Msg: fmt.Sprintf("%q: not a hostname", cfg.Hosts)}
 		}
 		if consoleSize != nil && consoleSocket == "" {
-			return 0, &chain.OptionError{Option: "--console-size", Msg: "needs --console-socket"}
+			return &chain.OptionError{Option: "--console-size", Msg: "needs --console-socket"}
+		}
+		return nil
+	}
+	st.Steps = func(in *chain.Inline, program []string) (func(*sysprog.Builder), error) {
+		if err := check(); err != nil {
+			return nil, err
+		}
+		if consoleSocket != "" || len(hooks) > 0 {
+			return nil, chain.ErrNotInline
+		}
+		return planLinked(in, &cfg)
+	}
+	st.Main = func(p *chain.Process, program []string) (int, error) {
+		if err := check(); err != nil {
+			return 0, err
 		}
 		sock := -1
 		if consoleSocket != "" {

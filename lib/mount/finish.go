@@ -46,8 +46,10 @@ func (r *Root) finish(cfg *Config, h *host) error {
 		// failure ends.
 		r.readOnly = true
 	}
-	if cfg.Workdir != "" && cfg.Workdir != "/" {
-		if err := emitWorkdir(&b, h.root, cfg.Workdir); err != nil {
+	// The child of planLinked changes to it itself: a working directory
+	// is a thread's own.
+	if cfg.Workdir != "" && cfg.Workdir != "/" && cfg.child == nil {
+		if err := emitWorkdir(&b, sysprog.Int(h.root), cfg.Workdir); err != nil {
 			return err
 		}
 	}
@@ -108,8 +110,9 @@ func emitSetattr(b *sysprog.Builder, dirfd sysprog.Arg, path string, flags uint,
 const workdirTries = 8
 
 // emitWorkdir appends the steps that make the container path dir,
-// resolved in root as the container would, the working directory.
-func emitWorkdir(b *sysprog.Builder, root int, dir string) error {
+// resolved in root (a descriptor of the container's root) as the
+// container would, the working directory.
+func emitWorkdir(b *sysprog.Builder, root sysprog.Arg, dir string) error {
 	rel, err := sysprog.CString(dir)
 	if err != nil {
 		return pathError("workdir", dir, err)
@@ -119,7 +122,7 @@ func emitWorkdir(b *sysprog.Builder, root int, dir string) error {
 	done := b.Label()
 	for try := 1; try <= workdirTries; try++ {
 		again := b.Label()
-		fd := b.Sys("open the working directory", unix.SYS_OPENAT2, sysprog.Int(root), rel,
+		fd := b.Sys("open the working directory", unix.SYS_OPENAT2, root, rel,
 			sysprog.Ptr(unsafe.Pointer(how)), sysprog.Imm(unsafe.Sizeof(*how)))
 		b.Explain(explain)
 		b.Blocking() // the path may lead into a FUSE or NFS volume

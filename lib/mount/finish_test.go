@@ -119,13 +119,13 @@ func TestEmitWorkdir(t *testing.T) {
 			return err
 		}
 		defer unix.Close(root)
-		if err := runEmitted(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "link") }); err != nil {
+		if err := runEmitted(func(b *sysprog.Builder) error { return emitWorkdir(b, sysprog.Int(root), "link") }); err != nil {
 			return err
 		}
 		if wd, err := os.Getwd(); err != nil || wd != filepath.Join(dir, "sub") {
 			t.Errorf("working directory %q, %v; want %s/sub", wd, err, dir)
 		}
-		err = runEmitted(func(b *sysprog.Builder) error { return emitWorkdir(b, root, "missing") })
+		err = runEmitted(func(b *sysprog.Builder) error { return emitWorkdir(b, sysprog.Int(root), "missing") })
 		if want := "workdir missing: no such file or directory"; err == nil || err.Error() != want {
 			t.Errorf("a missing working directory: %v, want %q", err, want)
 		}

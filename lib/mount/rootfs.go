@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -113,15 +114,24 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	if proc == "" {
 		proc = "/proc"
 	}
-	uns, err := readUserNS(proc)
-	if err != nil {
-		return nil, err
-	}
-	// --force overrides a check that cannot tell, never a namespace
-	// known to be the host's: pivot_root there would move the root of
-	// every process of the machine.
-	if err := checkNotHostNS(proc, uns); err != nil && !(cfg.Force && errors.Is(err, errCannotTell)) {
-		return nil, err
+	var (
+		uns userNS
+		err error
+	)
+	if cfg.child != nil {
+		// Namespaces a stage of this process made for its child, none of
+		// them a user namespace (see Steps).
+		uns.hostRoot = 0
+	} else {
+		if uns, err = readUserNS(proc); err != nil {
+			return nil, err
+		}
+		// --force overrides a check that cannot tell, never a namespace
+		// known to be the host's: pivot_root there would move the root of
+		// every process of the machine.
+		if err := checkNotHostNS(proc, uns); err != nil && !(cfg.Force && errors.Is(err, errCannotTell)) {
+			return nil, err
+		}
 	}
 	if err := checkRootfs(cfg.Rootfs, uns); err != nil {
 		return nil, err
@@ -267,7 +277,11 @@ func accessHint(err error, uns userNS) error {
 func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	pool := takeIdmappedPool()
 	defer pool.close()
-	if !cfg.NoProc {
+	if !cfg.NoProc && cfg.child != nil {
+		// The child's own, as only a process of its pid namespace can
+		// make it.
+		h.proc, cfg.child.proc = cfg.child.proc, -1
+	} else if !cfg.NoProc {
 		// Mounted now, while the host's /proc is in this namespace: in a
 		// user namespace the kernel allows a new procfs only next to a
 		// fully visible one.
@@ -331,7 +345,11 @@ func (h *host) take(cfg *Config, proc string, uns userNS) error {
 	}
 	if cfg.Cgroupfs && !cfg.NoSys {
 		var err error
-		if h.cgroups, err = readCgroupMounts(proc, cfg.Log); err != nil {
+		self := proc + "/self"
+		if cfg.child != nil {
+			self = proc + "/" + strconv.Itoa(cfg.child.pid)
+		}
+		if h.cgroups, err = readCgroupMounts(self, cfg.Log); err != nil {
 			return err
 		}
 	}
@@ -793,41 +811,11 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 
 // newMount makes a detached mount of a new fstype filesystem.
 func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
-	// The source names the mount in mountinfo, as mount(8)'s would,
-	// unless opts name another.
-	if !slices.ContainsFunc(opts, func(o [2]string) bool { return o[0] == "source" }) {
-		opts = append([][2]string{{"source", fstype}}, opts...)
-	}
 	var b sysprog.Builder
-	name, err := sysprog.CString(fstype)
+	fs, mnt, err := emitNewMount(&b, fstype, attrs, opts)
 	if err != nil {
-		return -1, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
+		return -1, err
 	}
-	fs := b.Sys("fsopen "+fstype, unix.SYS_FSOPEN, name, sysprog.Int(unix.FSOPEN_CLOEXEC))
-	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "fsopen", Path: fstype, Err: errno} })
-	for _, o := range opts {
-		optErr := func(err error) error { return fmt.Errorf("mount %s: option %s=%s: %w", fstype, o[0], o[1], err) }
-		key, err := sysprog.CString(o[0])
-		if err != nil {
-			return -1, optErr(err)
-		}
-		if o[1] == "" {
-			b.Sys("fsconfig "+o[0], unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_SET_FLAG), key, sysprog.Int(0), sysprog.Int(0))
-		} else {
-			value, err := sysprog.CString(o[1])
-			if err != nil {
-				return -1, optErr(err)
-			}
-			b.Sys("fsconfig "+o[0], unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_SET_STRING), key, value, sysprog.Int(0))
-		}
-		b.Explain(func(errno syscall.Errno) error { return optErr(errno) })
-	}
-	b.Sys("create "+fstype, unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_CMD_CREATE), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
-	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("mount %s: %w", fstype, errno) })
-	mnt := b.Sys("fsmount "+fstype, unix.SYS_FSMOUNT, fs.Result(), sysprog.Int(unix.FSMOUNT_CLOEXEC), sysprog.Imm(uintptr(attrs)))
-	b.Explain(func(errno syscall.Errno) error {
-		return fmt.Errorf("mount %s (%s): %w", fstype, AttrNames(attrs), errno)
-	})
 	p, err := runSteps(&b)
 	if p == nil {
 		return -1, err
@@ -839,6 +827,46 @@ func newMount(fstype string, attrs uint64, opts [][2]string) (int, error) {
 		return -1, err
 	}
 	return int(p.Value(mnt)), nil
+}
+
+// emitNewMount appends newMount's steps: fs is the filesystem context,
+// for its caller to close, and mnt the mount.
+func emitNewMount(b *sysprog.Builder, fstype string, attrs uint64, opts [][2]string) (fs, mnt sysprog.Ref, err error) {
+	// The source names the mount in mountinfo, as mount(8)'s would,
+	// unless opts name another.
+	if !slices.ContainsFunc(opts, func(o [2]string) bool { return o[0] == "source" }) {
+		opts = append([][2]string{{"source", fstype}}, opts...)
+	}
+	name, err := sysprog.CString(fstype)
+	if err != nil {
+		return fs, mnt, &os.PathError{Op: "fsopen", Path: fstype, Err: err}
+	}
+	fs = b.Sys("fsopen "+fstype, unix.SYS_FSOPEN, name, sysprog.Int(unix.FSOPEN_CLOEXEC))
+	b.Explain(func(errno syscall.Errno) error { return &os.PathError{Op: "fsopen", Path: fstype, Err: errno} })
+	for _, o := range opts {
+		optErr := func(err error) error { return fmt.Errorf("mount %s: option %s=%s: %w", fstype, o[0], o[1], err) }
+		key, err := sysprog.CString(o[0])
+		if err != nil {
+			return fs, mnt, optErr(err)
+		}
+		if o[1] == "" {
+			b.Sys("fsconfig "+o[0], unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_SET_FLAG), key, sysprog.Int(0), sysprog.Int(0))
+		} else {
+			value, err := sysprog.CString(o[1])
+			if err != nil {
+				return fs, mnt, optErr(err)
+			}
+			b.Sys("fsconfig "+o[0], unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_SET_STRING), key, value, sysprog.Int(0))
+		}
+		b.Explain(func(errno syscall.Errno) error { return optErr(errno) })
+	}
+	b.Sys("create "+fstype, unix.SYS_FSCONFIG, fs.Result(), sysprog.Int(unix.FSCONFIG_CMD_CREATE), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
+	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("mount %s: %w", fstype, errno) })
+	mnt = b.Sys("fsmount "+fstype, unix.SYS_FSMOUNT, fs.Result(), sysprog.Int(unix.FSMOUNT_CLOEXEC), sysprog.Imm(uintptr(attrs)))
+	b.Explain(func(errno syscall.Errno) error {
+		return fmt.Errorf("mount %s (%s): %w", fstype, AttrNames(attrs), errno)
+	})
+	return fs, mnt, nil
 }
 
 // cloneTree makes a detached copy of the mount at p (and those below it,

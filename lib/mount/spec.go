@@ -54,6 +54,10 @@ type Config struct {
 	Proc string
 	// Log is the stage's debug log.
 	Log *chain.Log
+
+	// child, set by Steps, is the process the filesystem is built for
+	// from a thread of another process, which joined its namespaces.
+	child *linkedChild
 }
 
 // Volume is one --volume SRC:DST[:ro|rw].

@@ -24,7 +24,7 @@ func (c *Config) inlineState() (st *chain.ChildState, ok bool) {
 		len(c.Sysctls) > 0 || c.UID >= 0 || c.GID >= 0 {
 		return nil, false
 	}
-	st = &chain.ChildState{ParentPid: os.Getpid()}
+	st = &chain.ChildState{ParentPid: os.Getpid(), SyncFD: -1}
 	var userPid string
 	for _, j := range c.Joins {
 		if j.Flag == unix.CLONE_NEWPID && !sameNamespace(j.Path, "/proc/self/ns/pid") {

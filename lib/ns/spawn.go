@@ -178,6 +178,11 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
+	if st, ok := c.linkedState(); ok {
+		if status, err, ran := c.tryLinked(p, st); ran {
+			return status, err
+		}
+	}
 	userns := c.Flags&unix.CLONE_NEWUSER != 0
 	sup := p.Supervisor()
 	// With barco-mount next, and the first process in the namespaces (not
@@ -243,10 +248,13 @@ func Run(p *chain.Process, c *Config) (int, error) {
 	// with no handshake, as it has no setup to wait for.
 	var inline func(*sysprog.Builder)
 	if st, ok := c.inlineState(); ok {
-		var err error
-		if inline, _, err = p.InlineSteps(c.Program, c.inlineEnv(), st, c.Detach); err != nil {
+		plan, ok, err := p.InlineSteps(c.Program, c.inlineEnv(), st, c.Detach)
+		if err != nil {
 			unix.Close(r)
 			return 0, err
+		}
+		if ok {
+			inline = plan.Emit
 		}
 	}
 

@@ -219,11 +219,11 @@ func (p *Program) run(inChild bool, report *int) (int, syscall.Errno) {
 			}
 		case opCloseFrom:
 			if from := p.value(&s.args[0]); *report < 0 || uintptr(*report) < from {
-				r1, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, from, ^uintptr(0), 0)
+				_, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, from, ^uintptr(0), 0)
 			} else {
-				r1, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, from, uintptr(*report)-1, 0)
+				_, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, from, uintptr(*report)-1, 0)
 				if errno == 0 {
-					r1, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(*report)+1, ^uintptr(0), 0)
+					_, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, uintptr(*report)+1, ^uintptr(0), 0)
 				}
 			}
 			if errno != 0 {

@@ -110,6 +110,7 @@ type cloneArgs struct {
 
 // spawnChild is the child's entry, on its own stack (rawCloneOnStack).
 //
+//lint:ignore U1000 called from spawn_amd64.s
 //go:nosplit
 //go:norace
 //go:nocheckptr
