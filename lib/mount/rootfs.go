@@ -114,21 +114,16 @@ func Enter(cfg *Config, beforePivot func() error) (*Root, error) {
 	if proc == "" {
 		proc = "/proc"
 	}
-	var (
-		uns userNS
-		err error
-	)
-	if cfg.child != nil {
-		// Namespaces a stage of this process made for its child, none of
-		// them a user namespace (see Steps).
-		uns.hostRoot = 0
-	} else {
-		if uns, err = readUserNS(proc); err != nil {
-			return nil, err
-		}
-		// --force overrides a check that cannot tell, never a namespace
-		// known to be the host's: pivot_root there would move the root of
-		// every process of the machine.
+	// This process's user namespace is the child's of planLinked too.
+	uns, err := readUserNS(proc)
+	if err != nil {
+		return nil, err
+	}
+	// --force overrides a check that cannot tell, never a namespace
+	// known to be the host's: pivot_root there would move the root of
+	// every process of the machine. A stage of this process made the
+	// mount namespace of planLinked's child.
+	if cfg.child == nil {
 		if err := checkNotHostNS(proc, uns); err != nil && !(cfg.Force && errors.Is(err, errCannotTell)) {
 			return nil, err
 		}
