@@ -87,10 +87,16 @@ type InlinePlan struct {
 	FrontStage string
 }
 
-// EmitLookup appends the look-up of PROGRAM in PATH, as FindProgram makes
-// it, for a stage about to load what may deny the look-up's system calls
-// (a seccomp filter): the exec then runs the file found here.
-func (in *Inline) EmitLookup(b *sysprog.Builder) { in.lookup.emit(b) }
+// EmitBeforeFilter appends what the exec's steps do that a seccomp filter
+// may deny where the stages' own code makes other calls or none, for a
+// stage about to load one: the look-up of PROGRAM in PATH, as FindProgram
+// makes it (the exec then runs the file found here), and the marking of
+// the descriptors PROGRAM does not get close-on-exec (close_range, where
+// Exec walks /proc/self/fd with fcntl).
+func (in *Inline) EmitBeforeFilter(b *sysprog.Builder) {
+	in.lookup.emit(b)
+	in.lookup.emitCloexec(b)
+}
 
 // ErrNotInline is the error of a Steps that cannot run the stage as steps
 // with the options given (a --print, a file to read in the child): the
@@ -231,7 +237,8 @@ func emitParentDeath(b *sysprog.Builder, name string, parent int, checkParent bo
 // Exec makes it: the chain's resource limits, the close-on-exec of every
 // descriptor above the kept ones, the start gate if the chain has one,
 // and the exec of the file the look-up l finds, which the tail makes
-// itself unless a stage did first (Inline.EmitLookup). last is the stage
+// itself unless a stage did first (Inline.EmitBeforeFilter), and so for the
+// close-on-exec marking. last is the stage
 // that execs PROGRAM. A pids limit is not steps: ErrNotInline.
 func planExec(argv, env []string, last string) (tail func(*sysprog.Builder), l *lookup, err error) {
 	if _, set := lookupEnv(env, PidsLimitEnv); set {
@@ -271,6 +278,7 @@ func planExec(argv, env []string, last string) (tail func(*sysprog.Builder), l *
 	if l, err = planLookup(name, envValue(env, "PATH", DefaultPath)); err != nil {
 		return nil, nil, err
 	}
+	l.firstCloexec = 3 + keep
 	return func(b *sysprog.Builder) {
 		if !l.emitted {
 			l.emit(b)
@@ -282,9 +290,9 @@ func planExec(argv, env []string, last string) (tail func(*sysprog.Builder), l *
 				return fmt.Errorf("setrlimit %s %d:%d: %w", lim.Name, lim.Soft, lim.Hard, errno)
 			})
 		}
-		first := 3 + keep
-		b.Sys("close_range", unix.SYS_CLOSE_RANGE, sysprog.Int(first), sysprog.Imm(^uintptr(0)), sysprog.Int(unix.CLOSE_RANGE_CLOEXEC))
-		b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("close_range %d..: %w", first, errno) })
+		if !l.cloexecEmitted {
+			l.emitCloexec(b)
+		}
 		if gate != nil {
 			gate.emitWait(b)
 		}
@@ -333,11 +341,6 @@ func planGate(env []string, last, name string) (*gate, error) {
 // for writing, which blocks until start opens it for reading, then the
 // byte that tells start the gate is passed.
 func (g *gate) emitWait(b *sysprog.Builder) {
-	// A change of credentials may have made the child dumpable again
-	// (fs.suid_dumpable): nothing of the container is to read its memory,
-	// or open its executable, a host binary, while it waits.
-	b.Sys("prctl PR_SET_DUMPABLE", unix.SYS_PRCTL, sysprog.Int(unix.PR_SET_DUMPABLE), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
-	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("prctl PR_SET_DUMPABLE: %w", errno) })
 	if g.report >= 0 {
 		ready := []byte("ready\n")
 		b.Sys("report ready", unix.SYS_WRITE, sysprog.Int(g.report), sysprog.Ptr(unsafe.Pointer(&ready[0])), sysprog.Int(len(ready)))
@@ -403,6 +406,18 @@ type lookup struct {
 	// the parent reads in the memory its child shared (SharedMemory).
 	refused []*uintptr
 	emitted bool
+	// firstCloexec is the first descriptor PROGRAM does not get.
+	firstCloexec   int
+	cloexecEmitted bool
+}
+
+// emitCloexec appends the marking close-on-exec of every descriptor from
+// l.firstCloexec up.
+func (l *lookup) emitCloexec(b *sysprog.Builder) {
+	l.cloexecEmitted = true
+	first := l.firstCloexec
+	b.Sys("close_range", unix.SYS_CLOSE_RANGE, sysprog.Int(first), sysprog.Imm(^uintptr(0)), sysprog.Int(unix.CLOSE_RANGE_CLOEXEC))
+	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("close_range %d..: %w", first, errno) })
 }
 
 func planLookup(name, pathList string) (*lookup, error) {

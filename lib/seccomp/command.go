@@ -54,7 +54,7 @@ barco-seccomp --print | grep -E '^(clone|mount|personality) '`,
 		}
 		return func(b *sysprog.Builder) {
 			// As Main: PROGRAM is found before the filter is in force.
-			in.EmitLookup(b)
+			in.EmitBeforeFilter(b)
 			if prep.Program != nil {
 				prep.Program.emitLoad(b, prep.NoNewPrivs)
 			}
