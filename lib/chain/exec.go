@@ -342,10 +342,9 @@ func closeExtraFDs(env []string) error {
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("close_range %d..: %w", first, err)
-	}
-	// Kernels before 5.11: walk the open descriptors.
+	// Kernels before 5.11 (ENOSYS, EINVAL), and a seccomp filter loaded
+	// by an earlier stage that denies close_range, with any errno: walk
+	// the open descriptors.
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return fmt.Errorf("list open descriptors: %w", err)

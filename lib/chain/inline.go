@@ -63,6 +63,8 @@ type Inline struct {
 	// process which starts the child does for it (see FrontWork).
 	Front  FrontWork
 	lookup *lookup
+	// stage is the stage planned, last the one that execs PROGRAM.
+	stage, last string
 }
 
 // FrontWork is a stage's work that the process which starts the child
@@ -93,9 +95,19 @@ type InlinePlan struct {
 // makes it (the exec then runs the file found here), and the marking of
 // the descriptors PROGRAM does not get close-on-exec (close_range, where
 // Exec walks /proc/self/fd with fcntl).
+//
+// Their failures are the exec's, told under the name of the stage that
+// execs PROGRAM, as Exec tells them.
 func (in *Inline) EmitBeforeFilter(b *sysprog.Builder) {
+	b.WrapErrors(stageErrors(in.last))
 	in.lookup.emit(b)
 	in.lookup.emitCloexec(b)
+	b.WrapErrors(stageErrors(in.stage))
+}
+
+// stageErrors wraps a step's error as the failure of the stage name.
+func stageErrors(name string) func(error) error {
+	return func(err error) error { return &StageError{Stage: name, Err: err} }
 }
 
 // ErrNotInline is the error of a Steps that cannot run the stage as steps
@@ -172,7 +184,7 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 	// deny that: then as the stages set it, without the check.
 	check, checkParent := 0, true
 	for i, s := range stages {
-		in := &Inline{State: st, Log: p.Log.as(s.stage.Name), lookup: l}
+		in := &Inline{State: st, Log: p.Log.as(s.stage.Name), lookup: l, stage: s.stage.Name, last: last}
 		filtered := st.Filtered
 		e, err := s.stage.Steps(in, s.program)
 		if errors.Is(err, ErrNotInline) {
@@ -201,11 +213,10 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 			if i == len(emits) {
 				break
 			}
-			name := names[i]
-			b.WrapErrors(func(err error) error { return &StageError{Stage: name, Err: err} })
+			b.WrapErrors(stageErrors(names[i]))
 			emits[i](b)
 		}
-		b.WrapErrors(func(err error) error { return &StageError{Stage: last, Err: err} })
+		b.WrapErrors(stageErrors(last))
 		tail(b)
 		b.WrapErrors(nil)
 	}
