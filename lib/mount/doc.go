@@ -49,4 +49,14 @@
 // have lost the privilege to unmount: for that, barco-mount reports the
 // entries to barco-ns (CreatedFDEnv), which removes those still empty once
 // the container's pid namespace is gone, after a failed start or a run.
+//
+// # Linked
+//
+// barco-mount's Steps lets the process that starts the container's first
+// process (barco's front, with barco-ns linked in) do this work itself, for
+// a child in new namespaces with no user namespace among them: from a thread
+// that joins the child's namespaces, with a procfs the child mounted for
+// it, Enter builds the filesystem there and its pivot_root makes it the
+// child's root (see planLinked). The binary's own work, when it is exec'd,
+// is unchanged.
 package mount
