@@ -68,9 +68,12 @@ func linkedBundle(e *ociEnv, args ...string) string {
 func TestOCILinkedCreateMatchesTheStages(t *testing.T) {
 	e := newOCI(t)
 	dir := linkedBundle(e, "/bin/sh", "-c", probe)
-	debug := testutil.Run(t, nil, e.bin, "--root", e.root, "--debug", "run", "--bundle", linkedBundle(e, "/bin/true"), "debug")
+	debug := testutil.Run(t, nil, e.bin, "--root", e.root, "--debug", "run", "--bundle", linkedBundle(e, "env"), "debug")
 	if debug.Code != 0 || !strings.Contains(debug.Stderr, linkedMark) || strings.Contains(debug.Stderr, "barco-mount[1]") {
 		t.Errorf("run did not build the filesystem from its own thread: status %d\n%s", debug.Code, debug.Stderr)
+	}
+	if strings.Contains(debug.Stdout, "BARCO") {
+		t.Errorf("barco's own variables reached the container's environment:\n%s", debug.Stdout)
 	}
 	linked := testutil.Run(t, nil, e.bin, "--root", e.root, "run", "--bundle", dir, "same")
 	if linked.Code != 0 {

@@ -400,13 +400,14 @@ func StageEnv(env []string) []string {
 	return append(env[:len(env):len(env)], "GOMAXPROCS=1", OneProcEnv+"=1")
 }
 
-// programEnv is env for PROGRAM: without the chain's own variables, nor
+// programEnv is env for PROGRAM: without the chain's own variables (its
+// debug switch among them: --debug is barco's, not the container's), nor
 // the GOMAXPROCS a stage put there.
 func programEnv(env []string) []string {
 	if _, ours := lookupEnv(env, OneProcEnv); ours {
 		env = withoutEnv(env, "GOMAXPROCS")
 	}
-	return withoutEnv(env, StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv,
+	return withoutEnv(env, "BARCO_DEBUG", StageFDsEnv, PreserveFDsEnv, ExecStagesEnv, CreatedFDEnv, IdmappedFDsEnv, ReportFDEnv,
 		StartFDEnv, ChainFDsEnv, Argv0Env, PidsLimitEnv, RlimitsEnv, OneProcEnv, CgroupParentEnv, hook.StartEnv, hook.CreateEnv, hook.RuntimeEnv)
 }
 
