@@ -1,6 +1,7 @@
 package sysprog
 
 import (
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,4 +180,62 @@ func TestCloseReportAndWriteErrno(t *testing.T) {
 	if got := readByte(t, errR); got != "no such file or directory" {
 		t.Fatalf("the child wrote %q", got)
 	}
+}
+
+// The child runs its program after its parent has dropped every reference
+// to it (an OCI create's front, which returns while its child waits at the
+// start gate): the program must outlive a collection and the allocations
+// after it.
+func TestSpawnProgramOutlivesTheCallersReferences(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	upR, upW := spawnPipe(t)
+	downR, downW := spawnPipe(t)
+	outR, outW := spawnPipe(t)
+	pid := spawnAndDrop(t, upW, downR, outW)
+	readByte(t, upR)
+	// What the collector freed, these allocations reuse (zeroed).
+	var keep [][]byte
+	for range 8 {
+		runtime.GC()
+		for range 4096 {
+			keep = append(keep, make([]byte, 8+len(keep)%512))
+		}
+	}
+	if _, err := unix.Write(downW, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(outW)
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out [8]byte
+	n, _ := unix.Read(outR, out[:])
+	if string(out[:n]) != "ok" || ws.ExitStatus() != 0 {
+		t.Fatalf("the child wrote %q and exited %v; want ok and 0", out[:n], ws)
+	}
+	runtime.KeepAlive(keep)
+}
+
+// spawnAndDrop spawns waitProgram, continued by a write of "ok" on 5,
+// and keeps nothing of it but its pid.
+//
+//go:noinline
+func spawnAndDrop(t *testing.T, up, down, out int) int {
+	p := waitProgram(t, up, down, out)
+	var b Builder
+	b.Sys("write ok", unix.SYS_WRITE, Int(5), FixedString("ok"), Int(2))
+	next, err := b.Program(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.next = next
+	c, err := Spawn(p, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(c.PidFD)
+	return c.Pid
 }
