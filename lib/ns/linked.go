@@ -87,7 +87,8 @@ func (c *Config) tryLinked(p *chain.Process, st *chain.ChildState) (status int, 
 var errChildEnded = errors.New("the child ended before its wait")
 
 // runLinked starts the child of a linkedState as the program plan makes,
-// plus its head: default signal handlers, a session of its own, the
+// plus its head: default signal handlers (but those that end the init of
+// a new pid namespace until its exec), a session of its own, the
 // descriptors files, then sync's child end at the next number, and no
 // other, RLIMIT_NOFILE as this process got it, and a cgroup namespace of
 // its own once in its cgroup. It returns once the child waits at its
@@ -107,6 +108,15 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	layout = append(layout, sync[1])
 	var b sysprog.Builder
 	b.ResetSignals()
+	if c.Flags&unix.CLONE_NEWPID != 0 {
+		// The init of its pid namespace, which ignores a signal left at
+		// its default: the SIGTERM of a kill (or an engine's stop) would
+		// leave it at its gate, where the stages' Go image ends (exit 2)
+		// and a created runc container dies.
+		for _, sig := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM} {
+			b.ExitOnSignal(sig)
+		}
+	}
 	b.Sys(stepSetsid, unix.SYS_SETSID)
 	b.Files(stepFiles, layout, next)
 	b.CloseFrom(len(layout))
