@@ -176,7 +176,11 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	if err := <-built; err != nil {
 		<-done
 		if errors.Is(err, errChildEnded) {
-			err = child.Wait()
+			if err = child.Wait(); err == nil {
+				// No report: a signal ended it.
+				err = childEnded(pid)
+				child.Release()
+			}
 		} else {
 			child.Kill()
 			if !errors.Is(err, chain.ErrReported) {
@@ -195,6 +199,22 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	p.Log.Debugf("child %d waits at its start gate; detached", pid)
 	sup.Release()
 	return 0, nil
+}
+
+// childEnded reaps the child pid, which ended before its wait without a
+// report, and says how it ended.
+func childEnded(pid int) error {
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	how := fmt.Sprintf("exited with status %d", ws.ExitStatus())
+	if ws.Signaled() {
+		how = "was killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Errorf("child %d %s before its wait for this process", pid, how)
 }
 
 // frontWork is the work of the thread that joins the child's namespaces,
