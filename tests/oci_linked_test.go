@@ -127,3 +127,22 @@ func TestOCILinkedCreateFailureLeavesNothing(t *testing.T) {
 		t.Errorf("the failures differ:\nlinked: %q\nstages: %q", a, b)
 	}
 }
+
+// A created container ends on the SIGTERM of kill, as the stages' does
+// (their Go image at the gate has the runtime's handler), although its
+// init, at the gate as steps, is the init of its pid namespace, which the
+// kernel lets ignore a signal left at its default action.
+func TestOCILinkedCreatedEndsOnSIGTERM(t *testing.T) {
+	e := newOCI(t)
+	for _, stages := range []string{"", "1"} {
+		t.Setenv("BARCO_EXEC_STAGES", stages)
+		dir := e.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/true"} })
+		e.mustCreate("--bundle", dir, "term")
+		e.must("kill", "term", "TERM")
+		e.waitStatus("term", specs.StateStopped)
+		if r := e.barco("start", "term"); r.Code == 0 {
+			t.Errorf("BARCO_EXEC_STAGES=%q: start after SIGTERM ran the container", stages)
+		}
+		e.must("delete", "term")
+	}
+}

@@ -87,7 +87,8 @@ func (c *Config) tryLinked(p *chain.Process, st *chain.ChildState) (status int, 
 var errChildEnded = errors.New("the child ended before its wait")
 
 // runLinked starts the child of a linkedState as the program plan makes,
-// plus its head: default signal handlers, a session of its own, the
+// plus its head: default signal handlers (but those that end the init of
+// a new pid namespace until its exec), a session of its own, the
 // descriptors files, then sync's child end at the next number, and no
 // other, RLIMIT_NOFILE as this process got it, and a cgroup namespace of
 // its own once in its cgroup. It returns once the child waits at its
@@ -107,6 +108,15 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	layout = append(layout, sync[1])
 	var b sysprog.Builder
 	b.ResetSignals()
+	if c.Flags&unix.CLONE_NEWPID != 0 {
+		// The init of its pid namespace, which ignores a signal left at
+		// its default: the SIGTERM of a kill (or an engine's stop) would
+		// leave it at its gate, where the stages' Go image ends (exit 2)
+		// and a created runc container dies.
+		for _, sig := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM} {
+			b.ExitOnSignal(sig)
+		}
+	}
 	b.Sys(stepSetsid, unix.SYS_SETSID)
 	b.Files(stepFiles, layout, next)
 	b.CloseFrom(len(layout))
@@ -166,7 +176,11 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	if err := <-built; err != nil {
 		<-done
 		if errors.Is(err, errChildEnded) {
-			err = child.Wait()
+			if err = child.Wait(); err == nil {
+				// No report: a signal ended it.
+				err = childEnded(pid)
+				child.Release()
+			}
 		} else {
 			child.Kill()
 			if !errors.Is(err, chain.ErrReported) {
@@ -185,6 +199,22 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	p.Log.Debugf("child %d waits at its start gate; detached", pid)
 	sup.Release()
 	return 0, nil
+}
+
+// childEnded reaps the child pid, which ended before its wait without a
+// report, and says how it ended.
+func childEnded(pid int) error {
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	how := fmt.Sprintf("exited with status %d", ws.ExitStatus())
+	if ws.Signaled() {
+		how = "was killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Errorf("child %d %s before its wait for this process", pid, how)
 }
 
 // frontWork is the work of the thread that joins the child's namespaces,

@@ -50,6 +50,7 @@ const (
 	opCloseReport                // close the report pipe, in a child only: no failure is reported after
 	opWriteErrno                 // write the text of the errno its second argument holds on the descriptor of its first
 	opCloseFrom                  // close every descriptor from its first argument up, but the report pipe
+	opExitOnSignal               // the handler that exits of the signal nr, in a child only
 )
 
 // step is one step of a program. It holds no Go pointer but the memory
@@ -187,6 +188,8 @@ type Builder struct {
 	refs   []labelRef
 	err    error
 	wrap   func(error) error // see WrapErrors
+	// exitAction is ExitOnSignal's struct sigaction, once made.
+	exitAction unsafe.Pointer
 }
 
 // labelRef is a branch or jump of step, to be set to the label's step.
@@ -304,6 +307,32 @@ func (b *Builder) ResetSignals() {
 	b.add("reset the signal handlers", step{op: opResetSignals})
 }
 
+// ExitOnSignal appends, for a child of Spawn, the handler of sig that
+// ends it with status 128+sig until its exec, which resets the handler. A
+// child that is the init of a new pid namespace ignores every signal it
+// leaves at its default action but SIGKILL and SIGSTOP from outside, as
+// the kernel protects such an init: so a child that waits (at a start
+// gate) would ignore the SIGTERM that is to end it, where a Go process
+// has the runtime's handler. It comes after ResetSignals, which resets
+// it; in a program that Run runs, it does nothing.
+func (b *Builder) ExitOnSignal(sig syscall.Signal) {
+	if !SpawnArch {
+		b.fail(fmt.Errorf("a handler of %v: no Spawn on this architecture", sig))
+		return
+	}
+	if b.exitAction == nil {
+		// struct sigaction of rt_sigaction(2): the handler, its flags,
+		// its restorer (x86-64 needs one), the signals it blocks (all).
+		act := (*[4]uintptr)(b.Bytes(32))
+		act[0], act[1], act[2], act[3] = signalExitPC(), saRestorer, signalExitPC(), ^uintptr(0)
+		b.exitAction = unsafe.Pointer(act)
+	}
+	b.add("handle "+sig.String(), step{op: opExitOnSignal, nr: uintptr(sig), args: [6]Arg{Ptr(b.exitAction)}})
+}
+
+// saRestorer is SA_RESTORER of rt_sigaction(2).
+const saRestorer = 0x04000000
+
 // CloseReport appends the close of a child's report pipe (Start's,
 // Spawn's), whose end tells the parent that the child has come this far:
 // a failure after it is the child's to tell, on its stderr (WriteErrno),
@@ -419,7 +448,7 @@ func (p *Program) validate() error {
 	for i, s := range p.steps {
 		bad := func(what string) error { return fmt.Errorf("step %d (%s): %s", i, p.names[i], what) }
 		switch s.op {
-		case opSys, opJumpUnless, opResetSignals, opFail, opCloseReport, opWriteErrno, opCloseFrom:
+		case opSys, opJumpUnless, opResetSignals, opFail, opCloseReport, opWriteErrno, opCloseFrom, opExitOnSignal:
 		case opStore:
 			if s.args[0].kind != kindPtr {
 				return bad("a store not to memory")

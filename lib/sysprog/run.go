@@ -208,6 +208,13 @@ func (p *Program) run(inChild bool, report *int) (int, syscall.Errno) {
 			if inChild {
 				forkexec.AfterForkInChild()
 			}
+		case opExitOnSignal:
+			if inChild {
+				_, _, errno = syscall.RawSyscall6(unix.SYS_RT_SIGACTION, s.nr, p.value(&s.args[0]), 0, 8, 0, 0)
+				if errno != 0 {
+					return i, errno
+				}
+			}
 		case opFail:
 			return i, syscall.Errno(s.nr)
 		case opStore:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -35,6 +36,16 @@ type spawnArgs struct {
 	p      *Program
 	report int
 }
+
+// spawned holds the arguments, and so the programs, of the children of
+// Spawn not yet released: a child runs its program in this process's
+// memory, which the collector would free and reuse once the caller drops
+// its Child, as a caller that leaves its child at a start gate (an OCI
+// create) does before it exits.
+var spawned = struct {
+	sync.Mutex
+	args map[*spawnArgs]struct{}
+}{args: map[*spawnArgs]struct{}{}}
 
 // Spawn clones a child that runs p, with the flags of clone3(2) (the
 // CLONE_NEW* of the namespaces to make; CLONE_VM, CLONE_PIDFD and
@@ -98,6 +109,9 @@ func Spawn(p *Program, flags uint64, cgroupFD int) (*Child, error) {
 		return nil, &os.SyscallError{Syscall: "clone3", Err: syscall.Errno(errno)}
 	}
 	c.Pid, c.PidFD = int(r1), int(pidfd)
+	spawned.Lock()
+	spawned.args[c.args] = struct{}{}
+	spawned.Unlock()
 	return c, nil
 }
 
@@ -176,13 +190,22 @@ func (c *Child) reap() {
 			break
 		}
 	}
+	c.forget()
+}
+
+// forget lets the program of the child, which has exec'd or ended, go.
+func (c *Child) forget() {
+	spawned.Lock()
+	delete(spawned.args, c.args)
+	spawned.Unlock()
 }
 
 // Release frees the child's stack and lets its program go, once the child
 // has exec'd or ended, and closes the pidfd. A child still running its
 // steps would be left without them: a parent that leaves before then
 // (an OCI create, whose init waits at its start gate) just exits, and the
-// child keeps the memory it shares.
+// child keeps the memory it shares, where its program stays (spawned)
+// however the parent drops its Child.
 func (c *Child) Release() {
 	if c.PidFD >= 0 {
 		unix.Close(c.PidFD)
@@ -192,5 +215,5 @@ func (c *Child) Release() {
 		unix.Munmap(c.stack)
 		c.stack = nil
 	}
-	runtime.KeepAlive(c.args)
+	c.forget()
 }

@@ -10,3 +10,11 @@ const SpawnArch = true
 // on the stack a1 gives it, and calls spawnChild(arg) there; it returns
 // in the parent only.
 func rawCloneOnStack(trap, a1, a2 uintptr, arg unsafe.Pointer) (r1, errno uintptr)
+
+// signalExit is the handler of Builder.ExitOnSignal (spawn_amd64.s).
+//
+//lint:ignore U1000 a signal handler, whose address signalExitPC takes
+func signalExit()
+
+// signalExitPC is the address of signalExit.
+func signalExitPC() uintptr

@@ -36,3 +36,22 @@ child:
 	MOVQ	$231, AX // exit_group, should spawnChild return
 	SYSCALL
 	RET
+
+// func signalExit()
+//
+// A signal handler, for a child of Spawn until its exec (see
+// Builder.ExitOnSignal): the kernel calls it with the signal's number in
+// DI, and it ends the process with status 128 plus that number. It never
+// returns, and is its own restorer.
+TEXT ·signalExit(SB),NOSPLIT|NOFRAME,$0-0
+	ADDQ	$128, DI
+loop:
+	MOVQ	$231, AX // exit_group
+	SYSCALL
+	JMP	loop
+
+// func signalExitPC() uintptr
+TEXT ·signalExitPC(SB),NOSPLIT,$0-8
+	LEAQ	·signalExit(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

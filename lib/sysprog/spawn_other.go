@@ -11,3 +11,5 @@ const SpawnArch = false
 func rawCloneOnStack(trap, a1, a2 uintptr, arg unsafe.Pointer) (r1, errno uintptr) {
 	return ^uintptr(0), uintptr(enosys)
 }
+
+func signalExitPC() uintptr { return 0 }

@@ -1,6 +1,8 @@
 package sysprog
 
 import (
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,5 +180,114 @@ func TestCloseReportAndWriteErrno(t *testing.T) {
 	}
 	if got := readByte(t, errR); got != "no such file or directory" {
 		t.Fatalf("the child wrote %q", got)
+	}
+}
+
+// The child runs its program after its parent has dropped every reference
+// to it (an OCI create's front, which returns while its child waits at the
+// start gate): the program must outlive a collection and the allocations
+// after it.
+func TestSpawnProgramOutlivesTheCallersReferences(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	upR, upW := spawnPipe(t)
+	downR, downW := spawnPipe(t)
+	outR, outW := spawnPipe(t)
+	pid := spawnAndDrop(t, upW, downR, outW)
+	readByte(t, upR)
+	// What the collector freed, these allocations reuse (zeroed).
+	var keep [][]byte
+	for range 8 {
+		runtime.GC()
+		for range 4096 {
+			keep = append(keep, make([]byte, 8+len(keep)%512))
+		}
+	}
+	if _, err := unix.Write(downW, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(outW)
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out [8]byte
+	n, _ := unix.Read(outR, out[:])
+	if string(out[:n]) != "ok" || ws.ExitStatus() != 0 {
+		t.Fatalf("the child wrote %q and exited %v; want ok and 0", out[:n], ws)
+	}
+	runtime.KeepAlive(keep)
+}
+
+// spawnAndDrop spawns waitProgram, continued by a write of "ok" on 5,
+// and keeps nothing of it but its pid.
+//
+//go:noinline
+func spawnAndDrop(t *testing.T, up, down, out int) int {
+	p := waitProgram(t, up, down, out)
+	var b Builder
+	b.Sys("write ok", unix.SYS_WRITE, Int(5), FixedString("ok"), Int(2))
+	next, err := b.Program(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.next = next
+	c, err := Spawn(p, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(c.PidFD)
+	return c.Pid
+}
+
+// A child that is the init of a new pid namespace, which the kernel lets
+// ignore a signal left at its default action, ends on the signals it
+// handles with ExitOnSignal, with status 128+signal.
+func TestSpawnExitOnSignalEndsAPidNamespacesInit(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	if os.Getuid() != 0 && os.Getenv("CI") != "true" {
+		t.Skip("a new pid namespace needs root")
+	}
+	upR, upW := spawnPipe(t)
+	downR, _ := spawnPipe(t)
+	var b Builder
+	b.ResetSignals()
+	b.ExitOnSignal(unix.SIGTERM)
+	b.Files("lay out", []int{0, 1, 2, upW, downR}, 100)
+	b.CloseFrom(5)
+	b.Sys("hello", unix.SYS_WRITE, Int(3), FixedString("h"), Int(1))
+	buf := b.Bytes(1)
+	b.Sys("wait", unix.SYS_READ, Int(4), Ptr(buf), Int(1))
+	p, err := b.Program(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Spawn(p, unix.CLONE_NEWPID, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	readByte(t, upR)
+	// SIGUSR1, left at its default, is ignored; SIGTERM ends the child.
+	for _, sig := range []unix.Signal{unix.SIGUSR1, unix.SIGTERM} {
+		if err := unix.PidfdSendSignal(c.PidFD, sig, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pidfd is readable once the child ended.
+	fds := []unix.PollFd{{Fd: int32(c.PidFD), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 10000); n != 1 {
+		c.Kill()
+		t.Fatalf("the child ignored SIGTERM (poll: %v)", err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(c.Pid, &ws, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 128+int(unix.SIGTERM) {
+		t.Fatalf("child: %v, want exit status 143", ws)
 	}
 }
