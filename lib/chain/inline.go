@@ -207,8 +207,11 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 	p.Log.Debugf("%s and the exec of %s as steps of the child", strings.Join(names, ", "), argv[0])
 	plan.Emit = func(b *sysprog.Builder) {
 		for i := 0; i <= len(emits); i++ {
-			if i == check && !detached {
-				emitParentDeath(b, argv[0], st.ParentPid, checkParent)
+			if i == check {
+				emitNotDumpable(b)
+				if !detached {
+					emitParentDeath(b, argv[0], st.ParentPid, checkParent)
+				}
 			}
 			if i == len(emits) {
 				break
@@ -221,6 +224,18 @@ func (p *Process) InlineSteps(argv, env []string, st *ChildState, detached bool)
 		b.WrapErrors(nil)
 	}
 	return plan, true, nil
+}
+
+// emitNotDumpable appends PR_SET_DUMPABLE 0, after the last change of
+// credentials: the child runs in its parent's memory, and until its exec
+// its executable is the host's barco; a change of its uids or gids makes
+// it dumpable again where fs.suid_dumpable is 1, and a process of the
+// container with its uid could then read that memory, or open that
+// executable through /proc/PID/exe (CVE-2019-5736), while it waits at the
+// start gate.
+func emitNotDumpable(b *sysprog.Builder) {
+	b.Sys("prctl PR_SET_DUMPABLE", unix.SYS_PRCTL, sysprog.Int(unix.PR_SET_DUMPABLE), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0), sysprog.Int(0))
+	b.Explain(func(errno syscall.Errno) error { return fmt.Errorf("prctl PR_SET_DUMPABLE 0: %w", errno) })
 }
 
 // emitParentDeath appends the parent-death signal, SIGKILL, and when

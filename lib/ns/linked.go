@@ -107,7 +107,7 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	}
 	layout = append(layout, sync[1])
 	var b sysprog.Builder
-	b.ResetSignals()
+	unblock := b.DefaultSignals()
 	if c.Flags&unix.CLONE_NEWPID != 0 {
 		// The init of its pid namespace, which ignores a signal left at
 		// its default: the SIGTERM of a kill (or an engine's stop) would
@@ -117,6 +117,7 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 			b.ExitOnSignal(sig)
 		}
 	}
+	unblock()
 	b.Sys(stepSetsid, unix.SYS_SETSID)
 	b.Files(stepFiles, layout, next)
 	b.CloseFrom(len(layout))

@@ -37,6 +37,9 @@ type Program struct {
 	texts  [][]byte                    // each errno's text, by number, for opWriteErrno
 	// next is the program a child of Spawn runs after this one (Then).
 	next *Program
+	// childOnly: steps that would undo the caller's own runtime
+	// (DefaultSignals), which Run refuses.
+	childOnly bool
 }
 
 type op uint8
@@ -314,7 +317,8 @@ func (b *Builder) ResetSignals() {
 // the kernel protects such an init: so a child that waits (at a start
 // gate) would ignore the SIGTERM that is to end it, where a Go process
 // has the runtime's handler. It comes after ResetSignals, which resets
-// it; in a program that Run runs, it does nothing.
+// it (or DefaultSignals, and before the unblocking that returns); in a
+// program that Run runs, it does nothing.
 func (b *Builder) ExitOnSignal(sig syscall.Signal) {
 	if !SpawnArch {
 		b.fail(fmt.Errorf("a handler of %v: no Spawn on this architecture", sig))

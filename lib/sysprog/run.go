@@ -1,6 +1,7 @@
 package sysprog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -17,6 +18,9 @@ import (
 // through the runtime; the others are raw, holding this goroutine's thread
 // and the runtime's P until they return.
 func Run(p *Program) error {
+	if p.childOnly {
+		return errors.New("sysprog: a program for a child of Spawn, run in the process")
+	}
 	report := -1
 	if i, errno := p.run(false, &report); i >= 0 {
 		return p.err(i, errno)

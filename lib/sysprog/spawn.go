@@ -217,3 +217,48 @@ func (c *Child) Release() {
 	}
 	c.forget()
 }
+
+// DefaultSignals appends, for a child of Spawn, the reset to SIG_DFL of
+// every signal this process handles, as read when it is called (the Go
+// runtime's handlers, those of os/signal), and returns what appends the
+// unblocking of the signals that the calling thread does not block, to
+// come once the child has installed the handlers of its own
+// (ExitOnSignal): Spawn clones the child with every signal blocked.
+// Unlike ResetSignals, which calls the runtime's after-fork hook, it
+// reads nothing of the runtime's in the child, which runs alongside its
+// parent, whose threads change what that hook reads. Its program runs in
+// a child only: Run refuses it.
+func (b *Builder) DefaultSignals() (unblock func()) {
+	b.p.childOnly = true
+	var dfl *[4]uintptr
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(syscall.SIGKILL) || sig == int(syscall.SIGSTOP) {
+			continue
+		}
+		var old [4]uintptr
+		if _, _, errno := syscall.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 {
+			continue
+		}
+		if old[0] == sigDefault || old[0] == sigIgnore {
+			continue
+		}
+		if dfl == nil {
+			dfl = (*[4]uintptr)(b.Bytes(32))
+		}
+		b.Sys("reset the handler of "+unix.SignalName(syscall.Signal(sig)), unix.SYS_RT_SIGACTION,
+			Int(sig), Ptr(unsafe.Pointer(dfl)), Int(0), Int(8))
+	}
+	mask := (*uint64)(b.Bytes(8))
+	if _, _, errno := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, 0, uintptr(unsafe.Pointer(mask)), 8, 0, 0); errno != 0 {
+		*mask = 0
+	}
+	return func() {
+		b.Sys("restore the signal mask", unix.SYS_RT_SIGPROCMASK, Int(unix.SIG_SETMASK), Ptr(unsafe.Pointer(mask)), Int(0), Int(8))
+	}
+}
+
+// SIG_DFL and SIG_IGN, as the handler of a struct sigaction.
+const (
+	sigDefault = 0
+	sigIgnore  = 1
+)

@@ -254,8 +254,9 @@ func TestSpawnExitOnSignalEndsAPidNamespacesInit(t *testing.T) {
 	upR, upW := spawnPipe(t)
 	downR, _ := spawnPipe(t)
 	var b Builder
-	b.ResetSignals()
+	unblock := b.DefaultSignals()
 	b.ExitOnSignal(unix.SIGTERM)
+	unblock()
 	b.Files("lay out", []int{0, 1, 2, upW, downR}, 100)
 	b.CloseFrom(5)
 	b.Sys("hello", unix.SYS_WRITE, Int(3), FixedString("h"), Int(1))
@@ -289,5 +290,52 @@ func TestSpawnExitOnSignalEndsAPidNamespacesInit(t *testing.T) {
 	}
 	if !ws.Exited() || ws.ExitStatus() != 128+int(unix.SIGTERM) {
 		t.Fatalf("child: %v, want exit status 143", ws)
+	}
+}
+
+// DefaultSignals leaves the child with no handler of the runtime's and
+// the signal mask of the thread that built it (Spawn clones with every
+// signal blocked), without calling into the runtime, which its parent runs
+// meanwhile.
+func TestDefaultSignals(t *testing.T) {
+	if !SpawnArch {
+		t.Skip("no Spawn on this architecture")
+	}
+	outR, outW := spawnPipe(t)
+	var b Builder
+	unblock := b.DefaultSignals()
+	unblock()
+	buf := b.Bytes(4096)
+	fd := b.Sys("open", unix.SYS_OPENAT, Int(unix.AT_FDCWD), FixedString("/proc/self/status"), Int(unix.O_RDONLY))
+	n := b.Sys("read", unix.SYS_READ, fd.Result(), Ptr(buf), Int(4096))
+	b.Sys("write", unix.SYS_WRITE, Int(outW), Ptr(buf), n.Result())
+	p, err := b.Program(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(p); err == nil {
+		t.Error("Run ran a program that resets the runtime's handlers")
+	}
+	c, err := Spawn(p, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release()
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var status strings.Builder
+	var chunk [4096]byte
+	for {
+		m, err := unix.Read(outR, chunk[:])
+		status.Write(chunk[:max(m, 0)])
+		if err != nil || m < len(chunk) {
+			break
+		}
+	}
+	for _, want := range []string{"SigCgt:\t0000000000000000\n", "SigBlk:\t0000000000000000\n"} {
+		if !strings.Contains(status.String(), want) {
+			t.Errorf("no %q in the child's status:\n%s", strings.TrimSpace(want), status.String())
+		}
 	}
 }
