@@ -146,3 +146,23 @@ func TestOCILinkedCreatedEndsOnSIGTERM(t *testing.T) {
 		e.must("delete", "term")
 	}
 }
+
+// Where clone3 is refused (a kernel before 5.7, or a filter barco runs
+// under, as Docker's default profile refuses it with ENOSYS), create
+// starts the child as it does with a user namespace: barco-mount's binary.
+func TestOCILinkedCreateWithoutClone3(t *testing.T) {
+	e := newOCI(t)
+	dir := e.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"/bin/sh", "-c", "echo ran in $(hostname)"}
+		s.Hostname = "barco"
+	})
+	noClone3 := `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["clone3"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}`
+	r := testutil.Run(t, nil, filepath.Join(filepath.Dir(e.bin), "barco-seccomp"), "--allow-new-privs", "--profile", noClone3, "--",
+		e.bin, "--root", e.root, "--debug", "run", "--bundle", dir, "noclone3")
+	if r.Code != 0 || r.Stdout != "ran in barco\n" {
+		t.Fatalf("run under a filter without clone3: status %d, stdout %q, stderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "no clone3 with CLONE_INTO_CGROUP: the child execs barco-mount") || !strings.Contains(r.Stderr, "barco-mount[1]") {
+		t.Errorf("no fallback to barco-mount's binary in the debug log:\n%s", r.Stderr)
+	}
+}

@@ -79,8 +79,18 @@ func (c *Config) tryLinked(p *chain.Process, st *chain.ChildState) (status int, 
 		return 0, err, err != nil
 	}
 	status, err = c.runLinked(p, plan, files, sync)
+	if errors.Is(err, errNoSpawn) {
+		p.Log.Debugf("%v: the child execs %s", err, c.Program[0])
+		return 0, nil, false
+	}
 	return status, err, true
 }
+
+// errNoSpawn is runLinked's when the kernel, or a seccomp filter barco
+// runs under (Docker's default profile, say), has no clone3 with the
+// arguments sysprog.Spawn gives it (Linux 5.7): Run then starts the child
+// as usual, which needs none of them.
+var errNoSpawn = errors.New("no clone3 with CLONE_INTO_CGROUP")
 
 // errChildEnded is the front's when the child ended before its wait: its
 // own report says why.
@@ -147,8 +157,11 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	})
 	unix.Close(sync[1])
 	if err != nil {
+		unix.Close(sync[0])
 		if child != nil {
 			child.Kill()
+		} else if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.E2BIG) {
+			return 0, errNoSpawn
 		}
 		return 0, cloneError(c.Flags, "", err)
 	}
