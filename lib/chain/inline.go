@@ -69,14 +69,15 @@ type Inline struct {
 
 // FrontWork is a stage's work that the process which starts the child
 // does, on a thread it has joined to the child's namespaces (all but the
-// user and pid ones), given the child's pid and a pidfd of it, while the
-// child's steps wait on State.SyncFD (barco-mount's, which builds the
-// container's filesystem there: see docs/raw-init.md). The stage's steps
-// tell it they are waiting with one byte on the socket, and go on when
-// they read one back. It returns what to run, on the same thread, once
-// the child has passed its last report (failed: it failed after the work,
-// which is then to be undone).
-type FrontWork func(pid, pidfd int) (after func(failed bool), err error)
+// user and pid ones), given the child's pid and the descriptors the child
+// sent it, while the child's steps wait on State.SyncFD (barco-mount's,
+// which builds the container's filesystem there: see docs/raw-init.md).
+// The stage's steps tell it they are waiting with one byte on the socket,
+// which may carry descriptors (SCM_RIGHTS), and go on when they read one
+// back. It returns what to run, on the same thread, once the child has
+// passed its last report (failed: it failed after the work, which is then
+// to be undone). It owns fds.
+type FrontWork func(pid int, fds []int) (after func(failed bool), err error)
 
 // InlinePlan is what Process.InlineSteps plans.
 type InlinePlan struct {

@@ -71,23 +71,22 @@ func planLinked(in *chain.Inline, cfg *Config) (func(*sysprog.Builder), error) {
 	c := *cfg
 	c.Rootfs, c.Log = rootfs, in.Log
 	st.Root = rootfs
-	// The child's descriptor of its procfs, which it stores here.
-	procInChild := new(uintptr)
-	*procInChild = sysprog.NoResult
-	in.Front = func(pid, pidfd int) (func(failed bool), error) {
+	in.Front = func(pid int, fds []int) (func(failed bool), error) {
 		child := &linkedChild{pid: pid, proc: -1}
 		c.child = child
-		if !c.NoProc {
-			fd, err := unix.PidfdGetfd(pidfd, int(*procInChild), 0)
-			if err != nil {
-				return nil, fmt.Errorf("the child's procfs: pidfd_getfd %d: %w", *procInChild, err)
-			}
-			child.proc = fd
+		switch {
+		case !c.NoProc && len(fds) == 1:
+			child.proc = fds[0]
 			defer func() {
 				if child.proc >= 0 {
 					unix.Close(child.proc)
 				}
 			}()
+		case len(fds) > 0 || !c.NoProc:
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("the child's procfs: %d descriptors came from child %d", len(fds), pid)
 		}
 		root, err := Enter(&c, func() error { return nil })
 		if err != nil {
@@ -111,9 +110,10 @@ func planLinked(in *chain.Inline, cfg *Config) (func(*sysprog.Builder), error) {
 			}
 			mnt = m
 			b.Sys("close the procfs context", unix.SYS_CLOSE, fs.Result())
-			b.Store(unsafe.Pointer(procInChild), mnt.Result())
+			emitRendezvous(b, sync, &mnt)
+		} else {
+			emitRendezvous(b, sync, nil)
 		}
-		emitRendezvous(b, sync)
 		if !c.NoProc {
 			b.Sys("close the procfs", unix.SYS_CLOSE, mnt.Result())
 		}
@@ -132,11 +132,33 @@ func planLinked(in *chain.Inline, cfg *Config) (func(*sysprog.Builder), error) {
 }
 
 // emitRendezvous appends the child's side of chain.FrontWork's wait on
-// the socket sync: a byte to say it waits, and one to read, which the
-// front writes once its work is done, and closes its end otherwise.
-func emitRendezvous(b *sysprog.Builder, sync int) {
-	waiting := []byte{'w'}
-	b.Sys("wait for the front", unix.SYS_WRITE, sysprog.Int(sync), sysprog.Ptr(unsafe.Pointer(&waiting[0])), sysprog.Int(1))
+// the socket sync: a byte to say it waits, with the descriptor send
+// returns if not nil (SCM_RIGHTS), and one to read, which the front
+// writes once its work is done, and closes its end otherwise.
+func emitRendezvous(b *sysprog.Builder, sync int, send *sysprog.Ref) {
+	// One block for the message and what it points to, which the
+	// collector does not scan: its steps keep it alive.
+	msgSize, iovSize := unsafe.Sizeof(unix.Msghdr{}), unsafe.Sizeof(unix.Iovec{})
+	space := uintptr(unix.CmsgSpace(4))
+	block := b.Bytes(int(msgSize + iovSize + 8 + space))
+	msg := (*unix.Msghdr)(block)
+	iov := (*unix.Iovec)(unsafe.Add(block, msgSize))
+	waiting := (*byte)(unsafe.Add(block, msgSize+iovSize))
+	control := unsafe.Add(block, msgSize+iovSize+8)
+	*waiting = 'w'
+	iov.Base, iov.Len = waiting, 1
+	msg.Iov, msg.Iovlen = iov, 1
+	if send != nil {
+		// One descriptor, whose number the child stores in the message's
+		// control data (a word: the int and the padding after it).
+		h := (*unix.Cmsghdr)(control)
+		h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_RIGHTS
+		h.SetLen(unix.CmsgLen(4))
+		msg.Control = (*byte)(control)
+		msg.SetControllen(int(space))
+		b.Store(unsafe.Add(control, unix.CmsgLen(0)), send.Result())
+	}
+	b.Sys("wait for the front", unix.SYS_SENDMSG, sysprog.Int(sync), sysprog.Ptr(unsafe.Pointer(msg)), sysprog.Int(0))
 	buf := b.Bytes(1)
 	n := b.Sys("wait for the front", unix.SYS_READ, sysprog.Int(sync), sysprog.Ptr(buf), sysprog.Int(1))
 	b.Blocking()

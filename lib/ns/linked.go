@@ -178,7 +178,7 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 		// Never unlocked: a thread in the child's namespaces, with a root
 		// and a working directory of its own, ends with this goroutine.
 		runtime.LockOSThread()
-		after, err := c.frontWork(p, plan, pid, child.PidFD, sync[0])
+		after, err := c.frontWork(p, plan, pid, sync[0])
 		built <- err
 		switch {
 		case after != nil && err != nil:
@@ -235,20 +235,11 @@ func childEnded(pid int) error {
 // which it locked: once the child waits (a byte on sync), it joins them,
 // sets them up as the child's setup would (chain.SetUpNamespaces), runs
 // the stage's work, and lets the child go on (a byte back).
-func (c *Config) frontWork(p *chain.Process, plan *chain.InlinePlan, pid, pidfd, sync int) (after func(bool), err error) {
+func (c *Config) frontWork(p *chain.Process, plan *chain.InlinePlan, pid, sync int) (after func(bool), err error) {
 	defer unix.Close(sync)
-	var buf [1]byte
-	for {
-		var n int
-		if n, err = unix.Read(sync, buf[:]); err != unix.EINTR {
-			if err == nil && n != 1 {
-				return nil, errChildEnded
-			}
-			break
-		}
-	}
+	fds, err := receiveWaiting(sync, pid)
 	if err != nil {
-		return nil, fmt.Errorf("wait for child %d: %w", pid, err)
+		return nil, err
 	}
 	if err := joinChild(pid, c.Flags); err != nil {
 		return nil, err
@@ -256,13 +247,43 @@ func (c *Config) frontWork(p *chain.Process, plan *chain.InlinePlan, pid, pidfd,
 	if err := chain.SetUpNamespaces(c.Hostname, c.Flags&unix.CLONE_NEWNET != 0, c.Sysctls); err != nil {
 		return nil, err
 	}
-	if after, err = plan.Front(pid, pidfd); err != nil {
+	if after, err = plan.Front(pid, fds); err != nil {
 		return nil, err
 	}
 	if _, err := unix.Write(sync, []byte{1}); err != nil {
 		return after, fmt.Errorf("tell child %d to go on: %w", pid, err)
 	}
 	return after, nil
+}
+
+// receiveWaiting reads the child's byte that says it waits, with the
+// descriptors it sends along (close-on-exec here), or errChildEnded when
+// the child ended first.
+func receiveWaiting(sync, pid int) ([]int, error) {
+	var buf [1]byte
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(sync, buf[:], oob, unix.MSG_CMSG_CLOEXEC)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("wait for child %d: %w", pid, err)
+		case n != 1:
+			return nil, errChildEnded
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, fmt.Errorf("wait for child %d: %w", pid, err)
+		}
+		var fds []int
+		for _, m := range msgs {
+			if rights, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+		return fds, nil
+	}
 }
 
 // joinChild joins the calling thread, locked, to the namespaces of
