@@ -22,7 +22,7 @@ const spawnStackSize = 64 << 10
 // process, in its memory, until it execs or ends.
 type Child struct {
 	Pid   int
-	PidFD int // a pidfd of the child (pidfd_getfd, pidfd_send_signal)
+	PidFD int // a pidfd of the child, which Kill signals
 	args  *spawnArgs
 	stack []byte
 	// report is the read end of the child's report pipe, or -1 once it
