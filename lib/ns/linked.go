@@ -241,10 +241,19 @@ func (c *Config) frontWork(p *chain.Process, plan *chain.InlinePlan, pid, sync i
 	if err != nil {
 		return nil, err
 	}
+	// Until plan.Front owns them: the child's procfs would hold its pid
+	// namespace for as long as this process lives.
+	closeFDs := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
 	if err := joinChild(pid, c.Flags); err != nil {
+		closeFDs()
 		return nil, err
 	}
 	if err := chain.SetUpNamespaces(c.Hostname, c.Flags&unix.CLONE_NEWNET != 0, c.Sysctls); err != nil {
+		closeFDs()
 		return nil, err
 	}
 	if after, err = plan.Front(pid, fds); err != nil {
