@@ -305,7 +305,8 @@ func (b *Builder) Store(p unsafe.Pointer, v Arg) {
 // ResetSignals appends what Go's own fork child does before the steps
 // that may take a signal: the runtime's handlers back to their defaults
 // and the signal mask restored. In a program that Run runs, it does
-// nothing: the caller's runtime keeps its handlers.
+// nothing: the caller's runtime keeps its handlers. It is for a child of
+// Start, whose parent waits: a child of Spawn takes DefaultSignals.
 func (b *Builder) ResetSignals() {
 	b.add("reset the signal handlers", step{op: opResetSignals})
 }

@@ -57,7 +57,8 @@ var spawned = struct {
 // process builds meanwhile (Then). Until its exec the child shares this
 // process's memory, but not its descriptors, which are copied at the
 // clone as by a fork, nor its signal handlers, which p resets first
-// (Builder.ResetSignals).
+// (Builder.DefaultSignals: not ResetSignals, whose runtime hook reads
+// what this process's threads change meanwhile).
 //
 // The child reports a failure on a close-on-exec pipe above every
 // descriptor p lays out; Wait reads it.
