@@ -87,9 +87,11 @@ func (c *Config) tryLinked(p *chain.Process, st *chain.ChildState) (status int, 
 }
 
 // errNoSpawn is runLinked's when the kernel, or a seccomp filter barco
-// runs under (Docker's default profile, say), has no clone3 with the
-// arguments sysprog.Spawn gives it (Linux 5.7): Run then starts the child
-// as usual, which needs none of them.
+// runs under (Docker's default profile, say, with ENOSYS; older ones and
+// other allow-lists with EPERM), has no clone3 with the arguments
+// sysprog.Spawn gives it (Linux 5.7): Run then starts the child as usual,
+// which uses clone3 only to clone into a cgroup v2 directory, and tells
+// its own failure, a genuine EPERM among them, with its own hint.
 var errNoSpawn = errors.New("no clone3 with CLONE_INTO_CGROUP")
 
 // errChildEnded is the front's when the child ended before its wait: its
@@ -160,7 +162,7 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 		unix.Close(sync[0])
 		if child != nil {
 			child.Kill()
-		} else if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.E2BIG) {
+		} else if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EPERM) {
 			return 0, errNoSpawn
 		}
 		return 0, cloneError(c.Flags, "", err)
@@ -272,7 +274,7 @@ func receiveWaiting(sync, pid int) ([]int, error) {
 	var buf [1]byte
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(sync, buf[:], oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err := unix.Recvmsg(sync, buf[:], oob, unix.MSG_CMSG_CLOEXEC)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -282,14 +284,21 @@ func receiveWaiting(sync, pid int) ([]int, error) {
 			return nil, errChildEnded
 		}
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return nil, fmt.Errorf("wait for child %d: %w", pid, err)
-		}
 		var fds []int
 		for _, m := range msgs {
 			if rights, err := unix.ParseUnixRights(&m); err == nil {
 				fds = append(fds, rights...)
 			}
+		}
+		if err == nil && flags&unix.MSG_CTRUNC != 0 {
+			// The kernel drops a descriptor this process has no room for.
+			err = fmt.Errorf("a descriptor sent was dropped (MSG_CTRUNC): %w", unix.EMFILE)
+		}
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			return nil, fmt.Errorf("wait for child %d: %w", pid, err)
 		}
 		return fds, nil
 	}

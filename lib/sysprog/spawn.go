@@ -246,7 +246,7 @@ func (b *Builder) DefaultSignals() (unblock func()) {
 		if dfl == nil {
 			dfl = (*[4]uintptr)(b.Bytes(32))
 		}
-		b.Sys("reset the handler of "+unix.SignalName(syscall.Signal(sig)), unix.SYS_RT_SIGACTION,
+		b.Sys("reset the handler of "+syscall.Signal(sig).String(), unix.SYS_RT_SIGACTION,
 			Int(sig), Ptr(unsafe.Pointer(dfl)), Int(0), Int(8))
 	}
 	mask := (*uint64)(b.Bytes(8))
