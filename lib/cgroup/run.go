@@ -49,11 +49,11 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 	attrCopy := *attr
 	attr = &attrCopy
 	attr.Sys = sys
-	if c.V2 != "" {
-		fd, err := unix.Open(c.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return 0, &os.PathError{Op: "open", Path: c.V2, Err: err}
-		}
+	fd, err := c.openV2()
+	if err != nil {
+		return 0, err
+	}
+	if fd >= 0 {
 		defer unix.Close(fd)
 		sys.UseCgroupFD, sys.CgroupFD = true, fd
 	}
@@ -89,6 +89,25 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 		}
 		return pid, nil
 	}
+	return c.place(start)
+}
+
+// openV2 opens the cgroup v2 directory for a clone into it
+// (CLONE_INTO_CGROUP), or returns -1 when there is none.
+func (c *Cgroup) openV2() (int, error) {
+	if c.V2 == "" {
+		return -1, nil
+	}
+	fd, err := unix.Open(c.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: c.V2, Err: err}
+	}
+	return fd, nil
+}
+
+// place runs start, which clones the child, from a thread in the v1
+// hierarchies if there are any (startInV1).
+func (c *Cgroup) place(start func() (int, error)) (int, error) {
 	var pid int
 	var err error
 	if len(c.v1) > 0 {
@@ -108,16 +127,14 @@ func (c *Cgroup) ForkExec(path string, argv []string, attr *syscall.ProcAttr) (i
 // child that is one task until its exec (see chain.Placer): the pids limit
 // left to the stage that execs PROGRAM is written as soon as it runs.
 func (c *Cgroup) Spawn(spawn func(cgroupFD int) (int, error)) (int, error) {
-	cgroupFD := -1
-	if c.V2 != "" {
-		fd, err := unix.Open(c.V2, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return 0, &os.PathError{Op: "open", Path: c.V2, Err: err}
-		}
-		defer unix.Close(fd)
-		cgroupFD = fd
+	cgroupFD, err := c.openV2()
+	if err != nil {
+		return 0, err
 	}
-	start := func() (int, error) {
+	if cgroupFD >= 0 {
+		defer unix.Close(cgroupFD)
+	}
+	return c.place(func() (int, error) {
 		pid, err := spawn(cgroupFD)
 		if err != nil {
 			return 0, err
@@ -129,19 +146,7 @@ func (c *Cgroup) Spawn(spawn func(cgroupFD int) (int, error)) (int, error) {
 			}
 		}
 		return pid, nil
-	}
-	var pid int
-	var err error
-	if len(c.v1) > 0 {
-		pid, err = c.startInV1(start)
-	} else {
-		pid, err = start()
-	}
-	if err != nil {
-		return 0, err
-	}
-	c.removeStaleLater()
-	return pid, nil
+	})
 }
 
 // startInV1 runs start on a thread that has moved itself into the cgroup's
