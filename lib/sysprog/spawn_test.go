@@ -61,23 +61,31 @@ func readByte(t *testing.T, fd int) string {
 	return string(b[:n])
 }
 
+// spawnWaiting spawns waitProgram, with keep, and returns the child once
+// it has said hello, and the write end of its go-ahead pipe.
+func spawnWaiting(t *testing.T, keep ...int) (*Child, int) {
+	t.Helper()
+	upR, upW := spawnPipe(t)
+	downR, downW := spawnPipe(t)
+	c, err := Spawn(waitProgram(t, upW, downR, keep...), 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Release)
+	if got := readByte(t, upR); got != "h" {
+		t.Fatalf("hello: %q", got)
+	}
+	return c, downW
+}
+
 func TestSpawnWaitsForItsParentThenContinues(t *testing.T) {
 	if !SpawnArch {
 		t.Skip("no Spawn on this architecture")
 	}
-	upR, upW := spawnPipe(t)
-	downR, downW := spawnPipe(t)
 	outR, outW := spawnPipe(t)
-	c, err := Spawn(waitProgram(t, upW, downR, outW), 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Release()
-	// The child runs while this goroutine does: it has said hello before
-	// the rest of its program exists.
-	if got := readByte(t, upR); got != "h" {
-		t.Fatalf("hello: %q", got)
-	}
+	// The child runs while this goroutine does: it says hello before the
+	// rest of its program exists.
+	c, downW := spawnWaiting(t, outW)
 	// The continuation, built now, reads what the parent stored after the
 	// clone, and writes it.
 	word := new(uintptr)
@@ -109,14 +117,7 @@ func TestSpawnReportsTheContinuationsStep(t *testing.T) {
 	if !SpawnArch {
 		t.Skip("no Spawn on this architecture")
 	}
-	upR, upW := spawnPipe(t)
-	downR, downW := spawnPipe(t)
-	c, err := Spawn(waitProgram(t, upW, downR), 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Release()
-	readByte(t, upR)
+	c, downW := spawnWaiting(t)
 	var b Builder
 	b.Sys("open the missing", unix.SYS_OPENAT, Int(unix.AT_FDCWD), cstring(t, "/nonexistent/x"), Int(unix.O_RDONLY))
 	next, err := b.Program(5)
@@ -135,14 +136,7 @@ func TestSpawnChildFailsWhenTheParentCloses(t *testing.T) {
 	if !SpawnArch {
 		t.Skip("no Spawn on this architecture")
 	}
-	upR, upW := spawnPipe(t)
-	downR, downW := spawnPipe(t)
-	c, err := Spawn(waitProgram(t, upW, downR), 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Release()
-	readByte(t, upR)
+	c, downW := spawnWaiting(t)
 	unix.Close(downW)
 	if err := c.Wait(); err == nil || !strings.Contains(err.Error(), "the parent is gone") {
 		t.Fatalf("Wait: %v", err)
