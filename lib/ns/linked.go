@@ -79,6 +79,13 @@ func (c *Config) tryLinked(p *chain.Process, st *chain.ChildState) (status int, 
 		return 0, err, err != nil
 	}
 	status, err = c.runLinked(p, plan, files, sync)
+	var early notStarted
+	if errors.As(err, &early) {
+		// No child at work: the socket is still this process's.
+		unix.Close(sync[0])
+		unix.Close(sync[1])
+		err = early.err
+	}
 	if errors.Is(err, errNoSpawn) {
 		p.Log.Debugf("%v: the child execs %s", err, c.Program[0])
 		return 0, nil, false
@@ -93,6 +100,13 @@ func (c *Config) tryLinked(p *chain.Process, st *chain.ChildState) (status int, 
 // which uses clone3 only to clone into a cgroup v2 directory, and tells
 // its own failure, a genuine EPERM among them, with its own hint.
 var errNoSpawn = errors.New("no clone3 with CLONE_INTO_CGROUP")
+
+// notStarted is runLinked's error from before a child runs, whose socket
+// tryLinked then closes.
+type notStarted struct{ err error }
+
+func (e notStarted) Error() string { return e.err.Error() }
+func (e notStarted) Unwrap() error { return e.err }
 
 // errChildEnded is the front's when the child ended before its wait: its
 // own report says why.
@@ -140,12 +154,12 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 	plan.Emit(&b)
 	prog, err := b.Program(chain.ExitFailed)
 	if err != nil {
-		return 0, err
+		return 0, notStarted{err}
 	}
 	if c.OOMScoreAdj != nil {
 		// Inherited by the child.
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*c.OOMScoreAdj)), 0); err != nil {
-			return 0, fmt.Errorf("oom_score_adj %d: %w", *c.OOMScoreAdj, err)
+			return 0, notStarted{fmt.Errorf("oom_score_adj %d: %w", *c.OOMScoreAdj, err)}
 		}
 	}
 	p.Log.Debugf("clone %s, then the steps, with %s's work from a thread of this process", flagNames(c.Flags), plan.FrontStage)
@@ -157,16 +171,15 @@ func (c *Config) runLinked(p *chain.Process, plan *chain.InlinePlan, files []uin
 		}
 		return child.Pid, nil
 	})
-	unix.Close(sync[1])
 	if err != nil {
-		unix.Close(sync[0])
 		if child != nil {
 			child.Kill()
 		} else if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.E2BIG) || errors.Is(err, unix.EPERM) {
-			return 0, errNoSpawn
+			return 0, notStarted{errNoSpawn}
 		}
-		return 0, cloneError(c.Flags, "", err)
+		return 0, notStarted{cloneError(c.Flags, "", err)}
 	}
+	unix.Close(sync[1])
 	p.Log.Debugf("child pid %d", pid)
 	if c.PIDFile != "" {
 		if err := writePIDFile(c.PIDFile, pid); err != nil {
